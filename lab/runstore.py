@@ -1,0 +1,260 @@
+"""The run store: one directory per run under a runs folder, written atomically, read back safely.
+
+Layout of ``RUNS/<run_id>/``::
+
+    config.json            the RunConfig
+    status.json            status, message, progress, summary numbers, pid and host of the writer
+    metrics.jsonl          one JSON object per finished epoch
+    weights.safetensors    model.* and head.* tensors (parameters and buffers)
+    features.safetensors   final test features, labels, logits; per-epoch snapshots of a fixed test
+                           subset; penultimate activations of that subset
+
+Every file is written to a temporary name and renamed into place, so a reader sees either the old
+or the new version, never half of one. Weights and features load only through safetensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from lab.config import ConfigError, RunConfig
+
+STATUSES = ("running", "finished", "stopped", "diverged", "failed", "interrupted")
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class RunStoreError(ValueError):
+    """A run is missing, unreadable or its id is not a plain name."""
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+
+
+def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """A run as read from disk. ``error`` is set (and the rest may be partial) when files are bad."""
+
+    run_id: str
+    run_dir: Path
+    config: RunConfig | None
+    status: dict[str, Any]
+    metrics: list[dict[str, Any]]
+    error: str | None = None
+
+    @property
+    def state(self) -> str:
+        return self.status.get("status", "failed")
+
+    @property
+    def experiment(self) -> str:
+        return self.config.experiment if self.config else ""
+
+    def summary(self) -> dict[str, Any]:
+        """The flat record the CLI prints, one JSON object per run."""
+        config = self.config
+        return {
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir),
+            "experiment": config.experiment if config else None,
+            "loss": config.loss if config else None,
+            "dataset": config.dataset if config else None,
+            "model": config.model if config else None,
+            "feat_dim": config.feat_dim if config else None,
+            "epochs": config.epochs if config else None,
+            "epochs_done": len(self.metrics),
+            "status": self.state,
+            "message": self.error or self.status.get("message", ""),
+            "test_acc": self.status.get("test_acc"),
+            "train_seconds": self.status.get("train_seconds"),
+            "images_per_second": self.status.get("images_per_second"),
+        }
+
+
+class RunWriter:
+    """Writes one run's directory; used by the trainer only."""
+
+    def __init__(self, run_dir: Path, config: RunConfig) -> None:
+        self.run_dir = run_dir
+        self.run_id = run_dir.name
+        self.config = config
+        self._status: dict[str, Any] = {}
+        write_json_atomic(run_dir / "config.json", config.to_dict())
+        self.set_status("running", message="starting", started=time.time())
+
+    def set_status(self, status: str, **fields: Any) -> None:
+        assert status in STATUSES, status
+        self._status.update(fields, status=status, updated=time.time(), pid=os.getpid(), host=socket.gethostname())
+        write_json_atomic(self.run_dir / "status.json", self._status)
+
+    def write_metrics(self, metrics: list[dict[str, Any]]) -> None:
+        lines = "".join(json.dumps(m, sort_keys=True) + "\n" for m in metrics)
+        write_atomic(self.run_dir / "metrics.jsonl", lines.encode())
+
+    def save_weights(self, model: torch.nn.Module, head: torch.nn.Module) -> None:
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        tensors.update({f"head.{k}": v for k, v in head.state_dict().items()})
+        save_tensors_atomic(self.run_dir / "weights.safetensors", tensors, {"format": "losslens-weights-1"})
+
+    def save_features(self, tensors: dict[str, torch.Tensor]) -> None:
+        save_tensors_atomic(self.run_dir / "features.safetensors", tensors, {"format": "losslens-features-1"})
+
+    def save_snapshots(self, tensors: dict[str, torch.Tensor]) -> None:
+        save_tensors_atomic(self.run_dir / "snapshots.safetensors", tensors, {"format": "losslens-snapshots-1"})
+
+
+class RunStore:
+    """All runs under one folder (default ``runs/``)."""
+
+    def __init__(self, root: str | Path = "runs") -> None:
+        self.root = Path(root)
+
+    def create(self, config: RunConfig) -> RunWriter:
+        """A new run directory with a unique, readable id: ``<time>-<loss>-<n>``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in range(1000):
+            run_dir = self.root / f"{stamp}-{config.loss}-{n}"
+            try:
+                run_dir.mkdir()
+            except FileExistsError:
+                continue
+            return RunWriter(run_dir, config)
+        raise RunStoreError(f"{self.root}: could not create a new run folder")
+
+    def run_dir(self, run_id: str) -> Path:
+        """The folder of ``run_id``; ids are plain names, so no id can point outside the runs folder."""
+        if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id) or ".." in run_id:
+            raise RunStoreError(f"run id {run_id!r} is not a valid run name")
+        return self.root / run_id
+
+    def run_ids(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and RUN_ID_PATTERN.match(p.name))
+
+    def load(self, run_id: str) -> RunRecord:
+        """Read a run's config, status and metrics. Problems are reported in ``record.error``."""
+        run_dir = self.run_dir(run_id)
+        if not (run_dir / "config.json").is_file():
+            raise RunStoreError(f"run {run_id!r} not found in {self.root}")
+        problems = []
+        config = None
+        try:
+            config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        except (OSError, ValueError, TypeError) as err:
+            problems.append(f"config.json is unreadable ({err})")
+        status: dict[str, Any] = {"status": "failed"}
+        try:
+            status = json.loads((run_dir / "status.json").read_text())
+            if not isinstance(status, dict) or status.get("status") not in STATUSES:
+                raise ValueError("no valid status")
+        except (OSError, ValueError) as err:
+            problems.append(f"status.json is unreadable ({err})")
+            status = {"status": "failed"}
+        if status["status"] == "running" and not self._writer_alive(status):
+            status = {**status, "status": "interrupted", "message": "the process training this run ended before it finished"}
+        metrics: list[dict[str, Any]] = []
+        metrics_path = run_dir / "metrics.jsonl"
+        if metrics_path.is_file():
+            try:
+                metrics = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+            except ValueError as err:
+                problems.append(f"metrics.jsonl is unreadable ({err})")
+        error = "; ".join(problems) if problems else None
+        return RunRecord(run_id, run_dir, config, status, metrics, error)
+
+    @staticmethod
+    def _writer_alive(status: dict[str, Any]) -> bool:
+        pid = status.get("pid")
+        if status.get("host") != socket.gethostname() or not isinstance(pid, int):
+            return False
+        return _pid_alive(pid)
+
+    def list(self) -> list[RunRecord]:
+        """Every run, oldest first; runs with bad files are included with ``error`` set."""
+        records = []
+        for run_id in self.run_ids():
+            try:
+                records.append(self.load(run_id))
+            except RunStoreError:
+                continue  # a folder without config.json is not a run
+        return records
+
+    def experiments(self) -> dict[str, list[RunRecord]]:
+        """Runs grouped by experiment id, in order of creation."""
+        groups: dict[str, list[RunRecord]] = {}
+        for record in self.list():
+            groups.setdefault(record.experiment or record.run_id, []).append(record)
+        return groups
+
+    def _load_tensors(self, run_id: str, filename: str) -> dict[str, torch.Tensor]:
+        path = self.run_dir(run_id) / filename
+        if not path.is_file():
+            raise RunStoreError(f"run {run_id}: {filename} is missing (the run did not finish writing it)")
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+            raise RunStoreError(f"run {run_id}: {filename} is not a valid safetensors file ({err})") from None
+
+    def load_weights(self, run_id: str) -> dict[str, torch.Tensor]:
+        return self._load_tensors(run_id, "weights.safetensors")
+
+    def load_features(self, run_id: str) -> dict[str, torch.Tensor]:
+        return self._load_tensors(run_id, "features.safetensors")
+
+    def load_snapshots(self, run_id: str) -> dict[str, torch.Tensor]:
+        return self._load_tensors(run_id, "snapshots.safetensors")
+
+
+def require_config(record: RunRecord) -> RunConfig:
+    if record.config is None:
+        raise ConfigError(f"run {record.run_id}: {record.error}")
+    return record.config

@@ -1,0 +1,26 @@
+"""Loss heads by name. ``losses.build(name, feat_dim, n_classes, **hparams)`` makes one;
+``losses.available()`` lists them with their summaries and defaults.
+
+One module per loss; each registers itself with :func:`losses.registry.register` when imported
+below, so adding a loss means adding a module and one import line.
+"""
+
+from losses.base import HparamError, HparamSpec, LossHead
+from losses.registry import LossInfo, available, build, get, info, make_params, names, register, warnings_for
+
+from losses import softmax  # noqa: E402,F401  (registers itself)
+
+__all__ = [
+    "HparamError",
+    "HparamSpec",
+    "LossHead",
+    "LossInfo",
+    "available",
+    "build",
+    "get",
+    "info",
+    "make_params",
+    "names",
+    "register",
+    "warnings_for",
+]

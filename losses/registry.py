@@ -1,0 +1,68 @@
+"""The loss registry: every loss head registers itself by name with :func:`register`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from losses.base import HparamError, HparamSpec, LossHead, hparam_specs, validate_hparams
+
+_REGISTRY: dict[str, type[LossHead]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class LossInfo:
+    """What the UI and CLI show about a registered loss."""
+
+    name: str
+    summary: str
+    defaults: dict[str, Any]
+    hparams: list[HparamSpec]
+
+
+def register(cls: type[LossHead]) -> type[LossHead]:
+    """Class decorator: add a loss head to the registry under ``cls.name``."""
+    if cls.name in _REGISTRY:
+        raise ValueError(f"loss {cls.name!r} is registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def names() -> list[str]:
+    """Registered loss names, in registration order."""
+    return list(_REGISTRY)
+
+
+def get(name: str) -> type[LossHead]:
+    """The head class registered under ``name``, with a message listing the choices otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise HparamError(f"unknown loss {name!r} (choose from: {', '.join(_REGISTRY)})") from None
+
+
+def info(name: str) -> LossInfo:
+    cls = get(name)
+    specs = hparam_specs(cls.Params)
+    return LossInfo(cls.name, cls.summary, {s.name: s.default for s in specs}, specs)
+
+
+def available() -> list[LossInfo]:
+    """Every registered loss with its one-line summary and default hyperparameters."""
+    return [info(name) for name in _REGISTRY]
+
+
+def make_params(name: str, hparams: dict[str, Any] | None = None) -> Any:
+    """Validated Params for a loss; raises :class:`HparamError` naming the field and its range."""
+    cls = get(name)
+    return validate_hparams(name, cls.Params, hparams)
+
+
+def build(name: str, feat_dim: int, n_classes: int, **hparams: Any) -> LossHead:
+    """A fresh loss head for ``feat_dim``-dimensional features and ``n_classes`` classes."""
+    return get(name)(feat_dim, n_classes, make_params(name, hparams))
+
+
+def warnings_for(name: str, feat_dim: int, n_classes: int, hparams: dict[str, Any] | None = None) -> list[str]:
+    """Warnings when this loss's settings cannot be met with this feature dimension and class count."""
+    return get(name).feasibility_warnings(make_params(name, hparams), feat_dim, n_classes)
