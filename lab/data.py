@@ -32,7 +32,18 @@ import torch
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 MNIST_CLASSES = tuple(str(d) for d in range(10))
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 IDX_FILES = {
     ("train", "images"): "train-images-idx3-ubyte",
     ("train", "labels"): "train-labels-idx1-ubyte",
@@ -53,7 +64,7 @@ class DatasetMissingError(DatasetError):
 
 def default_data_dir() -> Path:
     """Where downloads go and local copies are looked for: $LOSSLENS_DATA_DIR or ./data."""
-    return Path(os.environ.get("LOSSLENS_DATA_DIR", "data")).expanduser()
+    return Path(os.environ.get("LOSSLENS_DATA_DIR", "data")).expanduser().absolute()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -102,13 +113,22 @@ def normalise(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, .
     return (scaled - torch.tensor(mean).view(shape)) / torch.tensor(std).view(shape)
 
 
-def _make(name: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-          class_names: tuple[str, ...], source: str) -> Dataset:
+def _make(
+    name: str,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    class_names: tuple[str, ...],
+    source: str,
+) -> Dataset:
     """Build a Dataset from N x C x H x W uint8 arrays, with per-channel stats of the train split."""
     scaled = train_x.astype(np.float64) / 255.0
     mean = tuple(float(v) for v in scaled.mean(axis=(0, 2, 3)))
     std = tuple(float(max(v, 1e-6)) for v in scaled.std(axis=(0, 2, 3)))
-    as_split = lambda x, y: Split(torch.from_numpy(np.array(x, dtype=np.uint8, order="C")), torch.from_numpy(y.astype(np.int64)), mean, std)  # noqa: E731
+    as_split = lambda x, y: Split(
+        torch.from_numpy(np.array(x, dtype=np.uint8, order="C")), torch.from_numpy(y.astype(np.int64)), mean, std
+    )  # noqa: E731
     return Dataset(name, as_split(train_x, train_y), as_split(test_x, test_y), class_names, source)
 
 
@@ -121,7 +141,9 @@ def load_dataset(name: str, data_root: str | None = None) -> Dataset:
         return _load_idx_dataset(name, data_root)
     if name in CIFAR_FOLDER:
         return _load_cifar(name, data_root)
-    raise DatasetError(f"dataset: unknown dataset {name!r} (choose from: digits, mnist, fashion-mnist, cifar10, cifar100)")
+    raise DatasetError(
+        f"dataset: unknown dataset {name!r} (choose from: digits, mnist, fashion-mnist, cifar10, cifar100)"
+    )
 
 
 def _load_digits() -> Dataset:
@@ -154,7 +176,9 @@ def read_idx(path: Path) -> np.ndarray:
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape))
     if len(data) != expected:
-        raise DatasetError(f"{path}: holds {len(data)} bytes but its header promises {expected}; the file is truncated or corrupt")
+        raise DatasetError(
+            f"{path}: holds {len(data)} bytes but its header promises {expected}; the file is truncated or corrupt"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -197,14 +221,18 @@ def _load_idx_dataset(name: str, data_root: str | None) -> Dataset:
     return _idx_to_dataset(name, files, class_names, str(root / TORCHVISION_FOLDER[name] / "raw"))
 
 
-def _idx_to_dataset(name: str, files: dict[tuple[str, str], Path], class_names: tuple[str, ...], source: str) -> Dataset:
+def _idx_to_dataset(
+    name: str, files: dict[tuple[str, str], Path], class_names: tuple[str, ...], source: str
+) -> Dataset:
     arrays = {key: read_idx(path) for key, path in files.items()}
     for split in ("train", "test"):
         images, labels = arrays[(split, "images")], arrays[(split, "labels")]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DatasetError(f"{source}: {split} images {images.shape} and labels {labels.shape} do not match")
         if labels.max(initial=0) >= len(class_names):
-            raise DatasetError(f"{source}: {split} labels go up to {labels.max()} but {name} has {len(class_names)} classes")
+            raise DatasetError(
+                f"{source}: {split} labels go up to {labels.max()} but {name} has {len(class_names)} classes"
+            )
     return _make(
         name,
         arrays[("train", "images")][:, None],
@@ -230,7 +258,9 @@ def _missing_idx_message(name: str, folders: list[Path], downloaded: bool) -> st
 def _existing_root(data_root: str) -> Path:
     root = Path(data_root).expanduser()
     if not root.is_dir():
-        raise DatasetMissingError(f"data_root: {root} is not a folder on this machine; choose an existing folder or leave it empty")
+        raise DatasetMissingError(
+            f"data_root: {root} is not a folder on this machine; choose an existing folder or leave it empty"
+        )
     return root
 
 
@@ -238,15 +268,24 @@ def _download_torchvision(name: str, root: Path, looked: list[Path]) -> None:
     """Let torchvision download into ``root`` (it prints progress); any failure is a clear message."""
     import torchvision
 
-    cls = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST,
-           "cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}[name]
+    cls = {
+        "mnist": torchvision.datasets.MNIST,
+        "fashion-mnist": torchvision.datasets.FashionMNIST,
+        "cifar10": torchvision.datasets.CIFAR10,
+        "cifar100": torchvision.datasets.CIFAR100,
+    }[name]
     try:
         root.mkdir(parents=True, exist_ok=True)
         for train in (True, False):
             cls(str(root), train=train, download=True)
     except Exception as err:  # network errors come in many types (URLError, HTTPError, OSError, RuntimeError)
-        message = _missing_idx_message(name, looked, downloaded=True) if name in TORCHVISION_FOLDER else _missing_cifar_message(name, looked, downloaded=True)
-        raise DatasetMissingError(f"{message} ({type(err).__name__}: {err})") from None
+        message = (
+            _missing_idx_message(name, looked, downloaded=True)
+            if name in TORCHVISION_FOLDER
+            else _missing_cifar_message(name, looked, downloaded=True)
+        )
+        reason = (str(err).strip().splitlines() or [""])[0]
+        raise DatasetMissingError(f"{message} (download error: {type(err).__name__}: {reason})") from None
 
 
 # ---------------------------------------------------------------- CIFAR
@@ -275,7 +314,17 @@ def _load_cifar(name: str, data_root: str | None) -> Dataset:
     try:
         train, test = (cls(str(root), train=flag, download=False) for flag in (True, False))
     except RuntimeError as err:  # torchvision's md5 check failed or files are missing
-        raise DatasetError(f"{name}: the files in {root / CIFAR_FOLDER[name]} are incomplete or corrupt ({err}); replace them with an intact copy") from None
+        raise DatasetError(
+            f"{name}: the files in {root / CIFAR_FOLDER[name]} are incomplete or corrupt ({err}); "
+            "replace them with an intact copy"
+        ) from None
     to_nchw = lambda d: np.ascontiguousarray(np.asarray(d.data, dtype=np.uint8).transpose(0, 3, 1, 2))  # noqa: E731
-    return _make(name, to_nchw(train), np.asarray(train.targets), to_nchw(test), np.asarray(test.targets),
-                 tuple(train.classes), str(root / CIFAR_FOLDER[name]))
+    return _make(
+        name,
+        to_nchw(train),
+        np.asarray(train.targets),
+        to_nchw(test),
+        np.asarray(test.targets),
+        tuple(train.classes),
+        str(root / CIFAR_FOLDER[name]),
+    )

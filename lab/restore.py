@@ -10,8 +10,9 @@ from lab.data import Dataset, load_dataset
 from lab.runstore import RunRecord, RunStore, RunStoreError, require_config
 
 
-def load_trained(store: RunStore, record: RunRecord, dataset: Dataset | None = None,
-                 device: str | torch.device = "cpu") -> tuple[models.FeatureNet, losses.LossHead]:
+def load_trained(
+    store: RunStore, record: RunRecord, dataset: Dataset | None = None, device: str | torch.device = "cpu"
+) -> tuple[models.FeatureNet, losses.LossHead]:
     """The run's model and head with its saved weights and state, in eval mode on ``device``."""
     config = require_config(record)
     dataset = dataset or load_dataset(config.dataset, config.data_root)
@@ -19,7 +20,7 @@ def load_trained(store: RunStore, record: RunRecord, dataset: Dataset | None = N
     head = losses.build(config.loss, config.feat_dim, dataset.n_classes, **config.loss_params)
     tensors = store.load_weights(record.run_id)
     for prefix, module in (("model.", model), ("head.", head)):
-        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as err:

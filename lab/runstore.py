@@ -200,7 +200,11 @@ class RunStore:
             problems.append(f"status.json is unreadable ({err})")
             status = {"status": "failed"}
         if status["status"] == "running" and not self._writer_alive(status):
-            status = {**status, "status": "interrupted", "message": "the process training this run ended before it finished"}
+            status = {
+                **status,
+                "status": "interrupted",
+                "message": "the process training this run ended before it finished",
+            }
         metrics: list[dict[str, Any]] = []
         metrics_path = run_dir / "metrics.jsonl"
         if metrics_path.is_file():

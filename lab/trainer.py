@@ -82,7 +82,9 @@ def snapshot_indices(n_test: int, points: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def embed(model: models.FeatureNet, head: losses.LossHead, images: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+def embed(
+    model: models.FeatureNet, head: losses.LossHead, images: torch.Tensor, device: torch.device
+) -> dict[str, torch.Tensor]:
     """Features, penultimate activations and inference logits of normalised ``images``, in large batches."""
     model.eval()
     head.eval()
@@ -96,7 +98,9 @@ def embed(model: models.FeatureNet, head: losses.LossHead, images: torch.Tensor,
     return {k: torch.cat(v) if v else torch.empty(0) for k, v in parts.items()}
 
 
-def _make_optimizer(config: RunConfig, params: list[torch.nn.Parameter], total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
+def _make_optimizer(
+    config: RunConfig, params: list[torch.nn.Parameter], total_steps: int
+) -> tuple[torch.optim.Optimizer, Any]:
     if config.optimizer == "sgd":
         optimizer: torch.optim.Optimizer = torch.optim.SGD(
             params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
@@ -131,8 +135,17 @@ def _all_finite(modules: Sequence[torch.nn.Module]) -> bool:
 class _RunTrainer:
     """Trains one config; kept as an object so the loop body stays readable."""
 
-    def __init__(self, config: RunConfig, dataset: Dataset, writer: RunWriter, device: torch.device,
-                 on_progress: ProgressCallback | None, stop: threading.Event | None, run_index: int, n_runs: int) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        dataset: Dataset,
+        writer: RunWriter,
+        device: torch.device,
+        on_progress: ProgressCallback | None,
+        stop: threading.Event | None,
+        run_index: int,
+        n_runs: int,
+    ) -> None:
         self.config = config
         self.dataset = dataset
         self.writer = writer
@@ -145,8 +158,19 @@ class _RunTrainer:
         self.snapshots: list[torch.Tensor] = []
 
     def _report(self, epoch: int, step: int, steps: int, **extra: Any) -> None:
-        self.on_progress(Progress(self.writer.run_id, self.config.loss, self.run_index, self.n_runs,
-                                  epoch, self.config.epochs, step, steps, **extra))
+        self.on_progress(
+            Progress(
+                self.writer.run_id,
+                self.config.loss,
+                self.run_index,
+                self.n_runs,
+                epoch,
+                self.config.epochs,
+                step,
+                steps,
+                **extra,
+            )
+        )
 
     def run(self) -> str:
         config, dataset, device = self.config, self.dataset, self.device
@@ -197,8 +221,17 @@ class _RunTrainer:
             self._end_epoch(epoch, steps, seen, loss_sum, term_sums, correct, epoch_seconds, schedule)
         return self._finish("finished", f"trained {config.epochs} epochs", train_seconds, images_seen)
 
-    def _end_epoch(self, epoch: int, steps: int, seen: int, loss_sum: torch.Tensor, term_sums: dict[str, torch.Tensor],
-                   correct: torch.Tensor, seconds: float, schedule: Any) -> None:
+    def _end_epoch(
+        self,
+        epoch: int,
+        steps: int,
+        seen: int,
+        loss_sum: torch.Tensor,
+        term_sums: dict[str, torch.Tensor],
+        correct: torch.Tensor,
+        seconds: float,
+        schedule: Any,
+    ) -> None:
         test = embed(self.model, self.head, self.dataset.test.normalised, self.device)
         test_acc = float((test["logits"].argmax(1) == self.dataset.test.labels).float().mean())
         record = {
@@ -216,7 +249,9 @@ class _RunTrainer:
         self.snapshots.append(snapshot)
         self.writer.write_metrics(self.metrics)
         self.writer.save_snapshots({"indices": self.snapshot_idx, "features": torch.stack(self.snapshots)})
-        self.writer.set_status("running", message=f"epoch {epoch} of {self.config.epochs}", epoch=epoch, test_acc=test_acc)
+        self.writer.set_status(
+            "running", message=f"epoch {epoch} of {self.config.epochs}", epoch=epoch, test_acc=test_acc
+        )
         self._report(epoch, steps, steps, metrics=record, snapshot=snapshot)
 
     def _finish(self, status: str, message: str, train_seconds: float, images_seen: int) -> str:
@@ -236,14 +271,27 @@ class _RunTrainer:
         self.writer.save_weights(self.model, self.head)
         self.writer.save_features(features)
         test_acc = float((test["logits"].argmax(1) == labels).float().mean())
-        self.writer.set_status(status, message=message, test_acc=test_acc, train_seconds=train_seconds,
-                               images_per_second=images_seen / max(train_seconds, 1e-9), finished=time.time())
+        self.writer.set_status(
+            status,
+            message=message,
+            test_acc=test_acc,
+            train_seconds=train_seconds,
+            images_per_second=images_seen / max(train_seconds, 1e-9),
+            finished=time.time(),
+        )
         return status
 
 
-def train_run(config: RunConfig, store: RunStore, *, dataset: Dataset | None = None,
-              on_progress: ProgressCallback | None = None, stop: threading.Event | None = None,
-              run_index: int = 0, n_runs: int = 1) -> RunRecord:
+def train_run(
+    config: RunConfig,
+    store: RunStore,
+    *,
+    dataset: Dataset | None = None,
+    on_progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+    run_index: int = 0,
+    n_runs: int = 1,
+) -> RunRecord:
     """Train one run and return its record; divergence and errors end up in the record's status."""
     config.validate()
     device = resolve_device(config.device)
@@ -265,8 +313,13 @@ def train_run(config: RunConfig, store: RunStore, *, dataset: Dataset | None = N
     return store.load(writer.run_id)
 
 
-def train_experiment(configs: Sequence[RunConfig], store: RunStore, *, on_progress: ProgressCallback | None = None,
-                     stop: threading.Event | None = None) -> list[RunRecord]:
+def train_experiment(
+    configs: Sequence[RunConfig],
+    store: RunStore,
+    *,
+    on_progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+) -> list[RunRecord]:
     """Train several configs in turn, loading each dataset once. Stops early when ``stop`` is set."""
     for config in configs:
         config.validate()
@@ -276,8 +329,11 @@ def train_experiment(configs: Sequence[RunConfig], store: RunStore, *, on_progre
         if stop is not None and stop.is_set():
             break
         dataset = load_dataset(config.dataset, config.data_root)
-        records.append(train_run(config, store, dataset=dataset, on_progress=on_progress, stop=stop,
-                                 run_index=index, n_runs=len(configs)))
+        records.append(
+            train_run(
+                config, store, dataset=dataset, on_progress=on_progress, stop=stop, run_index=index, n_runs=len(configs)
+            )
+        )
     return records
 
 

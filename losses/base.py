@@ -192,7 +192,9 @@ class CrossEntropyPlusHead(LossHead):
         super().__init__(feat_dim, n_classes, params)
         self.classifier = nn.Linear(feat_dim, n_classes)
 
-    def feature_term(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def feature_term(
+        self, features: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -29,7 +29,7 @@ class SoftmaxParams:
 class SoftmaxHead(LossHead):
     name = "softmax"
     summary = "Linear classifier with bias + cross-entropy (the baseline)."
-    paper = "The standard multinomial logistic regression output layer; see e.g. Goodfellow et al., Deep Learning (2016), §6.2.2.3."
+    paper = "Softmax regression output layer; Goodfellow et al., Deep Learning (2016), section 6.2.2.3."
     Params = SoftmaxParams
 
     def __init__(self, feat_dim: int, n_classes: int, params: SoftmaxParams) -> None:

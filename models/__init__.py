@@ -3,6 +3,6 @@
 from models.base import FeatureNet
 from models.registry import ModelError, ModelInfo, available, build, names, register
 
-from models import lenetpp, resnet8, small  # noqa: E402,F401  (register themselves)
+from models import small, lenetpp, resnet8  # register themselves, in this order
 
 __all__ = ["FeatureNet", "ModelError", "ModelInfo", "available", "build", "names", "register"]

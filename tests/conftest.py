@@ -1,0 +1,65 @@
+"""Shared fixtures: a temporary runs folder and writers of small dataset files in real layouts."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lab.data import load_dataset
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dataset_cache():
+    """Datasets are cached per process; tests that write files need a clean cache."""
+    load_dataset.cache_clear()
+    yield
+    load_dataset.cache_clear()
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
+    """Write ``array`` (uint8) as an IDX file, the MNIST format."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        with gzip.open(path, "wb") as handle:
+            handle.write(data)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def write_idx_dataset(folder: Path, n_train: int = 60, n_test: int = 20, gz: bool = False, seed: int = 0) -> None:
+    """Four small IDX files (28x28, 10 classes) whose class is readable from the image."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 40, size=(n, 28, 28))
+        for i, label in enumerate(labels):
+            images[i, 2 * label : 2 * label + 4, :] = 255
+        write_idx(folder / f"{split}-images-idx3-ubyte", images, gz)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", labels, gz)
+
+
+def write_cifar10(root: Path, n_per_batch: int = 10) -> dict[str, str]:
+    """A tiny cifar-10-batches-py folder; returns the md5 of each file (torchvision checks them)."""
+    import hashlib
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        batch = {
+            "data": rng.integers(0, 256, size=(n_per_batch, 3 * 32 * 32), dtype=np.uint8),
+            "labels": [int(v) for v in np.arange(n_per_batch) % 10],
+        }
+        (folder / name).write_bytes(pickle.dumps(batch))
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": classes}))
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}

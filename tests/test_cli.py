@@ -1,0 +1,61 @@
+"""``python -m lab`` as a user runs it: real training on digits, JSON lines out, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lab", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_train_prints_one_json_line_per_run_and_learns(tmp_path):
+    result = run_cli("train", "--dataset", "digits", "--model", "small", "--feat-dim", "2", "--losses", "softmax",
+                     "--epochs", "6", "--runs-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 1
+    run = lines[0]
+    required = {"run_id", "run_dir", "loss", "dataset", "model", "feat_dim", "epochs", "status", "test_acc",
+                "train_seconds", "images_per_second"}
+    assert required <= run.keys()
+    assert run["status"] == "finished" and run["test_acc"] > 0.85
+    assert (run["loss"], run["dataset"], run["feat_dim"], run["epochs"]) == ("softmax", "digits", 2, 6)
+    assert Path(run["run_dir"]).is_dir() and "epoch 6/6" in result.stderr
+
+    listed = run_cli("list", "--runs-dir", str(tmp_path))
+    assert listed.returncode == 0
+    assert [json.loads(line)["run_id"] for line in listed.stdout.splitlines()] == [run["run_id"]]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--feat-dim", "0"], "feat_dim: must be an integer from 2"),
+        (["train", "--epochs", "abc"], "invalid int value: 'abc'"),
+        (["train", "--lr", "nan"], "lr: must be a number"),
+        (["train", "--losses", "softmax,nope"], "loss: must be one of"),
+        (["train", "--losses", "softmax,softmax"], "names a loss twice"),
+        (["train", "--hparam", "margin=3"], "write it as LOSS.NAME=VALUE"),
+        (["train", "--hparam", "amc.margin=3"], "loss 'amc' is not in --losses"),
+        (["train", "--hparam", "softmax.margin=3"], "softmax: unknown hyperparameter margin"),
+        (["train", "--device", "cuda9"], "device: must be one of"),
+        (["train", "--dataset", "mnist", "--data-root", "/nonexistent/folder"], "not a folder"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "required: command"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_readable_line(args, message, tmp_path):
+    result = run_cli(*args, "--runs-dir", str(tmp_path)) if args[:1] == ["train"] else run_cli(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,115 @@
+"""The trainer on real digits: it learns, is reproducible, reloads, stops and reports progress."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from lab.config import RunConfig
+from lab.data import load_dataset
+from lab.restore import load_trained
+from lab.runstore import RunStore
+from lab.trainer import TrainingJob, train_experiment, train_run
+
+QUICK = RunConfig(epochs=6, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    store = RunStore(tmp_path_factory.mktemp("runs"))
+    return store, train_run(QUICK, store)
+
+
+def test_softmax_on_digits_learns_far_above_chance(trained):
+    _, record = trained
+    assert record.state == "finished", record.status
+    assert record.status["test_acc"] > 0.85
+    assert len(record.metrics) == QUICK.epochs
+    assert record.metrics[-1]["train_loss"] < record.metrics[0]["train_loss"]
+    assert set(record.metrics[0]) >= {"epoch", "train_loss", "terms", "train_acc", "test_acc", "seconds"}
+    assert record.metrics[0]["terms"].keys() == {"ce"}
+
+
+def test_reloaded_weights_give_the_same_test_accuracy(trained):
+    store, record = trained
+    digits = load_dataset("digits")
+    model, head = load_trained(store, record)
+    with torch.inference_mode():
+        accuracy = float((head.logits(model(digits.test.normalised)).argmax(1) == digits.test.labels).float().mean())
+    assert accuracy == pytest.approx(record.status["test_acc"], abs=1e-6)
+
+
+def test_run_directory_holds_features_snapshots_and_penultimate(trained):
+    store, record = trained
+    features = store.load_features(record.run_id)
+    n_test = len(load_dataset("digits").test)
+    assert features["test_features"].shape == (n_test, 2)
+    assert features["test_logits"].shape == (n_test, 10)
+    assert features["class_directions"].shape == (10, 2)
+    subset = features["snapshot_indices"]
+    assert features["penultimate"].shape == (len(subset), 128)
+    snapshots = store.load_snapshots(record.run_id)
+    assert snapshots["features"].shape == (QUICK.epochs, len(subset), 2)
+    assert torch.allclose(snapshots["features"][-1], features["test_features"][subset], atol=1e-5)
+
+
+def test_same_config_gives_the_same_metrics(tmp_path):
+    config = RunConfig(epochs=2)
+    first = train_run(config, RunStore(tmp_path / "a"))
+    second = train_run(config, RunStore(tmp_path / "b"))
+    strip = lambda metrics: [{k: v for k, v in m.items() if k not in ("seconds", "images_per_second")} for m in metrics]
+    assert strip(first.metrics) == strip(second.metrics)
+
+
+def test_stop_event_ends_the_run_as_stopped_and_keeps_its_weights(tmp_path):
+    stop = threading.Event()
+    calls = []
+
+    def stop_after_a_few_steps(progress):
+        calls.append(progress)
+        if len(calls) == 5:
+            stop.set()
+
+    store = RunStore(tmp_path)
+    record = train_run(RunConfig(epochs=3), store, on_progress=stop_after_a_few_steps, stop=stop)
+    assert record.state == "stopped" and "stopped by the user" in record.status["message"]
+    assert store.load_weights(record.run_id)
+    assert calls[-1].status == "stopped"
+
+
+def test_a_failing_run_does_not_stop_the_next_one(tmp_path, monkeypatch):
+    from losses.softmax import SoftmaxHead
+
+    original = SoftmaxHead.forward
+    calls = {"n": 0}
+
+    def nan_in_first_run(self, features, labels):
+        total, terms = original(self, features, labels)
+        calls["n"] += 1
+        return (total * float("nan"), terms) if calls["n"] == 3 else (total, terms)
+
+    monkeypatch.setattr(SoftmaxHead, "forward", nan_in_first_run)
+    configs = [RunConfig(epochs=1, lr=0.1), RunConfig(epochs=1, lr=0.1, seed=1)]
+    first, second = train_experiment(configs, RunStore(tmp_path))
+    assert first.state == "diverged" and "epoch 1, step 3" in first.status["message"]
+    assert "lower learning rate" in first.status["message"]
+    assert second.state == "finished"
+
+
+def test_training_job_runs_in_the_background_and_reports_progress(tmp_path):
+    job = TrainingJob([RunConfig(epochs=2, experiment="bg"), RunConfig(epochs=2, experiment="bg", seed=1)], RunStore(tmp_path))
+    assert job.start() is job
+    job.join(timeout=120)
+    assert not job.running and job.error is None
+    latest, history = job.snapshot()
+    assert [r.state for r in job.records] == ["finished", "finished"]
+    assert sorted(latest) == [0, 1] and all(p.status == "finished" for p in latest.values())
+    assert [len(h) for h in history.values()] == [2, 2]
+
+
+def test_training_job_reports_a_bad_dataset_instead_of_crashing(tmp_path):
+    job = TrainingJob([RunConfig(dataset="mnist", data_root=str(tmp_path))], RunStore(tmp_path / "runs"))
+    job.start().join(timeout=30)
+    assert job.error and "mnist" in job.error and "were not found" in job.error
