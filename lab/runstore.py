@@ -97,6 +97,11 @@ class RunRecord:
     def experiment(self) -> str:
         return self.config.experiment if self.config else ""
 
+    @property
+    def owner(self) -> str:
+        owner = self.status.get("owner", "")
+        return owner if isinstance(owner, str) else ""
+
     def summary(self) -> dict[str, Any]:
         """The flat record the CLI prints, one JSON object per run."""
         config = self.config
@@ -121,11 +126,11 @@ class RunRecord:
 class RunWriter:
     """Writes one run's directory; used by the trainer only."""
 
-    def __init__(self, run_dir: Path, config: RunConfig) -> None:
+    def __init__(self, run_dir: Path, config: RunConfig, owner: str = "") -> None:
         self.run_dir = run_dir
         self.run_id = run_dir.name
         self.config = config
-        self._status: dict[str, Any] = {}
+        self._status: dict[str, Any] = {"owner": owner}
         write_json_atomic(run_dir / "config.json", config.to_dict())
         self.set_status("running", message="starting", started=time.time())
 
@@ -156,8 +161,9 @@ class RunStore:
     def __init__(self, root: str | Path = "runs") -> None:
         self.root = Path(root)
 
-    def create(self, config: RunConfig) -> RunWriter:
-        """A new run directory with a unique, readable id: ``<time>-<loss>-<n>``."""
+    def create(self, config: RunConfig, owner: str = "") -> RunWriter:
+        """A new run directory with a unique, readable id: ``<time>-<loss>-<n>``. ``owner`` is the app
+        session that asked for it ("" for the CLI and shipped examples, which everyone sees)."""
         self.root.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for n in range(1000):
@@ -166,7 +172,7 @@ class RunStore:
                 run_dir.mkdir()
             except FileExistsError:
                 continue
-            return RunWriter(run_dir, config)
+            return RunWriter(run_dir, config, owner)
         raise RunStoreError(f"{self.root}: could not create a new run folder")
 
     def run_dir(self, run_id: str) -> Path:
@@ -232,11 +238,13 @@ class RunStore:
                 continue  # a folder without config.json is not a run
         return records
 
-    def experiments(self) -> dict[str, list[RunRecord]]:
-        """Runs grouped by experiment id, in order of creation."""
+    def experiments(self, owner: str | None = None) -> dict[str, list[RunRecord]]:
+        """Runs grouped by experiment id, in order of creation. With ``owner``, only the experiments
+        of that app session and the shared ones (owner "")."""
         groups: dict[str, list[RunRecord]] = {}
         for record in self.list():
-            groups.setdefault(record.experiment or record.run_id, []).append(record)
+            if owner is None or record.owner in ("", owner):
+                groups.setdefault(record.experiment or record.run_id, []).append(record)
         return groups
 
     def _load_tensors(self, run_id: str, filename: str) -> dict[str, torch.Tensor]:

@@ -48,6 +48,7 @@ class Progress:
     steps_per_epoch: int
     metrics: dict[str, Any] | None = None
     snapshot: torch.Tensor | None = None
+    snapshot_labels: torch.Tensor | None = None
     status: str | None = None
     message: str = ""
 
@@ -252,7 +253,8 @@ class _RunTrainer:
         self.writer.set_status(
             "running", message=f"epoch {epoch} of {self.config.epochs}", epoch=epoch, test_acc=test_acc
         )
-        self._report(epoch, steps, steps, metrics=record, snapshot=snapshot)
+        self._report(epoch, steps, steps, metrics=record, snapshot=snapshot,
+                     snapshot_labels=self.dataset.test.labels[self.snapshot_idx])
 
     def _finish(self, status: str, message: str, train_seconds: float, images_seen: int) -> str:
         """Save weights and final features, then the status; a stopped run keeps what it learned."""
@@ -291,12 +293,14 @@ def train_run(
     stop: threading.Event | None = None,
     run_index: int = 0,
     n_runs: int = 1,
+    owner: str = "",
 ) -> RunRecord:
-    """Train one run and return its record; divergence and errors end up in the record's status."""
+    """Train one run and return its record; divergence and errors end up in the record's status.
+    ``owner`` identifies the app session that started it (empty for the CLI)."""
     config.validate()
     device = resolve_device(config.device)
     dataset = dataset or load_dataset(config.dataset, config.data_root)
-    writer = store.create(config)
+    writer = store.create(config, owner=owner)
     trainer = _RunTrainer(config, dataset, writer, device, on_progress, stop, run_index, n_runs)
     try:
         status = trainer.run()
@@ -319,6 +323,7 @@ def train_experiment(
     *,
     on_progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    owner: str = "",
 ) -> list[RunRecord]:
     """Train several configs in turn, loading each dataset once. Stops early when ``stop`` is set."""
     for config in configs:
@@ -331,7 +336,14 @@ def train_experiment(
         dataset = load_dataset(config.dataset, config.data_root)
         records.append(
             train_run(
-                config, store, dataset=dataset, on_progress=on_progress, stop=stop, run_index=index, n_runs=len(configs)
+                config,
+                store,
+                dataset=dataset,
+                on_progress=on_progress,
+                stop=stop,
+                run_index=index,
+                n_runs=len(configs),
+                owner=owner,
             )
         )
     return records
@@ -340,16 +352,21 @@ def train_experiment(
 class TrainingJob:
     """An experiment training on a background thread. Thread-safe to poll from a UI.
 
-    ``latest`` maps run index to the newest :class:`Progress` of that run; ``records`` fills as runs
-    end; ``error`` holds a message if the job could not start (bad data, bad device).
+    Poll it with :meth:`snapshot`. ``records`` fills as runs end; ``error`` holds a message if the
+    job could not start (bad data, bad device).
     """
 
-    def __init__(self, configs: Sequence[RunConfig], store: RunStore) -> None:
+    def __init__(
+        self, configs: Sequence[RunConfig], store: RunStore, owner: str = "", on_done: Callable[[], None] | None = None
+    ) -> None:
         self.configs = list(configs)
         self.store = store
+        self.owner = owner
+        self.on_done = on_done
         self.stop_event = threading.Event()
         self.latest: dict[int, Progress] = {}
         self.history: dict[int, list[dict[str, Any]]] = {}
+        self.previews: dict[int, Progress] = {}
         self.records: list[RunRecord] = []
         self.error: str | None = None
         self._lock = threading.Lock()
@@ -360,15 +377,22 @@ class TrainingJob:
             self.latest[progress.run_index] = progress
             if progress.metrics is not None:
                 self.history.setdefault(progress.run_index, []).append(progress.metrics)
+            if progress.snapshot is not None:
+                self.previews[progress.run_index] = progress
 
     def _work(self) -> None:
         try:
-            records = train_experiment(self.configs, self.store, on_progress=self._on_progress, stop=self.stop_event)
+            records = train_experiment(
+                self.configs, self.store, on_progress=self._on_progress, stop=self.stop_event, owner=self.owner
+            )
             with self._lock:
                 self.records = records
         except Exception as err:  # reported to the UI, which shows it
             with self._lock:
                 self.error = f"{type(err).__name__}: {err}" if not isinstance(err, ValueError) else str(err)
+        finally:
+            if self.on_done is not None:
+                self.on_done()
 
     def start(self) -> TrainingJob:
         self._thread.start()
@@ -384,7 +408,18 @@ class TrainingJob:
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    def snapshot(self) -> tuple[dict[int, Progress], dict[int, list[dict[str, Any]]]]:
-        """A consistent copy of the latest progress and per-run metric history."""
+    def snapshot(self) -> JobSnapshot:
+        """A consistent copy of the progress so far."""
         with self._lock:
-            return dict(self.latest), {k: list(v) for k, v in self.history.items()}
+            history = {k: list(v) for k, v in self.history.items()}
+            return JobSnapshot(dict(self.latest), history, dict(self.previews))
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSnapshot:
+    """Per run index: the newest progress, the per-epoch metrics so far, and the newest progress
+    that carried a feature snapshot (for the live preview)."""
+
+    latest: dict[int, Progress]
+    history: dict[int, list[dict[str, Any]]]
+    previews: dict[int, Progress]

@@ -103,10 +103,12 @@ def test_training_job_runs_in_the_background_and_reports_progress(tmp_path):
     assert job.start() is job
     job.join(timeout=120)
     assert not job.running and job.error is None
-    latest, history = job.snapshot()
+    snapshot = job.snapshot()
     assert [r.state for r in job.records] == ["finished", "finished"]
-    assert sorted(latest) == [0, 1] and all(p.status == "finished" for p in latest.values())
-    assert [len(h) for h in history.values()] == [2, 2]
+    assert sorted(snapshot.latest) == [0, 1] and all(p.status == "finished" for p in snapshot.latest.values())
+    assert [len(h) for h in snapshot.history.values()] == [2, 2]
+    preview = snapshot.previews[1]
+    assert preview.epoch == 2 and preview.snapshot.shape == (len(preview.snapshot_labels), 2)
 
 
 def test_training_job_reports_a_bad_dataset_instead_of_crashing(tmp_path):

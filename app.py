@@ -1,0 +1,32 @@
+"""LossLens: the Streamlit entry point. Sets the page up, draws the shared sidebar (which experiment
+to look at) and navigates over the pages in ``pages/``.
+
+    streamlit run app.py
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import sidebar
+
+st.set_page_config(page_title="LossLens", page_icon="assets/icon.png", layout="wide")
+
+PAGES = [
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page(
+        "pages/feature_space.py",
+        title="Feature space",
+        icon=":material/scatter_plot:",
+        url_path="features",
+        default=True,
+    ),
+    st.Page("pages/angles.py", title="Angles", icon=":material/architecture:", url_path="angles"),
+    st.Page("pages/gradcam.py", title="Grad-CAM", icon=":material/local_fire_department:", url_path="gradcam"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/table_chart:", url_path="compare"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+]
+
+page = st.navigation(PAGES, position="top")
+sidebar.draw()
+page.run()

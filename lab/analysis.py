@@ -1,0 +1,173 @@
+"""Feature-geometry analysis of a finished run: angles, summary metrics, projections. No UI.
+
+Definitions used everywhere in the app (and in bench/quality.py):
+
+* **class direction**: the loss head's class vector (classifier weight row, or centre) when it has
+  one; otherwise the mean direction of the class's unit-normalised features.
+* **own angle**: angle between a feature and its own class direction; **nearest other angle**: the
+  smallest angle to any other class direction. A sample is **beyond the margin** m when
+  ``nearest_other - own >= m``.
+* **within-class angle**: angle between a feature and the mean direction of its class's features;
+  **between-class angle**: angle between two classes' mean feature directions. The summary reports
+  the mean of the first and the minimum of the second.
+* **cosine silhouette**: scikit-learn's silhouette score with cosine distance (on at most 2,000
+  points); **k-NN accuracy**: leave-one-out 5-nearest-neighbour accuracy under cosine similarity on
+  the test features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from losses.geometry import best_spacing_degrees
+
+KNN_K = 5
+SILHOUETTE_POINTS = 2000
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), the F.normalize convention."""
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def angles_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angles in degrees between every row of ``a`` and every row of ``b`` (len(a) x len(b))."""
+    cosine = np.clip(unit_rows(a) @ unit_rows(b).T, -1.0, 1.0)
+    return np.degrees(np.arccos(cosine))
+
+
+def class_mean_directions(features: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Unit mean direction of each class's unit features (a zero row for an absent class)."""
+    unit = unit_rows(features)
+    sums = np.zeros((n_classes, unit.shape[1]))
+    np.add.at(sums, labels, unit)
+    return unit_rows(sums)
+
+
+@dataclasses.dataclass(frozen=True)
+class AngleStats:
+    """Per-sample and per-pair angles (degrees) of one run's test features."""
+
+    own: np.ndarray
+    nearest_other: np.ndarray
+    within_pairs: np.ndarray
+    between_pairs: np.ndarray
+    direction_angles: np.ndarray
+    uses_head_directions: bool
+
+    def share_beyond_margin(self, margin_deg: float) -> float:
+        return float(np.mean(self.nearest_other - self.own >= margin_deg))
+
+
+def _sample_pairs(n: int, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    i = rng.integers(0, n, size=count)
+    j = rng.integers(0, n - 1, size=count)
+    j = j + (j >= i)  # never pair a sample with itself
+    return i, j
+
+
+def angle_stats(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    directions: np.ndarray | None,
+    pairs: int = 20000,
+    seed: int = 0,
+) -> AngleStats:
+    """Angles of each feature to the class directions, and a seeded sample of pairwise angles."""
+    labels = np.asarray(labels)
+    uses_head = directions is not None and len(directions) == n_classes
+    directions = np.asarray(directions) if uses_head else class_mean_directions(features, labels, n_classes)
+    to_classes = angles_deg(features, directions)
+    own = to_classes[np.arange(len(labels)), labels]
+    others = to_classes.copy()
+    others[np.arange(len(labels)), labels] = np.inf
+    rng = np.random.default_rng(seed)
+    i, j = _sample_pairs(len(labels), pairs, rng)
+    unit = unit_rows(features)
+    pair_angles = np.degrees(np.arccos(np.clip(np.sum(unit[i] * unit[j], axis=1), -1.0, 1.0)))
+    same = labels[i] == labels[j]
+    return AngleStats(
+        own, others.min(axis=1), pair_angles[same], pair_angles[~same], angles_deg(directions, directions), uses_head
+    )
+
+
+def min_off_diagonal(square: np.ndarray) -> float:
+    masked = square + np.diag(np.full(len(square), np.inf))
+    return float(masked.min()) if len(square) > 1 else float("nan")
+
+
+def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = KNN_K) -> float:
+    """Leave-one-out k-NN accuracy under cosine similarity (majority vote, ties to the nearest)."""
+    unit = torch.from_numpy(unit_rows(features)).float()
+    labels_t = torch.from_numpy(np.asarray(labels)).long()
+    n_classes = int(labels_t.max()) + 1
+    correct = 0
+    for start in range(0, len(unit), 1024):
+        similarity = unit[start : start + 1024] @ unit.T
+        rows = torch.arange(similarity.shape[0])
+        similarity[rows, rows + start] = -np.inf
+        neighbours = similarity.topk(min(k, len(unit) - 1), dim=1).indices
+        votes = torch.zeros(len(rows), n_classes)
+        weights = torch.linspace(1.0, 0.999, neighbours.shape[1]).expand_as(neighbours)  # nearest breaks ties
+        votes.scatter_add_(1, labels_t[neighbours], weights)
+        correct += int((votes.argmax(1) == labels_t[start : start + 1024]).sum())
+    return correct / len(unit)
+
+
+def cosine_silhouette(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
+    from sklearn.metrics import silhouette_score
+
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    size = min(SILHOUETTE_POINTS, len(labels))
+    return float(silhouette_score(unit_rows(features), labels, metric="cosine", sample_size=size, random_state=seed))
+
+
+def summary(
+    features: np.ndarray,
+    labels: np.ndarray,
+    logits: np.ndarray,
+    directions: np.ndarray | None,
+    margin_deg: float = 10.0,
+) -> dict[str, float]:
+    """The per-run numbers of the Compare table (angles in degrees)."""
+    labels = np.asarray(labels)
+    n_classes = logits.shape[1]
+    stats = angle_stats(features, labels, n_classes, directions)
+    means = class_mean_directions(features, labels, n_classes)
+    present = np.unique(labels)
+    within = angles_deg(features, means)[np.arange(len(labels)), labels]
+    return {
+        "test_acc": float(np.mean(np.argmax(logits, axis=1) == labels)),
+        "mean_within_class_angle": float(within.mean()),
+        "min_between_class_angle": min_off_diagonal(angles_deg(means[present], means[present])),
+        "min_class_direction_angle": min_off_diagonal(stats.direction_angles),
+        "best_possible_spacing": best_spacing_degrees(n_classes, features.shape[1]),
+        "share_beyond_margin": stats.share_beyond_margin(margin_deg),
+        "cosine_silhouette": cosine_silhouette(features, labels),
+        "knn_accuracy": knn_accuracy(features, labels),
+    }
+
+
+def pca(x: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """PCA coordinates and the explained-variance ratio of each component."""
+    from sklearn.decomposition import PCA
+
+    n_components = min(n_components, x.shape[1], len(x))
+    model = PCA(n_components=n_components, random_state=0)
+    return model.fit_transform(np.asarray(x, dtype=np.float64)), model.explained_variance_ratio_
+
+
+def umap(x: np.ndarray, n_components: int = 2, seed: int = 0, metric: str = "euclidean") -> np.ndarray:
+    """UMAP coordinates. ``umap`` is imported here, not at module import (it takes ~13 s)."""
+    import umap as umap_module
+
+    reducer = umap_module.UMAP(
+        n_components=n_components, random_state=seed, metric=metric, n_neighbors=min(15, len(x) - 1)
+    )
+    return reducer.fit_transform(np.asarray(x, dtype=np.float32))

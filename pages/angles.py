@@ -1,0 +1,67 @@
+"""Angles: how far each feature sits from its own class direction and from the others, per loss."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lab import figures
+from lab.analysis import min_off_diagonal
+from losses.geometry import best_spacing_degrees
+from ui import layout, state
+
+st.title("Angles")
+runs = state.selected_runs()
+if not runs:
+    layout.no_runs_message()
+    st.stop()
+
+dataset = state.dataset_of(runs[0])
+feat_dim = runs[0].config.feat_dim
+best = best_spacing_degrees(dataset.n_classes, feat_dim)
+margin = st.slider(
+    "Margin (degrees)",
+    0,
+    60,
+    10,
+    key="angle_margin",
+    help="A sample is beyond the margin when its nearest other class direction is at least this many "
+    "degrees farther away than its own class direction.",
+)
+st.caption(
+    f"All {len(dataset.test)} test images. Class directions are each loss's class vectors (classifier weights or "
+    f"centres). With {dataset.n_classes} classes in {feat_dim}-D, class directions can be at best {best:.1f}° apart."
+)
+
+loaded = [(record, arrays) for record in runs if (arrays := state.safe_load(record)) is not None]
+for column, (record, arrays) in layout.grid(loaded):
+    stats = state.angle_stats(record, arrays)
+    numbers = state.summary(record, float(margin))
+    with column:
+        st.markdown(f"#### {state.loss_label(record)}")
+        first, second, third = st.columns(3)
+        first.metric(
+            "Within-class angle",
+            f"{numbers['mean_within_class_angle']:.1f}°",
+            help="Mean angle between a feature and its class's mean direction.",
+        )
+        second.metric(
+            "Min between-class",
+            f"{numbers['min_between_class_angle']:.1f}°",
+            help="Smallest angle between two classes' mean directions.",
+        )
+        third.metric(
+            "Beyond margin",
+            f"{stats.share_beyond_margin(margin):.0%}",
+            help=f"Share of samples whose nearest other class direction is ≥ {margin}° farther than their own.",
+        )
+        st.plotly_chart(figures.own_vs_other_histogram(stats, "angle to class directions"), key=f"own-{record.run_id}")
+        st.plotly_chart(figures.pair_angle_histogram(stats, "pairwise angles"), key=f"pairs-{record.run_id}")
+        st.plotly_chart(
+            figures.direction_spacing(
+                stats.direction_angles,
+                dataset.class_names,
+                best,
+                f"class directions: nearest neighbour (min {min_off_diagonal(stats.direction_angles):.1f}°)",
+            ),
+            key=f"spacing-{record.run_id}",
+        )

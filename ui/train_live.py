@@ -1,0 +1,95 @@
+"""Live view of a training job: queue position, a progress bar per loss, curves, feature preview.
+
+Drawn by a fragment that reruns every second while the job is queued or running; the job itself
+trains on a thread owned by the app's :class:`~lab.jobs.JobManager`, so page switches, reruns and
+refreshes never touch it.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lab import figures
+from lab.data import DATASET_CLASSES, FASHION_CLASSES, MNIST_CLASSES
+from lab.jobs import JobManager
+from lab.trainer import Progress, TrainingJob
+
+POLL_SECONDS = 1.0
+
+
+def _class_names(job: TrainingJob) -> tuple[str, ...]:
+    dataset = job.configs[0].dataset
+    if dataset == "fashion-mnist":
+        return FASHION_CLASSES
+    if dataset in ("digits", "mnist"):
+        return MNIST_CLASSES
+    return tuple(str(i) for i in range(DATASET_CLASSES[dataset]))
+
+
+def _progress_text(progress: Progress | None) -> str:
+    if progress is None:
+        return "waiting"
+    if progress.status is not None:
+        return f"{progress.status} {progress.message}".strip()
+    accuracy = f" · test accuracy {progress.metrics['test_acc']:.1%}" if progress.metrics else ""
+    return f"epoch {progress.epoch} of {progress.epochs}{accuracy}"
+
+
+def _draw(manager: JobManager, job_id: str, owner: str) -> None:
+    job = manager.get(job_id, owner)
+    phase = manager.state(job_id)
+    if phase == "queued":
+        st.info(
+            f"Waiting for a free training slot: position {manager.queue_position(job_id)} in the queue "
+            f"({manager.max_running} training at a time on this machine).",
+            icon=":material/hourglass_top:",
+        )
+    snapshot = job.snapshot()
+    latest, history = snapshot.latest, snapshot.history
+    if job.error:
+        st.error(job.error, icon=":material/error:")
+    header, stop_col = st.columns([5, 1])
+    header.subheader("Training" if phase != "done" else "Last training")
+    if phase != "done" and stop_col.button("Stop", icon=":material/stop:", key=f"stop-{job_id}"):
+        manager.stop(job_id, owner)
+    for index, config in enumerate(job.configs):
+        progress = latest.get(index)
+        fraction = progress.fraction if progress is not None else 0.0
+        st.progress(fraction, text=f"**{config.loss}**: {_progress_text(progress)}")
+    names = {index: job.configs[index].loss for index in range(len(job.configs))}
+    histories = {names[i]: history.get(i, []) for i in names}
+    if any(histories.values()):
+        left, right = st.columns(2)
+        left.plotly_chart(figures.training_curves(histories, "train_loss", "training loss"), key=f"loss-{job_id}")
+        right.plotly_chart(
+            figures.training_curves(histories, "test_acc", "test accuracy", percent=True), key=f"acc-{job_id}"
+        )
+    feat_dim = job.configs[0].feat_dim
+    previews = snapshot.previews
+    if feat_dim in (2, 3) and previews:
+        st.caption("Test features on the unit circle/sphere after the latest epoch (a fixed subset of the test set).")
+        columns = st.columns(min(len(job.configs), 5))
+        for i, progress in sorted(previews.items()):
+            fig = figures.feature_scatter(
+                progress.snapshot.numpy(),
+                progress.snapshot_labels.numpy(),
+                _class_names(job),
+                title=f"{names[i]} · epoch {progress.epoch}",
+                height=260,
+                legend=False,
+            )
+            columns[i % len(columns)].plotly_chart(fig, key=f"preview-{job_id}-{i}")
+    if phase == "done":
+        finished = sum(1 for r in job.records if r.state == "finished")
+        st.success(
+            f"Done: {finished} of {len(job.configs)} runs finished. Open **Feature space** to compare them.",
+            icon=":material/check_circle:",
+        )
+        if not st.session_state.get(f"seen-done-{job_id}"):
+            st.session_state[f"seen-done-{job_id}"] = True
+            st.rerun()  # a full rerun, so the sidebar lists the new runs
+
+
+def show(manager: JobManager, job_id: str, owner: str) -> None:
+    running = manager.state(job_id) != "done"
+    st.fragment(run_every=POLL_SECONDS if running else None)(_draw)(manager, job_id, owner)
