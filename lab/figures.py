@@ -41,10 +41,10 @@ def _layout(fig: go.Figure, title: str | None = None, height: int = 380, legend:
     fig.update_layout(
         title=dict(text=title, x=0.02, font=dict(size=14)) if title else None,
         height=height,
-        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        margin=dict(l=10, r=10, t=(40 if title else 10) + (24 if legend else 0), b=10),
         font=FONT,
         showlegend=legend,
-        legend=dict(itemsizing="constant", font=dict(size=11)),
+        legend=dict(itemsizing="constant", font=dict(size=11), orientation="h", yanchor="bottom", y=1.0, x=0),
         plot_bgcolor="white",
         paper_bgcolor="white",
     )

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+import ui
 from lab import figures
 from lab.analysis import min_off_diagonal
 from losses.geometry import best_spacing_degrees
 from ui import layout, state
+
+ui.run_inside_app()
 
 st.title("Angles")
 runs = state.selected_runs()
@@ -38,21 +41,13 @@ for column, (record, arrays) in layout.grid(loaded):
     numbers = state.summary(record, float(margin))
     with column:
         st.markdown(f"#### {state.loss_label(record)}")
-        first, second, third = st.columns(3)
-        first.metric(
-            "Within-class angle",
-            f"{numbers['mean_within_class_angle']:.1f}°",
-            help="Mean angle between a feature and its class's mean direction.",
-        )
-        second.metric(
-            "Min between-class",
-            f"{numbers['min_between_class_angle']:.1f}°",
-            help="Smallest angle between two classes' mean directions.",
-        )
-        third.metric(
-            "Beyond margin",
-            f"{stats.share_beyond_margin(margin):.0%}",
-            help=f"Share of samples whose nearest other class direction is ≥ {margin}° farther than their own.",
+        st.markdown(
+            f"**{numbers['mean_within_class_angle']:.1f}°** mean within-class · "
+            f"**{numbers['min_between_class_angle']:.1f}°** min between-class · "
+            f"**{stats.share_beyond_margin(margin):.0%}** beyond {margin}°",
+            help="Within-class: mean angle between a feature and its class's mean direction. Between-class: "
+            "smallest angle between two classes' mean directions. Beyond the margin: share of samples whose nearest "
+            "other class direction is at least the margin farther away than their own.",
         )
         st.plotly_chart(figures.own_vs_other_histogram(stats, "angle to class directions"), key=f"own-{record.run_id}")
         st.plotly_chart(figures.pair_angle_histogram(stats, "pairwise angles"), key=f"pairs-{record.run_id}")

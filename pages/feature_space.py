@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+import ui
 from lab import figures
 from ui import inspect, layout, state
+
+ui.run_inside_app()
 
 st.title("Feature space")
 runs = state.selected_runs()

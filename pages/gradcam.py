@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+import ui
 from lab import gradcam
 from lab.uploads import ACCEPTED_FORMATS, UploadError, limits_text, load_upload
 from ui import cams, layout, state
+
+ui.run_inside_app()
 
 st.title("Grad-CAM")
 runs = state.selected_runs()
@@ -113,7 +116,7 @@ for row, title in enumerate(row_titles):
         maps = list(gradcam.normalise_each(np.stack(maps)))
     columns = st.columns(len(loaded) + 1)
     image = gradcam.overlay(pixels[row], np.zeros(pixels.shape[-2:]), 1.0, alpha=0.0)
-    columns[0].image(image, caption=title, use_container_width=True)
+    columns[0].image(layout.crisp(image), caption=title, width="stretch")
     cells = []
     for column, result, cam_map in zip(columns[1:], results, maps, strict=True):
         top = 1.0 if per_map else vmax
@@ -129,7 +132,7 @@ for row, title in enumerate(row_titles):
         )
         if result.faithfulness is not None:
             caption += f" · ROAD {result.faithfulness[row]:+.2f} (random {result.random_faithfulness[row]:+.2f})"
-        column.image(cell, caption=caption, use_container_width=True)
+        column.image(layout.crisp(cell), caption=caption, width="stretch")
     grid_cells.append([image, *cells])
 
 scale_note = "each map on its own scale" if per_map else "one colour scale per row (raw map values)"

@@ -8,6 +8,9 @@ import sys
 import streamlit as st
 
 import losses
+import ui
+
+ui.run_inside_app()
 
 st.title("Learn")
 st.caption(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+import ui
 from lab.data import DATASET_CLASSES, DatasetError
 from lab.device import available_devices
 from ui import state, train_form, train_live
+
+ui.run_inside_app()
 
 st.title("Train an experiment")
 st.caption("Train one model per loss on the same data, seed and schedule, then compare them on the other pages.")

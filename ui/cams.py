@@ -16,6 +16,7 @@ from lab.runstore import RunRecord, RunStore
 from ui import state
 
 IMAGE_MODES = ("random", "by class", "misclassified", "upload")
+FAITHFULNESS_IMAGES = 8
 
 
 def pick_images(

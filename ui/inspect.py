@@ -7,7 +7,7 @@ import streamlit as st
 
 from lab import gradcam
 from lab.data import Dataset
-from ui import cams, state
+from ui import cams, layout, state
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -34,9 +34,9 @@ def image_panel(loaded: list, dataset: Dataset, selected: list[int]) -> None:
     label = int(dataset.test.labels[index])
     columns = st.columns(len(loaded) + 1)
     columns[0].image(
-        gradcam.overlay(pixels[0], np.zeros(pixels.shape[-2:]), 1.0, alpha=0.0),
+        layout.crisp(gradcam.overlay(pixels[0], np.zeros(pixels.shape[-2:]), 1.0, alpha=0.0)),
         caption=f"#{index} · true class {dataset.class_names[label]}",
-        use_container_width=True,
+        width="stretch",
     )
     results = [
         cams.cams(record, pixels, np.array([label]), "GradCAM", "predicted", faithfulness=False) for record, _ in loaded
@@ -47,8 +47,8 @@ def image_panel(loaded: list, dataset: Dataset, selected: list[int]) -> None:
         predicted = int(probabilities.argmax())
         verdict = "right" if predicted == label else "wrong"
         column.image(
-            gradcam.overlay(pixels[0], result.maps[0], vmax, vmin=vmin),
-            use_container_width=True,
+            layout.crisp(gradcam.overlay(pixels[0], result.maps[0], vmax, vmin=vmin)),
+            width="stretch",
             caption=f"{state.loss_label(record)}: {dataset.class_names[predicted]} "
             f"({probabilities[predicted]:.0%}, {verdict})",
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -42,6 +43,13 @@ def class_legend(class_names: Sequence[str]) -> None:
         for name, colour in zip(class_names, class_colours(len(class_names)), strict=True)
     )
     st.markdown(f'<div style="font-size:0.85rem;line-height:1.8">{swatches}</div>', unsafe_allow_html=True)
+
+
+def crisp(image: np.ndarray, min_side: int = 160) -> np.ndarray:
+    """An H x W x 3 image enlarged by a whole factor with nearest-neighbour, so 8x8 digits stay sharp
+    in the browser instead of being smoothed."""
+    factor = max(1, -(-min_side // image.shape[0]))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
 def no_runs_message() -> None:
