@@ -13,6 +13,7 @@ import models
 from lab.config import DATASETS, LIMITS, OPTIMIZERS, RunConfig
 
 DEFAULT_LOSSES = ("softmax", "lsoftmax", "amc", "opl", "lmd")
+START_REQUESTED = "start_requested"
 DEFAULTS = RunConfig()
 DATASET_LABELS = {
     "digits": "Digits 8x8 (bundled, offline)",
@@ -71,6 +72,11 @@ def _hparam_inputs(loss: str) -> dict[str, Any]:
                 label, value=float(spec.default), key=key, format="%g", help=f"{spec.help} ({spec.range_text()})"
             )
     return values
+
+
+def _request_start() -> None:
+    # a callback, so the click survives a rerun that happens before the page reads it
+    st.session_state[START_REQUESTED] = True
 
 
 def settings_form(devices: list[str], busy: bool) -> TrainSettings:
@@ -157,13 +163,16 @@ def settings_form(devices: list[str], busy: bool) -> TrainSettings:
             if losses.info(loss).hparams:
                 with st.expander(f"**{loss}** hyperparameters"):
                     hparams[loss] = _hparam_inputs(loss)
-    start = st.button(
+    st.button(
         "Start training",
         type="primary",
         icon=":material/play_arrow:",
         disabled=busy or not chosen,
+        key="start",
+        on_click=_request_start,
         help="Training runs in the background: you can switch pages meanwhile.",
     )
+    start = st.session_state.pop(START_REQUESTED, False)
     return TrainSettings(
         dataset,
         data_root,

@@ -50,8 +50,15 @@ def _draw(manager: JobManager, job_id: str, owner: str) -> None:
         st.error(job.error, icon=":material/error:")
     header, stop_col = st.columns([5, 1])
     header.subheader("Training" if phase != "done" else "Last training")
-    if phase != "done" and stop_col.button("Stop", icon=":material/stop:", key=f"stop-{job_id}"):
-        manager.stop(job_id, owner)
+    if phase != "done":
+        stop_col.button(
+            "Stop",
+            icon=":material/stop:",
+            key=f"stop-{job_id}",
+            on_click=manager.stop,
+            args=(job_id, owner),
+            help="Stop after the current step; finished runs are kept.",
+        )
     for index, config in enumerate(job.configs):
         progress = latest.get(index)
         fraction = progress.fraction if progress is not None else 0.0

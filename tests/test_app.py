@@ -1,0 +1,215 @@
+"""Every page through Streamlit's AppTest, on small experiments trained by a fixture.
+
+The assertions read the figures' content (traces, points, grid cells, table rows), not just the
+absence of an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+
+import numpy as np
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from lab.config import RunConfig
+from lab.runstore import RunStore
+from lab.trainer import train_experiment
+
+APP = os.path.join(os.path.dirname(__file__), "..", "app.py")
+TWO_D = "test-digits-2d"
+THREE_D = "test-digits-3d"
+LOSSES = ("softmax", "opl")
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app-runs")
+    store = RunStore(root)
+    train_experiment([RunConfig(loss=loss, epochs=3, experiment=TWO_D, snapshot_points=200) for loss in LOSSES], store)
+    train_experiment([RunConfig(loss="softmax", feat_dim=3, epochs=2, experiment=THREE_D)], store)
+    previous = os.environ.get("LOSSLENS_RUNS_DIR")
+    os.environ["LOSSLENS_RUNS_DIR"] = str(root)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield root
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    if previous is None:
+        os.environ.pop("LOSSLENS_RUNS_DIR")
+    else:
+        os.environ["LOSSLENS_RUNS_DIR"] = previous
+
+
+def open_page(page: str, experiment: str = TWO_D, **params: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=180)
+    app.query_params["exp"] = experiment
+    app.query_params["u"] = params.pop("owner", "testowner01")
+    for key, value in params.items():
+        app.query_params[key] = value
+    app.run()
+    if page != "pages/feature_space.py":
+        app.switch_page(page)
+        app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def figures(app: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+
+
+def values(trace: dict, axis: str) -> np.ndarray:
+    """A trace's coordinates; plotly serialises numpy arrays as base64 typed arrays."""
+    data = trace.get(axis, [])
+    if isinstance(data, dict) and "bdata" in data:
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
+    return np.asarray(data)
+
+
+def test_sidebar_lists_the_experiment_and_its_runs(runs_dir):
+    app = open_page("pages/feature_space.py")
+    sidebar = " ".join(m.value for m in app.sidebar.markdown)
+    assert all(f"**{loss}** :green[finished]" in sidebar for loss in LOSSES)
+    assert app.sidebar.selectbox[0].value == TWO_D
+    assert app.query_params["exp"] == [TWO_D] or app.query_params["exp"] == TWO_D
+
+
+def test_feature_space_draws_each_loss_on_the_unit_circle(runs_dir):
+    app = open_page("pages/feature_space.py")
+    circles = [f for f in figures(app) if f["data"][0].get("mode") == "lines" and len(values(f["data"][0], "x")) > 100]
+    assert len(circles) == len(LOSSES)
+    for fig in circles:
+        points = [t for t in fig["data"] if t.get("mode") == "markers"]
+        rays = [t for t in fig["data"][1:] if t.get("mode") == "lines"]
+        assert len(points) == 10 and sum(len(values(t, "x")) for t in points) == 200
+        assert len(rays) == 10  # one class direction per class
+        radii = np.concatenate([np.hypot(values(t, "x"), values(t, "y")) for t in points])
+        assert radii.min() > 0.9 and radii.max() <= 1.0 + 1e-9
+    assert {f["layout"]["title"]["text"].split(" · ")[0] for f in circles} == set(LOSSES)
+
+
+def test_feature_space_raw_view_and_epoch_slider(runs_dir):
+    app = open_page("pages/feature_space.py")
+    app.slider(key="feature_epoch").set_value(1).run()
+    first_epoch = figures(app)[0]
+    app.slider(key="feature_epoch").set_value(3).run()
+    last_epoch = figures(app)[0]
+    assert not np.array_equal(values(first_epoch["data"][1], "x"), values(last_epoch["data"][1], "x"))
+
+
+def test_feature_space_projection_and_image_inspector(runs_dir):
+    app = open_page("pages/feature_space.py")
+    projections = [f for f in figures(app) if "PC1" in f["layout"]["title"]["text"]]
+    assert len(projections) == len(LOSSES)
+    assert sum(len(values(t, "x")) for t in projections[0]["data"]) == 200
+    app.number_input(key="inspect_index").set_value(5).run()
+    images = app.get("image")
+    assert len(images) == 1 + len(LOSSES)
+
+
+def test_three_d_features_are_drawn_on_a_sphere(runs_dir):
+    app = open_page("pages/feature_space.py", experiment=THREE_D)
+    spheres = [f for f in figures(app) if f["data"][0]["type"] == "surface"]
+    assert len(spheres) == 1
+    assert sum(1 for t in spheres[0]["data"] if t["type"] == "scatter3d" and t.get("mode") == "markers") == 10
+
+
+def test_angles_page_histograms_and_direction_spacing(runs_dir):
+    app = open_page("pages/angles.py")
+    figs = figures(app)
+    assert len(figs) == 3 * len(LOSSES)
+    own = [f for f in figs if f["layout"]["title"]["text"] == "angle to class directions"]
+    assert len(own) == len(LOSSES)
+    assert [t["name"] for t in own[0]["data"]] == ["to own class", "to nearest other class"]
+    assert abs(values(own[0]["data"][0], "y").sum() - 1.0) < 1e-6  # shares of all test samples
+    spacing = [f for f in figs if f["layout"]["title"]["text"].startswith("class directions")]
+    assert len(values(spacing[0]["data"][0], "x")) == 10
+    assert spacing[0]["layout"]["annotations"][0]["text"] == "best possible 36.0°"
+    text = " ".join(m.value for m in app.markdown)
+    assert "mean within-class" in text and "beyond 10°" in text
+
+
+def test_gradcam_grid_has_a_row_per_image_and_a_column_per_loss(runs_dir):
+    app = open_page("pages/gradcam.py")
+    app.slider(key="cam_count").set_value(3).run()
+    assert not app.exception
+    assert len(app.get("image")) == 3 * (1 + len(LOSSES))
+    captions = [c.value for c in app.caption]
+    assert any("Mean ROAD faithfulness" in c for c in captions)
+    assert app.get("download_button")
+
+
+def test_gradcam_misclassified_and_chosen_class_modes(runs_dir):
+    app = open_page("pages/gradcam.py")
+    app.selectbox(key="cam_images").set_value("by class").run()
+    app.selectbox(key="cam_class_filter").set_value(7)
+    app.selectbox(key="cam_target").set_value("class").run()
+    app.selectbox(key="cam_chosen").set_value(2)
+    app.toggle(key="cam_faithfulness").set_value(False).run()
+    assert not app.exception
+    assert len(app.get("image")) == 6 * (1 + len(LOSSES))
+    assert app.get("image")[0]  # the grid exists for class-7 images
+
+
+def test_compare_table_has_a_row_per_run_and_every_metric(runs_dir):
+    app = open_page("pages/compare.py")
+    table = app.dataframe[0].value
+    assert list(table["loss"]) == list(LOSSES)
+    for column in (
+        "test accuracy",
+        "within-class angle (°)",
+        "min between-class angle (°)",
+        "cosine silhouette",
+        "k-NN accuracy",
+        "Grad-CAM faithfulness",
+        "training time (s)",
+    ):
+        assert column in table.columns and table[column].notna().all(), column
+    assert len(figures(app)) == 4
+    assert len(app.get("download_button")) == 2 * len(LOSSES)
+
+
+def test_learn_page_explains_every_loss(runs_dir):
+    import losses
+
+    app = open_page("pages/learn.py")
+    assert len(app.expander) == len(losses.names())
+    assert all("Paper" in "".join(m.value for m in e.markdown) for e in app.expander)
+
+
+def test_another_browser_does_not_see_this_browsers_experiments(runs_dir):
+    store = RunStore(runs_dir)
+    writer = store.create(RunConfig(experiment="private-exp"), owner="someoneelse1")
+    writer.set_status("finished", message="done")
+    app = open_page("pages/feature_space.py")
+    assert "private-exp" not in app.sidebar.selectbox[0].options
+
+
+def test_train_page_trains_two_losses_and_lists_the_new_experiment(runs_dir):
+    app = open_page("pages/train.py")
+    app.multiselect(key="losses").set_value(["softmax", "amc"])
+    app.number_input(key="epochs").set_value(1)
+    app.button[0].click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    job_id = app.query_params["job"]
+    job_id = job_id[0] if isinstance(job_id, list) else job_id
+    from ui import state
+
+    manager = state.job_manager()
+    job = manager.get(job_id, "testowner01")
+    deadline = time.time() + 300
+    while job.running and time.time() < deadline:
+        time.sleep(0.5)
+    app.run()
+    assert not app.exception
+    assert [r.state for r in job.records] == ["finished", "finished"]
+    assert any("Done: 2 of 2 runs finished" in s.value for s in app.success)
+    assert len(app.get("progress")) == 2
+    curves = [f for f in figures(app) if f["layout"]["title"]["text"] in ("training loss", "test accuracy")]
+    assert len(curves) == 2 and {t["name"] for t in curves[0]["data"]} == {"softmax", "amc"}
