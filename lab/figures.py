@@ -291,7 +291,12 @@ def training_curves(
                     marker=dict(size=5),
                 )
             )
-    fig.update_xaxes(title="epoch", gridcolor="#EEEEEE", rangemode="tozero")
+    fig.update_xaxes(
+        title="epoch",
+        gridcolor="#EEEEEE",
+        rangemode="tozero",
+        dtick=max(1, len(max(histories.values(), key=len, default=[])) // 10),
+    )
     fig.update_yaxes(gridcolor="#EEEEEE", tickformat=".0%" if percent else None)
     return _layout(fig, title, height)
 

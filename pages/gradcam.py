@@ -104,9 +104,10 @@ with st.spinner(f"Computing {method} for {len(pixels)} images x {len(loaded)} lo
         cams.cams(record, pixels, labels, method, target_mode, chosen_class, faithfulness) for record, _ in loaded
     ]
 
-header = st.columns(len(loaded) + 1)
+width = max(len(loaded) + 1, 6)  # at least six columns, so a few losses do not make giant cells
+header = st.columns(width)
 header[0].markdown("**image**")
-for column, (record, _) in zip(header[1:], loaded, strict=True):
+for column, (record, _) in zip(header[1 : len(loaded) + 1], loaded, strict=True):
     column.markdown(f"**{state.loss_label(record)}**")
 grid_cells = []
 for row, title in enumerate(row_titles):
@@ -114,11 +115,11 @@ for row, title in enumerate(row_titles):
     vmin, vmax = gradcam.shared_scale(maps)
     if per_map:
         maps = list(gradcam.normalise_each(np.stack(maps)))
-    columns = st.columns(len(loaded) + 1)
+    columns = st.columns(width)
     image = gradcam.overlay(pixels[row], np.zeros(pixels.shape[-2:]), 1.0, alpha=0.0)
     columns[0].image(layout.crisp(image), caption=title, width="stretch")
     cells = []
-    for column, result, cam_map in zip(columns[1:], results, maps, strict=True):
+    for column, result, cam_map in zip(columns[1 : len(loaded) + 1], results, maps, strict=True):
         top = 1.0 if per_map else vmax
         low = 0.0 if per_map else vmin
         if display == "raw map":

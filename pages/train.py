@@ -16,8 +16,10 @@ st.caption("Train one model per loss on the same data, seed and schedule, then c
 
 manager = state.job_manager()
 owner = state.owner_token()
-job_id = st.query_params.get("job", "")
+job_id = st.query_params.get("job") or next(reversed(manager.jobs_of(owner)), "")
 job = manager.get(job_id, owner) if job_id else None
+if job is not None:
+    st.query_params["job"] = job_id  # re-attach after a refresh or a page switch
 
 if job is not None:
     train_live.show(manager, job_id, owner)

@@ -46,11 +46,20 @@ def job_manager() -> JobManager:
     return JobManager(run_store())
 
 
+def _valid_token(token: object) -> bool:
+    return isinstance(token, str) and token.isalnum() and 8 <= len(token) <= 32
+
+
 def owner_token() -> str:
-    """This browser's id, kept in the URL (``?u=``) so a refresh keeps its experiments and jobs."""
-    token = st.query_params.get("u", "")
-    if not (token.isalnum() and 8 <= len(token) <= 32):
+    """This browser's id. Kept in the session (page switches clear the URL's parameters) and in the
+    URL as ``?u=`` (a refresh starts a new session), so both keep this browser's experiments and jobs."""
+    token = st.session_state.get("owner")
+    if not _valid_token(token):
+        token = st.query_params.get("u", "")
+    if not _valid_token(token):
         token = uuid.uuid4().hex[:16]
+    st.session_state["owner"] = token
+    if st.query_params.get("u") != token:
         st.query_params["u"] = token
     return token
 

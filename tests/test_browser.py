@@ -1,0 +1,65 @@
+"""The real app in headless Chromium: train two losses from the Train page, then look at the results."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
+
+pytestmark = [pytest.mark.browser, requires_chromium]
+
+
+def test_train_two_losses_then_feature_space_and_gradcam(tmp_path):
+    runs_dir = tmp_path / "runs"
+    with streamlit_server(runs_dir) as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(f"{url}/train")
+        wait_until_idle(page)
+        assert page.get_by_role("heading", name="Train an experiment").is_visible()
+
+        # keep two of the five default losses, one epoch
+        losses = page.locator("[data-testid='stMultiSelect']").first
+        losses.locator("input").click()
+        for _ in range(3):
+            page.keyboard.press("Backspace")
+        page.keyboard.press("Escape")
+        epochs = page.get_by_label("Epochs")
+        epochs.fill("1")
+        epochs.press("Enter")
+        wait_until_idle(page)
+        assert losses.get_by_text("softmax").count() >= 1 and losses.get_by_text("lsoftmax").count() >= 1
+        screenshot(page, "train-settings")
+
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text("Done: 2 of 2 runs finished").wait_for(timeout=240_000)
+        wait_until_idle(page)
+        assert page.locator("[data-testid='stProgress']").count() == 2
+        screenshot(page, "train-done")
+
+        page.get_by_role("link", name="Feature space").click()
+        wait_until_idle(page)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        titles = page.locator(".js-plotly-plot .gtitle").evaluate_all("nodes => nodes.map(n => n.textContent)")
+        assert any(t.startswith("softmax") for t in titles) and any(t.startswith("lsoftmax") for t in titles)
+        assert page.locator(".js-plotly-plot").count() >= 4  # circles and projections of both losses
+        screenshot(page, "feature-space")
+
+        page.get_by_role("link", name="Grad-CAM").click()
+        wait_until_idle(page)
+        page.locator("[data-testid='stImage'] img").first.wait_for(timeout=120_000)
+        wait_until_idle(page)
+        assert page.locator("[data-testid='stImage'] img").count() == 6 * 3  # 6 images x (image + 2 losses)
+        assert page.get_by_text("Mean ROAD faithfulness").is_visible()
+        screenshot(page, "gradcam")
+
+
+def test_a_shared_page_link_opens_inside_the_app_after_a_restart(tmp_path):
+    """The first request to a fresh server is a page URL: the page must still get the app's sidebar."""
+    with streamlit_server(tmp_path / "runs") as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(f"{url}/learn")
+        wait_until_idle(page)
+        page.get_by_role("heading", name="Learn").wait_for()
+        assert page.get_by_role("link", name="Feature space").is_visible()  # the app's top navigation
+        assert page.locator("[data-testid='stSidebar']").get_by_text("LossLens").is_visible()
+        screenshot(page, "learn")
