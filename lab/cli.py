@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", default=DEFAULTS.seed, type=int)
     train.add_argument("--device", default=DEFAULTS.device, help=f"one of {', '.join(DEVICES)}")
     train.add_argument("--runs-dir", default="runs", help="where run folders are written (default: runs)")
+    train.add_argument("--experiment", default="", help="name of this group of runs (default: time, dataset, dim)")
     listing = commands.add_parser("list", help="print every run as a JSON line")
     listing.add_argument("--runs-dir", default="runs")
     return parser
@@ -91,7 +92,7 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     if len(set(loss_names)) != len(loss_names):
         raise UsageError(f"--losses: {args.losses!r} names a loss twice")
     hparams = parse_hparams(args.hparam, loss_names)
-    experiment = f"{time.strftime('%Y%m%d-%H%M%S')}-{args.dataset}-{args.feat_dim}d"
+    experiment = args.experiment or f"{time.strftime('%Y%m%d-%H%M%S')}-{args.dataset}-{args.feat_dim}d"
     configs = []
     for loss in loss_names:
         config = RunConfig(
