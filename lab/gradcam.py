@@ -1,0 +1,374 @@
+"""Grad-CAM for trained runs, UI-free: raw class activation maps, a faithfulness score, display helpers.
+
+Key choices:
+
+* **The library does the method.** Every map comes from pytorch-grad-cam's own class for the method
+  (``CAM_METHODS``); only BaseCAM's two scaling steps are overridden (:class:`_RawMaps`), so the maps
+  keep their absolute scale. BaseCAM min-max scales each map (``scale_cam_image``), which would hide
+  that one loss makes a much stronger map than another; here the ReLU that BaseCAM applies stays, and
+  the map is upsampled to the image size with the same ``cv2.resize`` BaseCAM uses, but not rescaled.
+* **Inference logits are the targets.** The model is wrapped (:class:`InferenceLogits`) so its forward
+  returns ``head.logits(model(images))``: a plain logits tensor, never a margin-modified training logit.
+* **No side effects.** Hooks are released after every call (even when it fails; the library's own
+  ``__exit__`` would swallow an IndexError, so :func:`_released` is used instead), parameters are
+  frozen during the call (gradients flow to the input only, so no ``.grad`` is left on the weights),
+  and train/eval flags, ``requires_grad`` and existing ``.grad`` tensors are restored afterwards.
+* **Faithfulness: ROAD.** ``ROADCombined`` (Rong et al. 2022): remove the most / least relevant pixels
+  at the percentiles in :data:`ROAD_PERCENTILES`, fill them by noisy linear imputation from their
+  neighbours, and score (LeRF - MoRF) / 2 of the target's softmax probability; higher is more
+  faithful, 0 is no better than chance. Chosen because it only uses the ranking of pixels (so the
+  per-map normalisation the metric needs does not change the score, and maps of different scale are
+  scored alike), because imputing from neighbours avoids the out-of-distribution grey patches that
+  multiplying the image by the map leaks on tiny digits, and because the softmax probability is
+  comparable across losses whose logits differ in scale (s = 30 cosine logits against plain ones).
+  Four percentiles suit the coarse maps here: an 8x8 digit's map is 4x4 upsampled (16 distinct
+  cells), a 28x28 image's is 7x7, so finer steps would split cells of equal value. The same score is
+  computed for ``RandomCAM`` maps (random channel weights, seeded) as the chance baseline. ROAD
+  solves a small sparse system per image and percentile, so it is the slow part: pass
+  ``faithfulness=False`` for the maps alone.
+* **Display.** Raw maps of one image across losses share one colour scale (:func:`shared_scale`);
+  :func:`normalise_each` is the library's per-map min-max for the "each map on its own scale" toggle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import math
+from collections.abc import Iterator, Sequence
+
+import cv2
+import matplotlib
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from pytorch_grad_cam import (
+    EigenCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    RandomCAM,
+    ScoreCAM,
+    XGradCAM,
+)
+from pytorch_grad_cam.base_cam import BaseCAM
+from pytorch_grad_cam.metrics.road import ROADCombined
+from pytorch_grad_cam.utils.image import scale_cam_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
+from torch import nn
+
+import losses
+import models
+
+CAM_METHODS: dict[str, type[BaseCAM]] = {
+    "GradCAM": GradCAM,
+    "GradCAM++": GradCAMPlusPlus,
+    "HiResCAM": HiResCAM,
+    "XGradCAM": XGradCAM,
+    "LayerCAM": LayerCAM,
+    "EigenCAM": EigenCAM,
+    "ScoreCAM": ScoreCAM,
+}
+TARGET_MODES = ("predicted", "true", "class")
+FAITHFULNESS_METRIC = "ROAD combined: (LeRF - MoRF) / 2 of the target's softmax probability; higher is better"
+ROAD_PERCENTILES = (20, 40, 60, 80)
+SCORECAM_BATCH = 256
+DEFAULT_SEED = 0
+COLORMAP = "turbo"
+GRID_CELL_PX = 96
+GRID_FONT_PX = 14
+
+
+class InferenceLogits(nn.Module):
+    """``images -> head.logits(model(images))``: the inference logits, the only output Grad-CAM sees."""
+
+    def __init__(self, model: models.FeatureNet, head: losses.LossHead) -> None:
+        super().__init__()
+        self.model = model
+        self.head = head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head.logits(self.model(images))
+
+
+class _RawMaps(BaseCAM):
+    """BaseCAM with its two min-max scalings removed; the method's ``get_cam_image`` is untouched."""
+
+    def compute_cam_per_layer(
+        self, input_tensor: torch.Tensor, targets: list[nn.Module], eigen_smooth: bool
+    ) -> list[np.ndarray]:
+        activations = [a.cpu().numpy() for a in self.activations_and_grads.activations]
+        grads = [g.cpu().numpy() for g in self.activations_and_grads.gradients]
+        size = self.get_target_width_height(input_tensor)
+        per_layer = []
+        for i, layer in enumerate(self.target_layers):
+            layer_grads = grads[i] if i < len(grads) else None
+            cam = np.maximum(
+                self.get_cam_image(input_tensor, layer, targets, activations[i], layer_grads, eigen_smooth), 0
+            )
+            self.cam_shape = tuple(cam.shape[1:])
+            per_layer.append(np.float32([cv2.resize(np.float32(c), size) for c in cam])[:, None])
+        return per_layer
+
+    def aggregate_multi_layers(self, cam_per_target_layer: list[np.ndarray]) -> np.ndarray:
+        return np.maximum(np.concatenate(cam_per_target_layer, axis=1), 0).mean(axis=1)
+
+
+_RAW_CLASSES: dict[str, type[BaseCAM]] = {
+    name: type(f"Raw{cls.__name__}", (_RawMaps, cls), {}) for name, cls in {**CAM_METHODS, "Random": RandomCAM}.items()
+}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CamResult:
+    """Raw maps for N images and what they explain.
+
+    ``maps``: N x H x W float32, >= 0, at the image size, NOT min-max scaled (absolute scale kept).
+    ``cam_shape``: the map's size at the CAM layer before upsampling (4x4 for 8x8 digits with ``small``).
+    ``targets``: the class each map explains; ``predicted`` and ``confidence``: the model's class and
+    its softmax probability; ``target_probability``: the softmax probability of the target class.
+    ``faithfulness`` / ``random_faithfulness``: ROAD scores of the maps and of RandomCAM maps for the
+    same targets (see the module docstring), or None when not asked for.
+    """
+
+    method: str
+    maps: np.ndarray
+    cam_shape: tuple[int, ...]
+    targets: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+    target_probability: np.ndarray
+    faithfulness: np.ndarray | None
+    random_faithfulness: np.ndarray | None
+
+
+def resolve_targets(
+    logits: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray | None,
+    mode: str,
+    chosen_class: int | None = None,
+) -> np.ndarray:
+    """The class to explain for each image: its ``"predicted"`` class (argmax of the inference
+    logits), its ``"true"`` label, or one ``"class"`` (``chosen_class``) for every image."""
+    logits = np.asarray(logits)
+    n, n_classes = logits.shape
+    if mode == "predicted":
+        return logits.argmax(axis=1).astype(np.int64)
+    if mode == "true":
+        if labels is None:
+            raise ValueError("target mode 'true' needs the images' labels; use 'predicted' for unlabelled images")
+        labels = np.asarray(labels).astype(np.int64)
+        if labels.shape != (n,):
+            raise ValueError(f"got {labels.shape[0] if labels.ndim else 0} labels for {n} images")
+        return labels
+    if mode == "class":
+        if chosen_class is None or not 0 <= int(chosen_class) < n_classes:
+            raise ValueError(f"target mode 'class' needs a class from 0 to {n_classes - 1}, got {chosen_class!r}")
+        return np.full(n, int(chosen_class), dtype=np.int64)
+    raise ValueError(f"unknown target mode {mode!r} (choose from: {', '.join(TARGET_MODES)})")
+
+
+@contextlib.contextmanager
+def _released(cam: BaseCAM) -> Iterator[BaseCAM]:
+    """Release the CAM's hooks on exit without swallowing errors (BaseCAM.__exit__ hides IndexError)."""
+    try:
+        yield cam
+    finally:
+        cam.activations_and_grads.release()
+
+
+@contextlib.contextmanager
+def _untouched(module: nn.Module) -> Iterator[None]:
+    """Freeze ``module``'s parameters for the block, then restore train/eval flags, requires_grad and .grad."""
+    flags = [(m, m.training) for m in module.modules()]
+    params = [(p, p.requires_grad, p.grad) for p in module.parameters()]
+    for p, _, _ in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m, training in flags:
+            m.train(training)
+        for p, requires_grad, grad in params:
+            p.requires_grad_(requires_grad)
+            p.grad = grad
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed numpy's and torch's global CPU generators (RandomCAM, ROAD's noise) and restore them after."""
+    state = np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(state)
+
+
+def _maps(cam: BaseCAM, images: torch.Tensor, targets: np.ndarray, batch_size: int) -> np.ndarray:
+    parts = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size].clone().requires_grad_(cam.uses_gradients)
+        parts.append(cam(batch, [ClassifierOutputTarget(int(t)) for t in targets[start : start + batch_size]]))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _road(
+    wrapper: nn.Module, images: torch.Tensor, maps: np.ndarray, targets: np.ndarray, batch_size: int
+) -> np.ndarray:
+    metric = ROADCombined(percentiles=list(ROAD_PERCENTILES))
+    scaled = normalise_each(maps)
+    scores = []
+    for start in range(0, len(images), batch_size):
+        stop = start + batch_size
+        softmax_targets = [ClassifierOutputSoftmaxTarget(int(t)) for t in targets[start:stop]]
+        scores.append(metric(images[start:stop], scaled[start:stop], softmax_targets, wrapper))
+    return np.concatenate(scores).astype(np.float32)
+
+
+def compute_cams(
+    model: models.FeatureNet,
+    head: losses.LossHead,
+    images: torch.Tensor,
+    method: str,
+    targets: Sequence[int] | np.ndarray | torch.Tensor,
+    *,
+    batch_size: int = 64,
+    faithfulness: bool = True,
+    seed: int = DEFAULT_SEED,
+) -> CamResult:
+    """Raw ``method`` maps of normalised ``images`` (N x C x H x W) for the class ``targets[i]`` of each.
+
+    Runs on the device the model is on; the model and head come back exactly as they were (flags,
+    requires_grad, no new gradients, no hooks). ``faithfulness`` adds ROAD scores for the maps and
+    for a seeded RandomCAM baseline (the slow part). EigenCAM ignores the target (it is the first
+    principal component of the activations).
+    """
+    if method not in CAM_METHODS:
+        raise ValueError(f"unknown CAM method {method!r} (choose from: {', '.join(CAM_METHODS)})")
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty N x C x H x W batch, got shape {tuple(images.shape)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    targets = torch.as_tensor(targets).reshape(-1).cpu().numpy().astype(np.int64)
+    if len(targets) != len(images):
+        raise ValueError(f"got {len(targets)} targets for {len(images)} images")
+    if targets.min() < 0 or targets.max() >= head.n_classes:
+        raise ValueError(f"targets must be classes from 0 to {head.n_classes - 1}, got {sorted(set(targets.tolist()))}")
+    wrapper = InferenceLogits(model, head)
+    device = next(model.parameters()).device
+    with _untouched(wrapper), torch.inference_mode(False), torch.enable_grad():
+        images = images.detach().to(device=device, dtype=torch.float32).clone()
+        wrapper.eval()
+        with torch.no_grad():
+            probs = torch.cat(
+                [wrapper(images[s : s + batch_size]).float().softmax(1) for s in range(0, len(images), batch_size)]
+            ).cpu()
+        with _released(_RAW_CLASSES[method](wrapper, [model.cam_layer])) as cam:
+            cam.batch_size = SCORECAM_BATCH  # masked copies per forward pass; only ScoreCAM reads it
+            maps = _maps(cam, images, targets, batch_size)
+            cam_shape = cam.cam_shape
+        scores = random_scores = None
+        if faithfulness:
+            with _seeded(seed):
+                with _released(_RAW_CLASSES["Random"](wrapper, [model.cam_layer])) as random_cam:
+                    random_maps = _maps(random_cam, images, targets, batch_size)
+                scores = _road(wrapper, images, maps, targets, batch_size)
+                random_scores = _road(wrapper, images, random_maps, targets, batch_size)
+    confidence, predicted = probs.max(1)
+    return CamResult(
+        method=method,
+        maps=maps,
+        cam_shape=cam_shape,
+        targets=targets,
+        predicted=predicted.numpy().astype(np.int64),
+        confidence=confidence.numpy().astype(np.float32),
+        target_probability=probs[torch.arange(len(targets)), torch.from_numpy(targets)].numpy().astype(np.float32),
+        faithfulness=scores,
+        random_faithfulness=random_scores,
+    )
+
+
+# ---------------------------------------------------------------- display helpers
+
+
+def shared_scale(maps: Sequence[np.ndarray] | np.ndarray) -> tuple[float, float]:
+    """One colour scale ``(vmin, vmax)`` covering every map of a row (one image across losses).
+
+    Raw maps are >= 0, so the scale starts at 0; an all-zero row gets (0, 1) so nothing divides by zero.
+    """
+    values = np.concatenate([np.asarray(m, dtype=np.float64).ravel() for m in maps])
+    vmin = min(0.0, float(values.min()))
+    vmax = float(values.max())
+    return vmin, (vmax if vmax > vmin else vmin + 1.0)
+
+
+def normalise_each(maps: np.ndarray) -> np.ndarray:
+    """Each map min-max scaled to [0, 1] on its own (the library's ``scale_cam_image``); for the toggle."""
+    return scale_cam_image(np.asarray(maps, dtype=np.float32))
+
+
+def _colormap_lut() -> np.ndarray:
+    return (matplotlib.colormaps[COLORMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255).round().astype(np.uint8)
+
+
+_LUT = _colormap_lut()
+
+
+def overlay(
+    image: torch.Tensor | np.ndarray, cam_map: np.ndarray, vmax: float, alpha: float = 0.45, *, vmin: float = 0.0
+) -> np.ndarray:
+    """``image`` (uint8 C x H x W, 1 or 3 channels) with ``cam_map`` (H x W) coloured on the scale
+    [vmin, vmax] (turbo colormap) blended on top; H x W x 3 uint8. Greyscale is stacked to RGB here only."""
+    pixels = np.asarray(image, dtype=np.uint8)
+    if pixels.ndim != 3 or pixels.shape[0] not in (1, 3):
+        raise ValueError(f"image must be uint8 C x H x W with 1 or 3 channels, got shape {pixels.shape}")
+    rgb = np.repeat(pixels, 3, axis=0) if pixels.shape[0] == 1 else pixels
+    rgb = rgb.transpose(1, 2, 0).astype(np.float32)
+    if cam_map.shape != rgb.shape[:2]:
+        raise ValueError(f"map of shape {cam_map.shape} does not match the image's {rgb.shape[:2]}")
+    level = np.clip((np.asarray(cam_map, dtype=np.float64) - vmin) / max(vmax - vmin, 1e-12), 0.0, 1.0)
+    colours = _LUT[np.round(level * 255).astype(np.intp)].astype(np.float32)
+    return np.round((1.0 - alpha) * rgb + alpha * colours).clip(0, 255).astype(np.uint8)
+
+
+def grid_png(cells: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str], col_labels: Sequence[str]) -> bytes:
+    """A PNG of a grid of H x W x 3 uint8 cells (rows x columns) with row and column labels.
+
+    Cells are upscaled by a whole factor with nearest-neighbour to at least :data:`GRID_CELL_PX`
+    pixels, so 8x8 digits stay legible and no pixel is blurred.
+    """
+    if len(cells) != len(row_labels) or any(len(row) != len(col_labels) for row in cells):
+        raise ValueError(f"cells must be {len(row_labels)} rows of {len(col_labels)} images, one per label")
+    shapes = {np.asarray(cell).shape for row in cells for cell in row}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 3 or next(iter(shapes))[2] != 3:
+        raise ValueError(f"every cell must be an H x W x 3 image of one size, got shapes {sorted(shapes)}")
+    height, width, _ = next(iter(shapes))
+    factor = max(1, math.ceil(GRID_CELL_PX / min(height, width)))
+    cell_w, cell_h, gap = width * factor, height * factor, 4
+    font = ImageFont.load_default(size=GRID_FONT_PX)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_size = lambda text: measure.textbbox((0, 0), text, font=font)[2:]  # noqa: E731
+    left = max((text_size(t)[0] for t in row_labels), default=0) + 2 * gap
+    top = max((text_size(t)[1] for t in col_labels), default=0) + 2 * gap
+    canvas = Image.new(
+        "RGB", (left + len(col_labels) * (cell_w + gap), top + len(row_labels) * (cell_h + gap)), "white"
+    )
+    draw = ImageDraw.Draw(canvas)
+    for c, label in enumerate(col_labels):
+        draw.text((left + c * (cell_w + gap), gap), label, fill="black", font=font)
+    for r, (row, label) in enumerate(zip(cells, row_labels, strict=True)):
+        y = top + r * (cell_h + gap)
+        draw.text((gap, y + cell_h // 2 - text_size(label)[1] // 2), label, fill="black", font=font)
+        for c, cell in enumerate(row):
+            tile = Image.fromarray(np.asarray(cell, dtype=np.uint8), "RGB").resize(
+                (cell_w, cell_h), Image.Resampling.NEAREST
+            )
+            canvas.paste(tile, (left + c * (cell_w + gap), y))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,189 @@
+"""Check and decode a user's uploaded image into a dataset-shaped uint8 tensor (C x H x W).
+
+Everything that can be checked without decoding is checked first, in this order:
+
+1. **File size**: at most :data:`MAX_UPLOAD_BYTES` (a stream is read only that far);
+2. **Type by content**: the magic bytes must be PNG, JPEG, BMP or GIF, whatever the file name
+   says; known other types (TIFF, WebP, HEIC, PDF, SVG, ...) are named in the refusal;
+3. **Pixel count from the header**: Pillow's ``Image.open`` reads only the header, and an image
+   over :data:`MAX_UPLOAD_PIXELS` is refused before any pixel is decoded (a decompression bomb: a
+   few kilobytes that would expand to gigabytes). Pillow's own guard (``Image.MAX_IMAGE_PIXELS``,
+   which refuses at twice its value) is left at its default; ours is lower and is checked first
+   where Pillow's does not already refuse.
+
+Then the image is decoded (first frame of a GIF; JPEG via draft mode when it is much larger than
+needed), turned upright by its EXIF orientation, composited over white where it is transparent,
+16-bit greyscale scaled to 8 bits, converted to the dataset's channel count (L or RGB), centre-
+cropped to a square and resized to the dataset's image size (area averaging when shrinking, as
+the 8x8 digits and MNIST were made; bicubic when enlarging). ``invert`` turns dark-on-light
+drawings into the light-on-dark digits the models were trained on.
+
+Every refusal is an :class:`UploadError` whose message names the file and says what to change.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_UPLOAD_PIXELS = 4096 * 4096
+ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
+ACCEPTED_TEXT = "a PNG, JPEG, BMP or GIF"
+
+_ACCEPTED_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+)
+_REFUSED_MAGIC = (
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"%PDF", "PDF"),
+    (b"8BPS", "Photoshop (PSD)"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+)
+_HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF"}
+_SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L")
+
+
+class UploadError(ValueError):
+    """An upload was refused; the message names the file and says what to upload instead."""
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def _megapixels(n: int) -> str:
+    return f"{n / 1e6:.1f} megapixels"
+
+
+def limits_text() -> str:
+    """The upload limits in one line, for the UI."""
+    side = int(MAX_UPLOAD_PIXELS**0.5)
+    return (
+        f"{', '.join(ACCEPTED_FORMATS[:-1])} or {ACCEPTED_FORMATS[-1]}; at most {_megabytes(MAX_UPLOAD_BYTES)} "
+        f"and {_megapixels(MAX_UPLOAD_PIXELS)} ({side} x {side})"
+    )
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The accepted format (``"PNG"``, ``"JPEG"``, ``"BMP"``, ``"GIF"``) the bytes start with, or None."""
+    return next((fmt for magic, fmt in _ACCEPTED_MAGIC if head.startswith(magic)), None)
+
+
+def _refused_kind(head: bytes) -> str | None:
+    """A name for a known image or document type we do not accept, from its magic bytes."""
+    known = next((kind for magic, kind in _REFUSED_MAGIC if head.startswith(magic)), None)
+    if known:
+        return known
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return _HEIF_BRANDS[head[8:12]]
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        return "SVG"
+    return None
+
+
+def read_upload(source: bytes | BinaryIO, name: str) -> bytes:
+    """The upload's bytes, refusing an empty file or one over :data:`MAX_UPLOAD_BYTES`; a stream
+    (e.g. Streamlit's UploadedFile) is read no further than one byte past the limit."""
+    data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else source.read(MAX_UPLOAD_BYTES + 1)
+    if not data:
+        raise UploadError(f"{name}: the file is empty; upload {ACCEPTED_TEXT} image")
+    if len(data) > MAX_UPLOAD_BYTES:
+        size = f"{_megabytes(len(data))}" if isinstance(source, (bytes, bytearray, memoryview)) else "larger"
+        raise UploadError(
+            f"{name}: the file is {size} but the limit is {_megabytes(MAX_UPLOAD_BYTES)}; "
+            "upload a smaller image (a lower resolution, or JPEG instead of BMP)"
+        )
+    return data
+
+
+def check_upload(data: bytes, name: str) -> tuple[str, int, int]:
+    """Validate ``data`` without decoding its pixels: size, type by content, pixel count from the
+    header. Returns ``(format, width, height)``; raises :class:`UploadError` otherwise."""
+    data = read_upload(data, name)
+    fmt = sniff_format(data[:32])
+    if fmt is None:
+        kind = _refused_kind(data[:64])
+        if kind is not None:
+            raise UploadError(f"{name}: {kind} is not accepted; upload {ACCEPTED_TEXT}")
+        raise UploadError(
+            f"{name}: the contents are not {ACCEPTED_TEXT} image, whatever the file name says; upload {ACCEPTED_TEXT}"
+        )
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as err:
+        raise UploadError(_too_many_pixels(name, str(err))) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise UploadError(
+            f"{name}: starts like a {fmt} file but its header is damaged ({err}); re-save the image as {fmt} "
+            "and upload it again"
+        ) from None
+    if width * height > MAX_UPLOAD_PIXELS:
+        raise UploadError(_too_many_pixels(name, f"{width} x {height} pixels, {_megapixels(width * height)}"))
+    return fmt, width, height
+
+
+def _too_many_pixels(name: str, found: str) -> str:
+    side = int(MAX_UPLOAD_PIXELS**0.5)
+    return (
+        f"{name}: the image is too large to decode ({found}); the limit is {_megapixels(MAX_UPLOAD_PIXELS)} "
+        f"(e.g. {side} x {side}); scale it down before uploading"
+    )
+
+
+def _to_mode(image: Image.Image, mode: str) -> Image.Image:
+    """``image`` as ``mode`` (L or RGB): transparency over white, 16-bit grey scaled to 8 bits."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        grey = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(grey.round().clip(0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return image.convert(mode)
+
+
+def load_upload(
+    source: bytes | BinaryIO, name: str, *, channels: int, image_size: int, invert: bool = False
+) -> torch.Tensor:
+    """The uploaded image as a uint8 ``channels x image_size x image_size`` tensor (see the module
+    docstring for every step); :class:`UploadError` with a plain message for anything refused."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    data = read_upload(source, name)
+    fmt, _, _ = check_upload(data, name)
+    mode = "L" if channels == 1 else "RGB"
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+            if fmt == "JPEG":
+                image.draft(mode, (image_size, image_size))
+            upright = ImageOps.exif_transpose(image)
+            converted = _to_mode(upright, mode)
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise UploadError(
+            f"{name}: the {fmt} image could not be decoded ({err}); the file may be truncated or damaged, "
+            f"so re-save it and upload it again"
+        ) from None
+    shrinking = min(converted.size) >= image_size
+    method = Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC
+    square = ImageOps.fit(converted, (image_size, image_size), method=method)
+    if invert:
+        square = ImageOps.invert(square)
+    pixels = np.array(square, dtype=np.uint8)
+    pixels = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(pixels))

@@ -1,0 +1,218 @@
+"""Exports of a real tiny run: the run zip restores the model; the projector bundle is in the exact format."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import posixpath
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file
+
+import losses
+import models
+from lab import export
+from lab.config import RunConfig
+from lab.data import load_dataset
+from lab.restore import load_trained
+from lab.runstore import RunStore, RunStoreError
+from lab.trainer import train_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    store = RunStore(tmp_path_factory.mktemp("runs"))
+    record = train_run(RunConfig(epochs=3), store)
+    assert record.state == "finished", record.status
+    return store, record, load_dataset("digits")
+
+
+def _unzip(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.testzip() is None
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _accuracy(model: torch.nn.Module, head: torch.nn.Module, split) -> float:
+    with torch.no_grad():
+        return float((head.logits(model(split.normalised)).argmax(1) == split.labels).float().mean())
+
+
+def test_run_zip_holds_the_run_files_and_a_readme(run):
+    store, record, _ = run
+    files = _unzip(export.run_zip(store, record.run_id))
+    names = {
+        "config.json",
+        "status.json",
+        "metrics.jsonl",
+        "weights.safetensors",
+        "features.safetensors",
+        "snapshots.safetensors",
+        "README.txt",
+    }
+    assert set(files) == {f"{record.run_id}/{name}" for name in names}
+    config = json.loads(files[f"{record.run_id}/config.json"])
+    assert RunConfig.from_dict(config) == record.config
+    status = json.loads(files[f"{record.run_id}/status.json"])
+    assert status["status"] == "finished" and "pid" not in status and "host" not in status
+    assert len(files[f"{record.run_id}/metrics.jsonl"].decode().splitlines()) == 3
+    readme = files[f"{record.run_id}/README.txt"].decode()
+    assert "load_file" in readme and "weights.safetensors" in readme and "snapshots.safetensors" in readme
+
+
+def test_run_zip_weights_load_with_safetensors_and_reproduce_the_test_accuracy(run):
+    store, record, digits = run
+    files = _unzip(export.run_zip(store, record.run_id))
+    config = RunConfig.from_dict(json.loads(files[f"{record.run_id}/config.json"]))
+    tensors = load_safetensors(files[f"{record.run_id}/weights.safetensors"])
+    model = models.build(config.model, digits.in_channels, digits.image_size, config.feat_dim)
+    head = losses.build(config.loss, config.feat_dim, digits.n_classes, **config.loss_params)
+    model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+    head.load_state_dict({k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")})
+    assert _accuracy(model.eval(), head.eval(), digits.test) == pytest.approx(record.status["test_acc"], abs=1e-6)
+
+
+def test_run_zip_unzipped_into_a_runs_folder_is_a_loadable_run(run, tmp_path):
+    store, record, digits = run
+    with zipfile.ZipFile(io.BytesIO(export.run_zip(store, record.run_id))) as archive:
+        archive.extractall(tmp_path)
+    restored = RunStore(tmp_path)
+    copy = restored.load(record.run_id)
+    assert copy.error is None and copy.state == "finished"
+    model, head = load_trained(restored, copy, digits)
+    assert _accuracy(model, head, digits.test) == pytest.approx(record.status["test_acc"], abs=1e-6)
+
+
+def test_run_zip_of_an_unknown_run_is_refused(run):
+    store, _, _ = run
+    with pytest.raises(RunStoreError):
+        export.run_zip(store, "no-such-run")
+
+
+@pytest.fixture(scope="module")
+def bundle(run):
+    store, record, digits = run
+    files = _unzip(export.projector_bundle(store, record.run_id, digits))
+    folder = f"{record.run_id}-projector/"
+    assert all(name.startswith(folder) for name in files)
+    return {name.removeprefix(folder): data for name, data in files.items()}
+
+
+def test_projector_bundle_has_the_expected_files(bundle):
+    assert set(bundle) == {
+        "tensors.tsv",
+        "metadata.tsv",
+        "sprite.png",
+        "penultimate.tsv",
+        "penultimate_metadata.tsv",
+        "penultimate_sprite.png",
+        "projector_config.json",
+        "README.txt",
+    }
+    assert "Sphereize" in bundle["README.txt"].decode()
+
+
+def test_tensors_tsv_is_unit_vectors_one_per_line_without_a_header(run, bundle):
+    store, record, digits = run
+    text = bundle["tensors.tsv"].decode()
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    rows = [[float(v) for v in line.split("\t")] for line in text.splitlines()]
+    vectors = np.array(rows)
+    assert vectors.shape == (len(digits.test), record.config.feat_dim)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    features = store.load_features(record.run_id)["test_features"].double().numpy()
+    expected = features / np.linalg.norm(features, axis=1, keepdims=True)
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+
+
+def test_metadata_tsv_has_a_header_and_one_row_per_vector(run, bundle):
+    store, record, digits = run
+    lines = bundle["metadata.tsv"].decode().splitlines()
+    assert len(lines) == len(digits.test) + 1
+    assert lines[0].split("\t") == list(export.METADATA_COLUMNS)
+    rows = [dict(zip(export.METADATA_COLUMNS, line.split("\t"), strict=True)) for line in lines[1:]]
+    saved = store.load_features(record.run_id)
+    predicted = saved["test_logits"].argmax(1).tolist()
+    assert [int(r["index"]) for r in rows] == list(range(len(digits.test)))
+    assert [int(r["label"]) for r in rows] == digits.test.labels.tolist()
+    assert [int(r["predicted"]) for r in rows] == predicted
+    assert all(r["correct"] == ("true" if r["label"] == r["predicted"] else "false") for r in rows)
+    assert {r["loss"] for r in rows} == {"softmax"}
+    assert rows[0]["label_name"] == digits.class_names[int(rows[0]["label"])]
+    feature, direction = saved["test_features"][0].double(), saved["class_directions"][int(rows[0]["label"])].double()
+    angle = math.degrees(math.acos(float(feature @ direction / (feature.norm() * direction.norm()))))
+    assert float(rows[0]["angle_to_own_class_deg"]) == pytest.approx(angle, abs=1e-3)
+    assert all(0.0 <= float(r["angle_to_own_class_deg"]) <= 180.0 for r in rows)
+
+
+def test_projector_config_points_at_files_in_the_bundle(bundle):
+    config = json.loads(bundle["projector_config.json"])
+    assert len(config["embeddings"]) == 2
+    for embedding in config["embeddings"]:
+        assert set(embedding) >= {"tensorName", "tensorShape", "tensorPath", "metadataPath", "sprite"}
+        for path in (embedding["tensorPath"], embedding["metadataPath"], embedding["sprite"]["imagePath"]):
+            assert posixpath.normpath(path) in bundle
+        n, dim = embedding["tensorShape"]
+        tensor_lines = bundle[embedding["tensorPath"]].decode().splitlines()
+        assert len(tensor_lines) == n and all(len(line.split("\t")) == dim for line in tensor_lines)
+        assert len(bundle[embedding["metadataPath"]].decode().splitlines()) == n + 1
+        sprite = Image.open(io.BytesIO(bundle[embedding["sprite"]["imagePath"]]))
+        width, height = embedding["sprite"]["singleImageDim"]
+        columns = math.ceil(math.sqrt(n))
+        assert sprite.size == (columns * width, math.ceil(n / columns) * height)
+
+
+def test_sprite_holds_the_test_images_in_row_major_order(run, bundle):
+    _, _, digits = run
+    config = json.loads(bundle["projector_config.json"])
+    width, height = config["embeddings"][0]["sprite"]["singleImageDim"]
+    factor = width // digits.image_size
+    sheet = np.asarray(Image.open(io.BytesIO(bundle["sprite.png"])))
+    columns = sheet.shape[1] // width
+    for index in (0, 1, columns, len(digits.test) - 1):
+        r, c = divmod(index, columns)
+        thumb = sheet[r * height : (r + 1) * height : factor, c * width : (c + 1) * width : factor]
+        np.testing.assert_array_equal(thumb, digits.test.images[index, 0].numpy())
+
+
+def test_penultimate_tensor_covers_the_snapshot_subset(run, bundle):
+    store, record, _ = run
+    saved = store.load_features(record.run_id)
+    rows = bundle["penultimate.tsv"].decode().splitlines()
+    assert len(rows) == len(saved["snapshot_indices"])
+    np.testing.assert_allclose(
+        np.array([[float(v) for v in r.split("\t")] for r in rows]), saved["penultimate"], rtol=1e-6
+    )
+    metadata = bundle["penultimate_metadata.tsv"].decode().splitlines()
+    assert [int(line.split("\t")[0]) for line in metadata[1:]] == saved["snapshot_indices"].tolist()
+
+
+def test_without_class_directions_the_angle_is_to_the_class_mean(run, tmp_path):
+    store, record, digits = run
+    shutil.copytree(record.run_dir, tmp_path / record.run_id)
+    copy = RunStore(tmp_path)
+    saved = copy.load_features(record.run_id)
+    del saved["class_directions"]
+    save_file(saved, str(tmp_path / record.run_id / "features.safetensors"))
+    files = _unzip(export.projector_bundle(copy, record.run_id, digits))
+    folder = f"{record.run_id}-projector/"
+    assert "mean normalised test feature" in files[folder + "README.txt"].decode()
+    row = files[folder + "metadata.tsv"].decode().splitlines()[1].split("\t")
+    unit = torch.nn.functional.normalize(saved["test_features"].double(), dim=1)
+    mean = unit[saved["test_labels"] == int(row[1])].mean(0)
+    angle = math.degrees(math.acos(float(unit[0] @ mean / mean.norm())))
+    assert float(row[5]) == pytest.approx(angle, abs=1e-3)
+
+
+def test_projector_bundle_refuses_a_different_dataset(run):
+    store, record, digits = run
+    with pytest.raises(RunStoreError, match="trained on digits"):
+        export.projector_bundle(store, record.run_id, dataclasses.replace(digits, name="mnist"))

@@ -1,0 +1,230 @@
+"""Grad-CAM on a real tiny run: raw maps from the library's methods, targets, faithfulness, no side effects."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from lab import gradcam
+from lab.config import RunConfig
+from lab.data import load_dataset
+from lab.restore import load_trained
+from lab.runstore import RunStore
+from lab.trainer import train_run
+
+N_IMAGES = 6
+# pytorch-grad-cam's ROAD imputer calls np.argwhere on a torch tensor, which numpy 2 warns about
+pytestmark = pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    store = RunStore(tmp_path_factory.mktemp("runs"))
+    record = train_run(RunConfig(epochs=3), store)
+    assert record.state == "finished", record.status
+    return store, record, load_dataset("digits")
+
+
+@pytest.fixture
+def trained(run):
+    """A freshly loaded model and head, so no test sees what another did to them."""
+    store, record, digits = run
+    model, head = load_trained(store, record, digits)
+    return model, head, digits.test.normalised[:N_IMAGES], digits.test.labels[:N_IMAGES].numpy()
+
+
+def _hooks(module: torch.nn.Module) -> int:
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) + len(m._backward_pre_hooks)
+        for m in module.modules()
+    )
+
+
+@pytest.mark.parametrize("method", list(gradcam.CAM_METHODS))
+def test_every_method_gives_finite_non_negative_maps_at_the_image_size(trained, method):
+    model, head, images, labels = trained
+    result = gradcam.compute_cams(model, head, images, method, labels, faithfulness=False)
+    assert result.maps.shape == (N_IMAGES, 8, 8)
+    assert result.maps.dtype == np.float32
+    assert np.isfinite(result.maps).all()
+    assert (result.maps >= 0).all()
+    assert result.maps.max() > 0
+    assert result.cam_shape == (4, 4)  # the small model's CAM layer on 8x8 digits
+    assert result.faithfulness is None and result.random_faithfulness is None
+
+
+@pytest.mark.parametrize("method", list(gradcam.CAM_METHODS))
+def test_raw_maps_are_the_library_maps_before_its_min_max_scaling(trained, method):
+    model, head, images, labels = trained
+    result = gradcam.compute_cams(model, head, images, method, labels, faithfulness=False)
+    wrapper = gradcam.InferenceLogits(model, head)
+    with gradcam.CAM_METHODS[method](wrapper, [model.cam_layer]) as cam:
+        library = cam(images.clone(), [ClassifierOutputTarget(int(t)) for t in labels])
+    np.testing.assert_allclose(gradcam.normalise_each(result.maps), library, atol=1e-3)
+
+
+def test_raw_maps_keep_their_scale(trained):
+    model, head, images, labels = trained
+    maps = gradcam.compute_cams(model, head, images, "GradCAM", labels, faithfulness=False).maps
+    peaks = maps.max(axis=(1, 2))
+    assert not np.allclose(peaks, 1.0, atol=1e-3)
+    assert peaks.max() > 1.1 * peaks.min() > 0
+    assert np.allclose(gradcam.normalise_each(maps).max(axis=(1, 2)), 1.0, atol=1e-5)
+
+
+def test_wrapper_returns_exactly_the_inference_logits(trained):
+    model, head, images, _ = trained
+    with torch.no_grad():
+        assert torch.equal(gradcam.InferenceLogits(model, head)(images), head.logits(model(images)))
+
+
+def test_predictions_and_probabilities_come_from_the_inference_logits(trained):
+    model, head, images, _ = trained
+    with torch.no_grad():
+        probs = head.logits(model(images)).softmax(1)
+    result = gradcam.compute_cams(model, head, images, "GradCAM", np.full(N_IMAGES, 3), faithfulness=False)
+    np.testing.assert_array_equal(result.predicted, probs.argmax(1).numpy())
+    np.testing.assert_allclose(result.confidence, probs.max(1).values.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(result.target_probability, probs[:, 3].numpy(), rtol=1e-5)
+
+
+def test_resolve_targets_modes():
+    logits = torch.tensor([[0.1, 2.0, -1.0], [3.0, 0.0, 0.5]])
+    labels = torch.tensor([2, 0])
+    np.testing.assert_array_equal(gradcam.resolve_targets(logits, labels, "predicted"), [1, 0])
+    np.testing.assert_array_equal(gradcam.resolve_targets(logits, labels, "true"), [2, 0])
+    np.testing.assert_array_equal(gradcam.resolve_targets(logits, None, "class", 2), [2, 2])
+    assert gradcam.resolve_targets(logits, labels, "true").dtype == np.int64
+    with pytest.raises(ValueError, match="labels"):
+        gradcam.resolve_targets(logits, None, "true")
+    with pytest.raises(ValueError, match="from 0 to 2"):
+        gradcam.resolve_targets(logits, labels, "class", 3)
+    with pytest.raises(ValueError, match="predicted, true, class"):
+        gradcam.resolve_targets(logits, labels, "best")
+
+
+def test_the_target_class_changes_the_map(trained):
+    model, head, images, labels = trained
+    own = gradcam.compute_cams(model, head, images, "GradCAM", labels, faithfulness=False)
+    other = gradcam.compute_cams(model, head, images, "GradCAM", (labels + 5) % 10, faithfulness=False)
+    np.testing.assert_array_equal(own.targets, labels)
+    assert not np.allclose(own.maps, other.maps)
+
+
+def test_bad_targets_and_methods_are_refused(trained):
+    model, head, images, labels = trained
+    with pytest.raises(ValueError, match="from 0 to 9"):
+        gradcam.compute_cams(model, head, images, "GradCAM", np.full(N_IMAGES, 10))
+    with pytest.raises(ValueError, match="targets for"):
+        gradcam.compute_cams(model, head, images, "GradCAM", labels[:2])
+    with pytest.raises(ValueError, match="GradCAM"):
+        gradcam.compute_cams(model, head, images, "GuessCAM", labels)
+    assert _hooks(model) == 0
+
+
+def test_faithfulness_and_random_baseline_are_finite_reproducible_and_leave_the_rngs_alone(trained):
+    model, head, images, labels = trained
+    numpy_state, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state()
+    first = gradcam.compute_cams(model, head, images, "GradCAM", labels)
+    second = gradcam.compute_cams(model, head, images, "GradCAM", labels)
+    for scores in (first.faithfulness, first.random_faithfulness):
+        assert scores.shape == (N_IMAGES,)
+        assert np.isfinite(scores).all()
+        assert (np.abs(scores) <= 1).all()
+    np.testing.assert_array_equal(first.random_faithfulness, second.random_faithfulness)
+    np.testing.assert_array_equal(first.faithfulness, second.faithfulness)
+    assert np.array_equal(np.random.get_state()[1], numpy_state)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+@pytest.mark.parametrize("method", ["GradCAM", "ScoreCAM"])
+def test_no_hooks_grads_or_flag_changes_are_left_behind(trained, method):
+    model, head, images, labels = trained
+    model.train()
+    head.train()
+    frozen = next(head.parameters())
+    frozen.requires_grad_(False)
+    kept_grad = torch.ones_like(model.cam_layer.weight)
+    model.cam_layer.weight.grad = kept_grad
+    flags = [m.training for m in (*model.modules(), *head.modules())]
+    requires = [p.requires_grad for p in (*model.parameters(), *head.parameters())]
+    result = gradcam.compute_cams(model, head, images, method, labels)
+    assert _hooks(model) == 0 and _hooks(head) == 0
+    assert [m.training for m in (*model.modules(), *head.modules())] == flags
+    assert [p.requires_grad for p in (*model.parameters(), *head.parameters())] == requires
+    assert model.cam_layer.weight.grad is kept_grad
+    assert all(p.grad is None for p in (*model.parameters(), *head.parameters()) if p is not model.cam_layer.weight)
+    # the maps were computed in eval mode even though the model came in training mode
+    model.eval()
+    head.eval()
+    again = gradcam.compute_cams(model, head, images, method, labels, faithfulness=False)
+    np.testing.assert_allclose(result.maps, again.maps, rtol=1e-4, atol=1e-6)
+
+
+def test_hooks_are_released_when_the_computation_fails(trained, monkeypatch):
+    model, head, images, labels = trained
+
+    def broken(*args, **kwargs):
+        assert _hooks(model) > 0  # the CAM's hooks are in place here
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(gradcam, "_maps", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        gradcam.compute_cams(model, head, images, "GradCAM", labels)
+    assert _hooks(model) == 0
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_inference_mode_callers_get_maps_too(trained):
+    model, head, images, labels = trained
+    with torch.inference_mode():
+        result = gradcam.compute_cams(model, head, images.clone(), "GradCAM", labels, faithfulness=False)
+    assert result.maps.max() > 0
+
+
+def test_shared_scale_covers_every_map_of_a_row(trained):
+    model, head, images, labels = trained
+    row = [
+        gradcam.compute_cams(model, head, images, m, labels, faithfulness=False).maps[0] for m in gradcam.CAM_METHODS
+    ]
+    vmin, vmax = gradcam.shared_scale(row)
+    assert vmin == 0.0
+    assert all(vmin <= m.min() and m.max() <= vmax for m in row)
+    assert vmax == pytest.approx(max(float(m.max()) for m in row))
+    assert gradcam.shared_scale([np.zeros((8, 8)), np.zeros((8, 8))]) == (0.0, 1.0)
+
+
+def test_overlay_colours_the_map_on_an_rgb_copy_of_the_image():
+    image = np.full((1, 8, 8), 100, dtype=np.uint8)
+    cam = np.zeros((8, 8), dtype=np.float32)
+    cam[0, 0] = 2.0
+    plain = gradcam.overlay(image, cam, vmax=2.0, alpha=0.0)
+    assert plain.shape == (8, 8, 3) and plain.dtype == np.uint8
+    assert (plain == 100).all()
+    full = gradcam.overlay(image, cam, vmax=2.0, alpha=1.0)
+    np.testing.assert_array_equal(full[0, 0], gradcam._LUT[255])
+    np.testing.assert_array_equal(full[1, 1], gradcam._LUT[0])
+    assert not np.array_equal(full[0, 0], full[1, 1])
+    with pytest.raises(ValueError, match="does not match"):
+        gradcam.overlay(image, np.zeros((4, 4)), vmax=1.0)
+
+
+def test_grid_png_decodes_at_the_expected_size_with_nearest_neighbour_cells():
+    red = np.zeros((8, 8, 3), dtype=np.uint8)
+    red[..., 0] = 255
+    cells = [[red, red, red], [red, red, red]]
+    factor = -(-gradcam.GRID_CELL_PX // 8)
+    unlabelled = Image.open(io.BytesIO(gradcam.grid_png(cells, ["", ""], ["", "", ""])))
+    gap = 4
+    assert unlabelled.size == (2 * gap + 3 * (8 * factor + gap), 2 * gap + 2 * (8 * factor + gap))
+    assert unlabelled.getpixel((2 * gap + 5, 2 * gap + 5)) == (255, 0, 0)
+    labelled = Image.open(io.BytesIO(gradcam.grid_png(cells, ["image 1", "image 2"], ["softmax", "center", "amc"])))
+    assert labelled.format == "PNG" and labelled.mode == "RGB"
+    assert labelled.width > unlabelled.width and labelled.height > unlabelled.height
+    with pytest.raises(ValueError, match="rows"):
+        gradcam.grid_png(cells, ["one row label"], ["a", "b", "c"])

@@ -1,0 +1,143 @@
+"""Upload checks: accepted types by content, size and pixel limits before decoding, dataset-shaped output."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFile
+
+from lab import uploads
+from lab.uploads import UploadError, check_upload, load_upload
+
+
+def _encode(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _square_on_black(size: int = 64, mode: str = "L") -> Image.Image:
+    """A bright square in the middle of a black image."""
+    image = Image.new(mode, (size, size), 0)
+    image.paste(255 if mode == "L" else (255, 255, 255), (size // 4, size // 4, 3 * size // 4, 3 * size // 4))
+    return image
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A real 1x1 PNG whose IHDR (with a correct CRC) claims ``width`` x ``height`` pixels."""
+    data = bytearray(_encode(Image.new("L", (1, 1)), "PNG"))
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fail the test if any image's pixels get decoded."""
+
+    def refuse(self):
+        raise AssertionError("the image was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "GIF"])
+@pytest.mark.parametrize(("channels", "size"), [(1, 8), (1, 28), (3, 32)])
+def test_accepted_types_are_converted_and_resized_to_the_dataset(fmt, channels, size):
+    data = _encode(_square_on_black(64, "RGB"), fmt)
+    tensor = load_upload(data, f"upload.{fmt.lower()}", channels=channels, image_size=size)
+    assert tensor.shape == (channels, size, size)
+    assert tensor.dtype == torch.uint8
+    middle, corner = tensor[:, size // 2, size // 2], tensor[:, 0, 0]
+    assert (middle > 200).all() and (corner < 50).all()
+
+
+def test_type_is_sniffed_from_the_content_not_the_name():
+    png = _encode(_square_on_black(), "PNG")
+    assert load_upload(png, "drawing.jpg", channels=1, image_size=8).shape == (1, 8, 8)
+    assert check_upload(png, "drawing.txt") == ("PNG", 64, 64)
+
+
+def test_colour_becomes_luma_and_transparency_becomes_white():
+    red = _encode(Image.new("RGB", (16, 16), (255, 0, 0)), "PNG")
+    assert load_upload(red, "red.png", channels=1, image_size=8).unique().tolist() == [76]
+    clear = _encode(Image.new("RGBA", (16, 16), (0, 0, 0, 0)), "PNG")
+    assert load_upload(clear, "clear.png", channels=3, image_size=8).unique().tolist() == [255]
+
+
+def test_invert_turns_dark_on_light_into_light_on_dark():
+    data = _encode(_square_on_black(), "PNG")
+    plain = load_upload(data, "a.png", channels=1, image_size=8)
+    inverted = load_upload(data, "a.png", channels=1, image_size=8, invert=True)
+    assert (inverted.int() == 255 - plain.int()).all()
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped():
+    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)
+    data = _encode(Image.fromarray(ramp), "PNG")
+    tensor = load_upload(data, "ramp.png", channels=1, image_size=8)
+    np.testing.assert_allclose(tensor[0].numpy(), np.round(ramp / 257.0), atol=1)
+
+
+@pytest.mark.parametrize("name", ["photo.tiff", "photo.png"])
+def test_tiff_is_refused_by_content_with_what_to_upload_instead(name):
+    data = _encode(_square_on_black(), "TIFF")
+    with pytest.raises(UploadError, match=rf"{name}: TIFF is not accepted; upload a PNG, JPEG, BMP or GIF"):
+        load_upload(data, name, channels=1, image_size=8)
+
+
+def test_a_text_file_renamed_png_is_refused():
+    with pytest.raises(UploadError, match=r"notes\.png: the contents are not a PNG, JPEG, BMP or GIF image"):
+        load_upload(b"just some notes, not an image\n" * 10, "notes.png", channels=1, image_size=8)
+
+
+def test_an_empty_file_is_refused():
+    with pytest.raises(UploadError, match="empty"):
+        load_upload(b"", "empty.png", channels=1, image_size=8)
+
+
+def test_an_oversized_file_is_refused_before_decoding(no_decoding):
+    data = _encode(Image.new("L", (8, 8)), "PNG") + b"\0" * uploads.MAX_UPLOAD_BYTES
+    with pytest.raises(UploadError, match=r"big\.png: the file is 5\.0 MB but the limit is 5\.0 MB"):
+        load_upload(data, "big.png", channels=1, image_size=8)
+
+
+def test_an_oversized_stream_is_read_only_just_past_the_limit(no_decoding):
+    stream = io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\0" * (2 * uploads.MAX_UPLOAD_BYTES))
+    with pytest.raises(UploadError, match=r"larger but the limit is 5\.0 MB"):
+        load_upload(stream, "big.png", channels=1, image_size=8)
+    assert stream.tell() == uploads.MAX_UPLOAD_BYTES + 1
+
+
+@pytest.mark.parametrize(("width", "height"), [(30000, 30000), (5000, 5000)])
+def test_a_header_claiming_too_many_pixels_is_refused_before_decoding(no_decoding, width, height):
+    data = _png_claiming(width, height)
+    assert len(data) < 100
+    with pytest.raises(UploadError, match=r"bomb\.png: the image is too large to decode .*limit is 16\.8 megapixels"):
+        load_upload(data, "bomb.png", channels=1, image_size=8)
+
+
+def test_a_real_mostly_empty_image_over_the_pixel_limit_is_refused_before_decoding():
+    data = _encode(Image.new("L", (4100, 4100)), "PNG")
+    assert len(data) < uploads.MAX_UPLOAD_BYTES // 50  # tiny on disk, 16.8 megapixels decoded
+    with pytest.raises(UploadError, match=r"4100 x 4100 pixels"):
+        check_upload(data, "empty.png")
+
+
+def test_damaged_headers_and_truncated_pixels_get_their_own_messages():
+    with pytest.raises(UploadError, match="header is damaged"):
+        load_upload(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, "broken.png", channels=1, image_size=8)
+    whole = _encode(Image.effect_noise((64, 64), 50), "PNG")
+    with pytest.raises(UploadError, match="could not be decoded"):
+        load_upload(whole[: len(whole) // 2], "cut.png", channels=1, image_size=8)
+
+
+def test_limits_text_names_the_limits():
+    text = uploads.limits_text()
+    assert "5.0 MB" in text and "16.8 megapixels" in text and "GIF" in text
