@@ -35,6 +35,10 @@ class Limits:
 LIMITS = Limits()
 
 
+# Fields a stored run's config.json must have: without them the run cannot be rebuilt.
+STORED_FIELDS = ("dataset", "model", "feat_dim", "loss", "loss_params", "epochs", "seed", "experiment")
+
+
 class ConfigError(ValueError):
     """A run setting is missing, of the wrong type or out of range; the message names the field."""
 
@@ -69,14 +73,18 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Build and validate a config from JSON data; unknown or mistyped fields are errors."""
+    def from_dict(cls, data: dict[str, Any], required: tuple[str, ...] = ()) -> RunConfig:
+        """Build and validate a config from JSON data; unknown or mistyped fields are errors, and so
+        are missing ``required`` ones (the others take their defaults)."""
         if not isinstance(data, dict):
             raise ConfigError(f"config: must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"config: unknown field {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ConfigError(f"config: missing field {', '.join(missing)}")
         config = cls(**data)
         config.validate()
         return config

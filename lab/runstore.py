@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -29,7 +30,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from lab.config import ConfigError, RunConfig
+from lab.config import STORED_FIELDS, ConfigError, RunConfig
 
 STATUSES = ("running", "finished", "stopped", "diverged", "failed", "interrupted")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -66,6 +67,12 @@ def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _remove_partial_writes(run_dir: Path) -> None:
+    """Delete temporary files a killed writer left behind (its finished files are untouched)."""
+    for leftover in run_dir.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -194,7 +201,7 @@ class RunStore:
         problems = []
         config = None
         try:
-            config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+            config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()), STORED_FIELDS)
         except (OSError, ValueError, TypeError) as err:
             problems.append(f"config.json is unreadable ({err})")
         status: dict[str, Any] = {"status": "failed"}
@@ -264,6 +271,22 @@ class RunStore:
 
     def load_snapshots(self, run_id: str) -> dict[str, torch.Tensor]:
         return self._load_tensors(run_id, "snapshots.safetensors")
+
+    def size_bytes(self) -> int:
+        """Disk space taken by the runs folder."""
+        if not self.root.is_dir():
+            return 0
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+    def delete_experiment(self, experiment: str, owner: str) -> int:
+        """Delete an experiment's runs that ``owner`` started; returns how many were deleted. Runs
+        still training, and runs of other owners or shared ones, are kept."""
+        deleted = 0
+        for record in self.experiments(owner=owner).get(experiment, []):
+            if record.owner == owner and record.state != "running":
+                shutil.rmtree(record.run_dir)
+                deleted += 1
+        return deleted
 
 
 def require_config(record: RunRecord) -> RunConfig:

@@ -13,10 +13,11 @@ from ui import layout, state
 ui.run_inside_app()
 
 st.title("Angles")
-runs = state.selected_runs()
-if not runs:
+loaded = state.loaded_runs()
+if not loaded:
     layout.no_runs_message()
     st.stop()
+runs = [record for record, _ in loaded]
 
 dataset = state.dataset_of(runs[0])
 feat_dim = runs[0].config.feat_dim
@@ -35,7 +36,6 @@ st.caption(
     f"centres). With {dataset.n_classes} classes in {feat_dim}-D, class directions can be at best {best:.1f}° apart."
 )
 
-loaded = [(record, arrays) for record in runs if (arrays := state.safe_load(record)) is not None]
 for column, (record, arrays) in layout.grid(loaded):
     stats = state.angle_stats(record, arrays)
     numbers = state.summary(record, float(margin))

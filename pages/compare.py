@@ -15,7 +15,7 @@ ui.run_inside_app()
 
 st.title("Compare")
 records = state.selected_runs(viewable_only=False)
-runs = [r for r in records if r.state in state.VIEWABLE and r.config is not None and r.error is None]
+runs = [record for record, _ in state.loaded_runs()]
 if not runs:
     layout.no_runs_message()
     st.stop()

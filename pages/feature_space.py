@@ -11,14 +11,14 @@ from ui import inspect, layout, state
 ui.run_inside_app()
 
 st.title("Feature space")
-runs = state.selected_runs()
-if not runs:
+loaded = state.loaded_runs()
+if not loaded:
     layout.no_runs_message()
     st.stop()
+runs = [record for record, _ in loaded]
 
 dataset = state.dataset_of(runs[0])
 feat_dim = runs[0].config.feat_dim
-loaded = [(record, arrays) for record in runs if (arrays := state.safe_load(record)) is not None]
 epochs = min(arrays.snapshots.shape[0] for _, arrays in loaded)
 selected_points: list[int] = []
 

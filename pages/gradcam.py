@@ -13,13 +13,13 @@ from ui import cams, layout, state
 ui.run_inside_app()
 
 st.title("Grad-CAM")
-runs = state.selected_runs()
-if not runs:
+loaded = state.loaded_runs()
+if not loaded:
     layout.no_runs_message()
     st.stop()
+runs = [record for record, _ in loaded]
 
 dataset = state.dataset_of(runs[0])
-loaded = [(record, arrays) for record in runs if (arrays := state.safe_load(record)) is not None]
 class_names = dataset.class_names
 
 pick_col, method_col, target_col, view_col = st.columns(4)
@@ -38,7 +38,7 @@ with method_col:
         st.caption(":orange[ScoreCAM runs the model once per channel: slow on a CPU.]")
     faithfulness = st.toggle(
         "Faithfulness (ROAD)",
-        value=True,
+        value=False,
         key="cam_faithfulness",
         help=gradcam.FAITHFULNESS_METRIC + ". Shown next to a random map's score.",
     )

@@ -137,7 +137,8 @@ def test_angles_page_histograms_and_direction_spacing(runs_dir):
 
 def test_gradcam_grid_has_a_row_per_image_and_a_column_per_loss(runs_dir):
     app = open_page("pages/gradcam.py")
-    app.slider(key="cam_count").set_value(3).run()
+    app.slider(key="cam_count").set_value(3)
+    app.toggle(key="cam_faithfulness").set_value(True).run()
     assert not app.exception
     assert len(app.get("image")) == 3 * (1 + len(LOSSES))
     captions = [c.value for c in app.caption]

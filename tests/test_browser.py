@@ -49,7 +49,7 @@ def test_train_two_losses_then_feature_space_and_gradcam(tmp_path):
         page.locator("[data-testid='stImage'] img").first.wait_for(timeout=120_000)
         wait_until_idle(page)
         assert page.locator("[data-testid='stImage'] img").count() == 6 * 3  # 6 images x (image + 2 losses)
-        assert page.get_by_text("Mean ROAD faithfulness").is_visible()
+        assert page.get_by_text("GradCAM at each model's last convolutional layer").is_visible()
         screenshot(page, "gradcam")
 
 

@@ -201,10 +201,36 @@ def loss_label(record: RunRecord) -> str:
     return record.config.loss if record.config else record.run_id
 
 
-def safe_load(record: RunRecord) -> RunArrays | None:
-    """The run's arrays, or None after showing a clear per-run error (other runs still show)."""
+@st.cache_data(show_spinner=False, max_entries=256)
+def _weights_problem(root: str, run_id: str, updated: float) -> str | None:
+    """Why this run's weights cannot be used, or None; they are rebuilt into the model to be sure."""
     try:
-        return run_arrays(record)
-    except (RunStoreError, KeyError, ValueError) as err:
-        st.error(f"{loss_label(record)}: cannot show this run ({err}).")
-        return None
+        _trained(root, run_id, updated)
+    except (RunStoreError, ValueError, KeyError, RuntimeError) as err:
+        return str(err)
+    return None
+
+
+def loaded_runs() -> list[tuple[RunRecord, RunArrays]]:
+    """The selected experiment's usable runs with their arrays. A run whose files are missing or
+    corrupt gets one clear error line here and is left out; the other runs still show."""
+    usable = []
+    for record in selected_runs(viewable_only=False):
+        if record.state not in VIEWABLE:
+            continue
+        try:
+            if record.error:
+                raise RunStoreError(record.error)
+            arrays = run_arrays(record)
+            problem = _weights_problem(*cache_key(record))
+            if problem:
+                raise RunStoreError(problem)
+        except (RunStoreError, KeyError, ValueError) as err:
+            st.error(
+                f"**{loss_label(record)}** cannot be shown: {err}. The other runs are unaffected; delete or "
+                f"retrain this one.",
+                icon=":material/broken_image:",
+            )
+            continue
+        usable.append((record, arrays))
+    return usable
