@@ -23,11 +23,14 @@ if job is not None:
 
 if job is not None:
     train_live.show(manager, job_id, owner)
+elif manager.queue_length():
+    st.caption(f"{manager.queue_length()} trainings are waiting for a free slot on this machine.")
 
 settings = train_form.settings_form(devices=available_devices(), busy=job is not None and job.running)
 warnings = train_form.feasibility_warnings(settings, DATASET_CLASSES[settings.dataset])
 for warning in warnings:
     st.warning(warning, icon=":material/warning:")
+train_form.limits_note(manager.max_running)
 
 if settings.start:
     try:

@@ -36,6 +36,27 @@ def _choose_experiment(groups: dict) -> str | None:
     return choice
 
 
+def _delete(experiment: str, owner: str) -> None:
+    deleted = state.run_store().delete_experiment(experiment, owner)
+    st.session_state["experiment"] = None
+    st.query_params.pop("exp", None)
+    st.toast(f"Deleted {deleted} runs.", icon=":material/delete:")
+
+
+def _manage(experiment: str, records: list) -> None:
+    store = state.run_store()
+    owner = state.owner_token()
+    st.caption(f"Runs folder `{store.root}`: {store.size_bytes() / 1e6:.1f} MB")
+    if not any(r.owner == owner for r in records):
+        st.caption("This experiment is shared (the example or the command line): it can be deleted on disk only.")
+    elif any(r.state == "running" for r in records):
+        st.caption("Stop the training before deleting this experiment.")
+    else:
+        with st.popover("Delete this experiment", icon=":material/delete:"):
+            st.markdown(f"Delete its {len(records)} runs from disk? This cannot be undone.")
+            st.button("Delete", type="primary", key="confirm_delete", on_click=_delete, args=(experiment, owner))
+
+
 def draw() -> None:
     with st.sidebar:
         st.markdown("### LossLens")
@@ -62,3 +83,5 @@ def draw() -> None:
                 st.caption(f":red[{record.error}]")
             elif record.state in ("diverged", "failed", "interrupted"):
                 st.caption(record.status.get("message", ""))
+        st.divider()
+        _manage(experiment, records)

@@ -231,3 +231,18 @@ def feasibility_warnings(settings: TrainSettings, n_classes: int) -> list[str]:
         except losses.HparamError:
             continue
     return found
+
+
+def limits_note(max_running: int) -> None:
+    """The caps this app enforces, in one place (``lab.config.LIMITS`` and the upload limits)."""
+    from lab.uploads import limits_text
+
+    with st.expander("Limits on this machine"):
+        st.markdown(
+            f"- epochs: 1 to {LIMITS.max_epochs}; batch size: 2 to {LIMITS.max_batch_size}; feature dimension: 2 to "
+            f"{LIMITS.max_feat_dim}\n"
+            f"- learning rate: above 0, at most {LIMITS.max_lr:g}; weight decay: 0 to {LIMITS.max_weight_decay:g}\n"
+            f"- stored feature snapshots: up to {LIMITS.max_snapshot_points} test images per epoch\n"
+            f"- uploaded images (Grad-CAM page): {limits_text()}\n"
+            f"- trainings at once: {max_running}; more wait in a queue"
+        )

@@ -87,11 +87,14 @@ def _draw(manager: JobManager, job_id: str, owner: str) -> None:
             )
             columns[i % len(columns)].plotly_chart(fig, key=f"preview-{job_id}-{i}")
     if phase == "done":
-        finished = sum(1 for r in job.records if r.state == "finished")
-        st.success(
-            f"Done: {finished} of {len(job.configs)} runs finished. Open **Feature space** to compare them.",
-            icon=":material/check_circle:",
-        )
+        states = [r.state for r in job.records]
+        finished = states.count("finished")
+        others = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states) - {"finished"}))
+        message = f"Done: {finished} of {len(job.configs)} runs finished" + (f"; {others}" if others else "") + "."
+        if finished == len(job.configs):
+            st.success(message + " Open **Feature space** to compare them.", icon=":material/check_circle:")
+        else:
+            st.warning(message + " The sidebar says what happened to each run.", icon=":material/warning:")
         if not st.session_state.get(f"seen-done-{job_id}"):
             st.session_state[f"seen-done-{job_id}"] = True
             st.rerun()  # a full rerun, so the sidebar lists the new runs
