@@ -8,14 +8,18 @@ step, with the batch's features (no gradient):
     delta_c_j = sum_{i: y_i = j} (c_j - f_i) / (1 + n_j),    c_j <- c_j - alpha * delta_c_j
 
 where n_j is the number of samples of class j in the batch; classes absent from the batch keep
-their centre. The update does not depend on lambda. Centres start at the origin; with alpha = 0.5
-they reach their class means within a few dozen steps.
+their centre. The update does not depend on lambda. Centres start at the origin; each step closes
+alpha * n_j / (1 + n_j) of the gap to the batch's class mean (about 40% for 6 samples of a class at
+alpha = 0.5), so they catch up with their classes within the first few dozen steps.
 
-Default weight: the paper's MNIST toy uses lambda = 0.01 on LeNet++ features of size O(10-100).
-This app's features come out of a BatchNorm and are about unit scale, so the centre term is ~1000
-times smaller there and lambda = 0.01 leaves the picture indistinguishable from softmax. The
-default lambda = 1 (with cross-entropy's scale ~1) gives the visibly tighter classes the paper
-shows, at the same test accuracy.
+Default weight lambda = 0.1, not the paper's 0.01. The paper's MNIST toy applies 0.01 to LeNet++
+PReLU features whose coordinates reach tens to a hundred; this app's features come out of a
+BatchNorm with norms around 4-8, and the centre term is quadratic in feature units, so the same
+lambda pulls far more weakly here. Measured on digits
+with a 2-D head (15 epochs), samples lie a median 1.17 from their class mean under softmax, 1.07
+with lambda = 0.01 (a picture indistinguishable from softmax), 0.70 with 0.1 and 0.40 with 1. On the
+Fashion-MNIST subset (8000 images, 4 epochs) lambda = 1 costs 5 points of test accuracy in 2-D and
+4 in 3-D, while 0.1 stays within 2 points of softmax in 2-D and level in 3-D.
 
 Paper: Wen, Zhang, Li, Qiao, "A Discriminative Feature Learning Approach for Deep Face
 Recognition", ECCV 2016, https://ydwen.github.io/papers/WenECCV16.pdf (no arXiv version).
@@ -39,7 +43,7 @@ from losses.registry import register
 
 @dataclasses.dataclass(frozen=True)
 class CenterParams:
-    weight: float = hparam(1.0, "lambda: weight of the centre term added to cross-entropy", low=0.0, high=100.0)
+    weight: float = hparam(0.1, "lambda: weight of the centre term added to cross-entropy", low=0.0, high=100.0)
     alpha: float = hparam(0.5, "centre learning rate of the paper's update rule", low=0.0, high=1.0)
 
 

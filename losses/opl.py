@@ -16,11 +16,13 @@ Paper: Ranasinghe, Naseer, Hayat, Khan, Khan, "Orthogonal Projection Loss", ICCV
 https://arxiv.org/abs/2103.14021
 
 What to look for in the plots: same-class features should collapse onto one direction (s near 1)
-and different classes should be pushed towards right angles. With 3-D features and 10 classes at
-most three classes can be mutually orthogonal, and in 2-D only two, so the inter-class term cannot
-reach 0: expect classes to crowd into clumps near the coordinate axes (and their opposites) rather
-than spread evenly around the circle, with cross-entropy holding neighbouring clumps apart. With a
-feature dimension at least the number of classes, each class can get its own axis.
+and different classes should be pushed towards right angles. With 10 classes only D directions can
+be mutually perpendicular in D dimensions (2 in 2-D, 3 in 3-D), and with the elementwise |cos| a
+class and the opposite direction count as parallel, so the inter-class term cannot reach 0: expect
+classes to crowd into a few clumps along D perpendicular lines through the origin (at any
+rotation), with cross-entropy holding the classes within a clump apart, rather than spread evenly
+around the circle. With a feature dimension at least the number of classes, each class can get its
+own axis.
 """
 
 from __future__ import annotations
@@ -83,11 +85,13 @@ class OPLHead(CrossEntropyPlusHead):
 
     @classmethod
     def feasibility_warnings(cls, params: OPLParams, feat_dim: int, n_classes: int) -> list[str]:
-        if feat_dim >= n_classes or params.weight == 0 or params.gamma == 0:
+        if feat_dim >= n_classes or params.weight == 0 or params.gamma == 0 or params.neg_abs != "elementwise":
             return []
         return [
             f"OPL wants every class orthogonal to every other, which needs at least {n_classes} feature "
             f"dimensions; with {feat_dim} it cannot be met. The orthogonality term stays above zero and "
-            f"pushes classes into clumps near the {feat_dim} axes and their opposites; cross-entropy keeps "
-            "them apart. Expect uneven spacing, not evenly spread classes."
+            f"pushes the classes into a few clumps along {feat_dim} perpendicular lines through the origin "
+            "(a direction and its opposite count as parallel); cross-entropy keeps the classes within a "
+            "clump apart. Expect uneven spacing, not evenly spread classes, and possibly lower accuracy "
+            "than softmax in 2-D."
         ]

@@ -99,7 +99,9 @@ def test_half_split_equals_an_explicit_loop_over_pairs_i_and_i_plus_half(batch: 
     features = torch.randn(batch, 3, generator=generator)
     labels = torch.randint(0, 3, (batch,), generator=generator).tolist()
     half = batch // 2
-    by_hand = [pair_loss_by_hand(features[i], features[i + half], labels[i] == labels[i + half], 0.7) for i in range(half)]
+    by_hand = [
+        pair_loss_by_hand(features[i], features[i + half], labels[i] == labels[i + half], 0.7) for i in range(half)
+    ]
     value = amc_term(features, labels, margin=0.7, pairing="half")
     assert value.item() == pytest.approx(sum(by_hand) / half, rel=1e-5)
 

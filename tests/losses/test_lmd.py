@@ -41,7 +41,11 @@ def test_boundary_distance_equals_the_exact_point_to_hyperplane_distance() -> No
 
 def test_boundary_distance_is_unchanged_by_scaling_the_classifier() -> None:
     generator = torch.Generator().manual_seed(1)
-    weight, bias, points = torch.randn(4, 3, generator=generator), torch.randn(4, generator=generator), torch.randn(4, 3)
+    weight, bias, points = (
+        torch.randn(4, 3, generator=generator),
+        torch.randn(4, generator=generator),
+        torch.randn(4, 3),
+    )
     scaled = boundary_distances(points, 7.5 * weight, 7.5 * bias)
     assert torch.allclose(scaled, boundary_distances(points, weight, bias), atol=1e-5)
 
@@ -95,7 +99,7 @@ def test_var_term_is_the_squared_hinge_on_the_distance_to_the_batch_mean_when_rh
 
 
 def test_first_sighting_sets_the_centre_to_the_batch_mean_so_a_lone_sample_costs_nothing() -> None:
-    head = lmd_head()
+    head = lmd_head(delta_var=0.25)
     features = torch.tensor([[3.0, -2.0], [1.0, 1.0], [2.0, 2.0]])
     _, parts = head.feature_term(features, torch.tensor([0, 1, 1]))
     assert torch.equal(head.centres[:2], torch.tensor([[3.0, -2.0], [1.5, 1.5]]))

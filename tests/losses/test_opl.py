@@ -141,3 +141,4 @@ def test_warns_when_the_feature_dimension_is_below_the_class_count() -> None:
     assert len(warnings) == 1 and "10 feature dimensions" in warnings[0]
     assert losses.warnings_for("opl", 16, 10) == []
     assert losses.warnings_for("opl", 2, 10, {"weight": 0}) == []
+    assert losses.warnings_for("opl", 2, 10, {"neg_abs": "of_mean"}) == [], "only the elementwise |cos| has a floor"
