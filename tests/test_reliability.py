@@ -308,7 +308,7 @@ def test_missing_dataset_offline_says_what_to_download_and_the_app_goes_on(app_r
 def test_limits_and_runs_folder_size_are_shown_and_an_experiment_can_be_deleted(app_runs):
     app = open_page("pages/train.py")
     limits = " ".join(m.value for m in app.expander[-1].markdown)
-    assert "epochs: 1 to 200" in limits and "batch size: 2 to 4096" in limits and "5 MB" in limits
+    assert "epochs: 1 to 200" in limits and "batch size: 2 to 4096" in limits and "5.0 MB" in limits
     assert any("Runs folder" in c.value and "MB" in c.value for c in app.sidebar.caption)
     app.button(key="confirm_delete").click().run()
     assert not app.exception
