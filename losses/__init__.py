@@ -9,10 +9,14 @@ from losses.base import HparamError, HparamSpec, LossHead
 from losses.registry import LossInfo, available, build, get, info, make_params, names, register, warnings_for
 
 from losses import softmax  # noqa: E402,F401  (registers itself)
+from losses import lsoftmax  # noqa: E402,F401  (registers itself)
 from losses import amc  # noqa: E402,F401  (registers itself)
 from losses import opl  # noqa: E402,F401  (registers itself)
 from losses import lmd  # noqa: E402,F401  (registers itself)
 from losses import center  # noqa: E402,F401  (registers itself)
+from losses import sphereface  # noqa: E402,F401  (registers itself)
+from losses import cosface  # noqa: E402,F401  (registers itself)
+from losses import arcface  # noqa: E402,F401  (registers itself)
 
 __all__ = [
     "HparamError",

@@ -19,14 +19,12 @@ from __future__ import annotations
 import functools
 import math
 
-import torch
+import numpy as np
 
-# Tammes problem, best known minimum angle (degrees) for N points on the 2-sphere; proven optimal for
-# N <= 14 and N = 24. Hars, "Numerical solutions of the Tammes problem for up to 60 points" (2020);
-# OEIS A340918 gives N = 10 (1.1544798334 rad), A383860 gives N = 14 (0.9716347429 rad).
+# Tammes problem: best known minimum angle (degrees) for N points on the 2-sphere, from N = 7 (fewer are
+# simplex or 90-degree cases); proven optimal for N <= 14 and N = 24. Hars, "Numerical solutions of the
+# Tammes problem for up to 60 points" (2020); OEIS A340918 (N = 10: 1.1544798334 rad), A383860 (N = 14).
 TAMMES_3D_DEGREES: dict[int, float] = {
-    5: 90.0,
-    6: 90.0,
     7: 77.8695421,
     8: 74.8584922,
     9: 70.5287794,
@@ -71,28 +69,33 @@ def best_spacing_degrees(n_classes: int, dim: int) -> float:
 
 
 @functools.lru_cache(maxsize=64)
-def repulsion_spacing_degrees(n_classes: int, dim: int, restarts: int = 4, iterations: int = 1500) -> float:
-    """Minimum pairwise angle of ``n_classes`` points spread on the unit sphere of R^dim by gradient
-    ascent on a soft minimum of the pairwise angles, sharpened as it goes. Seeded, so deterministic;
-    the best of ``restarts`` random starts."""
-    generator = torch.Generator().manual_seed(0)
-    pairs = torch.triu_indices(n_classes, n_classes, offset=1)
-    best = 0.0
-    for _ in range(restarts):
-        points = torch.randn(n_classes, dim, generator=generator, dtype=torch.float64).requires_grad_()
-        optimiser = torch.optim.Adam([points], lr=0.02)
-        for step in range(iterations):
-            sharpness = 10.0 * 100.0 ** (step / iterations)  # 10 -> 1000: from spreading out to maximin
-            unit = torch.nn.functional.normalize(points, dim=1)
-            cosines = (unit @ unit.T)[pairs[0], pairs[1]]
-            loss = torch.logsumexp(sharpness * cosines, dim=0) / sharpness  # soft maximum cosine
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            if step % 100 == 99:
-                optimiser.param_groups[0]["lr"] *= 0.8
-        with torch.no_grad():
-            unit = torch.nn.functional.normalize(points, dim=1)
-            largest_cos = float((unit @ unit.T)[pairs[0], pairs[1]].max().clamp(-1.0, 1.0))
-        best = max(best, math.degrees(math.acos(largest_cos)))
-    return best
+def repulsion_spacing_degrees(n_classes: int, dim: int, restarts: int = 2, iterations: int = 1000) -> float:
+    """Minimum pairwise angle of ``n_classes`` points spread on the unit sphere of R^dim by Adam steps
+    down a soft maximum of the pairwise cosines, sharpened as it goes (log-sum-exp with temperature
+    1/10 to 1/1000). Seeded, so deterministic; the best of ``restarts`` random starts, run side by side."""
+    points = np.random.default_rng(0).standard_normal((restarts, n_classes, dim))
+    first, second = np.zeros_like(points), np.zeros_like(points)
+    beta1, beta2 = 0.9, 0.999
+    for step in range(1, iterations + 1):
+        sharpness = 10.0 * 100.0 ** (step / iterations)
+        norms = np.linalg.norm(points, axis=2, keepdims=True)
+        unit = points / norms
+        scaled = sharpness * _pair_cosines(unit, exclude=-np.inf)
+        weights = np.exp(scaled - scaled.max(axis=(1, 2), keepdims=True))
+        weights /= weights.sum(axis=(1, 2), keepdims=True)  # softmax over all pairs
+        grad = (weights + weights.transpose(0, 2, 1)) @ unit  # gradient of the soft maximum wrt unit vectors
+        grad = (grad - (grad * unit).sum(axis=2, keepdims=True) * unit) / norms  # ... and wrt the points
+        first = beta1 * first + (1 - beta1) * grad
+        second = beta2 * second + (1 - beta2) * grad**2
+        step_size = 0.02 * 0.01 ** (step / iterations)
+        points -= step_size * (first / (1 - beta1**step)) / (np.sqrt(second / (1 - beta2**step)) + 1e-8)
+    unit = points / np.linalg.norm(points, axis=2, keepdims=True)
+    largest_cos = _pair_cosines(unit, exclude=-2.0).max(axis=(1, 2)).min()
+    return math.degrees(math.acos(min(1.0, float(largest_cos))))
+
+
+def _pair_cosines(unit: np.ndarray, exclude: float) -> np.ndarray:
+    """R x K x K cosines between the K unit vectors of each of R configurations; self-pairs set to ``exclude``."""
+    cosines = unit @ unit.transpose(0, 2, 1)
+    cosines[:, np.eye(unit.shape[1], dtype=bool)] = exclude
+    return cosines

@@ -1,0 +1,132 @@
+"""SphereFace (A-Softmax): normalised weights, psi on the target, |f| cos inference logits, and the
+official lambda schedule expressed per run (losses-spec.md section 5.2)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import losses
+from losses._angular import annealed_lambda
+from losses.sphereface import SphereFaceHead, SphereFaceParams
+
+
+def sphereface_head(feat_dim: int = 2, n_classes: int = 4, seed: int = 0, **hparams: object) -> SphereFaceHead:
+    torch.manual_seed(seed)
+    head = losses.build("sphereface", feat_dim, n_classes, **hparams)
+    assert isinstance(head, SphereFaceHead)
+    return head
+
+
+def features_at_angles(degrees: list[float], norm: float = 10.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    radians = torch.tensor(degrees, dtype=torch.float64).deg2rad()
+    return (norm * torch.stack([radians.cos(), radians.sin()], dim=1)).to(dtype)
+
+
+def reference_loss(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, m: int, lam: float) -> float:
+    """The formula sample by sample: unit weights, |f| cos theta logits, |f| psi(theta_y) mixed by lambda."""
+    total = 0.0
+    for f, y in zip(features.tolist(), labels.tolist(), strict=True):
+        norm = math.hypot(*f)
+        logits = []
+        for j, w in enumerate(weight.tolist()):
+            cosine = sum(a * b for a, b in zip(f, w, strict=True)) / (norm * math.hypot(*w))
+            logit = norm * cosine
+            if j == y:
+                theta = math.acos(max(-1.0, min(1.0, cosine)))
+                k = min(math.floor(theta * m / math.pi), m - 1)
+                logit = norm * (lam * cosine + (-1) ** k * math.cos(m * theta) - 2 * k) / (1 + lam)
+            logits.append(logit)
+        top = max(logits)
+        total += top + math.log(sum(math.exp(z - top) for z in logits)) - logits[y]
+    return total / len(labels)
+
+
+def test_margin_one_is_cross_entropy_on_norm_times_cosine_logits() -> None:
+    head = sphereface_head(feat_dim=3, n_classes=5, margin=1)
+    head.train()
+    features = torch.randn(11, 3, generator=torch.Generator().manual_seed(1)).requires_grad_()
+    labels = torch.arange(11) % 5
+    loss, _ = head(features, labels)
+    loss.backward()
+    got = (features.grad.clone(), head.classifier.weight.grad.clone())
+    features.grad = None
+    weight = head.classifier.weight.detach().clone().requires_grad_()
+    cosine = F.normalize(features, dim=1) @ F.normalize(weight, dim=1).T
+    expected = F.cross_entropy(features.norm(dim=1, keepdim=True) * cosine, labels)
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+    assert torch.allclose(got[0], features.grad, atol=1e-6)
+    assert torch.allclose(got[1], weight.grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("m", [2, 3, 4])
+def test_loss_matches_the_formula_on_features_at_known_angles(m: int, dtype: torch.dtype) -> None:
+    lam = 2.0
+    head = sphereface_head(n_classes=6, margin=m, base=0.0, lambda_min=lam).to(dtype)
+    head.train()
+    lengths = torch.linspace(0.5, 2, 52, dtype=dtype).unsqueeze(1)
+    features = features_at_angles(list(range(0, 360, 7)), dtype=dtype) * lengths
+    labels = torch.arange(len(features)) % 6
+    loss, _ = head(features, labels)
+    expected = reference_loss(features.double(), labels, head.classifier.weight.detach().double(), m, lam)
+    assert loss.item() == pytest.approx(expected, rel=1e-5 if dtype == torch.float32 else 1e-10)
+
+
+def test_weight_length_does_not_matter() -> None:
+    features = torch.randn(10, 2, generator=torch.Generator().manual_seed(2))
+    labels = torch.arange(10) % 4
+    head = sphereface_head()
+    before = head(features, labels)[0]
+    with torch.no_grad():
+        head.classifier.weight.mul_(torch.tensor([[3.0], [0.2], [1.0], [7.0]]))
+    head.step.zero_()
+    assert torch.allclose(head(features, labels)[0], before)
+
+
+def test_inference_logits_are_norm_times_cosine_without_margin() -> None:
+    features = torch.randn(9, 2, generator=torch.Generator().manual_seed(3))
+    head = sphereface_head(margin=4)
+    head.train()
+    head(features, torch.arange(9) % 4)
+    unit_weights = F.normalize(head.classifier.weight.detach(), dim=1)
+    assert torch.allclose(head.logits(features), features @ unit_weights.T)
+    assert torch.allclose(head.class_directions().norm(dim=1), torch.ones(4))
+
+
+def test_gradients_match_finite_differences_away_from_interval_ends() -> None:
+    head = sphereface_head(margin=4, base=0.0, lambda_min=1.0).double().eval()
+    weight = features_at_angles([10.0, 100.0, 200.0, 280.0], norm=1.3, dtype=torch.float64)
+    # theta_y = 15, 30, 55, 105, 165 degrees: all away from the ends k*45 of psi's pieces
+    features = features_at_angles([25.0, 130.0, 255.0, 175.0, 5.0], norm=1.7, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 3, 2])
+
+    def loss_of(f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(head, {"classifier.weight": w}, (f, labels))[0]
+
+    assert torch.autograd.gradcheck(loss_of, (features.requires_grad_(), weight.requires_grad_()))
+
+
+def test_official_schedule_is_reproduced_over_its_run_length() -> None:
+    """Official SphereFace-20: lambda = max(5, 1000 / (1 + 0.12 t)) over 28,000 iterations."""
+    head = sphereface_head(base=1000.0, gamma=0.12 * 28_000, power=1.0, lambda_min=5.0)
+    head.plan(28_000)
+    head.train()
+    features, labels = torch.randn(4, 2), torch.arange(4)
+    for t in range(1, 4):
+        lam = max(5.0, 1000.0 / (1 + 0.12 * t))
+        assert head(features, labels)[1]["softmax_share"].item() == pytest.approx(lam / (1 + lam), rel=1e-6)
+    official = {"base": 1000.0, "gamma": SphereFaceParams().gamma, "power": 1.0, "lambda_min": 5.0}
+    assert annealed_lambda(1657 / 28_000, **official) > 5.0 == annealed_lambda(1659 / 28_000, **official)
+
+
+def test_feasibility_warnings_flag_pure_a_softmax_in_2d_but_not_the_official_floor() -> None:
+    pure = losses.warnings_for("sphereface", 2, 10, {"margin": 4, "lambda_min": 0.0})
+    assert len(pure) == 1 and "within 7.9°" in pure[0], "lambda ends at 1000/3361 = 0.3 with the default decay"
+    assert "within 7.2°" in losses.warnings_for("sphereface", 2, 10, {"margin": 4, "base": 0.0, "lambda_min": 0.0})[0]
+    for dim in (2, 3, 16):
+        assert losses.warnings_for("sphereface", dim, 10) == []
