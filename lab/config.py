@@ -49,7 +49,8 @@ class RunConfig:
 
     ``train_limit`` > 0 trains on that many training images (a fixed random subset); 0 uses all.
     ``experiment`` groups the runs trained together; ``snapshot_points`` is the size of the fixed
-    test subset whose features are stored every epoch.
+    test subset whose features are stored every epoch. ``channels_last`` trains in the channels-last
+    memory layout (faster convolutions, same results up to rounding; see bench/RESULTS.md).
     """
 
     dataset: str = "digits"
@@ -68,6 +69,7 @@ class RunConfig:
     device: str = "auto"
     snapshot_points: int = 500
     experiment: str = ""
+    channels_last: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -117,6 +119,8 @@ class RunConfig:
         _integer("snapshot_points", self.snapshot_points, 10, LIMITS.max_snapshot_points)
         if not isinstance(self.experiment, str):
             raise ConfigError(f"experiment: must be text, got {self.experiment!r}")
+        if not isinstance(self.channels_last, bool):
+            raise ConfigError(f"channels_last: must be true or false, got {self.channels_last!r}")
         return self
 
 

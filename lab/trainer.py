@@ -8,15 +8,24 @@ thread, reporting :class:`Progress` and stoppable between steps.
 
 Divergence (a non-finite loss or weights) stops a run at once and marks it ``diverged``; an
 unexpected error marks it ``failed``; either way the next run of the experiment still trains.
+
+Speed (measured in ``bench/``): the loop never waits for the device. Batches are index slices of
+tensors already on the device; the shuffled order moves to the device once per epoch; losses,
+accuracies and term sums accumulate on the device and are read once per epoch; each step's loss is
+checked for divergence through :class:`_LossWatch` without a per-step host sync on an accelerator.
+The model and its batches use the channels-last memory layout (``RunConfig.channels_last``), which
+oneDNN's CPU convolutions run about 1.3-1.5 times faster than the default layout.
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import math
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,11 +34,12 @@ import torch
 import losses
 import models
 from lab.config import RunConfig
-from lab.data import Dataset, Split, load_dataset
+from lab.data import Dataset, Split, load_dataset, normalise
 from lab.device import resolve_device
 from lab.runstore import RunRecord, RunStore, RunWriter
 
-EVAL_BATCH = 2048
+EVAL_BATCH = 2048  # on accelerators
+CPU_EVAL_BATCH = 256  # measured: 256-image batches evaluate 2-3x faster on a CPU than 2048 (cache-sized)
 SNAPSHOT_SEED = 1234
 
 
@@ -86,12 +96,17 @@ def snapshot_indices(n_test: int, points: int) -> torch.Tensor:
 def embed(
     model: models.FeatureNet, head: losses.LossHead, images: torch.Tensor, device: torch.device
 ) -> dict[str, torch.Tensor]:
-    """Features, penultimate activations and inference logits of normalised ``images``, in large batches."""
+    """Features, penultimate activations and inference logits of normalised ``images``, in large batches
+    (``EVAL_BATCH`` on accelerators, ``CPU_EVAL_BATCH`` on the CPU)."""
     model.eval()
     head.eval()
     parts: dict[str, list[torch.Tensor]] = {"penultimate": [], "features": [], "logits": []}
-    for start in range(0, len(images), EVAL_BATCH):
-        batch = images[start : start + EVAL_BATCH].to(device, non_blocking=True)
+    channels_last = _is_channels_last(model)
+    size = CPU_EVAL_BATCH if torch.device(device).type == "cpu" else EVAL_BATCH
+    for start in range(0, len(images), size):
+        batch = images[start : start + size].to(device, non_blocking=True)
+        if channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         penultimate, features = model.forward_with_penultimate(batch)
         parts["penultimate"].append(penultimate.float().cpu())
         parts["features"].append(features.float().cpu())
@@ -112,9 +127,14 @@ def _make_optimizer(
     return optimizer, schedule
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """A shuffled epoch as index batches; a last batch of one sample is dropped (BatchNorm needs two)."""
+def _batches(
+    n: int, batch_size: int, generator: torch.Generator, device: torch.device | None = None
+) -> list[torch.Tensor]:
+    """A shuffled epoch as index batches (on ``device``); a last batch of one sample is dropped (BatchNorm
+    needs two). The order is drawn on the CPU, so every device trains on the same batches."""
     order = torch.randperm(n, generator=generator)
+    if device is not None:
+        order = order.to(device, non_blocking=True)
     batches = list(order.split(batch_size))
     if len(batches) > 1 and len(batches[-1]) < 2:
         batches.pop()
@@ -122,15 +142,104 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.
 
 
 def _training_tensors(split: Split, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The normalised training images and labels, or a fixed random subset of ``limit`` of them."""
+    """The normalised training images and labels, or a fixed random subset of ``limit`` of them (only the
+    subset is normalised, so a limited run never holds a float copy of the whole split)."""
     if 0 < limit < len(split):
         keep = torch.randperm(len(split), generator=torch.Generator().manual_seed(SNAPSHOT_SEED))[:limit]
-        return split.normalised[keep], split.labels[keep]
+        return normalise(split.images[keep], split.mean, split.std), split.labels[keep]
     return split.normalised, split.labels
 
 
+# While an experiment trains, its runs share the device copies of the data (see train_experiment).
+_EXPERIMENT_DATA: contextvars.ContextVar[dict[tuple, tuple[Any, ...]] | None] = contextvars.ContextVar(
+    "losslens_experiment_data", default=None
+)
+
+
+def device_tensors(split: Split, limit: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``split``'s normalised images (all, or the fixed subset of ``limit``) and labels on ``device``.
+    Inside :func:`train_experiment` they are made once and shared by every run of the experiment."""
+    limit = limit if 0 < limit < len(split) else 0
+    cache = _EXPERIMENT_DATA.get()
+    key = (id(split), limit, str(device))
+    if cache is not None and key in cache:
+        return cache[key][1:]
+    images, labels = _training_tensors(split, limit)
+    images, labels = images.to(device), labels.to(device)
+    if cache is not None:
+        cache[key] = (split, images, labels)  # the split is kept so its id stays unique while cached
+    return images, labels
+
+
+def _is_channels_last(model: torch.nn.Module) -> bool:
+    """Whether the model's convolution weights are in the channels-last layout."""
+    return any(
+        p.ndim == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+        for p in model.parameters()
+    )
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (so wall-clock timings are honest on accelerators)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def _all_finite(modules: Sequence[torch.nn.Module]) -> bool:
-    return all(bool(torch.isfinite(t).all()) for m in modules for t in m.state_dict().values() if t.is_floating_point())
+    """Whether every floating-point parameter and buffer is finite, with one host sync."""
+    checks = [torch.isfinite(t).all() for m in modules for t in m.state_dict().values() if t.is_floating_point()]
+    return bool(torch.stack(checks).all()) if checks else True
+
+
+class _LossWatch:
+    """Finds the first non-finite training loss, by epoch and step, without making the device wait.
+
+    On the CPU each loss is read as it comes (reading a CPU scalar costs nothing). On CUDA each loss is
+    copied to pinned host memory asynchronously and read one step later, after the next step has been
+    queued: the device stays busy while Python checks, and a divergence is still caught with its exact
+    step, at most one step late. :meth:`flush` checks everything still pending (end of epoch, stop).
+    """
+
+    SLOTS = 2
+
+    def __init__(self, device: torch.device, lagged: bool | None = None) -> None:
+        self.lagged = device.type == "cuda" if lagged is None else lagged
+        self.pending: deque[tuple[int, int, int]] = deque()
+        if self.lagged:
+            self.host, self.events = self._buffers()
+            self.next_slot = 0
+
+    def _buffers(self) -> tuple[torch.Tensor, list[Any]]:
+        """Pinned host slots the losses are copied into, and an event per slot marking the copy done."""
+        return torch.empty(self.SLOTS, pin_memory=True), [torch.cuda.Event() for _ in range(self.SLOTS)]
+
+    def record(self, loss: torch.Tensor, epoch: int, step: int) -> None:
+        if not self.lagged:
+            value = loss.item()
+            if not math.isfinite(value):
+                raise Diverged(f"the loss became {value} in epoch {epoch}, step {step}")
+            return
+        slot = self.next_slot
+        self.next_slot = (slot + 1) % self.SLOTS
+        self.host[slot].copy_(loss.detach(), non_blocking=True)
+        self.events[slot].record()
+        self.pending.append((slot, epoch, step))
+        while len(self.pending) > 1:  # everything but the step just queued
+            self._check_oldest()
+
+    def _check_oldest(self) -> None:
+        slot, epoch, step = self.pending.popleft()
+        self.events[slot].synchronize()
+        value = float(self.host[slot])
+        if not math.isfinite(value):
+            self.pending.clear()
+            raise Diverged(f"the loss became {value} in epoch {epoch}, step {step}")
+
+    def flush(self) -> None:
+        while self.pending:
+            self._check_oldest()
 
 
 class _RunTrainer:
@@ -157,6 +266,7 @@ class _RunTrainer:
         self.n_runs = n_runs
         self.metrics: list[dict[str, Any]] = []
         self.snapshots: list[torch.Tensor] = []
+        self.last_test: dict[str, torch.Tensor] | None = None  # the test embedding of the current weights
 
     def _report(self, epoch: int, step: int, steps: int, **extra: Any) -> None:
         self.on_progress(
@@ -176,15 +286,19 @@ class _RunTrainer:
     def run(self) -> str:
         config, dataset, device = self.config, self.dataset, self.device
         model, head = build_model_and_head(config, dataset)
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         self.model, self.head = model.to(device), head.to(device)
-        train_x, train_y = _training_tensors(dataset.train, config.train_limit)
-        train_x, train_y = train_x.to(device), train_y.to(device)
+        train_x, train_y = device_tensors(dataset.train, config.train_limit, device)
+        self.test_x = device_tensors(dataset.test, 0, device)[0]
+        memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.snapshot_idx = snapshot_indices(len(dataset.test), config.snapshot_points)
         generator = torch.Generator().manual_seed(config.seed)
         steps = len(_batches(len(train_y), config.batch_size, torch.Generator().manual_seed(0)))
         head.plan(config.epochs * steps)
         params = [p for p in (*model.parameters(), *head.parameters()) if p.requires_grad]
         optimizer, schedule = _make_optimizer(config, params, config.epochs * steps)
+        self.watch = _LossWatch(device)
         train_seconds = 0.0
         images_seen = 0
         for epoch in range(1, config.epochs + 1):
@@ -195,25 +309,28 @@ class _RunTrainer:
             term_sums: dict[str, torch.Tensor] = {}
             correct = torch.zeros((), device=device, dtype=torch.long)
             seen = 0
-            for step, idx in enumerate(_batches(len(train_y), config.batch_size, generator), start=1):
+            for step, idx in enumerate(_batches(len(train_y), config.batch_size, generator, device), start=1):
                 if self.stop.is_set():
+                    self.watch.flush()
                     return self._finish("stopped", f"stopped by the user in epoch {epoch}", train_seconds, images_seen)
-                idx = idx.to(device)
-                x, y = train_x[idx], train_y[idx]
+                self.last_test = None
+                x, y = train_x[idx].contiguous(memory_format=memory_format), train_y[idx]
                 features = model(x)
                 loss, terms = head(features, y)
-                if not math.isfinite(loss.item()):
-                    raise Diverged(f"the loss became {loss.item()} in epoch {epoch}, step {step}")
+                self.watch.record(loss, epoch, step)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-                loss_sum += loss.detach() * len(y)
+                n = len(idx)
+                loss_sum += loss.detach() * n
                 for name, value in terms.items():
-                    term_sums[name] = term_sums.get(name, 0.0) + value.detach() * len(y)
+                    term_sums[name] = term_sums.get(name, 0.0) + value.detach() * n
                 correct += (head.logits(features.detach()).argmax(1) == y).sum()
-                seen += len(y)
+                seen += n
                 self._report(epoch, step, steps)
+            self.watch.flush()
+            _synchronize(device)
             epoch_seconds = time.perf_counter() - started
             if not _all_finite([model, head]):
                 raise Diverged(f"the weights became non-finite in epoch {epoch}")
@@ -233,7 +350,7 @@ class _RunTrainer:
         seconds: float,
         schedule: Any,
     ) -> None:
-        test = embed(self.model, self.head, self.dataset.test.normalised, self.device)
+        test = self.last_test = embed(self.model, self.head, self.test_x, self.device)
         test_acc = float((test["logits"].argmax(1) == self.dataset.test.labels).float().mean())
         record = {
             "epoch": epoch,
@@ -253,12 +370,18 @@ class _RunTrainer:
         self.writer.set_status(
             "running", message=f"epoch {epoch} of {self.config.epochs}", epoch=epoch, test_acc=test_acc
         )
-        self._report(epoch, steps, steps, metrics=record, snapshot=snapshot,
-                     snapshot_labels=self.dataset.test.labels[self.snapshot_idx])
+        self._report(
+            epoch,
+            steps,
+            steps,
+            metrics=record,
+            snapshot=snapshot,
+            snapshot_labels=self.dataset.test.labels[self.snapshot_idx],
+        )
 
     def _finish(self, status: str, message: str, train_seconds: float, images_seen: int) -> str:
         """Save weights and final features, then the status; a stopped run keeps what it learned."""
-        test = embed(self.model, self.head, self.dataset.test.normalised, self.device)
+        test = self.last_test or embed(self.model, self.head, self.test_x, self.device)  # no step since: reuse
         labels = self.dataset.test.labels
         features = {
             "test_features": test["features"],
@@ -330,22 +453,26 @@ def train_experiment(
         config.validate()
         resolve_device(config.device)
     records = []
-    for index, config in enumerate(configs):
-        if stop is not None and stop.is_set():
-            break
-        dataset = load_dataset(config.dataset, config.data_root)
-        records.append(
-            train_run(
-                config,
-                store,
-                dataset=dataset,
-                on_progress=on_progress,
-                stop=stop,
-                run_index=index,
-                n_runs=len(configs),
-                owner=owner,
+    shared = _EXPERIMENT_DATA.set({})  # the runs share the data on the device, freed when the experiment ends
+    try:
+        for index, config in enumerate(configs):
+            if stop is not None and stop.is_set():
+                break
+            dataset = load_dataset(config.dataset, config.data_root)
+            records.append(
+                train_run(
+                    config,
+                    store,
+                    dataset=dataset,
+                    on_progress=on_progress,
+                    stop=stop,
+                    run_index=index,
+                    n_runs=len(configs),
+                    owner=owner,
+                )
             )
-        )
+    finally:
+        _EXPERIMENT_DATA.reset(shared)
     return records
 
 
@@ -371,6 +498,7 @@ class TrainingJob:
         self.error: str | None = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="losslens-training", daemon=True)
+        self._finished = threading.Event()
 
     def _on_progress(self, progress: Progress) -> None:
         with self._lock:
@@ -391,6 +519,7 @@ class TrainingJob:
             with self._lock:
                 self.error = f"{type(err).__name__}: {err}" if not isinstance(err, ValueError) else str(err)
         finally:
+            self._finished.set()  # before on_done: it may start the next job, which counts running ones
             if self.on_done is not None:
                 self.on_done()
 
@@ -406,7 +535,8 @@ class TrainingJob:
 
     @property
     def running(self) -> bool:
-        return self._thread.is_alive()
+        """Started and not yet finished."""
+        return self._thread.is_alive() and not self._finished.is_set()
 
     def snapshot(self) -> JobSnapshot:
         """A consistent copy of the progress so far."""

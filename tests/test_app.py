@@ -12,7 +12,6 @@ import os
 import time
 
 import numpy as np
-
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest

@@ -20,7 +20,7 @@ def set_up_training(page, url: str, keep_losses: int, epochs: int, lr: str | Non
     page.keyboard.press("Escape")
     for label, value in (("Epochs", str(epochs)), ("Learning rate (peak)", lr)):
         if value is not None:
-            field = page.get_by_label(label)
+            field = page.get_by_role("spinbutton", name=label)
             field.fill(value)
             field.press("Enter")
             wait_until_idle(page)
@@ -39,7 +39,7 @@ def test_two_browsers_train_at_once_refresh_reattaches_and_divergence_is_shown(t
         bob = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         set_up_training(alice, url, keep_losses=2, epochs=4)
         set_up_training(bob, url, keep_losses=1, epochs=2, lr="10")
-        assert bob.get_by_label("Learning rate (peak)").input_value() == "10"
+        assert bob.get_by_role("spinbutton", name="Learning rate (peak)").input_value() == "10"
 
         alice.get_by_role("button", name="Start training").click()
         alice.get_by_text("epoch 1 of 4").first.wait_for(timeout=120_000)

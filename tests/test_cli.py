@@ -13,18 +13,44 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "lab", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_train_prints_one_json_line_per_run_and_learns(tmp_path):
-    result = run_cli("train", "--dataset", "digits", "--model", "small", "--feat-dim", "2", "--losses", "softmax",
-                     "--epochs", "6", "--runs-dir", str(tmp_path))
+    result = run_cli(
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "small",
+        "--feat-dim",
+        "2",
+        "--losses",
+        "softmax",
+        "--epochs",
+        "6",
+        "--runs-dir",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 1
     run = lines[0]
-    required = {"run_id", "run_dir", "loss", "dataset", "model", "feat_dim", "epochs", "status", "test_acc",
-                "train_seconds", "images_per_second"}
+    required = {
+        "run_id",
+        "run_dir",
+        "loss",
+        "dataset",
+        "model",
+        "feat_dim",
+        "epochs",
+        "status",
+        "test_acc",
+        "train_seconds",
+        "images_per_second",
+    }
     assert required <= run.keys()
     assert run["status"] == "finished" and run["test_acc"] > 0.85
     assert (run["loss"], run["dataset"], run["feat_dim"], run["epochs"]) == ("softmax", "digits", 2, 6)

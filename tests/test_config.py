@@ -40,6 +40,8 @@ def test_defaults_validate_and_round_trip_through_json():
         ("snapshot_points", 0, "snapshot_points: must be an integer from 10"),
         ("data_root", "", "data_root: must be a folder path or empty"),
         ("loss_params", [1, 2], "loss_params: must be a mapping"),
+        ("channels_last", "yes", "channels_last: must be true or false"),
+        ("channels_last", 1, "channels_last: must be true or false"),
     ],
 )
 def test_bad_value_is_rejected_with_the_field_and_range(field, value, expected):

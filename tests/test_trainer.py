@@ -99,7 +99,8 @@ def test_a_failing_run_does_not_stop_the_next_one(tmp_path, monkeypatch):
 
 
 def test_training_job_runs_in_the_background_and_reports_progress(tmp_path):
-    job = TrainingJob([RunConfig(epochs=2, experiment="bg"), RunConfig(epochs=2, experiment="bg", seed=1)], RunStore(tmp_path))
+    configs = [RunConfig(epochs=2, experiment="bg"), RunConfig(epochs=2, experiment="bg", seed=1)]
+    job = TrainingJob(configs, RunStore(tmp_path))
     assert job.start() is job
     job.join(timeout=120)
     assert not job.running and job.error is None

@@ -1,0 +1,245 @@
+"""App latency: what a user waits for in the app, measured through the code the app runs.
+
+    python -m bench.app_latency           # the default experiment on digits; UMAP of 10,000 points
+    python -m bench.app_latency --quick   # 1 epoch, UMAP of 300 points (CI)
+
+* ``train/start_to_done``: from 'Start' to all five default losses trained on digits with the
+  default settings. 'Start' submits the Train form's configs (``ui.train_form.DEFAULT_LOSSES``, each
+  loss's default hyperparameters, ``RunConfig`` defaults) to a :class:`lab.jobs.JobManager`, exactly
+  as the Train page does; the clock stops when the job is done (runs written). The dataset cache is
+  cleared first, so loading the data is included. Target: under 20 s on 2 CPU cores.
+* ``gradcam/grid_8x5``: GradCAM maps of 8 test images under each of the 5 models (the Grad-CAM page's
+  defaults: method GradCAM, predicted class, faithfulness off), once the models are loaded, through
+  ``lab.gradcam.compute_cams``. Target: under 2 s on CPU. ``gradcam/grid_8x5_faithfulness`` adds the
+  ROAD scores (the page's optional toggle); ``gradcam/cached_rerun`` is the same grid again through
+  ``ui.cams.cams`` (``st.cache_data``), as a page rerun gets it.
+* ``analysis/first`` and ``analysis/cached_rerun``: the Angles page's per-run analysis (run arrays,
+  angle statistics, summary numbers) for the five runs through ``ui.state``'s ``st.cache_data``
+  functions, called in bare mode (no server) twice; the second call is what a rerun pays. Target for
+  the rerun: under 0.2 s. ``analysis/angles_page_rerun`` reruns the whole Angles page in Streamlit's
+  ``AppTest`` (analysis from the cache plus drawing the figures).
+* ``umap/...``: UMAP of 10,000 points (128-d penultimate activations of ``small`` on 28x28 test
+  images, Fashion-MNIST when present): importing umap, the first projection in a process (numba
+  compiles UMAP's kernels), a second one (compiled), and a cached rerun through ``st.cache_data``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import losses
+import models
+from bench.common import Report, fashion_or_synthetic, parser, resolve
+from lab.config import RunConfig
+from lab.data import load_dataset, normalise
+from lab.jobs import JobManager
+from lab.runstore import RunStore
+
+OWNER = "benchowner0001"
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def default_configs(experiment: str, epochs: int | None) -> list[RunConfig]:
+    """What the Train form submits with its defaults: every default loss with its default hyperparameters."""
+    from ui.train_form import DEFAULT_LOSSES
+
+    configs = []
+    for loss in DEFAULT_LOSSES:
+        params = dataclasses.asdict(losses.make_params(loss, {}))
+        config = RunConfig(loss=loss, loss_params=params, experiment=experiment)
+        configs.append((config.replace(epochs=epochs) if epochs else config).validate())
+    return configs
+
+
+def train_default_experiment(store: RunStore, experiment: str, epochs: int | None) -> tuple[float, list]:
+    """Seconds from submitting the default experiment to its job being done, and its records."""
+    load_dataset.cache_clear()
+    manager = JobManager(store, max_running=1)
+    started = time.perf_counter()
+    job_id = manager.submit(default_configs(experiment, epochs), OWNER)
+    job = manager.get(job_id, OWNER)
+    job.join()
+    seconds = time.perf_counter() - started
+    if job.error:
+        raise RuntimeError(job.error)
+    return seconds, job.records
+
+
+def gradcam_grid(store: RunStore, records: list, report: Report, quick: bool) -> None:
+    from lab.gradcam import compute_cams, resolve_targets
+    from lab.restore import load_trained
+    from ui import cams
+
+    digits = load_dataset("digits")
+    loaded = [load_trained(store, record, digits) for record in records]
+    predictions = []
+    for model, head in loaded:
+        with torch.inference_mode():
+            predictions.append(head.logits(model(digits.test.normalised)).argmax(1).numpy())
+    indices = cams.pick_images(digits.test.labels.numpy(), predictions, "random", 8, seed=0)
+    pixels = digits.test.images[indices]
+    images = normalise(pixels, digits.train.mean, digits.train.std)
+
+    def grid(images: torch.Tensor, loaded: list, faithfulness: bool) -> float:
+        started = time.perf_counter()
+        for model, head in loaded:
+            with torch.inference_mode():
+                logits = head.logits(model(images))
+            targets = resolve_targets(logits, None, "predicted", None)
+            compute_cams(model, head, images, "GradCAM", targets, faithfulness=faithfulness)
+        return time.perf_counter() - started
+
+    grid(images, loaded, False)  # the first call sets the library up; the page's models are already loaded
+    seconds = min(grid(images, loaded, False) for _ in range(1 if quick else 3))
+    report.figure(
+        f"gradcam/grid_{len(images)}x{len(loaded)}", seconds, "s", target="< 2 s", met=seconds < 2.0, note="GradCAM"
+    )
+    few = (images[:1], loaded[:2]) if quick else (images, loaded)  # ROAD is slow: CI keeps it tiny
+    report.figure(
+        f"gradcam/grid_{len(few[0])}x{len(few[1])}_faithfulness",
+        grid(*few, True),
+        "s",
+        note="GradCAM + ROAD of the maps and of random maps",
+    )
+    labels = digits.test.labels[indices].numpy()
+    through_cache = lambda: [  # noqa: E731
+        cams.cams(record, pixels.numpy(), labels, "GradCAM", "predicted", None, False) for record in records
+    ]
+    through_cache()
+    started = time.perf_counter()
+    through_cache()
+    report.figure("gradcam/cached_rerun", time.perf_counter() - started, "s", note="ui.cams.cams, st.cache_data")
+
+
+def analysis_latency(records: list, report: Report) -> None:
+    import streamlit as st
+
+    from ui import state
+
+    st.cache_data.clear()
+
+    def analyse() -> float:
+        started = time.perf_counter()
+        for record in records:
+            arrays = state.run_arrays(record)
+            state.angle_stats(record, arrays)
+            state.summary(record, 10.0)
+        return time.perf_counter() - started
+
+    report.figure("analysis/first", analyse(), "s", note=f"{len(records)} runs, ui.state in bare mode")
+    rerun = analyse()
+    report.figure("analysis/cached_rerun", rerun, "s", target="< 0.2 s", met=rerun < 0.2, note="st.cache_data hit")
+
+
+def angles_page_rerun(root: Path, experiment: str, report: Report) -> None:
+    """The Angles page in AppTest: first draw, then a rerun (what a slider move or page revisit costs)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    previous = os.environ.get("LOSSLENS_RUNS_DIR")
+    os.environ["LOSSLENS_RUNS_DIR"] = str(root)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        app = AppTest.from_file(APP, default_timeout=300)
+        app.query_params["u"] = OWNER
+        app.query_params["exp"] = experiment
+        app.run()
+        app.switch_page("pages/angles.py")
+        started = time.perf_counter()
+        app.run()
+        first = time.perf_counter() - started
+        if app.exception:
+            raise RuntimeError(f"the Angles page failed: {[e.value for e in app.exception]}")
+        started = time.perf_counter()
+        app.run()
+        rerun = time.perf_counter() - started
+    finally:
+        if previous is None:
+            os.environ.pop("LOSSLENS_RUNS_DIR", None)
+        else:
+            os.environ["LOSSLENS_RUNS_DIR"] = previous
+        st.cache_resource.clear()
+        st.cache_data.clear()
+    report.figure("analysis/angles_page_first", first, "s", note="AppTest, includes drawing")
+    report.figure("analysis/angles_page_rerun", rerun, "s", note="AppTest rerun, includes drawing")
+
+
+def umap_latency(report: Report, quick: bool) -> None:
+    import streamlit as st
+
+    from lab import analysis
+
+    n = 300 if quick else 10_000
+    dataset, source = fashion_or_synthetic(quick, n_train=10, n_test=n)
+    torch.manual_seed(0)
+    model = models.build("small", 1, 28, 2).eval()
+    with torch.inference_mode():
+        points = model.trunk(dataset.test.normalised[:n]).numpy()
+    already = "umap" in __import__("sys").modules
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import umap  # noqa: F401
+    report.figure("umap/import", time.perf_counter() - started, "s", note="already imported" if already else "")
+    started = time.perf_counter()
+    analysis.umap(points)
+    report.figure(f"umap/first_{n}", time.perf_counter() - started, "s", note=f"{source} penultimate, JIT included")
+    started = time.perf_counter()
+    analysis.umap(points)
+    report.figure(f"umap/second_{n}", time.perf_counter() - started, "s", note="compiled, not cached")
+    cached = st.cache_data(show_spinner=False)(analysis.umap)
+    cached(points)
+    started = time.perf_counter()
+    cached(points)
+    report.figure(f"umap/cached_rerun_{n}", time.perf_counter() - started, "s", note="st.cache_data hit")
+
+
+def main(argv: list[str] | None = None) -> Report:
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    device = resolve(args.device)
+    epochs = 1 if args.quick else None
+    report = Report(
+        "app_latency",
+        args,
+        device,
+        f"digits, default settings ({RunConfig().epochs} epochs, batch {RunConfig().batch_size})"
+        if not args.quick
+        else "digits, 1 epoch",
+    )
+    root = Path(tempfile.mkdtemp(prefix="losslens-bench-"))
+    store = RunStore(root)
+    experiment = "bench-app-latency"
+    seconds, records = train_default_experiment(store, experiment, epochs)
+    report.figure(
+        "train/start_to_done",
+        seconds,
+        "s",
+        target="< 20 s" if not args.quick else "",
+        met=seconds < 20.0 if not args.quick else None,
+        note=f"{len(records)} losses",
+    )
+    for record in records:
+        report.figure(f"train/test_acc/{record.config.loss}", float(record.status.get("test_acc", float("nan"))), "")
+    finished = [r for r in records if r.state == "finished"]
+    if len(finished) != len(records):
+        report.note(f"not every run finished: {[(r.config.loss, r.state) for r in records]}")
+    gradcam_grid(store, finished, report, args.quick)
+    analysis_latency(finished, report)
+    angles_page_rerun(root, experiment, report)
+    umap_latency(report, args.quick)
+    report.write()
+    return report
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

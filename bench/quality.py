@@ -1,0 +1,144 @@
+"""Quality: what each loss does to the features, and the check that every default trains.
+
+    python -m bench.quality                  # every loss, 2-D and 3-D, 3 seeds, on Fashion-MNIST and digits
+    python -m bench.quality --quick          # two losses, 1 seed, digits, 1 epoch (CI)
+    python -m bench.quality --datasets digits --seeds 5
+
+For every registered loss (with its default hyperparameters), feature dimension and seed, one run
+with the default settings except the dataset (and, on Fashion-MNIST, the epochs and training subset
+given below), all losses with the same epochs. Reported per loss and dimension, over seeds: test
+accuracy (mean and standard deviation), mean within-class angle and minimum between-class angle
+(degrees, from ``lab.analysis.summary``: angle of a test feature to its class's mean direction, and
+the smallest angle between two classes' mean directions). A run that diverges or fails is counted
+and shown; its seed is left out of the means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+
+import numpy as np
+
+import losses
+from bench.common import Report, median, parser, resolve, spread
+from lab import analysis
+from lab.config import RunConfig
+from lab.data import DatasetError, load_dataset
+from lab.runstore import RunStore
+from lab.trainer import train_experiment
+
+
+@dataclasses.dataclass
+class Cell:
+    accuracies: list[float] = dataclasses.field(default_factory=list)
+    within: list[float] = dataclasses.field(default_factory=list)
+    between: list[float] = dataclasses.field(default_factory=list)
+    seconds: list[float] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+
+def evaluate(store: RunStore, record) -> tuple[float, float, float]:
+    features = {k: v.numpy() for k, v in store.load_features(record.run_id).items()}
+    numbers = analysis.summary(
+        features["test_features"], features["test_labels"], features["test_logits"], features.get("class_directions")
+    )
+    return numbers["test_acc"], numbers["mean_within_class_angle"], numbers["min_between_class_angle"]
+
+
+def main(argv: list[str] | None = None) -> Report:
+    parse = parser(__doc__.splitlines()[0])
+    parse.add_argument("--datasets", default="fashion-mnist,digits", help="comma-separated (default %(default)s)")
+    parse.add_argument("--losses", default="", help="comma-separated (default: every registered loss)")
+    parse.add_argument("--dims", default="2,3", help="feature dimensions (default %(default)s)")
+    parse.add_argument("--seeds", type=int, default=3, help="seeds per cell (default %(default)s)")
+    parse.add_argument("--fashion-epochs", type=int, default=5, help="epochs on Fashion-MNIST (default %(default)s)")
+    parse.add_argument(
+        "--fashion-train-limit",
+        type=int,
+        default=10000,
+        help="training images on Fashion-MNIST, 0 for all (default %(default)s)",
+    )
+    args = parse.parse_args(argv)
+    device = resolve(args.device)
+    names = [n for n in args.losses.split(",") if n] or losses.names()
+    datasets = [d for d in args.datasets.split(",") if d]
+    dims = [int(d) for d in args.dims.split(",") if d]
+    seeds = args.seeds
+    if args.quick:
+        names, datasets, dims, seeds = names[:2] if not args.losses else names, ["digits"], dims[:1], 1
+    report = Report(
+        "quality",
+        args,
+        device,
+        f"losses {', '.join(names)}; dims {dims}; {seeds} seeds; datasets {', '.join(datasets)}; digits: defaults "
+        f"({RunConfig().epochs} epochs{', 1 epoch (quick)' if args.quick else ''}); Fashion-MNIST: "
+        f"{args.fashion_epochs} epochs on {args.fashion_train_limit or 'all'} training images, full test set",
+    )
+    report.figures_in_markdown = False  # RESULTS.md gets the tables below instead of one line per figure
+    store = RunStore(tempfile.mkdtemp(prefix="losslens-bench-"))
+    for dataset in datasets:
+        try:
+            load_dataset(dataset)
+        except DatasetError as err:
+            report.note(f"{dataset}: skipped ({err})")
+            continue
+        base = RunConfig(dataset=dataset, device=args.device)
+        if dataset != "digits":
+            base = base.replace(epochs=args.fashion_epochs, train_limit=args.fashion_train_limit)
+        if args.quick:
+            base = base.replace(epochs=1)
+        for dim in dims:
+            cells = {name: Cell() for name in names}
+            for seed in range(seeds):
+                configs = [base.replace(loss=n, feat_dim=dim, seed=seed, experiment=f"q-{dataset}") for n in names]
+                for record in train_experiment(configs, store):
+                    cell = cells[record.config.loss]
+                    if record.state != "finished":
+                        cell.problems.append(f"seed {seed} {record.state}: {record.status.get('message', '')}")
+                        continue
+                    acc, within, between = evaluate(store, record)
+                    cell.accuracies.append(acc)
+                    cell.within.append(within)
+                    cell.between.append(between)
+                    cell.seconds.append(float(record.status.get("train_seconds", float("nan"))))
+            rows = []
+            for name, cell in cells.items():
+                problems = "; ".join(cell.problems)
+                if cell.accuracies:
+                    rows.append(
+                        [
+                            name,
+                            f"{np.mean(cell.accuracies):.3f} ± {spread(cell.accuracies):.3f}",
+                            f"{np.mean(cell.within):.1f} ± {spread(cell.within):.1f}",
+                            f"{np.mean(cell.between):.1f} ± {spread(cell.between):.1f}",
+                            f"{median(cell.seconds):.1f}",
+                            f"{len(cell.accuracies)}/{seeds}" + (f" ({problems})" if problems else ""),
+                        ]
+                    )
+                else:
+                    rows.append([name, "-", "-", "-", "-", f"0/{seeds} ({problems})"])
+            report.table(
+                f"{dataset}, {dim}-D features",
+                ["loss", "test accuracy", "within-class angle °", "min between-class angle °", "train s", "seeds ok"],
+                rows,
+            )
+            for name, cell in cells.items():
+                prefix = f"{dataset}/{dim}d/{name}"
+                if not cell.accuracies:
+                    report.figure(f"{prefix}/test_acc", "no finished run", note="; ".join(cell.problems))
+                    continue
+                report.figure(
+                    f"{prefix}/test_acc",
+                    f"{np.mean(cell.accuracies):.4f} ± {spread(cell.accuracies):.4f}",
+                    note=f"{len(cell.accuracies)} seeds" + (f"; {'; '.join(cell.problems)}" if cell.problems else ""),
+                )
+                report.figure(f"{prefix}/within_deg", f"{np.mean(cell.within):.1f} ± {spread(cell.within):.1f}")
+                report.figure(f"{prefix}/min_between_deg", f"{np.mean(cell.between):.1f} ± {spread(cell.between):.1f}")
+                report.figure(f"{prefix}/train_seconds", median(cell.seconds), "s", note="median per run")
+    report.write()
+    return report
+
+
+if __name__ == "__main__":
+    main()

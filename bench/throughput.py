@@ -1,0 +1,272 @@
+"""Training throughput: LossLens's trainer against a plain PyTorch loop written the way the papers'
+reference code writes it, on 28x28 images, for ``small`` and ``lenetpp``.
+
+    python -m bench.throughput            # Fashion-MNIST (real, if on this machine), 5 repetitions
+    python -m bench.throughput --quick    # synthetic 28x28, tiny sizes (CI)
+
+Three arms train the same model (same initialisation), batch size, optimiser (SGD with Nesterov
+momentum 0.9, weight decay 5e-4, one-cycle schedule with peak 0.1) and loss (softmax cross-entropy),
+one epoch of the same number of images each, in the same process, one after the other, repeated:
+
+* ``losslens``: ``lab.trainer.train_run`` with the defaults (channels-last layout);
+* ``losslens-nchw``: the same with ``channels_last=False``, to separate the data path from the layout;
+* ``reference``: a ``torch.utils.data.Dataset`` holding the uint8 images that returns
+  ``Normalize(ToTensor(PIL image))`` per sample (as torchvision's MNIST does) through
+  ``DataLoader(batch_size, shuffle=True, num_workers=0)``, ``nn.Linear`` + ``nn.CrossEntropyLoss``,
+  and ``loss.item()`` / ``.sum().item()`` bookkeeping every step, as the reference repositories do.
+
+Evaluation is compared the same way: LossLens's per-epoch evaluation (``lab.trainer.embed``, which
+also returns features and penultimate activations) against the reference repositories' test loop
+(``DataLoader(batch_size=1000)`` over the same per-sample transforms, ``torch.no_grad()``).
+
+Only the training epochs are timed (LossLens's ``train_seconds``; the reference loop's epoch), never
+evaluation. The figure is the median over repetitions of (LossLens images/s) / (reference images/s)
+measured back to back. The peak fraction is the training step's FLOPs (counted by
+``torch.utils.flop_counter``) times LossLens's images per second, over the machine's measured
+float32 matrix-multiply peak (the best of several large square products).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+
+import numpy as np
+import torch
+from torch import nn
+
+import models
+from bench.common import Report, fashion_or_synthetic, median, parser, resolve, synchronize, timed
+from lab.config import RunConfig
+from lab.data import Dataset, Split
+from lab.runstore import RunStore
+from lab.trainer import train_run
+
+PEAK_LR = 0.1
+FEAT_DIM = 2
+
+
+class ReferenceDataset(torch.utils.data.Dataset):
+    """uint8 images decoded to PIL and transformed per sample, as torchvision's MNIST/FashionMNIST do."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        from torchvision import transforms
+
+        self.images = images  # N x H x W (grey) or N x H x W x C, uint8
+        self.labels = labels
+        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        image = Image.fromarray(self.images[index], mode="L" if self.images.ndim == 3 else "RGB")
+        return self.transform(image), int(self.labels[index])
+
+
+def reference_images_per_second(
+    dataset: ReferenceDataset, model_name: str, image_size: int, batch_size: int, device: torch.device, seed: int = 0
+) -> float:
+    """One epoch of the reference loop; images per second of the epoch (data loading included)."""
+    torch.manual_seed(seed)
+    in_channels = 1 if dataset.images.ndim == 3 else dataset.images.shape[-1]
+    model = models.build(model_name, in_channels, image_size, FEAT_DIM).to(device)
+    classifier = nn.Linear(FEAT_DIM, 10).to(device)
+    params = [*model.parameters(), *classifier.parameters()]
+    optimizer = torch.optim.SGD(params, lr=PEAK_LR, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=PEAK_LR, total_steps=len(loader))
+    criterion = nn.CrossEntropyLoss()
+
+    def epoch() -> int:
+        model.train()
+        classifier.train()
+        running_loss, correct, seen = 0.0, 0, 0
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            logits = classifier(model(images))
+            loss = criterion(logits, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            running_loss += loss.item() * labels.size(0)
+            correct += logits.argmax(1).eq(labels).sum().item()
+            seen += labels.size(0)
+        return seen
+
+    seconds, seen = timed(epoch, device)
+    return seen / seconds
+
+
+def losslens_images_per_second(
+    dataset: Dataset, model_name: str, batch_size: int, device: torch.device, store: RunStore, channels_last: bool
+) -> float:
+    """One epoch of LossLens's trainer on all of ``dataset.train``; its reported training images per second."""
+    config = RunConfig(
+        dataset="fashion-mnist",  # the name is only recorded; the tensors come from ``dataset``
+        model=model_name,
+        feat_dim=FEAT_DIM,
+        epochs=1,
+        batch_size=batch_size,
+        lr=PEAK_LR,
+        snapshot_points=10,
+        device=device.type,
+        channels_last=channels_last,
+    )
+    record = train_run(config, store, dataset=dataset)
+    if record.state != "finished":
+        raise RuntimeError(f"LossLens run ended {record.state}: {record.status.get('message')}")
+    return float(record.status["images_per_second"])
+
+
+def reference_eval_images_per_second(
+    dataset: ReferenceDataset, model: torch.nn.Module, classifier: torch.nn.Module, device: torch.device
+) -> float:
+    """The reference repositories' test loop: DataLoader(batch 1000) under no_grad, argmax accuracy."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=1000, shuffle=False, num_workers=0)
+
+    def evaluate() -> int:
+        model.eval()
+        classifier.eval()
+        correct = 0
+        with torch.no_grad():
+            for images, labels in loader:
+                images, labels = images.to(device), labels.to(device)
+                correct += classifier(model(images)).argmax(1).eq(labels).sum().item()
+        return len(dataset)
+
+    seconds, seen = timed(evaluate, device)
+    return seen / seconds
+
+
+def losslens_eval_images_per_second(data: Dataset, model_name: str, device: torch.device) -> float:
+    """LossLens's per-epoch evaluation (``lab.trainer.embed``: features, penultimate, logits) of the test split."""
+    import losses
+    from lab.trainer import embed
+
+    torch.manual_seed(0)
+    model = models.build(model_name, 1, 28, FEAT_DIM).to(memory_format=torch.channels_last).to(device)
+    head = losses.build("softmax", FEAT_DIM, 10).to(device)
+    images = data.test.normalised.to(device)
+    seconds, _ = timed(lambda: embed(model, head, images, device), device)
+    return len(images) / seconds
+
+
+def subset(dataset: Dataset, n_train: int, n_test: int) -> Dataset:
+    """The first ``n_train`` training and ``n_test`` test images (the test split is only evaluated)."""
+    cut = lambda split, n: Split(split.images[:n], split.labels[:n], split.mean, split.std)  # noqa: E731
+    return dataclasses.replace(dataset, train=cut(dataset.train, n_train), test=cut(dataset.test, n_test))
+
+
+def matmul_peak_flops(device: torch.device, n: int, repeats: int) -> float:
+    """The machine's measured float32 matrix-multiply peak (FLOP/s): the best of ``repeats`` products."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b  # warm up
+    rates = []
+    for _ in range(repeats):
+        seconds, _ = timed(lambda: a @ b, device)
+        rates.append(2 * n**3 / seconds)
+    return max(rates)
+
+
+def step_flops_per_image(model_name: str, image_size: int, batch_size: int, device: torch.device) -> float:
+    """FLOPs of one training step (forward and backward of model and softmax head) per image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import losses
+
+    model = models.build(model_name, 1, image_size, FEAT_DIM).to(device)
+    head = losses.build("softmax", FEAT_DIM, 10).to(device)
+    x = torch.randn(batch_size, 1, image_size, image_size, device=device)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = head(model(x), y)
+        loss.backward()
+    return counter.get_total_flops() / batch_size
+
+
+def main(argv: list[str] | None = None) -> Report:
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    device = resolve(args.device)
+    quick = args.quick
+    batch = 32 if quick else 64
+    repeats = 1 if quick else 5
+    sizes = {"small": 64, "lenetpp": 32} if quick else {"small": 6400, "lenetpp": 1280}
+    n_eval = 64 if quick else 5000
+    full, source = fashion_or_synthetic(quick, n_train=max(sizes.values()), n_test=n_eval)
+    report = Report(
+        "throughput",
+        args,
+        device,
+        f"{source} 28x28, batch {batch}, one epoch per measurement, {repeats} alternating repetitions; "
+        f"images per epoch: {', '.join(f'{m} {n}' for m, n in sizes.items())}; evaluation: {n_eval} test images",
+    )
+    store = RunStore(tempfile.mkdtemp(prefix="losslens-bench-"))
+    peak = matmul_peak_flops(device, 256 if quick else (8192 if device.type == "cuda" else 2048), 3 if quick else 7)
+    report.figure("matmul_peak", peak / 1e9, "GFLOP/s", note="float32, best of square products")
+    for model_name, n_images in sizes.items():
+        data = subset(full, n_images, 100)
+        reference_data = ReferenceDataset(
+            data.train.images[:, 0].numpy(), data.train.labels.numpy(), data.train.mean, data.train.std
+        )
+        arms = {
+            "losslens": lambda d=data, m=model_name: losslens_images_per_second(d, m, batch, device, store, True),
+            "losslens-nchw": lambda d=data, m=model_name: losslens_images_per_second(d, m, batch, device, store, False),
+            "reference": lambda r=reference_data, m=model_name: reference_images_per_second(r, m, 28, batch, device),
+        }
+        if not quick:  # warm up every arm once (allocator, oneDNN primitive caches), not reported
+            for arm in arms.values():
+                arm()
+        rates: dict[str, list[float]] = {name: [] for name in arms}
+        for _ in range(repeats):
+            for name, arm in arms.items():
+                rates[name].append(arm())
+        ratios = [a / r for a, r in zip(rates["losslens"], rates["reference"], strict=True)]
+        nchw_ratios = [a / r for a, r in zip(rates["losslens-nchw"], rates["reference"], strict=True)]
+        for name in arms:
+            report.figure(f"{model_name}/{name}", median(rates[name]), "images/s")
+        target = model_name == "small"
+        report.figure(
+            f"{model_name}/ratio",
+            median(ratios),
+            "x reference",
+            target=">= 1.5 x" if target else "",
+            met=median(ratios) >= 1.5 if target else None,
+            note=f"per repetition: {', '.join(f'{r:.2f}' for r in ratios)}",
+        )
+        report.figure(f"{model_name}/ratio_nchw", median(nchw_ratios), "x reference", note="channels_last off")
+        test = subset(full, n_images, n_eval)
+        test_reference = ReferenceDataset(
+            test.test.images[:, 0].numpy(), test.test.labels.numpy(), test.train.mean, test.train.std
+        )
+        torch.manual_seed(0)
+        eval_model = models.build(model_name, 1, 28, FEAT_DIM).to(device)
+        eval_classifier = nn.Linear(FEAT_DIM, 10).to(device)
+        eval_arms = {
+            "losslens": lambda t=test, m=model_name: losslens_eval_images_per_second(t, m, device),
+            "reference": lambda r=test_reference, m=eval_model, c=eval_classifier: reference_eval_images_per_second(
+                r, m, c, device
+            ),
+        }
+        eval_rates: dict[str, list[float]] = {name: [] for name in eval_arms}
+        for _ in range(repeats):
+            for name, arm in eval_arms.items():
+                eval_rates[name].append(arm())
+        eval_ratios = [a / r for a, r in zip(eval_rates["losslens"], eval_rates["reference"], strict=True)]
+        for name in eval_arms:
+            report.figure(f"{model_name}/eval_{name}", median(eval_rates[name]), "images/s")
+        report.figure(f"{model_name}/eval_ratio", median(eval_ratios), "x reference", note=f"{n_eval} test images")
+        flops = step_flops_per_image(model_name, 28, batch, device)
+        synchronize(device)
+        report.figure(f"{model_name}/step_flops", flops / 1e6, "MFLOP per image", note="forward + backward")
+        report.figure(f"{model_name}/peak_fraction", flops * median(rates["losslens"]) / peak, "of matmul peak")
+    report.write()
+    return report
+
+
+if __name__ == "__main__":
+    main()

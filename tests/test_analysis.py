@@ -1,0 +1,56 @@
+"""The fast neighbour search behind k-NN accuracy and UMAP gives the same answers as comparing every pair."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lab import analysis
+
+
+def brute_force(x: np.ndarray, k: int, metric: str, include_self: bool) -> tuple[np.ndarray, np.ndarray]:
+    if metric == "cosine":
+        unit = analysis.unit_rows(x)
+        distance = 1.0 - unit @ unit.T
+    else:
+        distance = np.sqrt(np.maximum(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1), 0))
+    if not include_self:
+        np.fill_diagonal(distance, np.inf)
+    order = np.argsort(distance, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(distance, order, axis=1)
+
+
+@pytest.mark.parametrize("dim", [2, 3, 16])
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("include_self", [False, True])
+def test_nearest_neighbours_match_brute_force(dim, metric, include_self):
+    x = np.random.default_rng(dim).normal(size=(300, dim))
+    indices, distances = analysis.nearest_neighbours(x, 7, metric, include_self=include_self)
+    expected_indices, expected_distances = brute_force(x, 7, metric, include_self)
+    assert indices.shape == distances.shape == (300, 7)
+    np.testing.assert_allclose(distances, expected_distances, atol=1e-4)
+    assert np.mean(indices == expected_indices) > 0.99  # only exact ties may order differently
+    if include_self:
+        assert np.all(indices[:, 0] == np.arange(300))
+    else:
+        assert not np.any(indices == np.arange(300)[:, None])
+
+
+def test_an_identical_copy_is_a_neighbour_but_a_row_never_is_its_own():
+    x = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    indices, distances = analysis.nearest_neighbours(x, 2, "cosine")
+    assert indices[0, 0] == 1 and indices[1, 0] == 0
+    assert distances[0, 0] == pytest.approx(0.0)
+    assert not np.any(indices == np.arange(4)[:, None])
+
+
+@pytest.mark.parametrize("dim", [2, 3, 16])
+def test_knn_accuracy_matches_a_brute_force_vote(dim):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, size=400)
+    features = rng.normal(size=(400, dim)) + 1.5 * np.eye(5, dim)[labels]
+    neighbours, _ = brute_force(features, analysis.KNN_K, "cosine", include_self=False)
+    votes = np.zeros((400, 5))
+    np.add.at(votes, (np.arange(400)[:, None], labels[neighbours]), np.linspace(1.0, 0.999, analysis.KNN_K))
+    expected = float(np.mean(votes.argmax(1) == labels))
+    assert analysis.knn_accuracy(features, labels) == pytest.approx(expected, abs=1 / 400)
