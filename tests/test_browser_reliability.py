@@ -49,6 +49,7 @@ def test_two_browsers_train_at_once_refresh_reattaches_and_divergence_is_shown(t
 
         alice.reload()  # a refresh mid-training re-attaches to the job
         alice.get_by_role("heading", name="Training").wait_for(timeout=60_000)
+        alice.locator("[data-testid='stProgress']").nth(1).wait_for(timeout=60_000)
         assert alice.locator("[data-testid='stProgress']").count() == 2
         screenshot(alice, "two-users-refreshed")
 
