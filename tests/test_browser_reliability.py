@@ -37,12 +37,12 @@ def test_two_browsers_train_at_once_refresh_reattaches_and_divergence_is_shown(t
     with streamlit_server(tmp_path / "runs", LOSSLENS_MAX_TRAININGS="1") as url, chromium() as browser:
         alice = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         bob = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        set_up_training(alice, url, keep_losses=2, epochs=4)
+        set_up_training(alice, url, keep_losses=2, epochs=3)
         set_up_training(bob, url, keep_losses=1, epochs=2, lr="10")
         assert bob.get_by_role("spinbutton", name="Learning rate (peak)").input_value() == "10"
 
         alice.get_by_role("button", name="Start training").click()
-        alice.get_by_text("epoch 1 of 4").first.wait_for(timeout=120_000)
+        alice.get_by_text("epoch 1 of 3").first.wait_for(timeout=120_000)
         bob.get_by_role("button", name="Start training").click()
         bob.get_by_text("Waiting for a free training slot: position 1").wait_for(timeout=60_000)
         screenshot(bob, "two-users-queued")
@@ -53,8 +53,8 @@ def test_two_browsers_train_at_once_refresh_reattaches_and_divergence_is_shown(t
         assert alice.locator("[data-testid='stProgress']").count() == 2
         screenshot(alice, "two-users-refreshed")
 
-        alice.get_by_text("Done: 2 of 2 runs finished").wait_for(timeout=300_000)
-        bob.get_by_text("Done: 0 of 1 runs finished").wait_for(timeout=300_000)
+        alice.get_by_text("Done: 2 of 2 runs finished").wait_for(timeout=600_000)
+        bob.get_by_text("Done: 0 of 1 runs finished").wait_for(timeout=600_000)
         wait_until_idle(bob)
         assert bob.get_by_text("diverged the loss became").first.is_visible()
         sidebar = bob.locator("[data-testid='stSidebar']")

@@ -195,10 +195,11 @@ def test_lambda_follows_the_schedule_with_t_counted_before_use() -> None:
     assert annealed_lambda(0.99, 1000.0, 0.75, 35.0, 5.0) == 5.0
 
 
-def test_default_schedule_reaches_pure_l_softmax_within_the_run() -> None:
+def test_default_schedule_starts_as_softmax_and_reaches_its_floor_at_40_percent() -> None:
     p = LSoftmaxParams()
     assert annealed_lambda(0.01, p.base, p.gamma, p.power, p.lambda_min) > 100
-    assert annealed_lambda(1.0, p.base, p.gamma, p.power, p.lambda_min) < 0.01
+    assert annealed_lambda(0.38, p.base, p.gamma, p.power, p.lambda_min) > 1.0
+    assert annealed_lambda(0.41, p.base, p.gamma, p.power, p.lambda_min) == p.lambda_min == 1.0
 
 
 def test_the_step_counter_is_saved_and_restored(tmp_path: Path) -> None:
@@ -218,8 +219,9 @@ def test_the_step_counter_is_saved_and_restored(tmp_path: Path) -> None:
 
 
 def test_feasibility_warnings_flag_the_paper_margin_in_2d_but_not_the_defaults() -> None:
-    paper = losses.warnings_for("lsoftmax", 2, 10, {"margin": 4})
-    assert len(paper) == 1 and "7.2°" in paper[0] and "margin 2" in paper[0]
+    paper = losses.warnings_for("lsoftmax", 2, 10, {"margin": 4, "lambda_min": 0.0})  # official MNIST settings
+    assert len(paper) == 1 and "within 7.2°" in paper[0] and "margin 2 leaves" in paper[0]
+    assert "within 9.2°" in losses.warnings_for("lsoftmax", 2, 10, {"margin": 4})[0], "a floor of 1 softens it"
     for dim in (2, 3, 16):
         assert losses.warnings_for("lsoftmax", dim, 10) == []
     assert losses.warnings_for("lsoftmax", 2, 100, {"margin": 1}) == [], "m = 1 is plain softmax"
