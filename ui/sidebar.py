@@ -21,6 +21,10 @@ def _choose_experiment(groups: dict) -> str | None:
         st.session_state["experiment"] = None
         return None
     ids = list(groups)
+    pending = st.session_state.get("pending_experiment")
+    if pending in groups:  # a just-started experiment whose first run folder now exists
+        st.session_state.pop("pending_experiment")
+        st.query_params["exp"] = pending
     wanted = st.query_params.get("exp")
     if wanted not in groups:
         wanted = st.session_state.get("experiment") if st.session_state.get("experiment") in groups else ids[0]
