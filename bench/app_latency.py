@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 import time
@@ -35,10 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import losses
 import models
 from bench.common import Report, fashion_or_synthetic, parser, resolve
-from lab.config import RunConfig
+from lab.config import RunConfig, one_config_per_loss
 from lab.data import load_dataset, normalise
 from lab.jobs import JobManager
 from lab.runstore import RunStore
@@ -51,12 +49,8 @@ def default_configs(experiment: str, epochs: int | None) -> list[RunConfig]:
     """What the Train form submits with its defaults: every default loss with its default hyperparameters."""
     from ui.train_form import DEFAULT_LOSSES
 
-    configs = []
-    for loss in DEFAULT_LOSSES:
-        params = dataclasses.asdict(losses.make_params(loss, {}))
-        config = RunConfig(loss=loss, loss_params=params, experiment=experiment)
-        configs.append((config.replace(epochs=epochs) if epochs else config).validate())
-    return configs
+    template = RunConfig(experiment=experiment)
+    return one_config_per_loss(template.replace(epochs=epochs) if epochs else template, DEFAULT_LOSSES, {})
 
 
 def train_default_experiment(store: RunStore, experiment: str, epochs: int | None) -> tuple[float, list]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import losses
 import models
-from lab.config import DATASETS, DEVICES, LIMITS, OPTIMIZERS, RunConfig
+from lab.config import DATASETS, DEVICES, LIMITS, OPTIMIZERS, RunConfig, one_config_per_loss
 from lab.data import DatasetError
 from lab.device import resolve_device
 from lab.runstore import RunStore, RunStoreError
@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", default=DEFAULTS.seed, type=int)
     train.add_argument("--device", default=DEFAULTS.device, help=f"one of {', '.join(DEVICES)}")
+    train.add_argument(
+        "--no-channels-last",
+        action="store_true",
+        help="train in the NCHW memory layout instead of channels-last (bench/RESULTS.md compares them)",
+    )
     train.add_argument("--runs-dir", default="runs", help="where run folders are written (default: runs)")
     train.add_argument("--experiment", default="", help="name of this group of runs (default: time, dataset, dim)")
     listing = commands.add_parser("list", help="print every run as a JSON line")
@@ -89,34 +94,24 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     loss_names = [name.strip() for name in args.losses.split(",") if name.strip()]
     if not loss_names:
         raise UsageError("--losses: name at least one loss")
-    if len(set(loss_names)) != len(loss_names):
-        raise UsageError(f"--losses: {args.losses!r} names a loss twice")
-    hparams = parse_hparams(args.hparam, loss_names)
     experiment = args.experiment or f"{time.strftime('%Y%m%d-%H%M%S')}-{args.dataset}-{args.feat_dim}d"
-    configs = []
-    for loss in loss_names:
-        config = RunConfig(
-            dataset=args.dataset,
-            data_root=args.data_root,
-            model=args.model,
-            feat_dim=args.feat_dim,
-            loss=loss,
-            loss_params=hparams.get(loss, {}),
-            train_limit=args.train_limit,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            seed=args.seed,
-            device=args.device,
-            experiment=experiment,
-        )
-        config.validate()
-        # store typed values, so the saved config reads 0.4 rather than "0.4"
-        typed = losses.make_params(loss, config.loss_params).__dict__
-        configs.append(config.replace(loss_params={k: typed[k] for k in config.loss_params}))
-    return configs
+    template = RunConfig(
+        dataset=args.dataset,
+        data_root=args.data_root,
+        model=args.model,
+        feat_dim=args.feat_dim,
+        train_limit=args.train_limit,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        device=args.device,
+        channels_last=not args.no_channels_last,
+        experiment=experiment,
+    )
+    return one_config_per_loss(template, loss_names, parse_hparams(args.hparam, loss_names))
 
 
 class ProgressBar:

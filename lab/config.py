@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import losses
@@ -122,6 +123,28 @@ class RunConfig:
         if not isinstance(self.channels_last, bool):
             raise ConfigError(f"channels_last: must be true or false, got {self.channels_last!r}")
         return self
+
+
+def one_config_per_loss(
+    template: RunConfig, loss_names: Sequence[str], hparams: Mapping[str, Mapping[str, Any]]
+) -> list[RunConfig]:
+    """The runs of one experiment: ``template`` once per loss, each validated, with the loss's
+    hyperparameters (``hparams[loss]`` over its defaults; text such as ``"0.4"`` is parsed) stored
+    typed and complete, so a saved config records every value its run used.
+
+    Raises :class:`ConfigError` naming the first bad setting.
+    """
+    if not loss_names:
+        raise ConfigError("losses: choose at least one loss")
+    repeated = sorted({name for name in loss_names if list(loss_names).count(name) > 1})
+    if repeated:
+        raise ConfigError(f"losses: {', '.join(repeated)} named more than once; name each loss once")
+    configs = []
+    for loss in loss_names:
+        config = template.replace(loss=loss, loss_params=dict(hparams.get(loss, {}))).validate()
+        typed = dataclasses.asdict(losses.make_params(loss, config.loss_params))
+        configs.append(config.replace(loss_params=typed))
+    return configs
 
 
 def _choice(field: str, value: Any, choices: tuple[str, ...]) -> None:

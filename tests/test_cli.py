@@ -68,7 +68,7 @@ def test_train_prints_one_json_line_per_run_and_learns(tmp_path):
         (["train", "--epochs", "abc"], "invalid int value: 'abc'"),
         (["train", "--lr", "nan"], "lr: must be a number"),
         (["train", "--losses", "softmax,nope"], "loss: must be one of"),
-        (["train", "--losses", "softmax,softmax"], "names a loss twice"),
+        (["train", "--losses", "softmax,softmax"], "softmax named more than once"),
         (["train", "--hparam", "margin=3"], "write it as LOSS.NAME=VALUE"),
         (["train", "--hparam", "amc.margin=3"], "loss 'amc' is not in --losses"),
         (["train", "--hparam", "softmax.margin=3"], "softmax: unknown hyperparameter margin"),

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from lab.config import ConfigError, RunConfig
+from lab.config import ConfigError, RunConfig, one_config_per_loss
 
 
 def test_defaults_validate_and_round_trip_through_json():
@@ -63,3 +63,25 @@ def test_extra_and_mistyped_fields_in_a_config_file_are_rejected():
 
 def test_missing_fields_take_their_defaults():
     assert RunConfig.from_dict({"loss": "softmax"}) == RunConfig()
+
+
+def test_one_config_per_loss_stores_every_hyperparameter_typed():
+    template = RunConfig(epochs=3, experiment="exp")
+    softmax, amc = one_config_per_loss(template, ["softmax", "amc"], {"amc": {"margin": "0.4"}})
+    assert (softmax.loss, softmax.loss_params, softmax.epochs) == ("softmax", {}, 3)
+    assert amc.loss == "amc" and amc.experiment == "exp"
+    assert amc.loss_params == {"margin": 0.4, "weight": 0.1, "pairing": "half"}
+
+
+@pytest.mark.parametrize(
+    ("loss_names", "hparams", "expected"),
+    [
+        ([], {}, "losses: choose at least one loss"),
+        (["amc", "softmax", "amc"], {}, "losses: amc named more than once"),
+        (["amc"], {"amc": {"margin": "wide"}}, "amc.margin: must be a number"),
+        (["nope"], {}, "loss: must be one of"),
+    ],
+)
+def test_one_config_per_loss_rejects_bad_choices(loss_names, hparams, expected):
+    with pytest.raises(ConfigError, match=expected):
+        one_config_per_loss(RunConfig(), loss_names, hparams)

@@ -10,7 +10,7 @@ import streamlit as st
 
 import losses
 import models
-from lab.config import DATASETS, LIMITS, OPTIMIZERS, RunConfig
+from lab.config import DATASETS, LIMITS, OPTIMIZERS, RunConfig, one_config_per_loss
 
 DEFAULT_LOSSES = ("softmax", "lsoftmax", "amc", "opl", "lmd")
 START_REQUESTED = "start_requested"
@@ -193,30 +193,21 @@ def settings_form(devices: list[str], busy: bool) -> TrainSettings:
 
 def build_configs(settings: TrainSettings, owner: str) -> list[RunConfig]:
     """One validated config per chosen loss, all in one new experiment; raises ValueError on bad input."""
-    if not settings.losses:
-        raise ValueError("losses: choose at least one loss to train")
-    experiment = f"{time.strftime('%Y%m%d-%H%M%S')}-{settings.dataset}-{settings.feat_dim}d-{owner[:6]}"
-    configs = []
-    for loss in settings.losses:
-        params = losses.make_params(loss, settings.hparams.get(loss, {}))
-        config = RunConfig(
-            dataset=settings.dataset,
-            data_root=settings.data_root,
-            model=settings.model,
-            feat_dim=settings.feat_dim,
-            loss=loss,
-            loss_params=dataclasses.asdict(params),
-            train_limit=settings.train_limit,
-            epochs=settings.epochs,
-            batch_size=settings.batch_size,
-            optimizer=settings.optimizer,
-            lr=settings.lr,
-            seed=settings.seed,
-            device=settings.device,
-            experiment=experiment,
-        )
-        configs.append(config.validate())
-    return configs
+    template = RunConfig(
+        dataset=settings.dataset,
+        data_root=settings.data_root,
+        model=settings.model,
+        feat_dim=settings.feat_dim,
+        train_limit=settings.train_limit,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        optimizer=settings.optimizer,
+        lr=settings.lr,
+        seed=settings.seed,
+        device=settings.device,
+        experiment=f"{time.strftime('%Y%m%d-%H%M%S')}-{settings.dataset}-{settings.feat_dim}d-{owner[:6]}",
+    )
+    return one_config_per_loss(template, settings.losses, settings.hparams)
 
 
 def feasibility_warnings(settings: TrainSettings, n_classes: int) -> list[str]:
