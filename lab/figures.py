@@ -224,25 +224,37 @@ def _histogram(fig: go.Figure, values: np.ndarray, name: str, colour: str, bins:
 
 def own_vs_other_histogram(stats: AngleStats, title: str | None = None, height: int = 300) -> go.Figure:
     """Angle to own class direction vs to the nearest other class direction, per sample."""
-    bins = np.linspace(0, 180, 61)
-    fig = go.Figure()
-    _histogram(fig, stats.own, "to own class", "#117733", bins)
-    _histogram(fig, stats.nearest_other, "to nearest other class", "#CC6677", bins)
-    fig.update_layout(barmode="overlay", bargap=0)
-    fig.update_xaxes(title="angle (degrees)", range=[0, 180], dtick=30, gridcolor="#EEEEEE")
-    fig.update_yaxes(title="share of samples", gridcolor="#EEEEEE", tickformat=".0%")
-    return _layout(fig, title, height)
+    return _angle_histograms(
+        [(stats.own, "to own class", "#117733"), (stats.nearest_other, "to nearest other class", "#CC6677")],
+        "angle (degrees)",
+        "share of samples",
+        title,
+        height,
+    )
 
 
 def pair_angle_histogram(stats: AngleStats, title: str | None = None, height: int = 300) -> go.Figure:
     """Pairwise angles between samples of the same class vs of different classes."""
+    return _angle_histograms(
+        [(stats.within_pairs, "same class", "#332288"), (stats.between_pairs, "different classes", "#DDCC77")],
+        "pairwise angle (degrees)",
+        "share of pairs",
+        title,
+        height,
+    )
+
+
+def _angle_histograms(
+    series: Sequence[tuple[np.ndarray, str, str]], x_title: str, y_title: str, title: str | None, height: int
+) -> go.Figure:
+    """Overlaid histograms of angles in degrees (3-degree bins over 0-180), one per (values, name, colour)."""
     bins = np.linspace(0, 180, 61)
     fig = go.Figure()
-    _histogram(fig, stats.within_pairs, "same class", "#332288", bins)
-    _histogram(fig, stats.between_pairs, "different classes", "#DDCC77", bins)
+    for values, name, colour in series:
+        _histogram(fig, values, name, colour, bins)
     fig.update_layout(barmode="overlay", bargap=0)
-    fig.update_xaxes(title="pairwise angle (degrees)", range=[0, 180], dtick=30, gridcolor="#EEEEEE")
-    fig.update_yaxes(title="share of pairs", gridcolor="#EEEEEE", tickformat=".0%")
+    fig.update_xaxes(title=x_title, range=[0, 180], dtick=30, gridcolor="#EEEEEE")
+    fig.update_yaxes(title=y_title, gridcolor="#EEEEEE", tickformat=".0%")
     return _layout(fig, title, height)
 
 

@@ -15,10 +15,7 @@ ui.run_inside_app()
 
 st.title("Compare")
 records = state.selected_runs(viewable_only=False)
-runs = [record for record, _ in state.loaded_runs()]
-if not runs:
-    layout.no_runs_message()
-    st.stop()
+runs = [record for record, _ in state.loaded_runs_or_stop()]
 
 margin = 10.0
 dataset = state.dataset_of(runs[0])

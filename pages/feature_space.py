@@ -11,10 +11,7 @@ from ui import inspect, layout, state
 ui.run_inside_app()
 
 st.title("Feature space")
-loaded = state.loaded_runs()
-if not loaded:
-    layout.no_runs_message()
-    st.stop()
+loaded = state.loaded_runs_or_stop()
 runs = [record for record, _ in loaded]
 
 dataset = state.dataset_of(runs[0])

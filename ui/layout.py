@@ -50,11 +50,3 @@ def crisp(image: np.ndarray, min_side: int = 160) -> np.ndarray:
     in the browser instead of being smoothed."""
     factor = max(1, -(-min_side // image.shape[0]))
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
-
-
-def no_runs_message() -> None:
-    st.info(
-        "This experiment has no finished runs to show yet. Pick another experiment in the sidebar, or train one "
-        "on the **Train** page.",
-        icon=":material/info:",
-    )

@@ -234,3 +234,16 @@ def loaded_runs() -> list[tuple[RunRecord, RunArrays]]:
             continue
         usable.append((record, arrays))
     return usable
+
+
+def loaded_runs_or_stop() -> list[tuple[RunRecord, RunArrays]]:
+    """:func:`loaded_runs`; when there are none, a note saying where to go instead and the end of the page."""
+    loaded = loaded_runs()
+    if not loaded:
+        st.info(
+            "This experiment has no finished runs to show yet. Pick another experiment in the sidebar, or train "
+            "one on the **Train** page.",
+            icon=":material/info:",
+        )
+        st.stop()
+    return loaded
