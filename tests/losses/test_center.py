@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
-import losses
 from losses.center import CenterHead
+from tests.losses.formulas import seeded_head
 
-
-def center_head(feat_dim: int = 2, n_classes: int = 4, **hparams: object) -> CenterHead:
-    head = losses.build("center", feat_dim, n_classes, **hparams)
-    assert isinstance(head, CenterHead)
-    return head
+center_head = partial(seeded_head, "center", head_type=CenterHead)
 
 
 def test_features_at_their_centres_cost_nothing() -> None:
@@ -92,12 +90,3 @@ def test_class_directions_are_the_centres() -> None:
     head = center_head()
     head.centres = torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0]])
     assert torch.equal(head.class_directions(), head.centres)
-
-
-def test_weight_zero_gives_plain_cross_entropy() -> None:
-    torch.manual_seed(0)
-    center = losses.build("center", 2, 10, weight=0.0)
-    torch.manual_seed(0)
-    softmax = losses.build("softmax", 2, 10)
-    features, labels = torch.randn(16, 2), torch.randint(0, 10, (16,))
-    assert torch.equal(center(features, labels)[0], softmax(features, labels)[0])

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
 import losses
 from losses.lmd import LMDHead, boundary_distances
+from tests.losses.formulas import seeded_head
 
-
-def lmd_head(feat_dim: int = 2, n_classes: int = 3, **hparams: object) -> LMDHead:
-    head = losses.build("lmd", feat_dim, n_classes, **hparams)
-    assert isinstance(head, LMDHead)
-    return head
+lmd_head = partial(seeded_head, "lmd", n_classes=3, head_type=LMDHead)
 
 
 def set_classifier(head: LMDHead, weight: torch.Tensor, bias: torch.Tensor) -> None:
@@ -152,15 +151,6 @@ def test_state_is_untouched_in_eval_mode() -> None:
     total, _ = head(torch.randn(8, 2) * 10, torch.tensor([2, 2, 2, 2, 1, 1, 0, 0]))
     assert torch.isfinite(total)
     assert torch.equal(head.centres, centres) and torch.equal(head.seen, seen)
-
-
-def test_weight_zero_gives_plain_cross_entropy() -> None:
-    torch.manual_seed(0)
-    lmd = losses.build("lmd", 3, 10, weight=0.0)
-    torch.manual_seed(0)
-    softmax = losses.build("softmax", 3, 10)
-    features, labels = torch.randn(16, 3), torch.randint(0, 10, (16,))
-    assert torch.equal(lmd(features, labels)[0], softmax(features, labels)[0])
 
 
 def test_identical_classifier_rows_give_finite_values_and_gradients() -> None:

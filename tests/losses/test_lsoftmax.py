@@ -4,6 +4,7 @@ reference on features at known angles (losses-spec.md section 3.5)."""
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,36 +15,22 @@ from safetensors.torch import load_file, save_file
 import losses
 from losses._angular import annealed_lambda, cos_multiple_angle, multiplicative_target_logit, psi
 from losses.lsoftmax import LSoftmaxHead, LSoftmaxParams
+from tests.losses import formulas
 
-
-def lsoftmax_head(feat_dim: int = 2, n_classes: int = 4, seed: int = 0, **hparams: object) -> LSoftmaxHead:
-    torch.manual_seed(seed)
-    head = losses.build("lsoftmax", feat_dim, n_classes, **hparams)
-    assert isinstance(head, LSoftmaxHead)
-    return head
-
-
-def features_at_angles(degrees: list[float], norm: float = 10.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    radians = torch.tensor(degrees, dtype=torch.float64).deg2rad()
-    return (norm * torch.stack([radians.cos(), radians.sin()], dim=1)).to(dtype)
+lsoftmax_head = partial(formulas.seeded_head, "lsoftmax", head_type=LSoftmaxHead)
 
 
 def reference_loss(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, m: int, lam: float) -> float:
-    """The paper's formula sample by sample, with math.acos and math.cos(m theta) (no Chebyshev)."""
-    total = 0.0
-    for f, y in zip(features.tolist(), labels.tolist(), strict=True):
-        logits = []
-        for j, w in enumerate(weight.tolist()):
-            dot = sum(a * b for a, b in zip(f, w, strict=True))
-            if j == y:
-                norms = math.hypot(*f) * math.hypot(*w)
-                theta = math.acos(max(-1.0, min(1.0, dot / norms)))
-                k = min(math.floor(theta * m / math.pi), m - 1)
-                dot = (lam * dot + norms * ((-1) ** k * math.cos(m * theta) - 2 * k)) / (1 + lam)
-            logits.append(dot)
-        top = max(logits)
-        total += top + math.log(sum(math.exp(z - top) for z in logits)) - logits[y]
-    return total / len(labels)
+    """The paper's formula sample by sample, with math.acos and math.cos(m theta) (no Chebyshev):
+    logits W_j.f, the target's mixed as (lambda W_y.f + |W_y||f| psi(theta_y)) / (1 + lambda)."""
+
+    def logit(f: list[float], w: list[float], target: bool) -> float:
+        if not target:
+            return formulas.dot(f, w)
+        norms = math.hypot(*f) * math.hypot(*w)
+        return (lam * formulas.dot(f, w) + norms * formulas.psi_by_hand(formulas.angle(f, w), m)) / (1 + lam)
+
+    return formulas.reference_cross_entropy(features, labels, weight, logit)
 
 
 def test_chebyshev_polynomial_is_the_cosine_of_the_multiple_angle() -> None:
@@ -90,18 +77,7 @@ def test_margin_one_is_cross_entropy_without_bias_in_value_and_gradients() -> No
     for hparams in ({"margin": 1}, {"margin": 1, "base": 0.0}, {"margin": 1, "base": 0.0, "lambda_min": 3.0}):
         head = lsoftmax_head(feat_dim=3, n_classes=5, **hparams)
         head.train()
-        features = torch.randn(11, 3, generator=torch.Generator().manual_seed(1)).requires_grad_()
-        labels = torch.arange(11) % 5
-        loss, terms = head(features, labels)
-        loss.backward()
-        got = (features.grad.clone(), head.classifier.weight.grad.clone())
-        features.grad = None
-        weight = head.classifier.weight.detach().clone().requires_grad_()
-        expected = F.cross_entropy(features @ weight.T, labels)
-        expected.backward()
-        assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
-        assert torch.allclose(got[0], features.grad, atol=1e-6)
-        assert torch.allclose(got[1], weight.grad, atol=1e-6)
+        loss, terms = formulas.assert_cross_entropy_in_value_and_gradients(head, lambda f, w: f @ w.T)
         assert terms["ce"] is loss
 
 
@@ -111,10 +87,8 @@ def test_loss_matches_the_formula_on_features_at_known_angles(m: int, dtype: tor
     lam = 0.5
     head = lsoftmax_head(n_classes=6, margin=m, base=0.0, lambda_min=lam).to(dtype)
     head.train()
-    features = features_at_angles(list(range(0, 360, 7)), dtype=dtype)
-    labels = torch.arange(len(features)) % 6
-    loss, terms = head(features, labels)
-    expected = reference_loss(features.double(), labels, head.classifier.weight.detach().double(), m, lam)
+    features = formulas.features_at_angles(range(0, 360, 7), dtype=dtype)
+    loss, terms, expected = formulas.loss_and_reference(head, features, reference_loss, m, lam)
     assert loss.dtype == dtype
     assert loss.item() == pytest.approx(expected, rel=1e-5 if dtype == torch.float32 else 1e-10)
     assert terms["softmax_share"].item() == pytest.approx(lam / (1 + lam))
@@ -141,7 +115,7 @@ def test_large_lambda_tends_to_softmax_and_zero_lambda_is_pure_l_softmax() -> No
     assert gaps[0] > gaps[1] > gaps[2] > gaps[3] and gaps[3] < 1e-6
     pure = norms * psi(dot / norms, 4)
     assert torch.allclose(multiplicative_target_logit(dot, norms, 4, 0.0), pure)
-    features = features_at_angles(list(range(5, 360, 11)))
+    features = formulas.features_at_angles(list(range(5, 360, 11)))
     labels = torch.arange(len(features)) % 4
     head = lsoftmax_head(margin=4, base=1e6, gamma=0.0)
     softmax = F.cross_entropy(head.logits(features), labels).item()
@@ -150,17 +124,12 @@ def test_large_lambda_tends_to_softmax_and_zero_lambda_is_pure_l_softmax() -> No
 
 def test_gradients_match_finite_differences_away_from_interval_ends() -> None:
     head = lsoftmax_head(margin=3, base=0.0, lambda_min=0.2).double().eval()
-    weight = features_at_angles([0.0, 90.0, 180.0, 270.0], norm=1.0, dtype=torch.float64) * torch.tensor(
+    weight = formulas.features_at_angles([0.0, 90.0, 180.0, 270.0], norm=1.0, dtype=torch.float64) * torch.tensor(
         [[1.5], [0.7], [1.1], [0.9]], dtype=torch.float64
     )
     # theta_y = 20, 35, 80, 130, 170 degrees: all at least 10 degrees from the ends k*60 of psi's pieces
-    features = features_at_angles([20.0, 125.0, 100.0, 140.0, 100.0], norm=2.0, dtype=torch.float64)
-    labels = torch.tensor([0, 1, 0, 3, 3])
-
-    def loss_of(f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return torch.func.functional_call(head, {"classifier.weight": w}, (f, labels))[0]
-
-    assert torch.autograd.gradcheck(loss_of, (features.requires_grad_(), weight.requires_grad_()))
+    features = formulas.features_at_angles([20.0, 125.0, 100.0, 140.0, 100.0], norm=2.0, dtype=torch.float64)
+    assert formulas.gradcheck_features_and_weight(head, features, weight, torch.tensor([0, 1, 0, 3, 3]))
 
 
 def test_inference_logits_are_the_plain_w_f_whatever_the_margin() -> None:

@@ -138,6 +138,28 @@ def test_state_survives_a_safetensors_round_trip(name: str, feat_dim: int, tmp_p
         assert torch.equal(restored.state_dict()[key], value), key
 
 
+WEIGHTED = [name for name in LOSSES if "weight" in {spec.name for spec in hparam_specs(losses.get(name).Params)}]
+
+
+@pytest.mark.parametrize("feat_dim", (2, 3))
+@pytest.mark.parametrize("name", WEIGHTED)
+def test_weight_zero_gives_plain_cross_entropy_bit_for_bit(name: str, feat_dim: int) -> None:
+    """Every loss that adds lambda times a feature term to cross-entropy is softmax at lambda = 0."""
+    assert {"amc", "center", "lmd", "opl"} <= set(WEIGHTED)
+    torch.manual_seed(0)
+    head = losses.build(name, feat_dim, 10, weight=0.0)
+    torch.manual_seed(0)
+    softmax = losses.build("softmax", feat_dim, 10)
+    features = torch.randn(32, feat_dim, requires_grad=True)
+    labels = torch.randint(0, 10, (32,))
+    total, _ = head(features, labels)
+    (grad,) = torch.autograd.grad(total, features)
+    softmax_total, _ = softmax(features, labels)
+    (softmax_grad,) = torch.autograd.grad(softmax_total, features)
+    assert torch.equal(total, softmax_total)
+    assert torch.equal(grad, softmax_grad)
+
+
 def separable_clusters() -> tuple[torch.Tensor, torch.Tensor]:
     """60 points in 3 well-separated 2-D Gaussian clusters."""
     generator = torch.Generator().manual_seed(4)

@@ -4,6 +4,7 @@ official lambda schedule expressed per run (losses-spec.md section 5.2)."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -12,55 +13,29 @@ import torch.nn.functional as F
 import losses
 from losses._angular import annealed_lambda
 from losses.sphereface import SphereFaceHead, SphereFaceParams
+from tests.losses import formulas
 
-
-def sphereface_head(feat_dim: int = 2, n_classes: int = 4, seed: int = 0, **hparams: object) -> SphereFaceHead:
-    torch.manual_seed(seed)
-    head = losses.build("sphereface", feat_dim, n_classes, **hparams)
-    assert isinstance(head, SphereFaceHead)
-    return head
-
-
-def features_at_angles(degrees: list[float], norm: float = 10.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    radians = torch.tensor(degrees, dtype=torch.float64).deg2rad()
-    return (norm * torch.stack([radians.cos(), radians.sin()], dim=1)).to(dtype)
+sphereface_head = partial(formulas.seeded_head, "sphereface", head_type=SphereFaceHead)
 
 
 def reference_loss(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, m: int, lam: float) -> float:
     """The formula sample by sample: unit weights, |f| cos theta logits, |f| psi(theta_y) mixed by lambda."""
-    total = 0.0
-    for f, y in zip(features.tolist(), labels.tolist(), strict=True):
+
+    def logit(f: list[float], w: list[float], target: bool) -> float:
         norm = math.hypot(*f)
-        logits = []
-        for j, w in enumerate(weight.tolist()):
-            cosine = sum(a * b for a, b in zip(f, w, strict=True)) / (norm * math.hypot(*w))
-            logit = norm * cosine
-            if j == y:
-                theta = math.acos(max(-1.0, min(1.0, cosine)))
-                k = min(math.floor(theta * m / math.pi), m - 1)
-                logit = norm * (lam * cosine + (-1) ** k * math.cos(m * theta) - 2 * k) / (1 + lam)
-            logits.append(logit)
-        top = max(logits)
-        total += top + math.log(sum(math.exp(z - top) for z in logits)) - logits[y]
-    return total / len(labels)
+        if not target:
+            return norm * formulas.cosine(f, w)
+        return norm * (lam * formulas.cosine(f, w) + formulas.psi_by_hand(formulas.angle(f, w), m)) / (1 + lam)
+
+    return formulas.reference_cross_entropy(features, labels, weight, logit)
 
 
 def test_margin_one_is_cross_entropy_on_norm_times_cosine_logits() -> None:
     head = sphereface_head(feat_dim=3, n_classes=5, margin=1)
     head.train()
-    features = torch.randn(11, 3, generator=torch.Generator().manual_seed(1)).requires_grad_()
-    labels = torch.arange(11) % 5
-    loss, _ = head(features, labels)
-    loss.backward()
-    got = (features.grad.clone(), head.classifier.weight.grad.clone())
-    features.grad = None
-    weight = head.classifier.weight.detach().clone().requires_grad_()
-    cosine = F.normalize(features, dim=1) @ F.normalize(weight, dim=1).T
-    expected = F.cross_entropy(features.norm(dim=1, keepdim=True) * cosine, labels)
-    expected.backward()
-    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
-    assert torch.allclose(got[0], features.grad, atol=1e-6)
-    assert torch.allclose(got[1], weight.grad, atol=1e-6)
+    formulas.assert_cross_entropy_in_value_and_gradients(
+        head, lambda f, w: f.norm(dim=1, keepdim=True) * (F.normalize(f, dim=1) @ F.normalize(w, dim=1).T)
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -70,10 +45,8 @@ def test_loss_matches_the_formula_on_features_at_known_angles(m: int, dtype: tor
     head = sphereface_head(n_classes=6, margin=m, base=0.0, lambda_min=lam).to(dtype)
     head.train()
     lengths = torch.linspace(0.5, 2, 52, dtype=dtype).unsqueeze(1)
-    features = features_at_angles(list(range(0, 360, 7)), dtype=dtype) * lengths
-    labels = torch.arange(len(features)) % 6
-    loss, _ = head(features, labels)
-    expected = reference_loss(features.double(), labels, head.classifier.weight.detach().double(), m, lam)
+    features = formulas.features_at_angles(range(0, 360, 7), dtype=dtype) * lengths
+    loss, _, expected = formulas.loss_and_reference(head, features, reference_loss, m, lam)
     assert loss.item() == pytest.approx(expected, rel=1e-5 if dtype == torch.float32 else 1e-10)
 
 
@@ -100,15 +73,10 @@ def test_inference_logits_are_norm_times_cosine_without_margin() -> None:
 
 def test_gradients_match_finite_differences_away_from_interval_ends() -> None:
     head = sphereface_head(margin=4, base=0.0, lambda_min=1.0).double().eval()
-    weight = features_at_angles([10.0, 100.0, 200.0, 280.0], norm=1.3, dtype=torch.float64)
+    weight = formulas.features_at_angles([10.0, 100.0, 200.0, 280.0], norm=1.3, dtype=torch.float64)
     # theta_y = 15, 30, 55, 105, 165 degrees: all away from the ends k*45 of psi's pieces
-    features = features_at_angles([25.0, 130.0, 255.0, 175.0, 5.0], norm=1.7, dtype=torch.float64)
-    labels = torch.tensor([0, 1, 2, 3, 2])
-
-    def loss_of(f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return torch.func.functional_call(head, {"classifier.weight": w}, (f, labels))[0]
-
-    assert torch.autograd.gradcheck(loss_of, (features.requires_grad_(), weight.requires_grad_()))
+    features = formulas.features_at_angles([25.0, 130.0, 255.0, 175.0, 5.0], norm=1.7, dtype=torch.float64)
+    assert formulas.gradcheck_features_and_weight(head, features, weight, torch.tensor([0, 1, 2, 3, 2]))
 
 
 def test_official_schedule_is_reproduced_over_its_run_length() -> None:

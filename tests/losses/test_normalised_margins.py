@@ -1,0 +1,54 @@
+"""What CosFace and ArcFace share (losses-spec.md sections 5.3 and 5.4): with no margin both are the
+normalised softmax scaled by s, their inference logits are the scaled cosines without margin, and
+their margin warms up linearly and survives a save and restore. Each test runs for both heads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from losses.arcface import ArcFaceHead
+from losses.cosface import CosFaceHead
+from tests.losses.formulas import assert_cross_entropy_in_value_and_gradients, seeded_head
+
+HEADS = [pytest.param("cosface", CosFaceHead, id="cosface"), pytest.param("arcface", ArcFaceHead, id="arcface")]
+
+
+@pytest.mark.parametrize(("name", "head_type"), HEADS)
+def test_zero_margin_is_normalised_softmax_scaled_by_s_in_value_and_gradients(name: str, head_type: type) -> None:
+    head = seeded_head(name, feat_dim=3, n_classes=5, margin=0.0, scale=12.0, head_type=head_type)
+    grad_atol = {"cosface": 1e-6, "arcface": 1e-5}[name]
+    assert_cross_entropy_in_value_and_gradients(
+        head, lambda f, w: 12.0 * F.normalize(f, dim=1) @ F.normalize(w, dim=1).T, grad_atol=grad_atol
+    )
+
+
+@pytest.mark.parametrize(("name", "head_type"), HEADS)
+def test_inference_logits_are_scaled_cosines_without_margin(name: str, head_type: type) -> None:
+    features = torch.randn(9, 2, generator=torch.Generator().manual_seed(3))
+    head = seeded_head(name, margin=0.5, scale=20.0, head_type=head_type)
+    head(features, torch.arange(9) % 4)
+    cosine = F.normalize(features, dim=1) @ F.normalize(head.classifier.weight.detach(), dim=1).T
+    assert torch.allclose(head.logits(features), 20.0 * cosine)
+    assert torch.allclose(head.class_directions().norm(dim=1), torch.ones(4))
+
+
+@pytest.mark.parametrize(("name", "head_type"), HEADS)
+def test_warmup_ramps_the_margin_linearly_and_is_restored(name: str, head_type: type, tmp_path: Path) -> None:
+    head = seeded_head(name, margin=0.2, warmup=0.5, head_type=head_type)
+    head.plan(40)
+    features, labels = torch.randn(5, 2), torch.arange(5) % 4
+    margins = [head(features, labels)[1]["margin"].item() for _ in range(25)]
+    assert margins[:3] == pytest.approx([0.2 * t / 20 for t in (1, 2, 3)])
+    assert margins[19:] == pytest.approx([0.2] * 6)
+    save_file(head.state_dict(), str(tmp_path / "head.safetensors"))
+    restored = seeded_head(name, margin=0.2, warmup=0.5, seed=1, head_type=head_type)
+    restored.load_state_dict(load_file(str(tmp_path / "head.safetensors")))
+    assert int(restored.step) == 25 and int(restored.planned_steps) == 40
+    head.eval()
+    assert head(features, labels)[1]["margin"].item() == pytest.approx(0.2)
+    assert int(head.step) == 25
