@@ -143,8 +143,10 @@ class Report:
         self.figures_in_markdown = True
         self.started = time.time()
         mode = "quick" if args.quick else "full"
-        print(f"# {benchmark} ({mode}) on {self.header['cpu']}, {self.header['cores']} cores, "
-              f"torch {self.header['torch']}, {self.header['device']}, load {self.header[next(reversed(self.header))]}")
+        print(
+            f"# {benchmark} ({mode}) on {self.header['cpu']}, {self.header['cores']} cores, "
+            f"torch {self.header['torch']}, {self.header['device']}, load {self.header[next(reversed(self.header))]}"
+        )
         if settings:
             print(f"# settings: {settings}")
         sys.stdout.flush()

@@ -189,8 +189,11 @@ class MultiplicativeMarginHead(MarginHead):
 
     @classmethod
     def margin_advice(cls, params: Any, spacing: float) -> str:
-        roomy = [m for m in range(1, 7) if cls.cone_degrees(dataclasses.replace(params, margin=m), spacing)
-                 >= TIGHT_CONE_DEGREES]
+        roomy = [
+            m
+            for m in range(1, 7)
+            if cls.cone_degrees(dataclasses.replace(params, margin=m), spacing) >= TIGHT_CONE_DEGREES
+        ]
         return f"margin {max(roomy)} leaves {TIGHT_CONE_DEGREES:g}° or more." if roomy else ""
 
 

@@ -46,9 +46,22 @@ def streamlit_server(runs_dir: Path, **env: str) -> Iterator[str]:
     port = free_port()
     log = open(runs_dir.parent / f"streamlit-{port}.log", "w")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env={**os.environ, "LOSSLENS_RUNS_DIR": str(runs_dir), **env}, stdout=log,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "LOSSLENS_RUNS_DIR": str(runs_dir), **env},
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
