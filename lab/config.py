@@ -61,7 +61,7 @@ class RunConfig:
     loss: str = "softmax"
     loss_params: dict[str, Any] = dataclasses.field(default_factory=dict)
     train_limit: int = 0
-    epochs: int = 15
+    epochs: int = 12
     batch_size: int = 64
     optimizer: str = "sgd"
     lr: float = 0.1

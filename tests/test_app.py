@@ -79,6 +79,15 @@ def test_sidebar_lists_the_experiment_and_its_runs(runs_dir):
     assert app.query_params["exp"] == [TWO_D] or app.query_params["exp"] == TWO_D
 
 
+def test_the_shipped_example_is_in_the_runs_folder_and_labelled_as_the_example(runs_dir):
+    app = open_page("pages/feature_space.py", experiment="example-digits-2d")
+    labels = app.sidebar.selectbox[0].options
+    assert "example · digits · 2-D · 5 losses" in labels
+    assert not any(label.startswith("example") for label in labels if "5 losses" not in label)
+    sidebar = " ".join(m.value for m in app.sidebar.markdown)
+    assert all(f"**{loss}** :green[finished]" in sidebar for loss in ("softmax", "lsoftmax", "amc", "opl", "lmd"))
+
+
 def test_feature_space_draws_each_loss_on_the_unit_circle(runs_dir):
     app = open_page("pages/feature_space.py")
     circles = [f for f in figures(app) if f["data"][0].get("mode") == "lines" and len(values(f["data"][0], "x")) > 100]

@@ -76,9 +76,7 @@ def experiment_label(experiment: str, records: list[RunRecord]) -> str:
         return experiment
     stamp = experiment[:15] if experiment[:8].isdigit() else ""
     when = f"{stamp[6:8]}/{stamp[4:6]} {stamp[9:11]}:{stamp[11:13]}" if stamp else ""
-    example = (
-        "example · " if records and records[0].owner == "" and records[0].run_dir.name.startswith("example") else ""
-    )
+    example = "example · " if experiment.startswith("example") and not any(r.owner for r in records) else ""
     return f"{example}{config.dataset} · {config.feat_dim}-D · {len(records)} losses {when}".strip()
 
 
