@@ -304,6 +304,7 @@ class _RunTrainer:
         head.plan(config.epochs * steps)
         params = [p for p in (*model.parameters(), *head.parameters()) if p.requires_grad]
         optimizer, schedule = _make_optimizer(config, params, config.epochs * steps)
+        max_grad_norm = head.max_grad_norm()
         self.watch = _LossWatch(device)
         train_seconds = 0.0
         images_seen = 0
@@ -326,6 +327,8 @@ class _RunTrainer:
                 self.watch.record(loss, epoch, step)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
                 optimizer.step()
                 schedule.step()
                 n = len(idx)

@@ -200,7 +200,12 @@ class MultiplicativeMarginHead(MarginHead):
 class AdditiveMarginHead(MarginHead):
     """CosFace and ArcFace: normalised features and weights, logits s cos theta_j with a margin on the
     target, optionally warmed up linearly from 0 over the first ``warmup`` fraction of the run.
-    Params need ``margin``, ``scale`` and ``warmup``."""
+    Params need ``margin``, ``scale``, ``warmup`` and ``grad_clip``."""
+
+    def max_grad_norm(self) -> float | None:
+        """``grad_clip``: normalising the features makes their gradient grow as s/|f|, and on 2-D
+        heads the ambiguous samples sit near the origin, so single steps can throw classes around."""
+        return self.params.grad_clip or None
 
     def target_cosine(self, cosine: torch.Tensor, margin: float) -> torch.Tensor:
         """The target class's cosine with the margin applied."""

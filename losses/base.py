@@ -173,6 +173,11 @@ class LossHead(nn.Module):
     def plan(self, total_steps: int) -> None:
         """Told the run's planned number of optimiser steps before training (for annealing)."""
 
+    def max_grad_norm(self) -> float | None:
+        """The largest gradient norm (model and head together) this loss wants per step, or None for
+        no clipping. The trainer clips to it after each backward pass."""
+        return None
+
     @classmethod
     def feasibility_warnings(cls, params: Any, feat_dim: int, n_classes: int) -> list[str]:
         """Plain-language warnings when these settings cannot be met in this feature dimension."""

@@ -138,3 +138,22 @@ def test_a_new_job_manager_warms_up_the_imports_of_the_first_training(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=180)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_the_trainer_clips_gradients_to_the_norm_the_loss_asks_for(tmp_path, monkeypatch):
+    clipped_to = []
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def recording_clip(parameters, max_norm, *args, **kwargs):
+        clipped_to.append(max_norm)
+        return clip(parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording_clip)
+    store = RunStore(tmp_path)
+    small = {"epochs": 1, "train_limit": 128, "experiment": "clip"}
+    train_run(RunConfig(loss="cosface", loss_params={"grad_clip": 0.5}, **small), store)
+    assert clipped_to and set(clipped_to) == {0.5}, "one clip per step, to the loss's grad_clip"
+    clipped_to.clear()
+    train_run(RunConfig(loss="cosface", loss_params={"grad_clip": 0.0}, **small), store)
+    train_run(RunConfig(loss="softmax", **small), store)
+    assert clipped_to == [], "grad_clip 0 and losses without it train unclipped"

@@ -1,6 +1,7 @@
 """What CosFace and ArcFace share (losses-spec.md sections 5.3 and 5.4): with no margin both are the
 normalised softmax scaled by s, their inference logits are the scaled cosines without margin, and
-their margin warms up linearly and survives a save and restore. Each test runs for both heads."""
+their margin warms up linearly and survives a save and restore, and they ask the trainer to clip
+gradients. Each test runs for both heads."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+import losses
 from losses.arcface import ArcFaceHead
 from losses.cosface import CosFaceHead
 from tests.losses.formulas import assert_cross_entropy_in_value_and_gradients, seeded_head
@@ -52,3 +54,11 @@ def test_warmup_ramps_the_margin_linearly_and_is_restored(name: str, head_type: 
     head.eval()
     assert head(features, labels)[1]["margin"].item() == pytest.approx(0.2)
     assert int(head.step) == 25
+
+
+@pytest.mark.parametrize(("name", "head_type"), HEADS)
+def test_grad_clip_is_the_norm_the_trainer_is_asked_to_clip_to(name: str, head_type: type) -> None:
+    assert seeded_head(name, head_type=head_type).max_grad_norm() == 1.0
+    assert seeded_head(name, head_type=head_type, grad_clip=2.5).max_grad_norm() == 2.5
+    assert seeded_head(name, head_type=head_type, grad_clip=0.0).max_grad_norm() is None
+    assert losses.build("softmax", 2, 4).max_grad_norm() is None
