@@ -255,7 +255,10 @@ def _angle_histograms(
     fig.update_layout(barmode="overlay", bargap=0)
     fig.update_xaxes(title=x_title, range=[0, 180], dtick=30, gridcolor="#EEEEEE")
     fig.update_yaxes(title=y_title, gridcolor="#EEEEEE", tickformat=".0%")
-    return _layout(fig, title, height)
+    _layout(fig, title, height, legend=False)
+    # inside the plot, top right, where angle histograms are thin: a legend above a narrow chart wraps onto the title
+    legend = dict(x=0.99, xanchor="right", y=0.99, yanchor="top", bgcolor="rgba(255,255,255,0.85)", font=dict(size=11))
+    return fig.update_layout(showlegend=True, legend=legend)
 
 
 def direction_spacing(

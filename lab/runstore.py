@@ -246,12 +246,15 @@ class RunStore:
         return records
 
     def experiments(self, owner: str | None = None) -> dict[str, list[RunRecord]]:
-        """Runs grouped by experiment id, in order of creation. With ``owner``, only the experiments
-        of that app session and the shared ones (owner "")."""
+        """Runs grouped by experiment id, each group in the order its runs started training (runs
+        without a readable start time last, by id). With ``owner``, only the experiments of that app
+        session and the shared ones (owner "")."""
         groups: dict[str, list[RunRecord]] = {}
         for record in self.list():
             if owner is None or record.owner in ("", owner):
                 groups.setdefault(record.experiment or record.run_id, []).append(record)
+        for records in groups.values():
+            records.sort(key=_start_time)
         return groups
 
     def _load_tensors(self, run_id: str, filename: str) -> dict[str, torch.Tensor]:
@@ -293,3 +296,8 @@ def require_config(record: RunRecord) -> RunConfig:
     if record.config is None:
         raise ConfigError(f"run {record.run_id}: {record.error}")
     return record.config
+
+
+def _start_time(record: RunRecord) -> float:
+    started = record.status.get("started")
+    return float(started) if isinstance(started, (int, float)) and not isinstance(started, bool) else float("inf")

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses.base import LossHead
+from losses.base import LossHead, hparam
 from losses.geometry import best_spacing_degrees
 
 UNPLANNED_STEPS = 1000
@@ -197,10 +197,28 @@ class MultiplicativeMarginHead(MarginHead):
         return f"margin {max(roomy)} leaves {TIGHT_CONE_DEGREES:g}° or more." if roomy else ""
 
 
+@dataclasses.dataclass(frozen=True)
+class AdditiveMarginParams:
+    """The settings CosFace and ArcFace share. Each loss redeclares ``margin`` with its own unit and
+    default (the field keeps its place first)."""
+
+    margin: float = hparam(0.0, "m: the margin on the target", low=0.0, high=1.0)
+    scale: float = hparam(4.0, "s: every cosine is multiplied by s", low=0.0, high=128.0, low_inclusive=False)
+    warmup: float = hparam(
+        0.5, "fraction of the run over which the margin ramps up from 0 (0: full margin at once)", low=0.0, high=1.0
+    )
+    grad_clip: float = hparam(
+        1.0,
+        "largest gradient norm per step, model and head together (0: no clipping); see the module docstring",
+        low=0.0,
+        high=1000.0,
+    )
+
+
 class AdditiveMarginHead(MarginHead):
     """CosFace and ArcFace: normalised features and weights, logits s cos theta_j with a margin on the
     target, optionally warmed up linearly from 0 over the first ``warmup`` fraction of the run.
-    Params need ``margin``, ``scale``, ``warmup`` and ``grad_clip``."""
+    Params are an :class:`AdditiveMarginParams`."""
 
     def max_grad_norm(self) -> float | None:
         """``grad_clip``: normalising the features makes their gradient grow as s/|f|, and on 2-D

@@ -52,24 +52,14 @@ import math
 
 import torch
 
-from losses._angular import TIGHT_CONE_DEGREES, AdditiveMarginHead, floor_to
+from losses._angular import TIGHT_CONE_DEGREES, AdditiveMarginHead, AdditiveMarginParams, floor_to
 from losses.base import hparam
 from losses.registry import register
 
 
 @dataclasses.dataclass(frozen=True)
-class CosFaceParams:
+class CosFaceParams(AdditiveMarginParams):
     margin: float = hparam(0.08, "m: subtracted from the target cosine (cosine units)", low=0.0, high=1.0)
-    scale: float = hparam(4.0, "s: every cosine is multiplied by s", low=0.0, high=128.0, low_inclusive=False)
-    warmup: float = hparam(
-        0.5, "fraction of the run over which the margin ramps up from 0 (0: full margin at once)", low=0.0, high=1.0
-    )
-    grad_clip: float = hparam(
-        1.0,
-        "largest gradient norm per step, model and head together (0: no clipping); see the module docstring",
-        low=0.0,
-        high=1000.0,
-    )
 
 
 @register

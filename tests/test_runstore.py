@@ -100,3 +100,15 @@ def test_folders_that_are_not_runs_are_ignored(tmp_path):
     (tmp_path / "stray.txt").write_text("hi")
     assert RunStore(tmp_path).list() == []
     assert RunStore(tmp_path / "absent").list() == []
+
+
+def test_an_experiment_lists_its_runs_in_the_order_they_started_not_by_id(tmp_path):
+    store = RunStore(tmp_path)
+    first = make_run(store, loss="softmax", experiment="exp")
+    second = make_run(store, loss="amc", experiment="exp")
+    os.rename(tmp_path / first, tmp_path / "z-softmax")  # ids that sort the other way, like the shipped example's
+    os.rename(tmp_path / second, tmp_path / "a-amc")
+    broken = make_run(store, loss="opl", experiment="exp")
+    status = json.loads((tmp_path / broken / "status.json").read_text())
+    write_json_atomic(tmp_path / broken / "status.json", {**status, "started": "yesterday"})
+    assert [r.run_id for r in store.experiments()["exp"]] == ["z-softmax", "a-amc", broken]
