@@ -3,6 +3,8 @@ run that diverges on purpose."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.browser import chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
@@ -37,12 +39,14 @@ def test_two_browsers_train_at_once_refresh_reattaches_and_divergence_is_shown(t
     with streamlit_server(tmp_path / "runs", LOSSLENS_MAX_TRAININGS="1") as url, chromium() as browser:
         alice = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         bob = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        set_up_training(alice, url, keep_losses=2, epochs=3)
+        # Alice's training must outlast the steps below (Bob queued, Alice refreshed): 25 epochs on
+        # digits take 10-30 s per loss; any epoch shown proves her job is training.
+        set_up_training(alice, url, keep_losses=2, epochs=25)
         set_up_training(bob, url, keep_losses=1, epochs=2, lr="10")
         assert bob.get_by_role("spinbutton", name="Learning rate (peak)").input_value() == "10"
 
         alice.get_by_role("button", name="Start training").click()
-        alice.get_by_text("epoch 1 of 3").first.wait_for(timeout=120_000)
+        alice.get_by_text(re.compile(r"epoch \d+ of 25")).first.wait_for(timeout=120_000)
         bob.get_by_role("button", name="Start training").click()
         bob.get_by_text("Waiting for a free training slot: position 1").wait_for(timeout=60_000)
         screenshot(bob, "two-users-queued")
@@ -66,7 +70,7 @@ def test_two_browsers_train_at_once_refresh_reattaches_and_divergence_is_shown(t
         alice_sees = experiment_options(alice)
         bob_sees = experiment_options(bob)
         assert any("2 losses" in option for option in alice_sees)
-        assert not any("1 losses" in option for option in alice_sees)  # bob's experiment stays his
+        assert not any("1 loss " in option for option in alice_sees)  # bob's experiment stays his
         assert not any("2 losses" in option for option in bob_sees)
 
         alice.get_by_role("link", name="Feature space").click()

@@ -114,19 +114,34 @@ def test_a_diverging_run_is_marked_with_epoch_and_hint_and_the_next_run_goes_on(
 
 def test_training_killed_hard_leaves_finished_runs_intact_and_marks_the_other_interrupted(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "lab", "train", "--losses", "softmax,amc", "--runs-dir", str(tmp_path), "--epochs", "3"],
+        [
+            sys.executable,
+            "-m",
+            "lab",
+            "train",
+            "--losses",
+            "softmax,amc",
+            "--runs-dir",
+            str(tmp_path),
+            "--epochs",
+            "30",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    finished_line = process.stdout.readline()  # the first run's JSON line: it has finished
-    assert json.loads(finished_line)["status"] == "finished"
+    first = json.loads(process.stdout.readline())  # the first run's JSON line: it has finished
+    assert first["status"] == "finished"
     store = RunStore(tmp_path)
+
+    def second_run_has_an_epoch() -> bool:
+        second = [tmp_path / run_id / "metrics.jsonl" for run_id in store.run_ids() if run_id != first["run_id"]]
+        return bool(second) and second[0].exists() and bool(second[0].read_text().strip())
+
     deadline = time.time() + 120
-    while len(store.run_ids()) < 2 and time.time() < deadline:
+    while not second_run_has_an_epoch() and time.time() < deadline:  # then it is 1 epoch into 30
         time.sleep(0.05)
-    time.sleep(0.5)  # now mid-way through the second run
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
 
@@ -187,8 +202,8 @@ def test_jobs_are_queued_beyond_the_limit_and_owners_cannot_touch_each_others(tm
 
 def test_stopping_a_queued_job_removes_it_from_the_queue(tmp_path):
     manager = JobManager(RunStore(tmp_path), max_running=1)
-    running = manager.submit([RunConfig(epochs=2)], owner="alice")
-    queued = manager.submit([RunConfig(epochs=2)], owner="alice")
+    running = manager.submit([RunConfig(epochs=30)], owner="alice")  # long enough to be stopped mid-run
+    queued = manager.submit([RunConfig(epochs=30)], owner="alice")
     assert manager.stop(queued, "alice") and manager.queue_length() == 0
     manager.stop(running, "alice")
     manager.get(running, "alice").join(60)

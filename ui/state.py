@@ -77,7 +77,8 @@ def experiment_label(experiment: str, records: list[RunRecord]) -> str:
     stamp = experiment[:15] if experiment[:8].isdigit() else ""
     when = f"{stamp[6:8]}/{stamp[4:6]} {stamp[9:11]}:{stamp[11:13]}" if stamp else ""
     example = "example · " if experiment.startswith("example") and not any(r.owner for r in records) else ""
-    return f"{example}{config.dataset} · {config.feat_dim}-D · {len(records)} losses {when}".strip()
+    count = f"{len(records)} loss" if len(records) == 1 else f"{len(records)} losses"
+    return f"{example}{config.dataset} · {config.feat_dim}-D · {count} {when}".strip()
 
 
 def selected_experiment() -> str | None:
