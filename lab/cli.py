@@ -4,7 +4,9 @@
     python -m lab list
 
 ``train`` prints one JSON object per finished run on stdout (one per line) and a progress bar on
-stderr. Bad arguments exit with status 2 and one readable line, never a traceback.
+stderr, after a ``warning:`` line for each setting a loss cannot meet in this feature dimension
+(the warnings the app shows; training goes ahead). Bad arguments exit with status 2 and one
+readable line, never a traceback.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import losses
 import models
 from lab.config import DATASETS, DEVICES, LIMITS, OPTIMIZERS, RunConfig, one_config_per_loss
-from lab.data import DatasetError
+from lab.data import DATASET_CLASSES, DatasetError
 from lab.device import resolve_device
 from lab.runstore import RunStore, RunStoreError
 from lab.trainer import Progress, train_experiment
@@ -161,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         configs = build_configs(args)
         resolve_device(args.device)
+        for config in configs:
+            n_classes = DATASET_CLASSES[config.dataset]
+            for warning in losses.warnings_for(config.loss, config.feat_dim, n_classes, config.loss_params):
+                sys.stderr.write(f"warning: {config.loss}: {warning}\n")
         bar = ProgressBar()
 
         def on_progress(progress: Progress) -> None:

@@ -129,16 +129,16 @@ class MarginHead(LossHead):
             return []
         where = f"{n_classes} classes in {feat_dim}-D, where class directions can be at most {spacing:.1f}° apart"
         if cone <= 0:
-            verdict = f"margin {params.margin:g} cannot be met with {where}, even by a sample lying exactly on its "
+            verdict = f"Margin {params.margin:g} cannot be met with {where}, even by a sample lying exactly on its "
             verdict += "class direction, so the loss can never become small."
         else:
-            verdict = f"margin {params.margin:g} can only just be met with {where}: every sample would have to lie "
+            verdict = f"Margin {params.margin:g} can only just be met with {where}: every sample would have to lie "
             verdict += f"within {cone:.1f}° of its class direction, and a small CNN's features stray further."
         advice = cls.margin_advice(params, spacing)
         if spacing / 2 < TIGHT_CONE_DEGREES:
             advice += f" With this many classes even no margin leaves only {spacing / 2:.1f}°; more feature "
             advice += "dimensions would help."
-        return [f"{cls.name}: {verdict} {advice.strip()}"]
+        return [f"{verdict} {advice.strip()}"]
 
 
 class MultiplicativeMarginHead(MarginHead):
@@ -194,7 +194,7 @@ class MultiplicativeMarginHead(MarginHead):
             for m in range(1, 7)
             if cls.cone_degrees(dataclasses.replace(params, margin=m), spacing) >= TIGHT_CONE_DEGREES
         ]
-        return f"margin {max(roomy)} leaves {TIGHT_CONE_DEGREES:g}° or more." if roomy else ""
+        return f"Margin {max(roomy)} leaves {TIGHT_CONE_DEGREES:g}° or more." if roomy else ""
 
 
 @dataclasses.dataclass(frozen=True)

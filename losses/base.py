@@ -180,7 +180,8 @@ class LossHead(nn.Module):
 
     @classmethod
     def feasibility_warnings(cls, params: Any, feat_dim: int, n_classes: int) -> list[str]:
-        """Plain-language warnings when these settings cannot be met in this feature dimension."""
+        """Plain-language warnings, each a sentence or two without the loss's name (the caller adds it),
+        when these settings cannot be met in this feature dimension."""
         return []
 
 

@@ -85,3 +85,16 @@ def test_bad_arguments_exit_2_with_one_readable_line(args, message, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_margin_the_feature_dimension_cannot_meet_is_warned_about_before_training(tmp_path):
+    result = run_cli(
+        "train", "--losses", "cosface,softmax", "--hparam", "cosface.margin=0.35", "--epochs", "1",
+        "--runs-dir", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: cosface: Margin 0.35 cannot be met"), warnings
+    assert "0.191" in warnings[0]
+    assert result.stderr.index("warning: ") < result.stderr.index("epoch 1/1"), "warned before training"
+    assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == ["finished", "finished"]

@@ -189,7 +189,7 @@ def test_the_step_counter_is_saved_and_restored(tmp_path: Path) -> None:
 
 def test_feasibility_warnings_flag_the_paper_margin_in_2d_but_not_the_defaults() -> None:
     paper = losses.warnings_for("lsoftmax", 2, 10, {"margin": 4, "lambda_min": 0.0})  # official MNIST settings
-    assert len(paper) == 1 and "within 7.2°" in paper[0] and "margin 2 leaves" in paper[0]
+    assert len(paper) == 1 and "within 7.2°" in paper[0] and "Margin 2 leaves" in paper[0]
     assert "within 9.2°" in losses.warnings_for("lsoftmax", 2, 10, {"margin": 4})[0], "a floor of 1 softens it"
     for dim in (2, 3, 16):
         assert losses.warnings_for("lsoftmax", dim, 10) == []
