@@ -11,6 +11,11 @@ accuracy (mean and standard deviation), mean within-class angle and minimum betw
 (degrees, from ``lab.analysis.summary``: angle of a test feature to its class's mean direction, and
 the smallest angle between two classes' mean directions). A run that diverges or fails is counted
 and shown; its seed is left out of the means.
+
+Each table also has a reference row, ``softmax-no-bias``: L-Softmax with m = 1 and no annealing,
+which is exactly cross-entropy on bias-free logits W f. L-Softmax, SphereFace, CosFace and ArcFace
+have no bias either, so in 2-D they classify by the feature's angle alone; the reference row
+separates what the missing bias costs from what each margin costs (``--no-reference`` drops it).
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ from lab.config import RunConfig
 from lab.data import DatasetError, load_dataset
 from lab.runstore import RunStore
 from lab.trainer import train_experiment
+
+# Rows that are not a registered loss with its defaults: label -> (loss, hyperparameters).
+REFERENCE_ROWS: dict[str, tuple[str, dict[str, float]]] = {
+    "softmax-no-bias": ("lsoftmax", {"margin": 1, "base": 0.0, "lambda_min": 0.0}),
+}
 
 
 @dataclasses.dataclass
@@ -59,6 +69,7 @@ def main(argv: list[str] | None = None) -> Report:
         default=10000,
         help="training images on Fashion-MNIST, 0 for all (default %(default)s)",
     )
+    parse.add_argument("--no-reference", action="store_true", help="leave out the softmax-no-bias row")
     args = parse.parse_args(argv)
     device = resolve(args.device)
     names = [n for n in args.losses.split(",") if n] or losses.names()
@@ -67,11 +78,15 @@ def main(argv: list[str] | None = None) -> Report:
     seeds = args.seeds
     if args.quick:
         names, datasets, dims, seeds = names[:2] if not args.losses else names, ["digits"], dims[:1], 1
+    rows_to_train = {name: (name, {}) for name in names}
+    if not args.no_reference:
+        rows_to_train.update(REFERENCE_ROWS)
     report = Report(
         "quality",
         args,
         device,
-        f"losses {', '.join(names)}; dims {dims}; {seeds} seeds; datasets {', '.join(datasets)}; digits: defaults "
+        f"rows {', '.join(rows_to_train)}; dims {dims}; {seeds} seeds; datasets {', '.join(datasets)}; "
+        f"digits: defaults "
         f"({RunConfig().epochs} epochs{', 1 epoch (quick)' if args.quick else ''}); Fashion-MNIST: "
         f"{args.fashion_epochs} epochs on {args.fashion_train_limit or 'all'} training images, full test set",
     )
@@ -89,11 +104,14 @@ def main(argv: list[str] | None = None) -> Report:
         if args.quick:
             base = base.replace(epochs=1)
         for dim in dims:
-            cells = {name: Cell() for name in names}
+            cells = {label: Cell() for label in rows_to_train}
             for seed in range(seeds):
-                configs = [base.replace(loss=n, feat_dim=dim, seed=seed, experiment=f"q-{dataset}") for n in names]
-                for record in train_experiment(configs, store):
-                    cell = cells[record.config.loss]
+                configs = [
+                    base.replace(loss=loss, loss_params=params, feat_dim=dim, seed=seed, experiment=f"q-{dataset}")
+                    for loss, params in rows_to_train.values()
+                ]
+                for label, record in zip(rows_to_train, train_experiment(configs, store), strict=True):
+                    cell = cells[label]
                     if record.state != "finished":
                         cell.problems.append(f"seed {seed} {record.state}: {record.status.get('message', '')}")
                         continue
@@ -105,10 +123,11 @@ def main(argv: list[str] | None = None) -> Report:
             rows = []
             for name, cell in cells.items():
                 problems = "; ".join(cell.problems)
+                label = f"{name} (reference)" if name in REFERENCE_ROWS else name
                 if cell.accuracies:
                     rows.append(
                         [
-                            name,
+                            label,
                             f"{np.mean(cell.accuracies):.3f} ± {spread(cell.accuracies):.3f}",
                             f"{np.mean(cell.within):.1f} ± {spread(cell.within):.1f}",
                             f"{np.mean(cell.between):.1f} ± {spread(cell.between):.1f}",
@@ -117,7 +136,7 @@ def main(argv: list[str] | None = None) -> Report:
                         ]
                     )
                 else:
-                    rows.append([name, "-", "-", "-", "-", f"0/{seeds} ({problems})"])
+                    rows.append([label, "-", "-", "-", "-", f"0/{seeds} ({problems})"])
             report.table(
                 f"{dataset}, {dim}-D features",
                 ["loss", "test accuracy", "within-class angle °", "min between-class angle °", "train s", "seeds ok"],
