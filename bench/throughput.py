@@ -23,7 +23,8 @@ Only the training epochs are timed (LossLens's ``train_seconds``; the reference 
 evaluation. The figure is the median over repetitions of (LossLens images/s) / (reference images/s)
 measured back to back. The peak fraction is the training step's FLOPs (counted by
 ``torch.utils.flop_counter``) times LossLens's images per second, over the machine's measured
-float32 matrix-multiply peak (the best of several large square products).
+float32 matrix-multiply peak: the best of several large square products, through BLAS
+(``torch.matmul``) and through oneDNN (the same product as a 1x1 convolution), whichever is faster.
 """
 
 from __future__ import annotations
@@ -161,16 +162,22 @@ def subset(dataset: Dataset, n_train: int, n_test: int) -> Dataset:
     return dataclasses.replace(dataset, train=cut(dataset.train, n_train), test=cut(dataset.test, n_test))
 
 
-def matmul_peak_flops(device: torch.device, n: int, repeats: int) -> float:
-    """The machine's measured float32 matrix-multiply peak (FLOP/s): the best of ``repeats`` products."""
+def matmul_peak_flops(device: torch.device, n: int, repeats: int) -> dict[str, float]:
+    """The machine's measured float32 matrix-multiply rates (FLOP/s), best of ``repeats``, through both
+    of torch's CPU GEMM back ends: ``torch.matmul`` of two n x n matrices (BLAS, e.g. MKL) and the
+    same-sized product as a 1x1 convolution in the channels-last layout (oneDNN, which the models'
+    convolutions use). They can differ by 2x: MKL runs slow code paths on AMD CPUs."""
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
-    a @ b  # warm up
-    rates = []
-    for _ in range(repeats):
-        seconds, _ = timed(lambda: a @ b, device)
-        rates.append(2 * n**3 / seconds)
-    return max(rates)
+    side = int(round(n**0.5))
+    image = torch.randn(1, n, side, side, device=device).contiguous(memory_format=torch.channels_last)
+    conv = nn.Conv2d(n, n, 1, bias=False).to(device, memory_format=torch.channels_last).requires_grad_(False)
+    products = {"matmul": (lambda: a @ b, 2 * n**3), "conv1x1": (lambda: conv(image), 2 * side * side * n * n)}
+    best = {}
+    for name, (product, flops) in products.items():
+        product()  # warm up
+        best[name] = max(flops / timed(product, device)[0] for _ in range(repeats))
+    return best
 
 
 def step_flops_per_image(model_name: str, image_size: int, batch_size: int, device: torch.device) -> float:
@@ -206,8 +213,13 @@ def main(argv: list[str] | None = None) -> Report:
         f"images per epoch: {', '.join(f'{m} {n}' for m, n in sizes.items())}; evaluation: {n_eval} test images",
     )
     store = RunStore(tempfile.mkdtemp(prefix="losslens-bench-"))
-    peak = matmul_peak_flops(device, 256 if quick else (8192 if device.type == "cuda" else 2048), 3 if quick else 7)
-    report.figure("matmul_peak", peak / 1e9, "GFLOP/s", note="float32, best of square products")
+    gemm_rates = matmul_peak_flops(
+        device, 256 if quick else (8192 if device.type == "cuda" else 2048), 3 if quick else 7
+    )
+    for name, rate in gemm_rates.items():
+        report.figure(f"{name}_rate", rate / 1e9, "GFLOP/s", note="float32 product of 2 square matrices, best")
+    peak = max(gemm_rates.values())
+    report.figure("matmul_peak", peak / 1e9, "GFLOP/s", note=f"the faster of {' and '.join(gemm_rates)}")
     for model_name, n_images in sizes.items():
         data = subset(full, n_images, 100)
         reference_data = ReferenceDataset(
