@@ -109,6 +109,12 @@ class RunRecord:
         owner = self.status.get("owner", "")
         return owner if isinstance(owner, str) else ""
 
+    @property
+    def started(self) -> float | None:
+        """When the run started training (seconds since the epoch), or None if that is not readable."""
+        started = self.status.get("started")
+        return float(started) if isinstance(started, (int, float)) and not isinstance(started, bool) else None
+
     def summary(self) -> dict[str, Any]:
         """The flat record the CLI prints, one JSON object per run."""
         config = self.config
@@ -246,16 +252,17 @@ class RunStore:
         return records
 
     def experiments(self, owner: str | None = None) -> dict[str, list[RunRecord]]:
-        """Runs grouped by experiment id, each group in the order its runs started training (runs
-        without a readable start time last, by id). With ``owner``, only the experiments of that app
-        session and the shared ones (owner "")."""
+        """Runs grouped by experiment id, the most recently started experiment first, each group in the
+        order its runs started training (runs without a readable start time last, by id; experiments
+        with none at all last). With ``owner``, only the experiments of that app session and the shared
+        ones (owner "")."""
         groups: dict[str, list[RunRecord]] = {}
         for record in self.list():
             if owner is None or record.owner in ("", owner):
                 groups.setdefault(record.experiment or record.run_id, []).append(record)
         for records in groups.values():
             records.sort(key=_start_time)
-        return groups
+        return dict(sorted(groups.items(), key=_newest_first))
 
     def _load_tensors(self, run_id: str, filename: str) -> dict[str, torch.Tensor]:
         path = self.run_dir(run_id) / filename
@@ -299,5 +306,10 @@ def require_config(record: RunRecord) -> RunConfig:
 
 
 def _start_time(record: RunRecord) -> float:
-    started = record.status.get("started")
-    return float(started) if isinstance(started, (int, float)) and not isinstance(started, bool) else float("inf")
+    return record.started if record.started is not None else float("inf")
+
+
+def _newest_first(group: tuple[str, list[RunRecord]]) -> tuple[float, str]:
+    experiment, records = group
+    starts = [r.started for r in records if r.started is not None]
+    return (-max(starts) if starts else float("inf"), experiment)

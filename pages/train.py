@@ -44,5 +44,5 @@ if settings.start:
         st.query_params["job"] = job_id
         st.query_params["exp"] = configs[0].experiment
         st.session_state["experiment"] = configs[0].experiment
-        st.session_state["pending_experiment"] = configs[0].experiment
+        st.session_state[state.PENDING_EXPERIMENT] = configs[0].experiment
         st.rerun()

@@ -212,11 +212,18 @@ def test_train_page_trains_two_losses_and_lists_the_new_experiment(runs_dir):
 
     manager = state.job_manager()
     job = manager.get(job_id, "testowner01")
+    new_experiment = job.configs[0].experiment
+    url_experiment = app.query_params["exp"]
+    assert (url_experiment[0] if isinstance(url_experiment, list) else url_experiment) == new_experiment, (
+        "the URL names the new experiment even before its first run folder exists, so a refresh finds it"
+    )
     deadline = time.time() + 300
     while job.running and time.time() < deadline:
         time.sleep(0.5)
     app.run()
     assert not app.exception
+    assert app.sidebar.selectbox[0].value == new_experiment
+    assert "2 losses" in app.sidebar.selectbox[0].options[0], "the newest experiment comes first, before the example"
     assert [r.state for r in job.records] == ["finished", "finished"]
     assert any("Done: 2 of 2 runs finished" in s.value for s in app.success)
     assert len(app.get("progress")) == 2

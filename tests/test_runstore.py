@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 import torch
@@ -112,3 +113,21 @@ def test_an_experiment_lists_its_runs_in_the_order_they_started_not_by_id(tmp_pa
     status = json.loads((tmp_path / broken / "status.json").read_text())
     write_json_atomic(tmp_path / broken / "status.json", {**status, "started": "yesterday"})
     assert [r.run_id for r in store.experiments()["exp"]] == ["z-softmax", "a-amc", broken]
+
+
+def test_experiments_come_newest_first_by_start_time_not_by_name(tmp_path):
+    store = RunStore(tmp_path)
+    make_run(store, loss="softmax", experiment="example-digits-2d")  # a name that sorts after any time stamp
+    time.sleep(0.01)
+    make_run(store, loss="softmax", experiment="20261201-120000-digits-2d")
+    time.sleep(0.01)
+    make_run(store, loss="amc", experiment="20261201-110000-digits-2d")  # an older name, started last
+    unknown = make_run(store, loss="opl", experiment="no-start-time")
+    status = json.loads((tmp_path / unknown / "status.json").read_text())
+    write_json_atomic(tmp_path / unknown / "status.json", {**status, "started": None})
+    assert list(store.experiments()) == [
+        "20261201-110000-digits-2d",
+        "20261201-120000-digits-2d",
+        "example-digits-2d",
+        "no-start-time",
+    ]

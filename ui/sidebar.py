@@ -21,10 +21,11 @@ def _choose_experiment(groups: dict) -> str | None:
         st.session_state["experiment"] = None
         return None
     ids = list(groups)
-    pending = st.session_state.get("pending_experiment")
+    pending = state.pending_experiment()
     if pending in groups:  # a just-started experiment whose first run folder now exists
-        st.session_state.pop("pending_experiment")
+        st.session_state.pop(state.PENDING_EXPERIMENT)
         st.query_params["exp"] = pending
+        pending = None
     wanted = st.query_params.get("exp")
     if wanted not in groups:
         wanted = st.session_state.get("experiment") if st.session_state.get("experiment") in groups else ids[0]
@@ -36,7 +37,8 @@ def _choose_experiment(groups: dict) -> str | None:
         help="A group of runs trained together on the same data and seed, one per loss.",
     )
     st.session_state["experiment"] = choice
-    st.query_params["exp"] = choice
+    if pending is None:  # while one is pending the URL keeps naming it, so a refresh still finds it
+        st.query_params["exp"] = choice
     return choice
 
 

@@ -66,8 +66,7 @@ def owner_token() -> str:
 
 def experiments() -> dict[str, list[RunRecord]]:
     """Experiments this browser may see (its own and the shared ones), newest first."""
-    groups = run_store().experiments(owner=owner_token())
-    return dict(sorted(groups.items(), key=lambda item: item[0], reverse=True))
+    return run_store().experiments(owner=owner_token())
 
 
 def experiment_label(experiment: str, records: list[RunRecord]) -> str:
@@ -79,6 +78,15 @@ def experiment_label(experiment: str, records: list[RunRecord]) -> str:
     example = "example · " if experiment.startswith("example") and not any(r.owner for r in records) else ""
     count = f"{len(records)} loss" if len(records) == 1 else f"{len(records)} losses"
     return f"{example}{config.dataset} · {config.feat_dim}-D · {count} {when}".strip()
+
+
+PENDING_EXPERIMENT = "pending_experiment"
+
+
+def pending_experiment() -> str | None:
+    """An experiment this session has just started whose first run folder may not exist yet: the
+    sidebar switches to it as soon as it does."""
+    return st.session_state.get(PENDING_EXPERIMENT)
 
 
 def selected_experiment() -> str | None:
