@@ -1,8 +1,11 @@
 """Live view of a training job: queue position, a progress bar per loss, curves, feature preview.
 
-Drawn by a fragment that reruns every second while the job is queued or running; the job itself
-trains on a thread owned by the app's :class:`~lab.jobs.JobManager`, so page switches, reruns and
-refreshes never touch it.
+Drawn by two fragments while the job is queued or running: the progress bars every second, the
+plotly charts every three seconds (with the browser on the same two cores, redrawing the charts
+every second made the default experiment 5-20% slower to train; ``bench/app_latency.py`` times
+Start-to-done in a real browser). The job itself trains on a thread owned by the app's
+:class:`~lab.jobs.JobManager`, so page switches, reruns and refreshes never touch it; the fragments
+only read its snapshot.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from lab import figures
 from lab.data import DATASET_CLASSES, FASHION_CLASSES, MNIST_CLASSES
 from lab.jobs import JobManager
 from lab.trainer import Progress, TrainingJob
+from ui import state
 
-POLL_SECONDS = 1.0
+PROGRESS_SECONDS = 1.0  # progress bars and the queue position
+CHARTS_SECONDS = 3.0  # the plotly curves and previews, which cost the server and the browser far more
 
 
 def _class_names(job: TrainingJob) -> tuple[str, ...]:
@@ -35,17 +40,20 @@ def _progress_text(progress: Progress | None) -> str:
     return f"epoch {progress.epoch} of {progress.epochs}{accuracy}"
 
 
-def _draw(manager: JobManager, job_id: str, owner: str) -> None:
+def _draw_progress(manager: JobManager, job_id: str, owner: str) -> None:
+    """Queue position, Stop, one progress bar per loss and, once done, the outcome (cheap: every second)."""
     job = manager.get(job_id, owner)
     phase = manager.state(job_id)
+    pending = state.pending_experiment()
+    if pending is not None and pending in state.experiments():
+        st.rerun()  # the new experiment's first run folder exists: a full rerun lets the sidebar show it
     if phase == "queued":
         st.info(
             f"Waiting for a free training slot: position {manager.queue_position(job_id)} in the queue "
             f"({manager.max_running} training at a time on this machine).",
             icon=":material/hourglass_top:",
         )
-    snapshot = job.snapshot()
-    latest, history = snapshot.latest, snapshot.history
+    latest = job.snapshot().latest
     if job.error:
         st.error(job.error, icon=":material/error:")
     header, stop_col = st.columns([5, 1])
@@ -63,8 +71,26 @@ def _draw(manager: JobManager, job_id: str, owner: str) -> None:
         progress = latest.get(index)
         fraction = progress.fraction if progress is not None else 0.0
         st.progress(fraction, text=f"**{config.loss}**: {_progress_text(progress)}")
+    if phase == "done":
+        states = [r.state for r in job.records]
+        finished = states.count("finished")
+        others = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states) - {"finished"}))
+        message = f"Done: {finished} of {len(job.configs)} runs finished" + (f"; {others}" if others else "") + "."
+        if finished == len(job.configs):
+            st.success(message + " Open **Feature space** to compare them.", icon=":material/check_circle:")
+        else:
+            st.warning(message + " The sidebar says what happened to each run.", icon=":material/warning:")
+        if not st.session_state.get(f"seen-done-{job_id}"):
+            st.session_state[f"seen-done-{job_id}"] = True
+            st.rerun()  # a full rerun, so the sidebar lists the new runs and the charts draw their last epoch
+
+
+def _draw_charts(manager: JobManager, job_id: str, owner: str) -> None:
+    """Training curves and the live feature preview (plotly figures: every few seconds)."""
+    job = manager.get(job_id, owner)
+    snapshot = job.snapshot()
     names = {index: job.configs[index].loss for index in range(len(job.configs))}
-    histories = {names[i]: history.get(i, []) for i in names}
+    histories = {names[i]: snapshot.history.get(i, []) for i in names}
     if any(histories.values()):
         left, right = st.columns(2)
         left.plotly_chart(figures.training_curves(histories, "train_loss", "training loss"), key=f"loss-{job_id}")
@@ -86,20 +112,9 @@ def _draw(manager: JobManager, job_id: str, owner: str) -> None:
                 legend=False,
             )
             columns[i % len(columns)].plotly_chart(fig, key=f"preview-{job_id}-{i}")
-    if phase == "done":
-        states = [r.state for r in job.records]
-        finished = states.count("finished")
-        others = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states) - {"finished"}))
-        message = f"Done: {finished} of {len(job.configs)} runs finished" + (f"; {others}" if others else "") + "."
-        if finished == len(job.configs):
-            st.success(message + " Open **Feature space** to compare them.", icon=":material/check_circle:")
-        else:
-            st.warning(message + " The sidebar says what happened to each run.", icon=":material/warning:")
-        if not st.session_state.get(f"seen-done-{job_id}"):
-            st.session_state[f"seen-done-{job_id}"] = True
-            st.rerun()  # a full rerun, so the sidebar lists the new runs
 
 
 def show(manager: JobManager, job_id: str, owner: str) -> None:
     running = manager.state(job_id) != "done"
-    st.fragment(run_every=POLL_SECONDS if running else None)(_draw)(manager, job_id, owner)
+    st.fragment(run_every=PROGRESS_SECONDS if running else None)(_draw_progress)(manager, job_id, owner)
+    st.fragment(run_every=CHARTS_SECONDS if running else None)(_draw_charts)(manager, job_id, owner)
