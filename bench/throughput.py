@@ -23,8 +23,8 @@ Only the training epochs are timed (LossLens's ``train_seconds``; the reference 
 evaluation. The figure is the median over repetitions of (LossLens images/s) / (reference images/s)
 measured back to back. The peak fraction is the training step's FLOPs (counted by
 ``torch.utils.flop_counter``) times LossLens's images per second, over the machine's measured
-float32 matrix-multiply peak: the best of several large square products, through BLAS
-(``torch.matmul``) and through oneDNN (the same product as a 1x1 convolution), whichever is faster.
+float32 matrix-multiply peak: the fastest dense product measured through each back end, BLAS
+(``torch.matmul``) and oneDNN (a GEMM written as a 1x1 convolution, and a 5x5 convolution).
 """
 
 from __future__ import annotations
@@ -162,17 +162,24 @@ def subset(dataset: Dataset, n_train: int, n_test: int) -> Dataset:
     return dataclasses.replace(dataset, train=cut(dataset.train, n_train), test=cut(dataset.test, n_test))
 
 
-def matmul_peak_flops(device: torch.device, n: int, repeats: int) -> dict[str, float]:
-    """The machine's measured float32 matrix-multiply rates (FLOP/s), best of ``repeats``, through both
-    of torch's CPU GEMM back ends: ``torch.matmul`` of two n x n matrices (BLAS, e.g. MKL) and the
-    same-sized product as a 1x1 convolution in the channels-last layout (oneDNN, which the models'
-    convolutions use). They can differ by 2x: MKL runs slow code paths on AMD CPUs."""
+def matmul_peak_flops(device: torch.device, n: int, repeats: int, quick: bool = False) -> dict[str, float]:
+    """The machine's measured float32 dense-product rates (FLOP/s), best of ``repeats``, through each of
+    torch's back ends: ``torch.matmul`` of two n x n matrices (BLAS, e.g. MKL), a 6272 x 1024 by
+    1024 x 1024 product written as a 1x1 convolution (oneDNN's GEMM), and a 5x5 convolution of 64
+    channels at 28x28, batch 64 (oneDNN's direct convolution, the densest layer of ``lenetpp``), all in
+    the channels-last layout. The back ends differ by 2-3x on some CPUs (MKL runs slow code paths on
+    AMD), so the peak is the fastest of them. ``quick`` shrinks the convolutions."""
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
-    side = int(round(n**0.5))
-    image = torch.randn(1, n, side, side, device=device).contiguous(memory_format=torch.channels_last)
-    conv = nn.Conv2d(n, n, 1, bias=False).to(device, memory_format=torch.channels_last).requires_grad_(False)
-    products = {"matmul": (lambda: a @ b, 2 * n**3), "conv1x1": (lambda: conv(image), 2 * side * side * n * n)}
+    products = {"matmul": (lambda: a @ b, 2 * n**3)}
+    shapes = {"gemm_1x1conv": (32, 1024, 14, 1), "conv5x5": (64, 64, 28, 5)}
+    for name, (batch, channels, side, kernel) in shapes.items():
+        if quick:
+            batch, channels = 2, min(channels, 64)
+        image = torch.randn(batch, channels, side, side, device=device).contiguous(memory_format=torch.channels_last)
+        conv = nn.Conv2d(channels, channels, kernel, padding=kernel // 2, bias=False)
+        conv = conv.to(device, memory_format=torch.channels_last).requires_grad_(False)
+        products[name] = (lambda c=conv, x=image: c(x), 2 * batch * channels**2 * kernel**2 * side**2)
     best = {}
     for name, (product, flops) in products.items():
         product()  # warm up
@@ -213,13 +220,13 @@ def main(argv: list[str] | None = None) -> Report:
         f"images per epoch: {', '.join(f'{m} {n}' for m, n in sizes.items())}; evaluation: {n_eval} test images",
     )
     store = RunStore(tempfile.mkdtemp(prefix="losslens-bench-"))
-    gemm_rates = matmul_peak_flops(
-        device, 256 if quick else (8192 if device.type == "cuda" else 2048), 3 if quick else 7
+    product_rates = matmul_peak_flops(
+        device, 256 if quick else (8192 if device.type == "cuda" else 2048), 3 if quick else 7, quick
     )
-    for name, rate in gemm_rates.items():
-        report.figure(f"{name}_rate", rate / 1e9, "GFLOP/s", note="float32 product of 2 square matrices, best")
-    peak = max(gemm_rates.values())
-    report.figure("matmul_peak", peak / 1e9, "GFLOP/s", note=f"the faster of {' and '.join(gemm_rates)}")
+    for name, rate in product_rates.items():
+        report.figure(f"{name}_rate", rate / 1e9, "GFLOP/s", note="float32, best of the repetitions")
+    peak = max(product_rates.values())
+    report.figure("matmul_peak", peak / 1e9, "GFLOP/s", note=f"the fastest of {', '.join(product_rates)}")
     for model_name, n_images in sizes.items():
         data = subset(full, n_images, 100)
         reference_data = ReferenceDataset(
