@@ -22,9 +22,10 @@ paper's m = 0.5 and s = 64. With 10 classes in 2-D the margin leaves samples a 1
 around their class direction. As for CosFace (see ``losses.cosface``), a large s is what breaks
 2-D heads: on digits the paper's settings reached 22% test accuracy with a 2-D head (96% with a
 3-D head). The defaults also clip the gradient norm to 1 (``grad_clip``), for the reason given in
-``losses.cosface``: without it ArcFace reached 86.9 +- 2.4% on digits in 2-D, with it 93.5 +- 2.6%
-(softmax: 95.6%), and 75.9% against softmax's 82.8% on Fashion-MNIST in 2-D, where every bias-free
-head trails (bench/RESULTS.md, quality, 3 seeds). On 3-D heads it is within a point of softmax.
+``losses.cosface``: without it ArcFace reached 86.9 +- 2.4% on digits in 2-D, with it 93.5 +- 2.0%
+(softmax: 95.6%), and 75.6% against softmax's 82.5% on Fashion-MNIST in 2-D, where every bias-free
+head trails (softmax without a bias: 78.4%; bench/RESULTS.md, quality, 3 seeds). On 3-D heads it is
+within a point of softmax.
 
 Paper: Deng, Guo, Xue, Zafeiriou, "ArcFace: Additive Angular Margin Loss for Deep Face
 Recognition", CVPR 2019, https://arxiv.org/abs/1801.07698

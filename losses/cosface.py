@@ -29,11 +29,12 @@ The defaults also clip the gradient norm of each step to 1 (``grad_clip``; the t
 head through ``max_grad_norm``). Normalising the features makes their gradient grow as 1/|f|, and
 a sample near the origin of a 2-D head can throw the whole network around in one step. Without
 clipping this loss reached 83.3 +- 9.7% on digits in 2-D (softmax: 95.6%), and neither margin 0 nor
-other scales or warm-ups did better (83-89%); with it, 93.8 +- 1.6% (bench/RESULTS.md, quality, 3
-seeds). On Fashion-MNIST in 2-D it reaches 74.0% against softmax's 82.8%: every head without a bias
-(L-Softmax, SphereFace, CosFace, ArcFace: 74-76%) splits the plane into sectors around the origin, so
-in 2-D it classifies by one number, the angle, where softmax's bias lets it use the radius too. On
-3-D heads it is within a point of softmax.
+other scales or warm-ups did better (83-89%); with it, 94.4 +- 1.3% (bench/RESULTS.md, quality, 3
+seeds). On Fashion-MNIST in 2-D it reaches 73.7% against softmax's 82.5%: every head without a bias
+(L-Softmax, SphereFace, CosFace, ArcFace: 74-77%) splits the plane into sectors around the origin, so
+in 2-D it classifies by one number, the angle, where softmax's bias lets it use the radius too;
+plain softmax without a bias reaches 78.4% there, and scales 8 or 16 did no better (75% and 73%,
+one seed). On 3-D heads it is within a point of softmax.
 
 Papers: Wang, Wang, Zhou, Ji, Gong, Zhou, Li, Liu, "CosFace: Large Margin Cosine Loss for Deep
 Face Recognition", CVPR 2018, https://arxiv.org/abs/1801.09414; Wang, Cheng, Liu, Liu, "Additive

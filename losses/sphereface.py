@@ -25,7 +25,9 @@ floor of 5 keeps five parts plain cosine to one part psi in the target, which so
 about the margin of a pure m = 2: samples meet it within 12.7 degrees of their class direction for
 10 classes in 2-D (24 degrees in 3-D). The pure A-Softmax of the paper (lambda_min = 0) asks for
 under 8 degrees in 2-D, which a small CNN trained for a few epochs does not reach (the feasibility
-warning says so).
+warning says so). Measured (bench/RESULTS.md, quality, 3 seeds): digits 95.8% (2-D) and 99.5%
+(3-D) against softmax's 95.6% and 98.5%; Fashion-MNIST 86.2% with a 3-D head (softmax 86.6%) but
+76.5% with a 2-D head (softmax 82.5%; softmax without a bias 78.4%, see ``losses.lsoftmax``).
 
 Paper: Liu, Wen, Yu, Li, Raj, Song, "SphereFace: Deep Hypersphere Embedding for Face Recognition",
 CVPR 2017, https://arxiv.org/abs/1704.08063
