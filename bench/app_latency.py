@@ -98,9 +98,10 @@ def fresh_process_seconds(epochs: int | None) -> float:
 
 def in_browser_seconds(epochs: int | None) -> float | None:
     """Seconds from clicking Start on the Train page (defaults, or ``epochs``) to the page saying the
-    five runs are done, with the app served by ``streamlit run`` and driven by headless Chromium on
+    default losses' runs are done, with the app served by ``streamlit run`` and driven by headless Chromium on
     this machine; None when Chromium is not installed."""
     from tests.browser import CHROMIUM, chromium, streamlit_server, wait_until_idle
+    from ui.train_form import DEFAULT_LOSSES
 
     if not Path(CHROMIUM).exists():
         return None
@@ -115,7 +116,8 @@ def in_browser_seconds(epochs: int | None) -> float | None:
             wait_until_idle(page)
         started = time.perf_counter()
         page.get_by_role("button", name="Start training").click()
-        page.get_by_text("Done: 5 of 5 runs finished").wait_for(timeout=600_000)
+        done = f"Done: {len(DEFAULT_LOSSES)} of {len(DEFAULT_LOSSES)} runs finished"
+        page.get_by_text(done).wait_for(timeout=600_000)
         return time.perf_counter() - started
 
 

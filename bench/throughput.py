@@ -162,7 +162,7 @@ def subset(dataset: Dataset, n_train: int, n_test: int) -> Dataset:
     return dataclasses.replace(dataset, train=cut(dataset.train, n_train), test=cut(dataset.test, n_test))
 
 
-def matmul_peak_flops(device: torch.device, n: int, repeats: int, quick: bool = False) -> dict[str, float]:
+def dense_product_rates(device: torch.device, n: int, repeats: int, quick: bool = False) -> dict[str, float]:
     """The machine's measured float32 dense-product rates (FLOP/s), best of ``repeats``, through each of
     torch's back ends: ``torch.matmul`` of two n x n matrices (BLAS, e.g. MKL), a 6272 x 1024 by
     1024 x 1024 product written as a 1x1 convolution (oneDNN's GEMM), and a 5x5 convolution of 64
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> Report:
         f"images per epoch: {', '.join(f'{m} {n}' for m, n in sizes.items())}; evaluation: {n_eval} test images",
     )
     store = RunStore(tempfile.mkdtemp(prefix="losslens-bench-"))
-    product_rates = matmul_peak_flops(
+    product_rates = dense_product_rates(
         device, 256 if quick else (8192 if device.type == "cuda" else 2048), 3 if quick else 7, quick
     )
     for name, rate in product_rates.items():

@@ -44,16 +44,15 @@ def _draw_progress(manager: JobManager, job_id: str, owner: str) -> None:
     """Queue position, Stop, one progress bar per loss and, once done, the outcome (cheap: every second)."""
     job = manager.get(job_id, owner)
     phase = manager.state(job_id)
-    pending = state.pending_experiment()
-    if pending is not None and pending in state.experiments():
-        st.rerun()  # the new experiment's first run folder exists: a full rerun lets the sidebar show it
+    latest = job.snapshot().latest
+    if latest and state.pending_experiment() == job.configs[0].experiment:
+        st.rerun()  # its first run reports progress, so its folder exists: a full rerun lets the sidebar show it
     if phase == "queued":
         st.info(
             f"Waiting for a free training slot: position {manager.queue_position(job_id)} in the queue "
             f"({manager.max_running} training at a time on this machine).",
             icon=":material/hourglass_top:",
         )
-    latest = job.snapshot().latest
     if job.error:
         st.error(job.error, icon=":material/error:")
     header, stop_col = st.columns([5, 1])
