@@ -6,11 +6,15 @@ to look at) and navigates over the pages in ``pages/``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
+from lab import logs
 from ui import sidebar
 
-st.set_page_config(page_title="LossLens", page_icon="assets/icon.png", layout="wide")
+logs.configure()
+st.set_page_config(page_title="LossLens", page_icon=str(Path(__file__).parent / "assets" / "icon.png"), layout="wide")
 
 PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),

@@ -45,8 +45,10 @@ import torch
 
 import models
 from bench.common import Report, fashion_or_synthetic, parser, resolve
-from lab.config import RunConfig, one_config_per_loss
-from lab.data import load_dataset, normalise
+from lab import datasets
+from lab.config import RunConfig
+from lab.data import load_dataset, normalize
+from lab.experiment import make_experiment
 from lab.jobs import JobManager
 from lab.runstore import RunStore
 
@@ -60,7 +62,7 @@ def default_configs(experiment: str, epochs: int | None) -> list[RunConfig]:
     from ui.train_form import DEFAULT_LOSSES
 
     template = RunConfig(experiment=experiment)
-    return one_config_per_loss(template.replace(epochs=epochs) if epochs else template, DEFAULT_LOSSES, {})
+    return make_experiment(template.replace(epochs=epochs) if epochs else template, DEFAULT_LOSSES)
 
 
 def train_default_experiment(
@@ -72,7 +74,7 @@ def train_default_experiment(
     if app_open:
         load_dataset("digits")  # the example's pages did, importing scikit-learn
         manager.warmed.wait()
-    load_dataset.cache_clear()
+    datasets.load.cache_clear()
     started = time.perf_counter()
     job_id = manager.submit(default_configs(experiment, epochs), OWNER)
     job = manager.get(job_id, OWNER)
@@ -100,7 +102,7 @@ def in_browser_seconds(epochs: int | None) -> float | None:
     """Seconds from clicking Start on the Train page (defaults, or ``epochs``) to the page saying the
     default losses' runs are done, with the app served by ``streamlit run`` and driven by headless Chromium on
     this machine; None when Chromium is not installed."""
-    from tests.browser import CHROMIUM, chromium, streamlit_server, wait_until_idle
+    from bench.browser import CHROMIUM, chromium, streamlit_server, wait_until_idle
     from ui.train_form import DEFAULT_LOSSES
 
     if not Path(CHROMIUM).exists():
@@ -131,10 +133,10 @@ def gradcam_grid(store: RunStore, records: list, report: Report, quick: bool) ->
     predictions = []
     for model, head in loaded:
         with torch.inference_mode():
-            predictions.append(head.logits(model(digits.test.normalised)).argmax(1).numpy())
+            predictions.append(head.logits(model(digits.test.normalized)).argmax(1).numpy())
     indices = cams.pick_images(digits.test.labels.numpy(), predictions, "random", 8, seed=0)
     pixels = digits.test.images[indices]
-    images = normalise(pixels, digits.train.mean, digits.train.std)
+    images = normalize(pixels, digits.train.mean, digits.train.std)
 
     def grid(images: torch.Tensor, loaded: list, faithfulness: bool) -> float:
         started = time.perf_counter()
@@ -231,7 +233,7 @@ def umap_latency(report: Report, quick: bool) -> None:
     torch.manual_seed(0)
     model = models.build("small", 1, 28, 2).eval()
     with torch.inference_mode():
-        points = model.trunk(dataset.test.normalised[:n]).numpy()
+        points = model.trunk(dataset.test.normalized[:n]).numpy()
     already = "umap" in __import__("sys").modules
     started = time.perf_counter()
     with warnings.catch_warnings():

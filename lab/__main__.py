@@ -2,6 +2,8 @@
 
 import sys
 
+from lab import logs
 from lab.cli import main
 
+logs.configure(default_level="WARNING")
 sys.exit(main())
