@@ -5,9 +5,11 @@ Everything that can be checked without decoding is checked first, in this order:
 1. **File size**: at most :data:`MAX_UPLOAD_BYTES` (a stream is read only that far);
 2. **Type by content**: the magic bytes must be PNG, JPEG, BMP or GIF, whatever the file name
    says; known other types (TIFF, WebP, HEIC, PDF, SVG, ...) are named in the refusal;
-3. **Pixel count from the header**: Pillow's ``Image.open`` reads only the header, and an image
-   over :data:`MAX_UPLOAD_PIXELS` is refused before any pixel is decoded (a decompression bomb: a
-   few kilobytes that would expand to gigabytes). Pillow's own guard (``Image.MAX_IMAGE_PIXELS``,
+3. **Size from the header**: Pillow's ``Image.open`` reads only the header, and an image with a side
+   over :data:`MAX_UPLOAD_SIDE` pixels is refused before any
+   pixel is decoded (a decompression bomb: a few kilobytes that would expand to gigabytes; a 1 x 16.7
+   million strip passes a pixel count alone but costs about 1 GB to decode and resize). The models
+   see 8x8 to 32x32 pixels, so a megapixel is plenty. Pillow's own guard (``Image.MAX_IMAGE_PIXELS``,
    which refuses at twice its value) is left at its default; ours is lower and is checked first
    where Pillow's does not already refuse.
 
@@ -31,7 +33,8 @@ import torch
 from PIL import Image, ImageOps
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-MAX_UPLOAD_PIXELS = 4096 * 4096
+MAX_UPLOAD_SIDE = 1024
+MAX_UPLOADS = 12  # images explained at once; more are ignored, and the page says so
 ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 ACCEPTED_TEXT = "a PNG, JPEG, BMP or GIF"
 
@@ -64,16 +67,11 @@ def _megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
 
-def _megapixels(n: int) -> str:
-    return f"{n / 1e6:.1f} megapixels"
-
-
 def limits_text() -> str:
     """The upload limits in one line, for the UI."""
-    side = int(MAX_UPLOAD_PIXELS**0.5)
     return (
-        f"{', '.join(ACCEPTED_FORMATS[:-1])} or {ACCEPTED_FORMATS[-1]}; at most {_megabytes(MAX_UPLOAD_BYTES)} "
-        f"and {_megapixels(MAX_UPLOAD_PIXELS)} ({side} x {side})"
+        f"{', '.join(ACCEPTED_FORMATS[:-1])} or {ACCEPTED_FORMATS[-1]}; at most {MAX_UPLOADS} images of "
+        f"{_megabytes(MAX_UPLOAD_BYTES)} and {MAX_UPLOAD_SIDE} x {MAX_UPLOAD_SIDE} pixels each"
     )
 
 
@@ -134,16 +132,15 @@ def check_upload(data: bytes, name: str) -> tuple[str, int, int]:
             f"{name}: starts like a {fmt} file but its header is damaged ({err}); re-save the image as {fmt} "
             "and upload it again"
         ) from None
-    if width * height > MAX_UPLOAD_PIXELS:
-        raise UploadError(_too_many_pixels(name, f"{width} x {height} pixels, {_megapixels(width * height)}"))
+    if max(width, height) > MAX_UPLOAD_SIDE:
+        raise UploadError(_too_many_pixels(name, f"{width} x {height} pixels"))
     return fmt, width, height
 
 
 def _too_many_pixels(name: str, found: str) -> str:
-    side = int(MAX_UPLOAD_PIXELS**0.5)
     return (
-        f"{name}: the image is too large to decode ({found}); the limit is {_megapixels(MAX_UPLOAD_PIXELS)} "
-        f"(e.g. {side} x {side}); scale it down before uploading"
+        f"{name}: the image is too large to decode ({found}); the limit is {MAX_UPLOAD_SIDE} pixels a side "
+        f"and the models see 32 x 32 at most: scale it down before uploading"
     )
 
 
