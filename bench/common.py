@@ -232,7 +232,7 @@ def synthetic_dataset(n_train: int, n_test: int, size: int = 28, seed: int = 0):
     """A 10-class 1 x size x size uint8 dataset whose class is readable from the image (a bright band)."""
     import numpy as np
 
-    from lab.data import MNIST_CLASSES, _make
+    from lab.data import Dataset
 
     rng = np.random.default_rng(seed)
 
@@ -246,4 +246,5 @@ def synthetic_dataset(n_train: int, n_test: int, size: int = 28, seed: int = 0):
 
     train_x, train_y = split(n_train)
     test_x, test_y = split(n_test)
-    return _make("synthetic", train_x, train_y, test_x, test_y, MNIST_CLASSES, "synthetic")
+    digits = tuple(str(c) for c in range(10))
+    return Dataset.from_arrays("synthetic", train_x, train_y, test_x, test_y, digits, "synthetic")

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab.data import load_dataset
+from lab import datasets
 
 
 @pytest.fixture(autouse=True)
 def _fresh_dataset_cache():
     """Datasets are cached per process; tests that write files need a clean cache."""
-    load_dataset.cache_clear()
+    datasets.load.cache_clear()
     yield
-    load_dataset.cache_clear()
+    datasets.load.cache_clear()
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
