@@ -5,8 +5,9 @@
 
 ``train`` prints one JSON object per finished run on stdout (one per line) and a progress bar on
 stderr, after a ``warning:`` line for each setting a loss cannot meet in this feature dimension
-(the warnings the app shows; training goes ahead). Bad arguments exit with status 2 and one
-readable line, never a traceback.
+(the warnings the app shows; training goes ahead). Its flags are the run settings declared in
+``lab.config`` plus ``--losses``, ``--hparam`` and ``--runs-dir``. Bad arguments exit with status 2
+and one readable line, never a traceback.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import losses
-import models
-from lab.config import DATASETS, DEVICES, LIMITS, OPTIMIZERS, RunConfig, one_config_per_loss
-from lab.data import DATASET_CLASSES, DatasetError
+from lab import datasets
+from lab.config import RunConfig, Setting, settings
+from lab.data import DatasetError
 from lab.device import resolve_device
+from lab.experiment import make_experiment
 from lab.runstore import RunStore, RunStoreError
 from lab.trainer import Progress, train_experiment
-
-DEFAULTS = RunConfig()
 
 
 class UsageError(Exception):
@@ -38,17 +38,56 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _setting_help(declared: Setting) -> str:
+    """The declaration's help with its allowed values, the default and what each choice is."""
+    if declared.kind is bool:
+        text = f"turn off: {declared.help}" if declared.default else declared.help
+    else:
+        facts = []
+        if declared.kind is not str or declared.choices is not None or declared.path:
+            facts.append(f"{declared.range_text()} {declared.unit}".strip())
+        if declared.default not in (None, ""):
+            facts.append(f"default: {declared.default}")
+        text = f"{declared.help} ({'; '.join(facts)})" if facts else declared.help
+    if declared.describe is not None:
+        text += "".join(f". {choice}: {declared.describe(choice).rstrip('.')}" for choice in declared.allowed() or ())
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
+def _metavar(declared: Setting) -> str:
+    if declared.path:
+        return "DIR"
+    return {int: "N", float: "X"}.get(declared.kind, "NAME" if declared.choices is not None else "TEXT")
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, config_cls: type[RunConfig] = RunConfig) -> None:
+    """One flag per declared setting that has one; each stores under the setting's name. Values are
+    checked by the config's validation, so every bad value gets the same message as everywhere else."""
+    for declared in settings(config_cls):
+        if declared.flag is None:
+            continue
+        if declared.kind is bool:
+            action = "store_false" if declared.default else "store_true"
+            parser.add_argument(declared.flag, dest=declared.name, action=action, help=_setting_help(declared))
+        else:
+            parser.add_argument(
+                declared.flag,
+                dest=declared.name,
+                default=declared.default,
+                type=declared.kind if declared.kind in (int, float) else str,
+                metavar=_metavar(declared),
+                help=_setting_help(declared),
+            )
+
+
+def make_parser(config_cls: type[RunConfig] = RunConfig) -> argparse.ArgumentParser:
+    """The ``train`` and ``list`` commands; ``train`` has a flag per setting ``config_cls`` declares."""
     parser = _Parser(prog="python -m lab", description="LossLens: train and list runs without the app.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     train = commands.add_parser("train", help="train one run per loss and print a JSON line per run")
-    train.add_argument("--dataset", default=DEFAULTS.dataset, help=f"one of {', '.join(DATASETS)}")
-    train.add_argument("--data-root", default=None, help="folder holding a local copy of the dataset")
-    train.add_argument("--model", default=DEFAULTS.model, help=f"one of {', '.join(models.names())}")
     train.add_argument(
-        "--feat-dim", default=DEFAULTS.feat_dim, type=int, help=f"feature dimension, 2 to {LIMITS.max_feat_dim}"
+        "--losses", default="softmax", help=f"comma-separated, from {', '.join(losses.names())} (default: softmax)"
     )
-    train.add_argument("--losses", default="softmax", help=f"comma-separated, from {', '.join(losses.names())}")
     train.add_argument(
         "--hparam",
         action="append",
@@ -56,23 +95,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="LOSS.NAME=VALUE",
         help="a loss hyperparameter, e.g. amc.margin=0.4 (repeatable)",
     )
-    train.add_argument("--epochs", default=DEFAULTS.epochs, type=int, help=f"1 to {LIMITS.max_epochs}")
-    train.add_argument("--batch-size", default=DEFAULTS.batch_size, type=int, help=f"2 to {LIMITS.max_batch_size}")
-    train.add_argument("--optimizer", default=DEFAULTS.optimizer, help=f"one of {', '.join(OPTIMIZERS)}")
-    train.add_argument("--lr", default=DEFAULTS.lr, type=float, help="peak learning rate of the one-cycle schedule")
-    train.add_argument("--weight-decay", default=DEFAULTS.weight_decay, type=float)
-    train.add_argument(
-        "--train-limit", default=DEFAULTS.train_limit, type=int, help="train on this many images (0: all)"
-    )
-    train.add_argument("--seed", default=DEFAULTS.seed, type=int)
-    train.add_argument("--device", default=DEFAULTS.device, help=f"one of {', '.join(DEVICES)}")
-    train.add_argument(
-        "--no-channels-last",
-        action="store_true",
-        help="train in the NCHW memory layout instead of channels-last (bench/RESULTS.md compares them)",
-    )
+    _add_setting_flags(train, config_cls)
     train.add_argument("--runs-dir", default="runs", help="where run folders are written (default: runs)")
-    train.add_argument("--experiment", default="", help="name of this group of runs (default: time, dataset, dim)")
     listing = commands.add_parser("list", help="print every run as a JSON line")
     listing.add_argument("--runs-dir", default="runs")
     return parser
@@ -92,28 +116,13 @@ def parse_hparams(items: Sequence[str], loss_names: Sequence[str]) -> dict[str, 
     return parsed
 
 
-def build_configs(args: argparse.Namespace) -> list[RunConfig]:
+def build_configs(args: argparse.Namespace, config_cls: type[RunConfig] = RunConfig) -> list[RunConfig]:
+    """The experiment the parsed ``train`` arguments ask for: one validated config per loss."""
     loss_names = [name.strip() for name in args.losses.split(",") if name.strip()]
     if not loss_names:
         raise UsageError("--losses: name at least one loss")
-    experiment = args.experiment or f"{time.strftime('%Y%m%d-%H%M%S')}-{args.dataset}-{args.feat_dim}d"
-    template = RunConfig(
-        dataset=args.dataset,
-        data_root=args.data_root,
-        model=args.model,
-        feat_dim=args.feat_dim,
-        train_limit=args.train_limit,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        device=args.device,
-        channels_last=not args.no_channels_last,
-        experiment=experiment,
-    )
-    return one_config_per_loss(template, loss_names, parse_hparams(args.hparam, loss_names))
+    values = {declared.name: getattr(args, declared.name) for declared in settings(config_cls) if declared.flag}
+    return make_experiment(config_cls(**values), loss_names, parse_hparams(args.hparam, loss_names))
 
 
 class ProgressBar:
@@ -155,7 +164,7 @@ def _print_json(record: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        args = make_parser().parse_args(argv)
         store = RunStore(args.runs_dir)
         if args.command == "list":
             for record in store.list():
@@ -164,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configs = build_configs(args)
         resolve_device(args.device)
         for config in configs:
-            n_classes = DATASET_CLASSES[config.dataset]
+            n_classes = datasets.info(config.dataset).n_classes
             for warning in losses.warnings_for(config.loss, config.feat_dim, n_classes, config.loss_params):
                 sys.stderr.write(f"warning: {config.loss}: {warning}\n")
         bar = ProgressBar()

@@ -1,43 +1,33 @@
-"""The run config: a plain, JSON-serialisable description of one training run, and its validation.
+"""The run config: a plain, JSON-serializable description of one training run, declared once.
 
-Every limit a user can run into (epochs, batch size, feature dimension, ...) is in :data:`LIMITS`,
-so the CLI, the app and the docs show the same numbers.
+Each :class:`RunConfig` field is declared with :func:`setting`: its default, one-line help, bounds or
+choices, unit, the Train form group it belongs to and its command-line flag. Validation, the CLI's
+flags (``lab.cli``), the Train form's widgets and its limits text (``ui.train_form``) and the stored
+``config.json`` all read these declarations, so a new run option is one field here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import losses
 import models
+from lab import datasets
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100")
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """Caps on what one run may ask for; shown in the UI and CLI help."""
-
-    max_epochs: int = 200
-    max_batch_size: int = 4096
-    max_feat_dim: int = 512
-    max_lr: float = 10.0
-    max_weight_decay: float = 0.1
-    max_snapshot_points: int = 2000
-    max_seed: int = 2**31 - 1
-    max_train_images: int = 1_000_000
-
-
-LIMITS = Limits()
-
+# The Train form's groups, in the order it draws them; a setting names one of these.
+GROUPS = ("data", "model", "training", "advanced")
 
 # Fields a stored run's config.json must have: without them the run cannot be rebuilt.
 STORED_FIELDS = ("dataset", "model", "feat_dim", "loss", "loss_params", "epochs", "seed", "experiment")
+
+_META_KEY = "setting"
 
 
 class ConfigError(ValueError):
@@ -45,32 +35,318 @@ class ConfigError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines one training run. Equal configs give equal runs on CPU.
+class Setting:
+    """One run setting as validation, the CLI and the Train form describe it.
 
-    ``train_limit`` > 0 trains on that many training images (a fixed random subset); 0 uses all.
-    ``experiment`` groups the runs trained together; ``snapshot_points`` is the size of the fixed
-    test subset whose features are stored every epoch. ``channels_last`` trains in the channels-last
-    memory layout (faster convolutions, same results up to rounding; see bench/RESULTS.md).
+    ``choices`` may be a callable (registries: models, losses, datasets) so it is read when used.
+    ``offered`` narrows what the form offers (devices this machine has) without narrowing what a
+    stored config may hold. ``labels`` and ``describe`` turn a choice into its menu label and a line
+    of help. ``form`` is False to keep a setting off the form, or a callable of the values chosen
+    so far that says whether to show it. ``flag`` is the CLI flag, None for none.
     """
 
-    dataset: str = "digits"
-    data_root: str | None = None
-    model: str = "small"
-    feat_dim: int = 2
-    loss: str = "softmax"
-    loss_params: dict[str, Any] = dataclasses.field(default_factory=dict)
-    train_limit: int = 0
-    epochs: int = 12
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    weight_decay: float = 5e-4
-    seed: int = 0
-    device: str = "auto"
-    snapshot_points: int = 500
-    experiment: str = ""
-    channels_last: bool = True
+    name: str
+    kind: type
+    default: Any
+    help: str
+    label: str
+    group: str
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    choices: tuple[Any, ...] | Callable[[], Sequence[Any]] | None = None
+    offered: Callable[[], Sequence[Any]] | None = None
+    labels: Callable[[Any], str] | None = None
+    describe: Callable[[Any], str] | None = None
+    unit: str = ""
+    flag: str | None = None
+    form: bool | Callable[[Mapping[str, Any]], bool] = True
+    optional: bool = False
+    path: bool = False
+    presets: Mapping[Any, str] | None = None
+    step: float | None = None
+
+    def allowed(self) -> tuple[Any, ...] | None:
+        """The valid choices now, or None for a free value."""
+        if self.choices is None:
+            return None
+        return tuple(self.choices() if callable(self.choices) else self.choices)
+
+    def form_choices(self) -> tuple[Any, ...] | None:
+        """The choices the form offers: ``offered`` when declared, else every valid choice."""
+        return tuple(self.offered()) if self.offered is not None else self.allowed()
+
+    def label_of(self, value: Any) -> str:
+        return self.labels(value) if self.labels is not None else str(value)
+
+    def shown(self, values: Mapping[str, Any]) -> bool:
+        """Whether the form shows this setting, given the values chosen so far."""
+        return self.form(values) if callable(self.form) else self.form
+
+    def bounds_text(self) -> str:
+        """The bounds alone, e.g. ``1 to 200`` or ``above 0, at most 10``; empty when unbounded."""
+        low, high = _format(self.low, self.kind), _format(self.high, self.kind)
+        if self.low is not None and self.high is not None:
+            return f"{low} to {high}" if self.low_inclusive else f"above {low}, at most {high}"
+        if self.low is not None:
+            return f"{'>=' if self.low_inclusive else '>'} {low}"
+        if self.high is not None:
+            return f"<= {high}"
+        return ""
+
+    def range_text(self) -> str:
+        """What a valid value is, as error messages and help texts say it."""
+        allowed = self.allowed()
+        if allowed is not None:
+            return "one of " + ", ".join(str(choice) for choice in allowed)
+        if self.kind is bool:
+            return "true or false"
+        if self.kind is dict:
+            return "a mapping"
+        if self.kind is str:
+            noun = "a folder path" if self.path else "text"
+            return f"{noun} or empty" if self.optional else noun
+        noun = "an integer" if self.kind is int else "a number"
+        low, high = _format(self.low, self.kind), _format(self.high, self.kind)
+        if self.low is not None and self.high is not None:
+            return f"{noun} {'from' if self.low_inclusive else 'above'} {low} to {high}"
+        bounds = self.bounds_text()
+        return f"{noun} {bounds}" if bounds else noun
+
+    def check(self, value: Any) -> None:
+        """Raise :class:`ConfigError` naming this setting and its allowed values if ``value`` is not one."""
+        if not self._valid(value):
+            raise ConfigError(f"{self.name}: must be {self.range_text()}, got {value!r}")
+
+    def _valid(self, value: Any) -> bool:
+        if value is None:
+            return self.optional
+        allowed = self.allowed()
+        if allowed is not None:
+            return value in allowed
+        if self.kind is bool:
+            return isinstance(value, bool)
+        if self.kind is dict:
+            return isinstance(value, dict)
+        if self.kind is str:
+            return isinstance(value, str) and (not self.path or bool(value.strip()))
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind is int and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value < self.low if self.low_inclusive else value <= self.low):
+            return False
+        return self.high is None or value <= self.high
+
+
+def _format(bound: float | None, kind: type) -> str:
+    if bound is None:
+        return ""
+    return str(int(bound)) if kind is int else f"{bound:g}"
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    label: str = "",
+    group: str = "advanced",
+    kind: type | None = None,
+    default_factory: Callable[[], Any] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    choices: tuple[Any, ...] | Callable[[], Sequence[Any]] | None = None,
+    offered: Callable[[], Sequence[Any]] | None = None,
+    labels: Callable[[Any], str] | None = None,
+    describe: Callable[[Any], str] | None = None,
+    unit: str = "",
+    flag: str | None = "",
+    form: bool | Callable[[Mapping[str, Any]], bool] = True,
+    path: bool = False,
+    presets: Mapping[Any, str] | None = None,
+    step: float | None = None,
+) -> Any:
+    """Declare one run setting (a :class:`RunConfig` field); see :class:`Setting` for the arguments.
+
+    ``kind`` defaults to the default's type; a None default makes the setting optional and needs
+    ``kind``. ``label`` defaults to the capitalized name; ``flag`` to ``--name-with-dashes``, or
+    ``--no-name`` for a setting that is on by default; None keeps it off the command line.
+    """
+    value = default_factory() if default_factory is not None else default
+    if group not in GROUPS:
+        raise ValueError(f"setting group must be one of {', '.join(GROUPS)}, got {group!r}")
+    meta = {
+        "kind": kind or type(value),
+        "help": help,
+        "label": label,
+        "group": group,
+        "low": low,
+        "high": high,
+        "low_inclusive": low_inclusive,
+        "choices": choices,
+        "offered": offered,
+        "labels": labels,
+        "describe": describe,
+        "unit": unit,
+        "flag": flag,
+        "form": form,
+        "optional": value is None,
+        "path": path,
+        "presets": presets,
+        "step": step,
+    }
+    if default_factory is not None:
+        return dataclasses.field(default_factory=default_factory, metadata={_META_KEY: meta})
+    return dataclasses.field(default=default, metadata={_META_KEY: meta})
+
+
+def settings(config_cls: type | None = None) -> tuple[Setting, ...]:
+    """The declared settings of ``config_cls`` (:class:`RunConfig` by default), in declaration order."""
+    return _settings_of(config_cls or RunConfig)
+
+
+@functools.cache
+def _settings_of(config_cls: type) -> tuple[Setting, ...]:
+    found = []
+    for field in dataclasses.fields(config_cls):
+        meta = dict(field.metadata[_META_KEY])
+        default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+        meta["label"] = meta["label"] or field.name.replace("_", " ").capitalize()
+        if meta["flag"] == "":
+            dashed = field.name.replace("_", "-")
+            meta["flag"] = f"--no-{dashed}" if default is True else f"--{dashed}"
+        found.append(Setting(name=field.name, default=default, **meta))
+    return tuple(found)
+
+
+def _dataset_label(name: str) -> str:
+    entry = datasets.info(name)
+    if entry.offline:
+        return f"{entry.label} (bundled)"
+    return f"{entry.label} ({'local copy' if entry.local_copy(None) else 'needs a download'})"
+
+
+def _needs_files(values: Mapping[str, Any]) -> bool:
+    return not datasets.info(values["dataset"]).offline
+
+
+def _usable_devices() -> list[str]:
+    from lab.device import available_devices  # lab.device imports this module
+
+    return ["auto", *available_devices()]
+
+
+def _model_summary(name: str) -> str:
+    return next(m.summary for m in models.available() if m.name == name)
+
+
+_OPTIMIZER_LABELS = {"sgd": "SGD (Nesterov)", "adam": "AdamW"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run. Equal configs give equal runs on CPU."""
+
+    dataset: str = setting(
+        "digits",
+        "the images to train and test on",
+        group="data",
+        choices=datasets.names,
+        labels=_dataset_label,
+        describe=lambda name: datasets.info(name).source,
+    )
+    data_root: str | None = setting(
+        None,
+        "a folder holding a local copy of the dataset; empty: the app's data folder (and Debian's package "
+        "folder for Fashion-MNIST), else a download",
+        label="Local data folder (optional)",
+        group="data",
+        kind=str,
+        path=True,
+        form=_needs_files,
+    )
+    model: str = setting(
+        "small",
+        "the CNN that turns an image into the feature the losses act on",
+        group="model",
+        choices=models.names,
+        describe=_model_summary,
+    )
+    feat_dim: int = setting(
+        2,
+        "the width of the feature layer the losses act on; 2-D and 3-D are drawn as they are, higher "
+        "dimensions through UMAP and PCA",
+        label="Feature dimension",
+        group="model",
+        low=2,
+        high=512,
+        presets={2: "2-D", 3: "3-D"},
+    )
+    loss: str = setting("softmax", "the loss this run trains with", choices=losses.names, flag=None, form=False)
+    loss_params: dict[str, Any] = setting(
+        help="the loss's hyperparameters, every one stored", default_factory=dict, flag=None, form=False
+    )
+    train_limit: int = setting(
+        0,
+        "train on a fixed random subset of this many images, to keep big datasets quick; 0 trains on all",
+        label="Training images (0 = all)",
+        group="data",
+        low=0,
+        high=1_000_000,
+        unit="images",
+        step=1000,
+    )
+    epochs: int = setting(12, "passes over the training images", group="training", low=1, high=200)
+    batch_size: int = setting(64, "images per optimizer step", group="training", low=2, high=4096, unit="images")
+    optimizer: str = setting(
+        "sgd",
+        "SGD with Nesterov momentum, or AdamW",
+        label="Optimiser",
+        group="training",
+        choices=OPTIMIZERS,
+        labels=_OPTIMIZER_LABELS.get,
+    )
+    lr: float = setting(
+        0.1,
+        "peak learning rate of the one-cycle schedule",
+        label="Learning rate (peak)",
+        group="training",
+        low=0.0,
+        high=10.0,
+        low_inclusive=False,
+    )
+    weight_decay: float = setting(5e-4, "weight decay of the optimizer", low=0.0, high=0.1, step=1e-4)
+    seed: int = setting(0, "seeds the subset, the weights and the batch order", group="training", low=0, high=2**31 - 1)
+    device: str = setting(
+        "auto",
+        "where to train; auto takes CUDA, then Apple MPS, then the CPU",
+        group="training",
+        choices=DEVICES,
+        offered=_usable_devices,
+    )
+    snapshot_points: int = setting(
+        500,
+        "size of the fixed test subset whose features are stored every epoch (the epoch slider)",
+        label="Feature snapshots",
+        low=10,
+        high=2000,
+        unit="test images per epoch",
+        step=100,
+    )
+    experiment: str = setting(
+        "",
+        "name of the runs trained together; empty: the start time, dataset and feature dimension and a random suffix",
+        form=False,
+    )
+    channels_last: bool = setting(
+        True,
+        "train in the channels-last memory layout: faster convolutions, same results up to rounding "
+        "(bench/RESULTS.md compares them)",
+        label="Channels-last memory layout",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -97,69 +373,11 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Raise :class:`ConfigError` naming the first bad field and its allowed values."""
-        _choice("dataset", self.dataset, DATASETS)
-        if self.data_root is not None and (not isinstance(self.data_root, str) or not self.data_root.strip()):
-            raise ConfigError(f"data_root: must be a folder path or empty, got {self.data_root!r}")
-        _choice("model", self.model, tuple(models.names()))
-        _integer("feat_dim", self.feat_dim, 2, LIMITS.max_feat_dim)
-        _choice("loss", self.loss, tuple(losses.names()))
-        if not isinstance(self.loss_params, dict):
-            raise ConfigError(f"loss_params: must be a mapping of hyperparameters, got {self.loss_params!r}")
+        for declared in settings(type(self)):
+            declared.check(getattr(self, declared.name))
+        # the one check that spans two fields: the hyperparameters must fit the chosen loss
         try:
             losses.make_params(self.loss, self.loss_params)
         except losses.HparamError as err:
             raise ConfigError(str(err)) from None
-        _integer("train_limit", self.train_limit, 0, LIMITS.max_train_images)
-        _integer("epochs", self.epochs, 1, LIMITS.max_epochs)
-        _integer("batch_size", self.batch_size, 2, LIMITS.max_batch_size)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _number("lr", self.lr, 0.0, LIMITS.max_lr, low_inclusive=False)
-        _number("weight_decay", self.weight_decay, 0.0, LIMITS.max_weight_decay)
-        _integer("seed", self.seed, 0, LIMITS.max_seed)
-        _choice("device", self.device, DEVICES)
-        _integer("snapshot_points", self.snapshot_points, 10, LIMITS.max_snapshot_points)
-        if not isinstance(self.experiment, str):
-            raise ConfigError(f"experiment: must be text, got {self.experiment!r}")
-        if not isinstance(self.channels_last, bool):
-            raise ConfigError(f"channels_last: must be true or false, got {self.channels_last!r}")
         return self
-
-
-def one_config_per_loss(
-    template: RunConfig, loss_names: Sequence[str], hparams: Mapping[str, Mapping[str, Any]]
-) -> list[RunConfig]:
-    """The runs of one experiment: ``template`` once per loss, each validated, with the loss's
-    hyperparameters (``hparams[loss]`` over its defaults; text such as ``"0.4"`` is parsed) stored
-    typed and complete, so a saved config records every value its run used.
-
-    Raises :class:`ConfigError` naming the first bad setting.
-    """
-    if not loss_names:
-        raise ConfigError("losses: choose at least one loss")
-    repeated = sorted({name for name in loss_names if list(loss_names).count(name) > 1})
-    if repeated:
-        raise ConfigError(f"losses: {', '.join(repeated)} named more than once; name each loss once")
-    configs = []
-    for loss in loss_names:
-        config = template.replace(loss=loss, loss_params=dict(hparams.get(loss, {}))).validate()
-        typed = dataclasses.asdict(losses.make_params(loss, config.loss_params))
-        configs.append(config.replace(loss_params=typed))
-    return configs
-
-
-def _choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{field}: must be one of {', '.join(choices)}, got {value!r}")
-
-
-def _integer(field: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{field}: must be an integer from {low} to {high}, got {value!r}")
-
-
-def _number(field: str, value: Any, low: float, high: float, *, low_inclusive: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= low if low_inclusive else value > low) and value <= high
-    if not ok:
-        bound = f"from {low:g}" if low_inclusive else f"above {low:g}"
-        raise ConfigError(f"{field}: must be a number {bound} to {high:g}, got {value!r}")

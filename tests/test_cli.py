@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.cli import main
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -98,3 +100,18 @@ def test_a_margin_the_feature_dimension_cannot_meet_is_warned_about_before_train
     assert "0.191" in warnings[0]
     assert result.stderr.index("warning: ") < result.stderr.index("epoch 1/1"), "warned before training"
     assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == ["finished", "finished"]
+
+
+def test_help_lists_every_declared_setting_with_its_range_and_default(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    flags = (
+        "--dataset --data-root --model --feat-dim --losses --hparam --epochs --batch-size --optimizer --lr "
+        "--weight-decay --train-limit --seed --device --no-channels-last --runs-dir --experiment"
+    )
+    for flag in flags.split():
+        assert f"{flag} " in text, flag
+    assert "--epochs N passes over the training images (an integer from 1 to 200; default: 12)" in text
+    assert "(a number from 0 to 0.1; default: 0.0005)" in text

@@ -1,76 +1,188 @@
-"""The Train page's settings form and the pure step from its values to validated run configs."""
+"""The Train page's settings form, drawn from the run settings' declarations (``lab.config.setting``)
+and the losses' hyperparameter declarations (``losses.base.hparam``): a new declared field shows up
+here, in its group, with no edit to this file."""
 
 from __future__ import annotations
 
 import dataclasses
-import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
 
 import losses
-import models
-from lab.config import DATASETS, LIMITS, OPTIMIZERS, RunConfig, one_config_per_loss
+from lab.config import GROUPS, RunConfig, Setting, settings
 
 DEFAULT_LOSSES = ("softmax", "lsoftmax", "amc", "opl", "lmd")
 START_REQUESTED = "start_requested"
-DEFAULTS = RunConfig()
-DATASET_LABELS = {
-    "digits": "Digits 8x8 (bundled, offline)",
-    "mnist": "MNIST",
-    "fashion-mnist": "Fashion-MNIST",
-    "cifar10": "CIFAR-10",
-    "cifar100": "CIFAR-100",
-}
+MORE = "more"  # the preset that opens a free number entry
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
-    """What the form holds; ``start`` is True on the rerun where Start was clicked."""
+    """What the form holds: the run settings (not yet validated), the chosen losses and their
+    hyperparameters; ``start`` is True on the rerun where Start was clicked."""
 
-    dataset: str
-    data_root: str | None
-    model: str
-    feat_dim: int
+    config: RunConfig
     losses: tuple[str, ...]
     hparams: dict[str, dict[str, Any]]
-    epochs: int
-    batch_size: int
-    optimizer: str
-    lr: float
-    seed: int
-    device: str
-    train_limit: int
     start: bool
 
 
-def _hparam_inputs(loss: str) -> dict[str, Any]:
-    info = losses.info(loss)
-    st.caption(info.summary)
+@dataclasses.dataclass(frozen=True)
+class Widget:
+    """One input: the Streamlit function that draws it (``selectbox``, ``number_input``, ``checkbox``,
+    ``text_input``, or ``presets``: a segmented control with a free number entry), its key, label and
+    keyword arguments."""
+
+    call: str
+    key: str
+    label: str
+    kwargs: dict[str, Any]
+
+
+def _input(
+    key: str,
+    label: str,
+    kind: type,
+    default: Any,
+    help: str,
+    *,
+    low: float | None,
+    high: float | None,
+    choices: Sequence[Any] | None,
+    format_func: Callable[[Any], str] = str,
+    step: float | None = None,
+) -> Widget:
+    if choices:
+        index = list(choices).index(default) if default in choices else 0
+        return Widget(
+            "selectbox",
+            key,
+            label,
+            {"options": list(choices), "index": index, "format_func": format_func, "help": help},
+        )
+    if kind is bool:
+        return Widget("checkbox", key, label, {"value": default, "help": help})
+    if kind is int:
+        bounds = {
+            "min_value": int(low) if low is not None else None,
+            "max_value": int(high) if high is not None else None,
+        }
+        return Widget("number_input", key, label, {"value": default, "step": int(step or 1), "help": help, **bounds})
+    if kind is float:
+        # no min/max: Streamlit would clamp silently; an out-of-range value is named on Start instead
+        extra = {"step": step} if step is not None else {}
+        return Widget("number_input", key, label, {"value": float(default), "format": "%g", "help": help, **extra})
+    return Widget("text_input", key, label, {"value": default or "", "help": help})
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def setting_widget(declared: Setting) -> Widget:
+    """The input for one declared run setting, keyed by its name."""
+    help = _sentence(declared.help)
+    choices = declared.form_choices()
+    if declared.kind in (int, float) and choices is None:
+        help += f" ({declared.range_text()}{' ' + declared.unit if declared.unit else ''})"
+    if declared.describe is not None:
+        help += "\n\n" + "\n".join(f"- **{declared.label_of(c)}**: {declared.describe(c)}" for c in choices or ())
+    if declared.presets:
+        options = [*declared.presets, MORE]
+        return Widget(
+            "presets",
+            declared.name,
+            declared.label,
+            {
+                "options": options,
+                "default": declared.default if declared.default in declared.presets else MORE,
+                "format_func": lambda value: declared.presets.get(value, value),
+                "help": help,
+                "min_value": int(declared.low) if declared.low is not None else None,
+                "max_value": int(declared.high) if declared.high is not None else None,
+                "value": max(declared.presets) + 1,
+            },
+        )
+    return _input(
+        declared.name,
+        declared.label,
+        declared.kind,
+        declared.default,
+        help,
+        low=declared.low,
+        high=declared.high,
+        choices=choices,
+        format_func=declared.label_of,
+        step=declared.step,
+    )
+
+
+def hparam_widget(loss: str, spec: losses.HparamSpec) -> Widget:
+    """The input for one loss hyperparameter, keyed ``hparam.<loss>.<name>``."""
+    help = spec.help if spec.choices or spec.kind in (bool, int) else f"{spec.help} ({spec.range_text()})"
+    return _input(
+        f"hparam.{loss}.{spec.name}",
+        spec.name,
+        spec.kind,
+        spec.default,
+        help,
+        low=spec.low,
+        high=spec.high,
+        choices=spec.choices,
+    )
+
+
+def draw(widget: Widget, where: Any = st) -> Any:
+    """Draw ``widget`` in ``where`` (a column, an expander, ``st``) and return its value."""
+    if widget.call != "presets":
+        return getattr(where, widget.call)(widget.label, key=widget.key, **widget.kwargs)
+    kwargs = widget.kwargs
+    choice = where.segmented_control(
+        widget.label,
+        kwargs["options"],
+        default=kwargs["default"],
+        format_func=kwargs["format_func"],
+        key=f"{widget.key}_preset",
+        help=kwargs["help"],
+    )
+    if choice is None:  # a click on the selected segment clears it: keep the default
+        choice = kwargs["default"]
+    if choice != MORE:
+        return choice
+    return where.number_input(
+        widget.label,
+        min_value=kwargs["min_value"],
+        max_value=kwargs["max_value"],
+        value=kwargs["value"],
+        key=widget.key,
+        label_visibility="collapsed",
+    )
+
+
+def _setting_inputs(config_cls: type[RunConfig]) -> dict[str, Any]:
+    """Draw every setting the form shows, by group; the training group in two columns and the
+    advanced one folded away."""
+    defaults = {declared.name: declared.default for declared in settings(config_cls)}
     values: dict[str, Any] = {}
-    for spec in info.hparams:
-        key = f"hparam.{loss}.{spec.name}"
-        label = spec.name
-        if spec.choices:
-            values[spec.name] = st.selectbox(
-                label, spec.choices, index=spec.choices.index(spec.default), key=key, help=spec.help
-            )
-        elif spec.kind is bool:
-            values[spec.name] = st.checkbox(label, value=spec.default, key=key, help=spec.help)
-        elif spec.kind is int:
-            values[spec.name] = st.number_input(
-                label,
-                value=spec.default,
-                step=1,
-                key=key,
-                help=spec.help,
-                min_value=int(spec.low) if spec.low is not None else None,
-                max_value=int(spec.high) if spec.high is not None else None,
-            )
+    for group in GROUPS:
+        members = [declared for declared in settings(config_cls) if declared.group == group and declared.form]
+        if group == "advanced":
+            places = [st.expander("Advanced settings")]
+        elif group == "training":
+            places = st.columns(2)
         else:
-            values[spec.name] = st.number_input(
-                label, value=float(spec.default), key=key, format="%g", help=f"{spec.help} ({spec.range_text()})"
-            )
+            places = [st.container()]
+        shown = 0
+        for declared in members:
+            if not declared.shown({**defaults, **values}):
+                continue
+            value = draw(setting_widget(declared), places[shown % len(places)])
+            if declared.optional and isinstance(value, str):
+                value = value.strip() or None
+            values[declared.name] = value
+            shown += 1
     return values
 
 
@@ -79,75 +191,12 @@ def _request_start() -> None:
     st.session_state[START_REQUESTED] = True
 
 
-def settings_form(devices: list[str], busy: bool) -> TrainSettings:
-    """Draw the settings and return their current values."""
+def settings_form(busy: bool, config_cls: type[RunConfig] = RunConfig) -> TrainSettings:
+    """Draw the settings of ``config_cls`` and the loss choice, and return their current values."""
     data_col, loss_col = st.columns([2, 3], gap="large")
     with data_col:
         st.subheader("Data and model")
-        dataset = st.selectbox("Dataset", DATASETS, format_func=DATASET_LABELS.get, key="dataset")
-        data_root = None
-        if dataset != "digits":
-            data_root = (
-                st.text_input(
-                    "Local data folder (optional)",
-                    key="data_root",
-                    help="A folder holding a local copy of the dataset. Empty: look in the app's "
-                    "data folder (and Debian's package folder for Fashion-MNIST), else "
-                    "download.",
-                ).strip()
-                or None
-            )
-        model = st.selectbox(
-            "Model",
-            models.names(),
-            key="model",
-            help="\n".join(f"- **{m.name}**: {m.summary}" for m in models.available()),
-        )
-        dim_choice = st.segmented_control(
-            "Feature dimension",
-            ["2-D", "3-D", "more"],
-            default="2-D",
-            key="dim_choice",
-            help="The width of the feature layer the losses act on. 2-D and 3-D are "
-            "drawn as they are; higher dimensions through UMAP and PCA.",
-        )
-        feat_dim = {"2-D": 2, "3-D": 3}.get(dim_choice or "2-D")
-        if feat_dim is None:
-            feat_dim = int(
-                st.number_input("Dimensions", min_value=4, max_value=LIMITS.max_feat_dim, value=16, key="feat_dim_more")
-            )
-        left, right = st.columns(2)
-        epochs = int(left.number_input("Epochs", 1, LIMITS.max_epochs, DEFAULTS.epochs, key="epochs"))
-        batch_size = int(
-            right.number_input("Batch size", 2, LIMITS.max_batch_size, DEFAULTS.batch_size, key="batch_size")
-        )
-        lr = float(
-            left.number_input(
-                "Learning rate (peak)",
-                value=DEFAULTS.lr,
-                format="%g",
-                key="lr",
-                help=f"Peak of the one-cycle schedule; above 0, at most {LIMITS.max_lr:g}.",
-            )
-        )
-        optimizer = right.selectbox(
-            "Optimiser", OPTIMIZERS, key="optimizer", format_func={"sgd": "SGD (Nesterov)", "adam": "AdamW"}.get
-        )
-        seed = int(left.number_input("Seed", 0, LIMITS.max_seed, DEFAULTS.seed, key="seed"))
-        device = right.selectbox(
-            "Device", ["auto", *devices], key="device", help=f"auto uses {devices[0]} on this machine."
-        )
-        train_limit = int(
-            st.number_input(
-                "Training images (0 = all)",
-                0,
-                LIMITS.max_train_images,
-                DEFAULTS.train_limit,
-                step=1000,
-                key="train_limit",
-                help="Train on a fixed random subset, to keep big datasets quick.",
-            )
-        )
+        values = _setting_inputs(config_cls)
     with loss_col:
         st.subheader("Losses to compare")
         chosen = st.multiselect(
@@ -160,9 +209,11 @@ def settings_form(devices: list[str], busy: bool) -> TrainSettings:
         )
         hparams = {}
         for loss in chosen:
-            if losses.info(loss).hparams:
+            info = losses.info(loss)
+            if info.hparams:
                 with st.expander(f"**{loss}** hyperparameters"):
-                    hparams[loss] = _hparam_inputs(loss)
+                    st.caption(info.summary)
+                    hparams[loss] = {spec.name: draw(hparam_widget(loss, spec)) for spec in info.hparams}
     st.button(
         "Start training",
         type="primary",
@@ -173,41 +224,7 @@ def settings_form(devices: list[str], busy: bool) -> TrainSettings:
         help="Training runs in the background: you can switch pages meanwhile.",
     )
     start = st.session_state.pop(START_REQUESTED, False)
-    return TrainSettings(
-        dataset,
-        data_root,
-        model,
-        feat_dim,
-        tuple(chosen),
-        hparams,
-        epochs,
-        batch_size,
-        optimizer,
-        lr,
-        seed,
-        device,
-        train_limit,
-        start,
-    )
-
-
-def build_configs(settings: TrainSettings, owner: str) -> list[RunConfig]:
-    """One validated config per chosen loss, all in one new experiment; raises ValueError on bad input."""
-    template = RunConfig(
-        dataset=settings.dataset,
-        data_root=settings.data_root,
-        model=settings.model,
-        feat_dim=settings.feat_dim,
-        train_limit=settings.train_limit,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        optimizer=settings.optimizer,
-        lr=settings.lr,
-        seed=settings.seed,
-        device=settings.device,
-        experiment=f"{time.strftime('%Y%m%d-%H%M%S')}-{settings.dataset}-{settings.feat_dim}d-{owner[:6]}",
-    )
-    return one_config_per_loss(template, settings.losses, settings.hparams)
+    return TrainSettings(config_cls(**values), tuple(chosen), hparams, start)
 
 
 def feasibility_warnings(settings: TrainSettings, n_classes: int) -> list[str]:
@@ -215,25 +232,37 @@ def feasibility_warnings(settings: TrainSettings, n_classes: int) -> list[str]:
     found = []
     for loss in settings.losses:
         try:
+            hparams = settings.hparams.get(loss, {})
             found += [
-                f"**{loss}**: {w}"
-                for w in losses.warnings_for(loss, settings.feat_dim, n_classes, settings.hparams.get(loss, {}))
+                f"**{loss}**: {w}" for w in losses.warnings_for(loss, settings.config.feat_dim, n_classes, hparams)
             ]
         except losses.HparamError:
             continue
     return found
 
 
+def limits_lines(config_cls: type[RunConfig] = RunConfig) -> list[str]:
+    """The bounds of the settings the form shows, one line per group."""
+    lines = []
+    for group in GROUPS:
+        items = [
+            f"{declared.label[:1].lower()}{declared.label[1:]}: {declared.bounds_text()} {declared.unit}".strip()
+            for declared in settings(config_cls)
+            if declared.group == group and declared.form and declared.bounds_text()
+        ]
+        if items:
+            lines.append("; ".join(items))
+    return lines
+
+
 def limits_note(max_running: int) -> None:
-    """The caps this app enforces, in one place (``lab.config.LIMITS`` and the upload limits)."""
+    """The caps this app enforces: the declared settings' bounds and the upload limits."""
     from lab.uploads import limits_text
 
     with st.expander("Limits on this machine"):
-        st.markdown(
-            f"- epochs: 1 to {LIMITS.max_epochs}; batch size: 2 to {LIMITS.max_batch_size}; feature dimension: 2 to "
-            f"{LIMITS.max_feat_dim}\n"
-            f"- learning rate: above 0, at most {LIMITS.max_lr:g}; weight decay: 0 to {LIMITS.max_weight_decay:g}\n"
-            f"- stored feature snapshots: up to {LIMITS.max_snapshot_points} test images per epoch\n"
-            f"- uploaded images (Grad-CAM page): {limits_text()}\n"
-            f"- trainings at once: {max_running}; more wait in a queue"
-        )
+        lines = [
+            *limits_lines(),
+            f"uploaded images (Grad-CAM page): {limits_text()}",
+            f"trainings at once: {max_running}; more wait in a queue",
+        ]
+        st.markdown("\n".join(f"- {line}" for line in lines))
