@@ -21,7 +21,7 @@
   ROAD scores (the page's optional toggle); ``gradcam/cached_rerun`` is the same grid again through
   ``ui.cams.cams`` (``st.cache_data``), as a page rerun gets it.
 * ``analysis/first`` and ``analysis/cached_rerun``: the Angles page's per-run analysis (run arrays,
-  angle statistics, summary numbers) for the five runs through ``ui.state``'s ``st.cache_data``
+  angle statistics, summary numbers) for the five runs through ``ui.loaders``' ``st.cache_data``
   functions, called in bare mode (no server) twice; the second call is what a rerun pays. Target for
   the rerun: under 0.2 s. ``analysis/angles_page_rerun`` reruns the whole Angles page in Streamlit's
   ``AppTest`` (analysis from the cache plus drawing the figures).
@@ -172,19 +172,19 @@ def gradcam_grid(store: RunStore, records: list, report: Report, quick: bool) ->
 def analysis_latency(records: list, report: Report) -> None:
     import streamlit as st
 
-    from ui import state
+    from ui import loaders
 
     st.cache_data.clear()
 
     def analyse() -> float:
         started = time.perf_counter()
         for record in records:
-            arrays = state.run_arrays(record)
-            state.angle_stats(record, arrays)
-            state.summary(record, 10.0)
+            arrays = loaders.run_arrays(record)
+            loaders.angle_stats(record, arrays)
+            loaders.summary(record, 10.0)
         return time.perf_counter() - started
 
-    report.figure("analysis/first", analyse(), "s", note=f"{len(records)} runs, ui.state in bare mode")
+    report.figure("analysis/first", analyse(), "s", note=f"{len(records)} runs, ui.loaders in bare mode")
     rerun = analyse()
     report.figure("analysis/cached_rerun", rerun, "s", target="< 0.2 s", met=rerun < 0.2, note="st.cache_data hit")
 

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> Report:
         f"{rounds} rounds of {steps_per_round} steps per loss, losses: {', '.join(names)}",
     )
     digits = load_dataset("digits")
-    data = digits.train.normalised.to(device).contiguous(memory_format=torch.channels_last)
+    data = digits.train.normalized.to(device).contiguous(memory_format=torch.channels_last)
     labels = digits.train.labels.to(device)
     generator = torch.Generator().manual_seed(0)
     batches = [torch.randperm(len(labels), generator=generator)[:batch].to(device) for _ in range(steps_per_round)]

@@ -50,7 +50,7 @@ def child(dataset_name: str, device: str, quick: bool) -> None:
 
     figures = {"after_imports": rss_mb()}
     dataset = load_dataset(dataset_name)
-    dataset.train.normalised, dataset.test.normalised  # noqa: B018  (what the trainer uses)
+    dataset.train.normalized, dataset.test.normalized  # noqa: B018  (what the trainer uses)
     figures["after_data"] = rss_mb()
     base = RunConfig(dataset=dataset_name, epochs=1, device=device, experiment="memory")
     if quick:

@@ -151,7 +151,7 @@ def losslens_eval_images_per_second(data: Dataset, model_name: str, device: torc
     torch.manual_seed(0)
     model = models.build(model_name, 1, 28, FEAT_DIM).to(memory_format=torch.channels_last).to(device)
     head = losses.build("softmax", FEAT_DIM, 10).to(device)
-    images = data.test.normalised.to(device)
+    images = data.test.normalized.to(device)
     seconds, _ = timed(lambda: embed(model, head, images, device), device)
     return len(images) / seconds
 

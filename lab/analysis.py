@@ -100,9 +100,13 @@ def angle_stats(
     )
 
 
+def nearest_off_diagonal(square: np.ndarray) -> np.ndarray:
+    """Each row's smallest entry outside the diagonal: a class direction's angle to its nearest other one."""
+    return (square + np.diag(np.full(len(square), np.inf))).min(axis=1)
+
+
 def min_off_diagonal(square: np.ndarray) -> float:
-    masked = square + np.diag(np.full(len(square), np.inf))
-    return float(masked.min()) if len(square) > 1 else float("nan")
+    return float(nearest_off_diagonal(square).min()) if len(square) > 1 else float("nan")
 
 
 def nearest_neighbours(

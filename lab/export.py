@@ -32,20 +32,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lab import analysis, runfiles
 from lab.data import Dataset
+from lab.images import enlarge, whole_factor
 from lab.runstore import RunStore, RunStoreError, require_config
 
-RUN_FILES = {
-    "config.json": "the run's settings (dataset, model, loss and its hyperparameters, optimiser, seed)",
-    "status.json": "how the run ended (finished, stopped, diverged, ...), its test accuracy and timings",
-    "metrics.jsonl": "one JSON object per epoch: losses, accuracies, learning rate, speed",
-    "weights.safetensors": "the trained model (keys model.*) and loss head (keys head.*), parameters and buffers",
-    "features.safetensors": (
-        "final test features, labels and inference logits; the snapshot subset's indices and penultimate "
-        "activations; class_directions (classifier weights or centres) where the loss has them"
-    ),
-    "snapshots.safetensors": "the snapshot subset's features after every epoch (epochs x points x feature dim)",
-}
 PRIVATE_STATUS_FIELDS = ("pid", "host")
 METADATA_COLUMNS = ("index", "label", "label_name", "predicted", "correct", "angle_to_own_class_deg", "loss")
 SPRITE_MIN_THUMB = 28
@@ -65,7 +56,7 @@ def _zip_bytes(files: dict[str, bytes], stamp: float) -> bytes:
 
 
 def _run_readme(run_id: str, included: list[str], summary: dict[str, object]) -> str:
-    described = [(name, RUN_FILES[name]) for name in included] + [("README.txt", "this file")]
+    described = [(name, runfiles.FILES[name]) for name in included] + [("README.txt", "this file")]
     width = max(len(name) for name, _ in described)
     listing = "\n".join(f"  {name.ljust(width)}  {text}" for name, text in described)
     accuracy = summary.get("test_acc")
@@ -95,7 +86,7 @@ With the LossLens code, unzip this file inside your runs folder (it holds the fo
 
     store = RunStore("runs")
     model, head = load_trained(store, store.load("{run_id}"))  # eval mode, on the CPU
-    logits = head.logits(model(images))  # images normalised as lab.data.normalise does
+    logits = head.logits(model(images))  # images normalized as lab.data.normalize does
 """
 
 
@@ -103,18 +94,13 @@ def run_zip(store: RunStore, run_id: str) -> bytes:
     """The run's folder as a zip (under ``<run_id>/``) with a README.txt; files the run never wrote
     (a run stopped before its first epoch has no metrics) are left out and not listed."""
     record = store.load(run_id)
-    run_dir = store.run_dir(run_id)
-    files: dict[str, bytes] = {}
-    for name in RUN_FILES:
-        path = run_dir / name
-        if path.is_file():
-            files[name] = path.read_bytes()
-    if "status.json" in files:
+    files = store.read_files(run_id)
+    if runfiles.STATUS in files:
         status = {k: v for k, v in record.status.items() if k not in PRIVATE_STATUS_FIELDS}
-        files["status.json"] = (json.dumps(status, indent=1, sort_keys=True) + "\n").encode()
+        files[runfiles.STATUS] = (json.dumps(status, indent=1, sort_keys=True) + "\n").encode()
     included = list(files)
     files["README.txt"] = _run_readme(run_id, included, record.summary()).encode()
-    stamp = (run_dir / "config.json").stat().st_mtime
+    stamp = store.modified(run_id, runfiles.CONFIG)
     return _zip_bytes({f"{run_id}/{name}": data for name, data in files.items()}, stamp)
 
 
@@ -129,17 +115,6 @@ def _tsv_matrix(values: torch.Tensor) -> bytes:
 
 def _clean(text: str) -> str:
     return " ".join(str(text).split())
-
-
-def _angles_to_own_class(unit: torch.Tensor, labels: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
-    """Degrees between each unit feature and its class's direction (any length; normalised here)."""
-    own = torch.nn.functional.normalize(directions.double()[labels], dim=1)
-    return torch.rad2deg(torch.arccos((unit.double() * own).sum(1).clamp(-1.0, 1.0)))
-
-
-def _class_mean_directions(unit: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Per class, the sum of its unit features: it points where the class mean points."""
-    return torch.zeros(n_classes, unit.shape[1], dtype=torch.float64).index_add_(0, labels, unit.double())
 
 
 def _metadata(
@@ -167,11 +142,11 @@ def _sprite(images: torch.Tensor) -> tuple[bytes, list[int]]:
     n, channels, height, width = images.shape
     columns = math.ceil(math.sqrt(n))
     rows = math.ceil(n / columns)
-    wanted = max(1, math.ceil(SPRITE_MIN_THUMB / min(height, width)))
+    wanted = whole_factor(height, width, SPRITE_MIN_THUMB)
     factor = min(wanted, SPRITE_MAX_SIDE // (columns * max(height, width)))
     if factor < 1:
         raise ValueError(f"{n} images of {width} x {height} do not fit in a {SPRITE_MAX_SIDE}-pixel sprite")
-    thumbs = images.numpy().repeat(factor, axis=2).repeat(factor, axis=3)
+    thumbs = enlarge(images.numpy(), factor, axes=(2, 3))
     th, tw = height * factor, width * factor
     sheet = np.zeros((rows * th, columns * tw, channels), dtype=np.uint8)
     for i, thumb in enumerate(thumbs):
@@ -216,22 +191,23 @@ def projector_bundle(store: RunStore, run_id: str, dataset: Dataset) -> bytes:
     ``dataset`` must be the dataset the run was trained on (its test images give the sprite)."""
     config = require_config(store.load(run_id))
     saved = store.load_features(run_id)
-    labels = saved["test_labels"].long()
+    labels = saved.test_labels.long()
     if config.dataset != dataset.name or not torch.equal(labels, dataset.test.labels.long()):
         raise RunStoreError(f"run {run_id} was trained on {config.dataset}; pass that dataset, not {dataset.name}")
-    features = saved["test_features"].float()
+    features = saved.test_features.float()
     unit = torch.nn.functional.normalize(features, dim=1)
-    predicted = saved["test_logits"].argmax(1)
-    if "class_directions" in saved:
-        directions = saved["class_directions"]
+    predicted = saved.test_logits.argmax(1)
+    if saved.class_directions is not None:
+        directions = saved.class_directions.numpy()
         source = "the run's class direction (classifier weight or centre) of its label"
     else:
-        directions = _class_mean_directions(unit, labels, dataset.n_classes)
+        directions = analysis.class_mean_directions(features.numpy(), labels.numpy(), dataset.n_classes)
         source = "the direction of the mean normalised test feature of its label (the run saved no class directions)"
-    angles = _angles_to_own_class(unit, labels, directions)
+    to_classes = analysis.angles_deg(features.numpy(), directions)
+    angles = torch.from_numpy(to_classes[np.arange(len(labels)), labels.numpy()])
     all_indices = torch.arange(len(labels))
-    subset = saved["snapshot_indices"].long()
-    penultimate = saved["penultimate"].float()
+    subset = saved.snapshot_indices.long()
+    penultimate = saved.penultimate.float()
     sprite, dim = _sprite(dataset.test.images)
     subset_sprite, subset_dim = _sprite(dataset.test.images[subset])
     embeddings = [
@@ -263,5 +239,5 @@ def projector_bundle(store: RunStore, run_id: str, dataset: Dataset) -> bytes:
         "projector_config.json": (json.dumps({"embeddings": embeddings}, indent=1) + "\n").encode(),
         "README.txt": _projector_readme(run_id, config.loss, len(unit), unit.shape[1], len(subset), source).encode(),
     }
-    stamp = store.run_dir(run_id).joinpath("features.safetensors").stat().st_mtime
+    stamp = store.modified(run_id, runfiles.FEATURES)
     return _zip_bytes({f"{run_id}-projector/{name}": data for name, data in files.items()}, stamp)

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
-from lab.analysis import AngleStats, unit_rows
+from lab.analysis import AngleStats, nearest_off_diagonal, unit_rows
 
 TOL_MUTED = (
     "#CC6677",
@@ -222,25 +222,27 @@ def _histogram(fig: go.Figure, values: np.ndarray, name: str, colour: str, bins:
     )
 
 
-def own_vs_other_histogram(stats: AngleStats, title: str | None = None, height: int = 300) -> go.Figure:
-    """Angle to own class direction vs to the nearest other class direction, per sample."""
-    return _angle_histograms(
-        [(stats.own, "to own class", "#117733"), (stats.nearest_other, "to nearest other class", "#CC6677")],
+# What each angle histogram overlays: (AngleStats field, legend, color) pairs, the x axis and the share's unit.
+ANGLE_HISTOGRAMS = {
+    "own_vs_other": (
+        (("own", "to own class", "#117733"), ("nearest_other", "to nearest other class", "#CC6677")),
         "angle (degrees)",
         "share of samples",
-        title,
-        height,
-    )
-
-
-def pair_angle_histogram(stats: AngleStats, title: str | None = None, height: int = 300) -> go.Figure:
-    """Pairwise angles between samples of the same class vs of different classes."""
-    return _angle_histograms(
-        [(stats.within_pairs, "same class", "#332288"), (stats.between_pairs, "different classes", "#DDCC77")],
+    ),
+    "pairs": (
+        (("within_pairs", "same class", "#332288"), ("between_pairs", "different classes", "#DDCC77")),
         "pairwise angle (degrees)",
         "share of pairs",
-        title,
-        height,
+    ),
+}
+
+
+def angle_histogram(stats: AngleStats, kind: str, title: str | None = None, height: int = 300) -> go.Figure:
+    """``own_vs_other``: each sample's angle to its own class direction against the nearest other one;
+    ``pairs``: pairwise angles between samples of the same class against different classes."""
+    series, x_title, y_title = ANGLE_HISTOGRAMS[kind]
+    return _angle_histograms(
+        [(getattr(stats, field), name, color) for field, name, color in series], x_title, y_title, title, height
     )
 
 
@@ -265,8 +267,7 @@ def direction_spacing(
     direction_angles: np.ndarray, class_names: Sequence[str], best: float, title: str | None = None, height: int = 300
 ) -> go.Figure:
     """Each class direction's angle to its nearest neighbour direction, against the best possible."""
-    masked = direction_angles + np.diag(np.full(len(direction_angles), np.inf))
-    nearest = masked.min(axis=1)
+    nearest = nearest_off_diagonal(direction_angles)
     colours = class_colours(len(class_names))
     fig = go.Figure(
         go.Bar(

@@ -61,6 +61,7 @@ from torch import nn
 
 import losses
 import models
+from lab.images import enlarge
 
 CAM_METHODS: dict[str, type[BaseCAM]] = {
     "GradCAM": GradCAM,
@@ -365,9 +366,7 @@ def grid_png(cells: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str], c
         y = top + r * (cell_h + gap)
         draw.text((gap, y + cell_h // 2 - text_size(label)[1] // 2), label, fill="black", font=font)
         for c, cell in enumerate(row):
-            tile = Image.fromarray(np.asarray(cell, dtype=np.uint8), "RGB").resize(
-                (cell_w, cell_h), Image.Resampling.NEAREST
-            )
+            tile = Image.fromarray(enlarge(np.asarray(cell, dtype=np.uint8), factor), "RGB")
             canvas.paste(tile, (left + c * (cell_w + gap), y))
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")

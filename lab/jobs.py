@@ -1,20 +1,111 @@
 """Training jobs shared by every app session: a bounded number train at once, the rest wait in a queue.
 
-The app keeps one :class:`JobManager` per server process. Each browser session submits under its own
-owner token; a job can be stopped only by its owner, and a session sees only its own jobs. Jobs are
-referred to by id, so a refreshed page re-attaches to its job through the id kept in the URL.
+A :class:`TrainingJob` trains an experiment on a background thread and exposes a thread-safe
+:class:`JobSnapshot` of its progress. The app keeps one :class:`JobManager` per server process. Each
+browser session submits under its own owner token; a job can be stopped only by its owner, and a session
+sees only its own jobs. Jobs are referred to by id, so a refreshed page re-attaches to its job through
+the id kept in the URL.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from lab.config import RunConfig
-from lab.runstore import RunStore
-from lab.trainer import TrainingJob, warm_up
+from lab.runstore import RunRecord, RunStore
+from lab.trainer import Progress, train_experiment, warm_up
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingJob:
+    """An experiment training on a background thread. Thread-safe to poll from a UI.
+
+    Poll it with :meth:`snapshot`. ``records`` fills as runs end; ``error`` holds a message if the
+    job could not start (bad data, bad device).
+    """
+
+    def __init__(
+        self, configs: Sequence[RunConfig], store: RunStore, owner: str = "", on_done: Callable[[], None] | None = None
+    ) -> None:
+        self.configs = list(configs)
+        self.store = store
+        self.owner = owner
+        self.on_done = on_done
+        self.stop_event = threading.Event()
+        self.latest: dict[int, Progress] = {}
+        self.history: dict[int, list[dict[str, Any]]] = {}
+        self.previews: dict[int, Progress] = {}
+        self.records: list[RunRecord] = []
+        self.error: str | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._work, name="losslens-training", daemon=True)
+        self._finished = threading.Event()
+
+    def _on_progress(self, progress: Progress) -> None:
+        with self._lock:
+            self.latest[progress.run_index] = progress
+            if progress.metrics is not None:
+                self.history.setdefault(progress.run_index, []).append(progress.metrics)
+            if progress.snapshot is not None:
+                self.previews[progress.run_index] = progress
+
+    def _work(self) -> None:
+        try:
+            records = train_experiment(
+                self.configs, self.store, on_progress=self._on_progress, stop=self.stop_event, owner=self.owner
+            )
+            with self._lock:
+                self.records = records
+        except Exception as err:  # reported to the UI, which shows it
+            logger.error("the training job of %s could not run: %s", self.experiment, err, exc_info=True)
+            with self._lock:
+                self.error = f"{type(err).__name__}: {err}" if not isinstance(err, ValueError) else str(err)
+        finally:
+            self._finished.set()  # before on_done: it may start the next job, which counts running ones
+            if self.on_done is not None:
+                self.on_done()
+
+    @property
+    def experiment(self) -> str:
+        return self.configs[0].experiment if self.configs else ""
+
+    def start(self) -> TrainingJob:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        """Started and not yet finished."""
+        return self._thread.is_alive() and not self._finished.is_set()
+
+    def snapshot(self) -> JobSnapshot:
+        """A consistent copy of the progress so far."""
+        with self._lock:
+            history = {k: list(v) for k, v in self.history.items()}
+            return JobSnapshot(dict(self.latest), history, dict(self.previews))
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSnapshot:
+    """Per run index: the newest progress, the per-epoch metrics so far, and the newest progress
+    that carried a feature snapshot (for the live preview)."""
+
+    latest: dict[int, Progress]
+    history: dict[int, list[dict[str, Any]]]
+    previews: dict[int, Progress]
 
 
 def default_max_running() -> int:
@@ -51,6 +142,7 @@ class JobManager:
         with self._lock:
             self._jobs[job_id] = job
             self._queue.append(job_id)
+        logger.info("job %s queued: experiment %s, %d runs", job_id, job.experiment, len(configs))
         self._start_queued()
         return job_id
 
@@ -58,7 +150,9 @@ class JobManager:
         with self._lock:
             running = sum(1 for job in self._jobs.values() if job.running)
             while self._queue and running < self.max_running:
-                self._jobs[self._queue.pop(0)].start()
+                job_id = self._queue.pop(0)
+                self._jobs[job_id].start()
+                logger.info("job %s started (%d of at most %d training)", job_id, running + 1, self.max_running)
                 running += 1
 
     def get(self, job_id: str, owner: str) -> TrainingJob | None:
@@ -91,6 +185,7 @@ class JobManager:
         with self._lock:
             if job_id in self._queue:
                 self._queue.remove(job_id)
+        logger.info("job %s stopped by its owner", job_id)
         return True
 
     def jobs_of(self, owner: str) -> list[str]:

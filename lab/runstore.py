@@ -1,22 +1,27 @@
 """The run store: one directory per run under a runs folder, written atomically, read back safely.
 
-Layout of ``RUNS/<run_id>/``::
+Layout of ``RUNS/<run_id>/`` (file names and tensors are declared in :mod:`lab.runfiles`)::
 
     config.json            the RunConfig
-    status.json            status, message, progress, summary numbers, pid and host of the writer
+    status.json            status, message, summary numbers, owner, start time, pid and host of the writer
     metrics.jsonl          one JSON object per finished epoch
     weights.safetensors    model.* and head.* tensors (parameters and buffers)
-    features.safetensors   final test features, labels, logits; per-epoch snapshots of a fixed test
-                           subset; penultimate activations of that subset
+    features.safetensors   final test features, labels, logits and class directions; the fixed snapshot
+                           subset's indices, penultimate activations and raw images (RunFeatures)
+    snapshots.safetensors  the subset's features, class directions and test accuracy after every epoch
+                           from epoch 0 (RunSnapshots)
 
 Every file is written to a temporary name and renamed into place, so a reader sees either the old
-or the new version, never half of one. Weights and features load only through safetensors.
+or the new version, never half of one. Weights and features load only through safetensors. A
+``running`` run whose writer process is gone is reported as ``interrupted``, and the temporary files
+its writer left behind are deleted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,14 +35,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from lab import runfiles
 from lab.config import STORED_FIELDS, ConfigError, RunConfig
+from lab.runfiles import RunFeatures, RunSnapshots, RunStoreError
+
+logger = logging.getLogger(__name__)
 
 STATUSES = ("running", "finished", "stopped", "diverged", "failed", "interrupted")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-class RunStoreError(ValueError):
-    """A run is missing, unreadable or its id is not a plain name."""
+STALE_TEMPORARY_SECONDS = 60.0  # a writer renames its temporary file within moments; older ones are leftovers
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -69,10 +75,19 @@ def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: 
         raise
 
 
-def _remove_partial_writes(run_dir: Path) -> None:
-    """Delete temporary files a killed writer left behind (its finished files are untouched)."""
+def _remove_partial_writes(run_dir: Path, older_than: float = STALE_TEMPORARY_SECONDS) -> None:
+    """Delete the temporary files a killed writer left behind (its finished files are untouched). Only
+    files older than ``older_than`` seconds go: a younger one may belong to a writer on another host."""
+    now = time.time()
     for leftover in run_dir.glob(".*.tmp"):
-        leftover.unlink(missing_ok=True)
+        try:
+            if now - leftover.stat().st_mtime > older_than:
+                leftover.unlink()
+                logger.info("deleted %s, a partial write left by a writer that ended", leftover)
+        except FileNotFoundError:
+            continue
+        except OSError as err:  # a read-only runs folder: the leftover does no harm
+            logger.warning("could not delete the partial write %s: %s", leftover, err)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -144,28 +159,29 @@ class RunWriter:
         self.run_id = run_dir.name
         self.config = config
         self._status: dict[str, Any] = {"owner": owner}
-        write_json_atomic(run_dir / "config.json", config.to_dict())
+        write_json_atomic(run_dir / runfiles.CONFIG, config.to_dict())
         self.set_status("running", message="starting", started=time.time())
 
     def set_status(self, status: str, **fields: Any) -> None:
         assert status in STATUSES, status
         self._status.update(fields, status=status, updated=time.time(), pid=os.getpid(), host=socket.gethostname())
-        write_json_atomic(self.run_dir / "status.json", self._status)
+        write_json_atomic(self.run_dir / runfiles.STATUS, self._status)
 
     def write_metrics(self, metrics: list[dict[str, Any]]) -> None:
         lines = "".join(json.dumps(m, sort_keys=True) + "\n" for m in metrics)
-        write_atomic(self.run_dir / "metrics.jsonl", lines.encode())
+        write_atomic(self.run_dir / runfiles.METRICS, lines.encode())
 
     def save_weights(self, model: torch.nn.Module, head: torch.nn.Module) -> None:
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        tensors.update({f"head.{k}": v for k, v in head.state_dict().items()})
-        save_tensors_atomic(self.run_dir / "weights.safetensors", tensors, {"format": "losslens-weights-1"})
+        tensors = runfiles.weights_to_tensors(model, head)
+        save_tensors_atomic(self.run_dir / runfiles.WEIGHTS, tensors, {"format": runfiles.WEIGHTS_FORMAT})
 
-    def save_features(self, tensors: dict[str, torch.Tensor]) -> None:
-        save_tensors_atomic(self.run_dir / "features.safetensors", tensors, {"format": "losslens-features-1"})
+    def save_features(self, features: RunFeatures) -> None:
+        tensors = features.to_tensors(self.run_id)
+        save_tensors_atomic(self.run_dir / runfiles.FEATURES, tensors, {"format": runfiles.FEATURES_FORMAT})
 
-    def save_snapshots(self, tensors: dict[str, torch.Tensor]) -> None:
-        save_tensors_atomic(self.run_dir / "snapshots.safetensors", tensors, {"format": "losslens-snapshots-1"})
+    def save_snapshots(self, snapshots: RunSnapshots) -> None:
+        tensors = snapshots.to_tensors(self.run_id)
+        save_tensors_atomic(self.run_dir / runfiles.SNAPSHOTS, tensors, {"format": runfiles.SNAPSHOTS_FORMAT})
 
 
 class RunStore:
@@ -200,38 +216,43 @@ class RunStore:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and RUN_ID_PATTERN.match(p.name))
 
     def load(self, run_id: str) -> RunRecord:
-        """Read a run's config, status and metrics. Problems are reported in ``record.error``."""
+        """Read a run's config, status and metrics. Problems are reported in ``record.error``. A run
+        whose writer has ended loses the temporary files it left behind."""
         run_dir = self.run_dir(run_id)
-        if not (run_dir / "config.json").is_file():
+        if not (run_dir / runfiles.CONFIG).is_file():
             raise RunStoreError(f"run {run_id!r} not found in {self.root}")
         problems = []
         config = None
         try:
-            config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()), STORED_FIELDS)
+            config = RunConfig.from_dict(json.loads((run_dir / runfiles.CONFIG).read_text()), STORED_FIELDS)
         except (OSError, ValueError, TypeError) as err:
-            problems.append(f"config.json is unreadable ({err})")
+            problems.append(f"{runfiles.CONFIG} is unreadable ({err})")
         status: dict[str, Any] = {"status": "failed"}
         try:
-            status = json.loads((run_dir / "status.json").read_text())
+            status = json.loads((run_dir / runfiles.STATUS).read_text())
             if not isinstance(status, dict) or status.get("status") not in STATUSES:
                 raise ValueError("no valid status")
         except (OSError, ValueError) as err:
-            problems.append(f"status.json is unreadable ({err})")
+            problems.append(f"{runfiles.STATUS} is unreadable ({err})")
             status = {"status": "failed"}
-        if status["status"] == "running" and not self._writer_alive(status):
+        writer_alive = self._writer_alive(status)
+        if status["status"] == "running" and not writer_alive:
             status = {
                 **status,
                 "status": "interrupted",
                 "message": "the process training this run ended before it finished",
             }
+        if not writer_alive:
+            _remove_partial_writes(run_dir)
         metrics: list[dict[str, Any]] = []
-        metrics_path = run_dir / "metrics.jsonl"
+        metrics_path = run_dir / runfiles.METRICS
         if metrics_path.is_file():
             try:
                 metrics = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
             except ValueError as err:
-                problems.append(f"metrics.jsonl is unreadable ({err})")
+                problems.append(f"{runfiles.METRICS} is unreadable ({err})")
         error = "; ".join(problems) if problems else None
+        logger.debug("loaded run %s (%s) from %s", run_id, status["status"], run_dir)
         return RunRecord(run_id, run_dir, config, status, metrics, error)
 
     @staticmethod
@@ -269,18 +290,32 @@ class RunStore:
         if not path.is_file():
             raise RunStoreError(f"run {run_id}: {filename} is missing (the run did not finish writing it)")
         try:
-            return load_file(str(path))
+            tensors = load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as err:
             raise RunStoreError(f"run {run_id}: {filename} is not a valid safetensors file ({err})") from None
+        logger.info("loaded %d tensors from %s", len(tensors), path)
+        return tensors
 
     def load_weights(self, run_id: str) -> dict[str, torch.Tensor]:
-        return self._load_tensors(run_id, "weights.safetensors")
+        """The weights file's tensors (``model.*`` and ``head.*``; :func:`lab.runfiles.split_weights`)."""
+        return self._load_tensors(run_id, runfiles.WEIGHTS)
 
-    def load_features(self, run_id: str) -> dict[str, torch.Tensor]:
-        return self._load_tensors(run_id, "features.safetensors")
+    def load_features(self, run_id: str) -> RunFeatures:
+        return RunFeatures.from_tensors(self._load_tensors(run_id, runfiles.FEATURES), run_id)
 
-    def load_snapshots(self, run_id: str) -> dict[str, torch.Tensor]:
-        return self._load_tensors(run_id, "snapshots.safetensors")
+    def load_snapshots(self, run_id: str) -> RunSnapshots:
+        return RunSnapshots.from_tensors(self._load_tensors(run_id, runfiles.SNAPSHOTS), run_id)
+
+    def read_files(self, run_id: str) -> dict[str, bytes]:
+        """The bytes of every run file the run has written (of :data:`lab.runfiles.FILES`, in that order)."""
+        run_dir = self.run_dir(run_id)
+        return {name: (run_dir / name).read_bytes() for name in runfiles.FILES if (run_dir / name).is_file()}
+
+    def modified(self, run_id: str, filename: str) -> float:
+        """When the run's file ``filename`` (one of :data:`lab.runfiles.FILES`) was last written."""
+        if filename not in runfiles.FILES:
+            raise RunStoreError(f"{filename!r} is not a run file")
+        return (self.run_dir(run_id) / filename).stat().st_mtime
 
     def size_bytes(self) -> int:
         """Disk space taken by the runs folder."""

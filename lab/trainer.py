@@ -2,9 +2,11 @@
 
 ``train_run`` trains one model + loss head with the whole dataset held on the device as tensors
 (no DataLoader, no per-sample decoding), SGD with Nesterov momentum and a one-cycle schedule by
-default, and writes everything the app needs into the run directory. ``train_experiment`` trains
-several configs in turn on one loaded dataset. :class:`TrainingJob` does the same on a background
-thread, reporting :class:`Progress` and stoppable between steps.
+default, and writes everything the app needs into the run directory (:mod:`lab.runfiles`): before the
+first step and after every epoch, the features, class directions and accuracy of a fixed test subset.
+``train_experiment`` trains several configs in turn, its runs sharing one :class:`DeviceData` per dataset
+and device. Both report :class:`Progress` and stop between steps when asked;
+:class:`lab.jobs.TrainingJob` runs an experiment on a background thread.
 
 Divergence (a non-finite loss or weights) stops a run at once and marks it ``diverged``; an
 unexpected error marks it ``failed``; either way the next run of the experiment still trains.
@@ -19,8 +21,8 @@ oneDNN's CPU convolutions run about 1.3-1.5 times faster than the default layout
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
+import logging
 import math
 import threading
 import time
@@ -34,9 +36,12 @@ import torch
 import losses
 import models
 from lab.config import RunConfig
-from lab.data import Dataset, Split, load_dataset, normalise
+from lab.data import Dataset, Split, load_dataset, normalize
 from lab.device import resolve_device
+from lab.runfiles import RunFeatures, RunSnapshots
 from lab.runstore import RunRecord, RunStore, RunWriter
+
+logger = logging.getLogger(__name__)
 
 EVAL_BATCH = 2048  # on accelerators
 CPU_EVAL_BATCH = 256  # measured: 256-image batches evaluate 2-3x faster on a CPU than 2048 (cache-sized)
@@ -152,29 +157,35 @@ def _training_tensors(split: Split, limit: int) -> tuple[torch.Tensor, torch.Ten
     subset is normalised, so a limited run never holds a float copy of the whole split)."""
     if 0 < limit < len(split):
         keep = torch.randperm(len(split), generator=torch.Generator().manual_seed(SNAPSHOT_SEED))[:limit]
-        return normalise(split.images[keep], split.mean, split.std), split.labels[keep]
-    return split.normalised, split.labels
+        return normalize(split.images[keep], split.mean, split.std), split.labels[keep]
+    return split.normalized, split.labels
 
 
-# While an experiment trains, its runs share the device copies of the data (see train_experiment).
-_EXPERIMENT_DATA: contextvars.ContextVar[dict[tuple, tuple[Any, ...]] | None] = contextvars.ContextVar(
-    "losslens_experiment_data", default=None
-)
+class DeviceData:
+    """A dataset's normalized images and labels on one device, each made on first use and kept.
 
+    :func:`train_experiment` gives one to every run of the same dataset and device, so they share a single
+    device copy; :func:`train_run` called alone makes its own.
+    """
 
-def device_tensors(split: Split, limit: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``split``'s normalised images (all, or the fixed subset of ``limit``) and labels on ``device``.
-    Inside :func:`train_experiment` they are made once and shared by every run of the experiment."""
-    limit = limit if 0 < limit < len(split) else 0
-    cache = _EXPERIMENT_DATA.get()
-    key = (id(split), limit, str(device))
-    if cache is not None and key in cache:
-        return cache[key][1:]
-    images, labels = _training_tensors(split, limit)
-    images, labels = images.to(device), labels.to(device)
-    if cache is not None:
-        cache[key] = (split, images, labels)  # the split is kept so its id stays unique while cached
-    return images, labels
+    def __init__(self, dataset: Dataset, device: torch.device | str) -> None:
+        self.dataset = dataset
+        self.device = torch.device(device)
+        self._tensors: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _split(self, name: str, split: Split, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+        limit = limit if 0 < limit < len(split) else 0
+        if (name, limit) not in self._tensors:
+            images, labels = _training_tensors(split, limit)
+            self._tensors[name, limit] = images.to(self.device), labels.to(self.device)
+        return self._tensors[name, limit]
+
+    def train(self, limit: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training images and labels: all, or the fixed random subset of ``limit`` (0: all)."""
+        return self._split("train", self.dataset.train, limit)
+
+    def test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._split("test", self.dataset.test, 0)
 
 
 def _is_channels_last(model: torch.nn.Module) -> bool:
@@ -254,24 +265,27 @@ class _RunTrainer:
     def __init__(
         self,
         config: RunConfig,
-        dataset: Dataset,
+        data: DeviceData,
         writer: RunWriter,
-        device: torch.device,
         on_progress: ProgressCallback | None,
         stop: threading.Event | None,
         run_index: int,
         n_runs: int,
     ) -> None:
         self.config = config
-        self.dataset = dataset
+        self.data = data
+        self.dataset = data.dataset
+        self.device = data.device
         self.writer = writer
-        self.device = device
         self.on_progress = on_progress or (lambda progress: None)
         self.stop = stop or threading.Event()
         self.run_index = run_index
         self.n_runs = n_runs
         self.metrics: list[dict[str, Any]] = []
-        self.snapshots: list[torch.Tensor] = []
+        self.snapshot_epochs: list[int] = []
+        self.snapshot_features: list[torch.Tensor] = []
+        self.snapshot_directions: list[torch.Tensor | None] = []
+        self.snapshot_accuracy: list[float] = []
         self.last_test: dict[str, torch.Tensor] | None = None  # the test embedding of the current weights
 
     def _report(self, epoch: int, step: int, steps: int, **extra: Any) -> None:
@@ -295,13 +309,14 @@ class _RunTrainer:
         if config.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model, self.head = model.to(device), head.to(device)
-        train_x, train_y = device_tensors(dataset.train, config.train_limit, device)
-        self.test_x = device_tensors(dataset.test, 0, device)[0]
+        train_x, train_y = self.data.train(config.train_limit)
+        self.test_x = self.data.test()[0]
         memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.snapshot_idx = snapshot_indices(len(dataset.test), config.snapshot_points)
         generator = torch.Generator().manual_seed(config.seed)
         steps = len(_batches(len(train_y), config.batch_size, torch.Generator().manual_seed(0)))
         head.plan(config.epochs * steps)
+        self._record_epoch_zero()
         params = [p for p in (*model.parameters(), *head.parameters()) if p.requires_grad]
         optimizer, schedule = _make_optimizer(config, params, config.epochs * steps)
         max_grad_norm = head.max_grad_norm()
@@ -348,6 +363,33 @@ class _RunTrainer:
             self._end_epoch(epoch, steps, seen, loss_sum, term_sums, correct, epoch_seconds, schedule)
         return self._finish("finished", f"trained {config.epochs} epochs", train_seconds, images_seen)
 
+    def _record_epoch_zero(self) -> None:
+        """The snapshot subset before the first step. Only the subset is embedded (not the whole test set
+        as after each epoch): its accuracy is the untrained model's, at chance, and a full pass would
+        cost as much as one epoch's evaluation."""
+        subset = embed(self.model, self.head, self.test_x[self.snapshot_idx.to(self.test_x.device)], self.device)
+        labels = self.dataset.test.labels[self.snapshot_idx]
+        accuracy = float((subset["logits"].argmax(1) == labels).float().mean()) if len(labels) else 0.0
+        self._snapshot(0, subset["features"], accuracy)
+
+    def _snapshot(self, epoch: int, features: torch.Tensor, test_acc: float) -> None:
+        """Add epoch ``epoch``'s subset features, class directions and accuracy, and rewrite the file."""
+        directions = self.head.class_directions()
+        self.snapshot_epochs.append(epoch)
+        self.snapshot_features.append(features)
+        self.snapshot_directions.append(None if directions is None else directions.detach().float().cpu().clone())
+        self.snapshot_accuracy.append(test_acc)
+        has_directions = all(d is not None for d in self.snapshot_directions)
+        self.writer.save_snapshots(
+            RunSnapshots(
+                indices=self.snapshot_idx,
+                features=torch.stack(self.snapshot_features),
+                epochs=torch.tensor(self.snapshot_epochs, dtype=torch.long),
+                class_directions=torch.stack(self.snapshot_directions) if has_directions else None,
+                test_acc=torch.tensor(self.snapshot_accuracy, dtype=torch.float32),
+            )
+        )
+
     def _end_epoch(
         self,
         epoch: int,
@@ -373,9 +415,8 @@ class _RunTrainer:
         }
         self.metrics.append(record)
         snapshot = test["features"][self.snapshot_idx]
-        self.snapshots.append(snapshot)
         self.writer.write_metrics(self.metrics)
-        self.writer.save_snapshots({"indices": self.snapshot_idx, "features": torch.stack(self.snapshots)})
+        self._snapshot(epoch, snapshot, test_acc)
         self.writer.set_status(
             "running", message=f"epoch {epoch} of {self.config.epochs}", epoch=epoch, test_acc=test_acc
         )
@@ -392,16 +433,16 @@ class _RunTrainer:
         """Save weights and final features, then the status; a stopped run keeps what it learned."""
         test = self.last_test or embed(self.model, self.head, self.test_x, self.device)  # no step since: reuse
         labels = self.dataset.test.labels
-        features = {
-            "test_features": test["features"],
-            "test_labels": labels,
-            "test_logits": test["logits"],
-            "snapshot_indices": self.snapshot_idx,
-            "penultimate": test["penultimate"][self.snapshot_idx],
-        }
         directions = self.head.class_directions()
-        if directions is not None:
-            features["class_directions"] = directions.float()
+        features = RunFeatures(
+            test_features=test["features"],
+            test_labels=labels,
+            test_logits=test["logits"],
+            snapshot_indices=self.snapshot_idx,
+            penultimate=test["penultimate"][self.snapshot_idx],
+            class_directions=None if directions is None else directions.detach().float(),
+            snapshot_images=self.dataset.test.images[self.snapshot_idx],
+        )
         self.writer.save_weights(self.model, self.head)
         self.writer.save_features(features)
         test_acc = float((test["logits"].argmax(1) == labels).float().mean())
@@ -421,6 +462,7 @@ def train_run(
     store: RunStore,
     *,
     dataset: Dataset | None = None,
+    data: DeviceData | None = None,
     on_progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     run_index: int = 0,
@@ -428,22 +470,51 @@ def train_run(
     owner: str = "",
 ) -> RunRecord:
     """Train one run and return its record; divergence and errors end up in the record's status.
-    ``owner`` identifies the app session that started it (empty for the CLI)."""
+
+    ``data`` is the dataset already on the config's device (shared with other runs); without it the run
+    puts ``dataset`` (loaded from the config when None) on the device itself. ``owner`` identifies the app
+    session that started it (empty for the CLI)."""
     config.validate()
     device = resolve_device(config.device)
-    dataset = dataset or load_dataset(config.dataset, config.data_root)
+    if data is None:
+        data = DeviceData(dataset or load_dataset(config.dataset, config.data_root), device)
+    elif data.dataset.name != config.dataset or data.device != device or dataset not in (None, data.dataset):
+        raise ValueError(
+            f"the shared data is {data.dataset.name} on {data.device}; this run trains on {config.dataset} on {device}"
+        )
     writer = store.create(config, owner=owner)
-    trainer = _RunTrainer(config, dataset, writer, device, on_progress, stop, run_index, n_runs)
+    trainer = _RunTrainer(config, data, writer, on_progress, stop, run_index, n_runs)
+    logger.info(
+        "run %s started: %s on %s, %s, %d-D, %d epochs, on %s in %s",
+        writer.run_id,
+        config.loss,
+        config.dataset,
+        config.model,
+        config.feat_dim,
+        config.epochs,
+        device,
+        writer.run_dir,
+    )
     try:
         status = trainer.run()
         message = ""
+        record = trainer.metrics[-1] if trainer.metrics else {}
+        logger.info(
+            "run %s %s after %d epochs, test accuracy %s",
+            writer.run_id,
+            status,
+            len(trainer.metrics),
+            f"{record['test_acc']:.4f}" if "test_acc" in record else "not measured",
+        )
     except Diverged as err:
         status = "diverged"
         message = f"{err}; try a lower learning rate than {config.lr:g}"
+        logger.warning("run %s diverged: %s", writer.run_id, message)
         writer.set_status(status, message=message, finished=time.time())
     except Exception as err:  # a failed run must not take the rest of the experiment down
         status = "failed"
         message = f"{type(err).__name__}: {err}"
+        logger.error("run %s failed: %s", writer.run_id, message, exc_info=True)
         writer.set_status(status, message=message, traceback=traceback.format_exc(), finished=time.time())
     trainer._report(len(trainer.metrics), 0, 1, status=status, message=message)
     return store.load(writer.run_id)
@@ -457,108 +528,30 @@ def train_experiment(
     stop: threading.Event | None = None,
     owner: str = "",
 ) -> list[RunRecord]:
-    """Train several configs in turn, loading each dataset once. Stops early when ``stop`` is set."""
+    """Train several configs in turn, loading each dataset once and putting it on each device once.
+    Stops early when ``stop`` is set."""
     for config in configs:
         config.validate()
         resolve_device(config.device)
     records = []
-    shared = _EXPERIMENT_DATA.set({})  # the runs share the data on the device, freed when the experiment ends
-    try:
-        for index, config in enumerate(configs):
-            if stop is not None and stop.is_set():
-                break
-            dataset = load_dataset(config.dataset, config.data_root)
-            records.append(
-                train_run(
-                    config,
-                    store,
-                    dataset=dataset,
-                    on_progress=on_progress,
-                    stop=stop,
-                    run_index=index,
-                    n_runs=len(configs),
-                    owner=owner,
-                )
+    shared: dict[tuple[str, str | None, str], DeviceData] = {}  # freed when the experiment ends
+    for index, config in enumerate(configs):
+        if stop is not None and stop.is_set():
+            break
+        device = resolve_device(config.device)
+        key = (config.dataset, config.data_root, str(device))
+        if key not in shared:
+            shared[key] = DeviceData(load_dataset(config.dataset, config.data_root), device)
+        records.append(
+            train_run(
+                config,
+                store,
+                data=shared[key],
+                on_progress=on_progress,
+                stop=stop,
+                run_index=index,
+                n_runs=len(configs),
+                owner=owner,
             )
-    finally:
-        _EXPERIMENT_DATA.reset(shared)
+        )
     return records
-
-
-class TrainingJob:
-    """An experiment training on a background thread. Thread-safe to poll from a UI.
-
-    Poll it with :meth:`snapshot`. ``records`` fills as runs end; ``error`` holds a message if the
-    job could not start (bad data, bad device).
-    """
-
-    def __init__(
-        self, configs: Sequence[RunConfig], store: RunStore, owner: str = "", on_done: Callable[[], None] | None = None
-    ) -> None:
-        self.configs = list(configs)
-        self.store = store
-        self.owner = owner
-        self.on_done = on_done
-        self.stop_event = threading.Event()
-        self.latest: dict[int, Progress] = {}
-        self.history: dict[int, list[dict[str, Any]]] = {}
-        self.previews: dict[int, Progress] = {}
-        self.records: list[RunRecord] = []
-        self.error: str | None = None
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._work, name="losslens-training", daemon=True)
-        self._finished = threading.Event()
-
-    def _on_progress(self, progress: Progress) -> None:
-        with self._lock:
-            self.latest[progress.run_index] = progress
-            if progress.metrics is not None:
-                self.history.setdefault(progress.run_index, []).append(progress.metrics)
-            if progress.snapshot is not None:
-                self.previews[progress.run_index] = progress
-
-    def _work(self) -> None:
-        try:
-            records = train_experiment(
-                self.configs, self.store, on_progress=self._on_progress, stop=self.stop_event, owner=self.owner
-            )
-            with self._lock:
-                self.records = records
-        except Exception as err:  # reported to the UI, which shows it
-            with self._lock:
-                self.error = f"{type(err).__name__}: {err}" if not isinstance(err, ValueError) else str(err)
-        finally:
-            self._finished.set()  # before on_done: it may start the next job, which counts running ones
-            if self.on_done is not None:
-                self.on_done()
-
-    def start(self) -> TrainingJob:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stop_event.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        """Started and not yet finished."""
-        return self._thread.is_alive() and not self._finished.is_set()
-
-    def snapshot(self) -> JobSnapshot:
-        """A consistent copy of the progress so far."""
-        with self._lock:
-            history = {k: list(v) for k, v in self.history.items()}
-            return JobSnapshot(dict(self.latest), history, dict(self.previews))
-
-
-@dataclasses.dataclass(frozen=True)
-class JobSnapshot:
-    """Per run index: the newest progress, the per-epoch metrics so far, and the newest progress
-    that carried a feature snapshot (for the live preview)."""
-
-    latest: dict[int, Progress]
-    history: dict[int, list[dict[str, Any]]]
-    previews: dict[int, Progress]

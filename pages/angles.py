@@ -8,15 +8,15 @@ import ui
 from lab import figures
 from lab.analysis import min_off_diagonal
 from losses.geometry import best_spacing_degrees
-from ui import layout, state
+from ui import health, layout, loaders, titles
 
 ui.run_inside_app()
 
 st.title("Angles")
-loaded = state.loaded_runs_or_stop()
+loaded = health.loaded_runs_or_stop()
 runs = [record for record, _ in loaded]
 
-dataset = state.dataset_of(runs[0])
+dataset = loaders.dataset_of(runs[0])
 feat_dim = runs[0].config.feat_dim
 best = best_spacing_degrees(dataset.n_classes, feat_dim)
 margin = st.slider(
@@ -34,10 +34,10 @@ st.caption(
 )
 
 for column, (record, arrays) in layout.grid(loaded):
-    stats = state.angle_stats(record, arrays)
-    numbers = state.summary(record, float(margin))
+    stats = loaders.angle_stats(record, arrays)
+    numbers = loaders.summary(record, float(margin))
     with column:
-        st.markdown(f"#### {state.loss_label(record)}")
+        st.markdown(f"#### {titles.loss_label(record)}")
         st.markdown(
             f"**{numbers['mean_within_class_angle']:.1f}°** mean within-class · "
             f"**{numbers['min_between_class_angle']:.1f}°** min between-class · "
@@ -46,8 +46,10 @@ for column, (record, arrays) in layout.grid(loaded):
             "smallest angle between two classes' mean directions. Beyond the margin: share of samples whose nearest "
             "other class direction is at least the margin farther away than their own.",
         )
-        st.plotly_chart(figures.own_vs_other_histogram(stats, "angle to class directions"), key=f"own-{record.run_id}")
-        st.plotly_chart(figures.pair_angle_histogram(stats, "pairwise angles"), key=f"pairs-{record.run_id}")
+        st.plotly_chart(
+            figures.angle_histogram(stats, "own_vs_other", "angle to class directions"), key=f"own-{record.run_id}"
+        )
+        st.plotly_chart(figures.angle_histogram(stats, "pairs", "pairwise angles"), key=f"pairs-{record.run_id}")
         st.plotly_chart(
             figures.direction_spacing(
                 stats.direction_angles,

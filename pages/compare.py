@@ -9,16 +9,16 @@ import streamlit as st
 import ui
 from lab import figures
 from lab.export import projector_bundle, run_zip
-from ui import cams, layout, state
+from ui import cams, health, layout, loaders, session, titles
 
 ui.run_inside_app()
 
 st.title("Compare")
-records = state.selected_runs(viewable_only=False)
-runs = [record for record, _ in state.loaded_runs_or_stop()]
+records = session.selected_runs(viewable_only=False)
+runs = [record for record, _ in health.loaded_runs_or_stop()]
 
 margin = 10.0
-dataset = state.dataset_of(runs[0])
+dataset = loaders.dataset_of(runs[0])
 probe = cams.pick_images(dataset.test.labels.numpy(), [], "random", cams.FAITHFULNESS_IMAGES, seed=0)
 with st.spinner("Scoring Grad-CAM faithfulness..."):
     faithfulness = {
@@ -27,9 +27,9 @@ with st.spinner("Scoring Grad-CAM faithfulness..."):
     }
 rows = []
 for record in records:
-    row = {"loss": state.loss_label(record), "status": record.state}
+    row = {"loss": titles.loss_label(record), "status": record.state}
     if record in runs:
-        numbers = state.summary(record, margin)
+        numbers = loaders.summary(record, margin)
         row |= {
             "test accuracy": numbers["test_acc"],
             "training time (s)": record.status.get("train_seconds"),
@@ -80,10 +80,10 @@ st.caption(
 )
 for column, record in layout.grid(runs, per_row=5):
     with column:
-        st.markdown(f"**{state.loss_label(record)}**")
+        st.markdown(f"**{titles.loss_label(record)}**")
         st.download_button(
             "Run (.zip)",
-            functools.partial(run_zip, state.run_store(), record.run_id),
+            functools.partial(run_zip, session.run_store(), record.run_id),
             f"{record.run_id}.zip",
             mime="application/zip",
             key=f"zip-{record.run_id}",
@@ -92,7 +92,7 @@ for column, record in layout.grid(runs, per_row=5):
         )
         st.download_button(
             "Projector (.zip)",
-            functools.partial(projector_bundle, state.run_store(), record.run_id, dataset),
+            functools.partial(projector_bundle, session.run_store(), record.run_id, dataset),
             f"{record.run_id}-projector.zip",
             mime="application/zip",
             key=f"proj-{record.run_id}",

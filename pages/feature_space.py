@@ -6,17 +6,17 @@ import streamlit as st
 
 import ui
 from lab import figures
-from ui import inspect, layout, state
+from ui import health, inspect, layout, loaders, titles
 
 ui.run_inside_app()
 
 st.title("Feature space")
-loaded = state.loaded_runs_or_stop()
+loaded = health.loaded_runs_or_stop()
 runs = [record for record, _ in loaded]
 
-dataset = state.dataset_of(runs[0])
+dataset = loaders.dataset_of(runs[0])
 feat_dim = runs[0].config.feat_dim
-epochs = min(arrays.snapshots.shape[0] for _, arrays in loaded)
+epochs = min(arrays.last_epoch for _, arrays in loaded)
 selected_points: list[int] = []
 
 if feat_dim in (2, 3):
@@ -48,13 +48,13 @@ if feat_dim in (2, 3):
     for column, (record, arrays) in layout.grid(loaded):
         labels = arrays.labels[arrays.snapshot_indices]
         fig = figures.feature_scatter(
-            arrays.snapshots[epoch - 1],
+            arrays.snapshot(epoch),
             labels,
             dataset.class_names,
             indices=arrays.snapshot_indices,
             directions=arrays.directions,
             normalised=view != "Raw features",
-            title=f"{state.loss_label(record)} · test accuracy {record.status.get('test_acc', 0):.1%}",
+            title=f"{titles.loss_label(record)} · test accuracy {record.status.get('test_acc', 0):.1%}",
             legend=False,
             height=360,
         )
@@ -81,7 +81,7 @@ source = source_col.segmented_control(
 )
 if method and source:
     with st.spinner(f"Computing {method}..."):
-        projections = [(record, arrays, *state.projection(record, source, method)) for record, arrays in loaded]
+        projections = [(record, arrays, *loaders.projection(record, source, method)) for record, arrays in loaded]
     for column, (record, arrays, coords, note) in layout.grid(projections):
         labels = arrays.labels[arrays.snapshot_indices]
         fig = figures.projection_scatter(
@@ -89,7 +89,7 @@ if method and source:
             labels,
             dataset.class_names,
             indices=arrays.snapshot_indices,
-            title=f"{state.loss_label(record)} · {note}",
+            title=f"{titles.loss_label(record)} · {note}",
             legend=False,
             height=340,
         )

@@ -8,15 +8,15 @@ import streamlit as st
 import ui
 from lab import gradcam
 from lab.uploads import ACCEPTED_FORMATS, UploadError, limits_text, load_upload
-from ui import cams, layout, state
+from ui import cams, health, layout, loaders, titles
 
 ui.run_inside_app()
 
 st.title("Grad-CAM")
-loaded = state.loaded_runs_or_stop()
+loaded = health.loaded_runs_or_stop()
 runs = [record for record, _ in loaded]
 
-dataset = state.dataset_of(runs[0])
+dataset = loaders.dataset_of(runs[0])
 class_names = dataset.class_names
 
 pick_col, method_col, target_col, view_col = st.columns(4)
@@ -105,7 +105,7 @@ width = max(len(loaded) + 1, 6)  # at least six columns, so a few losses do not 
 header = st.columns(width)
 header[0].markdown("**image**")
 for column, (record, _) in zip(header[1 : len(loaded) + 1], loaded, strict=True):
-    column.markdown(f"**{state.loss_label(record)}**")
+    column.markdown(f"**{titles.loss_label(record)}**")
 grid_cells = []
 for row, title in enumerate(row_titles):
     maps = [result.maps[row] for result in results]
@@ -140,7 +140,7 @@ st.caption(
 )
 if faithfulness:
     means = {
-        state.loss_label(record): float(np.mean(result.faithfulness))
+        titles.loss_label(record): float(np.mean(result.faithfulness))
         for (record, _), result in zip(loaded, results, strict=True)
     }
     random_mean = float(np.mean([np.mean(result.random_faithfulness) for result in results]))
@@ -149,7 +149,7 @@ if faithfulness:
         + " · ".join(f"{name} {value:+.3f}" for name, value in means.items())
         + f" · random maps {random_mean:+.3f}. Higher is more faithful."
     )
-png = gradcam.grid_png(grid_cells, row_titles, ["image", *[state.loss_label(r) for r, _ in loaded]])
+png = gradcam.grid_png(grid_cells, row_titles, ["image", *[titles.loss_label(r) for r, _ in loaded]])
 st.download_button(
     "Download the grid as PNG",
     png,

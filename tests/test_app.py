@@ -208,9 +208,9 @@ def test_train_page_trains_two_losses_and_lists_the_new_experiment(runs_dir):
     assert not app.exception and not app.error, [e.value for e in app.error]
     job_id = app.query_params["job"]
     job_id = job_id[0] if isinstance(job_id, list) else job_id
-    from ui import state
+    from ui import session
 
-    manager = state.job_manager()
+    manager = session.job_manager()
     job = manager.get(job_id, "testowner01")
     new_experiment = job.configs[0].experiment
     url_experiment = app.query_params["exp"]

@@ -9,6 +9,7 @@ import math
 import posixpath
 import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,12 +20,15 @@ from safetensors.torch import save_file
 
 import losses
 import models
-from lab import export
+from lab import export, runfiles
 from lab.config import RunConfig
 from lab.data import load_dataset
 from lab.restore import load_trained
 from lab.runstore import RunStore, RunStoreError
 from lab.trainer import train_run
+
+OLD_RUNS = Path(__file__).resolve().parent / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
+OLD_RUN = "example-digits-2d-softmax"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,7 @@ def _unzip(data: bytes) -> dict[str, bytes]:
 
 def _accuracy(model: torch.nn.Module, head: torch.nn.Module, split) -> float:
     with torch.no_grad():
-        return float((head.logits(model(split.normalised)).argmax(1) == split.labels).float().mean())
+        return float((head.logits(model(split.normalized)).argmax(1) == split.labels).float().mean())
 
 
 def test_run_zip_holds_the_run_files_and_a_readme(run):
@@ -128,7 +132,7 @@ def test_tensors_tsv_is_unit_vectors_one_per_line_without_a_header(run, bundle):
     vectors = np.array(rows)
     assert vectors.shape == (len(digits.test), record.config.feat_dim)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    features = store.load_features(record.run_id)["test_features"].double().numpy()
+    features = store.load_features(record.run_id).test_features.double().numpy()
     expected = features / np.linalg.norm(features, axis=1, keepdims=True)
     np.testing.assert_allclose(vectors, expected, atol=1e-6)
 
@@ -140,14 +144,14 @@ def test_metadata_tsv_has_a_header_and_one_row_per_vector(run, bundle):
     assert lines[0].split("\t") == list(export.METADATA_COLUMNS)
     rows = [dict(zip(export.METADATA_COLUMNS, line.split("\t"), strict=True)) for line in lines[1:]]
     saved = store.load_features(record.run_id)
-    predicted = saved["test_logits"].argmax(1).tolist()
+    predicted = saved.test_logits.argmax(1).tolist()
     assert [int(r["index"]) for r in rows] == list(range(len(digits.test)))
     assert [int(r["label"]) for r in rows] == digits.test.labels.tolist()
     assert [int(r["predicted"]) for r in rows] == predicted
     assert all(r["correct"] == ("true" if r["label"] == r["predicted"] else "false") for r in rows)
     assert {r["loss"] for r in rows} == {"softmax"}
     assert rows[0]["label_name"] == digits.class_names[int(rows[0]["label"])]
-    feature, direction = saved["test_features"][0].double(), saved["class_directions"][int(rows[0]["label"])].double()
+    feature, direction = saved.test_features[0].double(), saved.class_directions[int(rows[0]["label"])].double()
     angle = math.degrees(math.acos(float(feature @ direction / (feature.norm() * direction.norm()))))
     assert float(rows[0]["angle_to_own_class_deg"]) == pytest.approx(angle, abs=1e-3)
     assert all(0.0 <= float(r["angle_to_own_class_deg"]) <= 180.0 for r in rows)
@@ -187,27 +191,26 @@ def test_penultimate_tensor_covers_the_snapshot_subset(run, bundle):
     store, record, _ = run
     saved = store.load_features(record.run_id)
     rows = bundle["penultimate.tsv"].decode().splitlines()
-    assert len(rows) == len(saved["snapshot_indices"])
+    assert len(rows) == len(saved.snapshot_indices)
     np.testing.assert_allclose(
-        np.array([[float(v) for v in r.split("\t")] for r in rows]), saved["penultimate"], rtol=1e-6
+        np.array([[float(v) for v in r.split("\t")] for r in rows]), saved.penultimate, rtol=1e-6
     )
     metadata = bundle["penultimate_metadata.tsv"].decode().splitlines()
-    assert [int(line.split("\t")[0]) for line in metadata[1:]] == saved["snapshot_indices"].tolist()
+    assert [int(line.split("\t")[0]) for line in metadata[1:]] == saved.snapshot_indices.tolist()
 
 
 def test_without_class_directions_the_angle_is_to_the_class_mean(run, tmp_path):
     store, record, digits = run
     shutil.copytree(record.run_dir, tmp_path / record.run_id)
     copy = RunStore(tmp_path)
-    saved = copy.load_features(record.run_id)
-    del saved["class_directions"]
-    save_file(saved, str(tmp_path / record.run_id / "features.safetensors"))
+    saved = dataclasses.replace(copy.load_features(record.run_id), class_directions=None)
+    save_file(saved.to_tensors(), str(tmp_path / record.run_id / "features.safetensors"))
     files = _unzip(export.projector_bundle(copy, record.run_id, digits))
     folder = f"{record.run_id}-projector/"
     assert "mean normalised test feature" in files[folder + "README.txt"].decode()
     row = files[folder + "metadata.tsv"].decode().splitlines()[1].split("\t")
-    unit = torch.nn.functional.normalize(saved["test_features"].double(), dim=1)
-    mean = unit[saved["test_labels"] == int(row[1])].mean(0)
+    unit = torch.nn.functional.normalize(saved.test_features.double(), dim=1)
+    mean = unit[saved.test_labels == int(row[1])].mean(0)
     angle = math.degrees(math.acos(float(unit[0] @ mean / mean.norm())))
     assert float(row[5]) == pytest.approx(angle, abs=1e-3)
 
@@ -216,3 +219,15 @@ def test_projector_bundle_refuses_a_different_dataset(run):
     store, record, digits = run
     with pytest.raises(RunStoreError, match="trained on digits"):
         export.projector_bundle(store, record.run_id, dataclasses.replace(digits, name="mnist"))
+
+
+def test_a_run_folder_written_by_an_earlier_version_exports(tmp_path):
+    shutil.copytree(OLD_RUNS, tmp_path, dirs_exist_ok=True)
+    store = RunStore(tmp_path)
+    files = _unzip(export.run_zip(store, OLD_RUN))
+    assert set(files) == {f"{OLD_RUN}/{name}" for name in (*runfiles.FILES, "README.txt")}
+    readme = files[f"{OLD_RUN}/README.txt"].decode()
+    assert all(runfiles.FILES[name] in " ".join(readme.split()) for name in runfiles.FILES)
+    bundle = _unzip(export.projector_bundle(store, OLD_RUN, load_dataset("digits")))
+    metadata = bundle[f"{OLD_RUN}-projector/metadata.tsv"].decode().splitlines()
+    assert len(metadata) == 1 + 360 and "class direction" in bundle[f"{OLD_RUN}-projector/README.txt"].decode()

@@ -35,7 +35,7 @@ def trained(run):
     """A freshly loaded model and head, so no test sees what another did to them."""
     store, record, digits = run
     model, head = load_trained(store, record, digits)
-    return model, head, digits.test.normalised[:N_IMAGES], digits.test.labels[:N_IMAGES].numpy()
+    return model, head, digits.test.normalized[:N_IMAGES], digits.test.labels[:N_IMAGES].numpy()
 
 
 def _hooks(module: torch.nn.Module) -> int:

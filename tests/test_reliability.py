@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from lab.trainer import train_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
+OLD_RUNS = ROOT / "tests" / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
 OWNER = "reliabilityowner"
 EXPERIMENT = "reliability-exp"
 
@@ -150,7 +152,7 @@ def test_training_killed_hard_leaves_finished_runs_intact_and_marks_the_other_in
     finished, interrupted = records
     assert finished.error is None and interrupted.error is None
     model, head = load_trained(store, finished)
-    assert store.load_features(finished.run_id)["test_features"].shape[1] == 2
+    assert store.load_features(finished.run_id).test_features.shape[1] == 2
     assert "ended before it finished" in interrupted.status["message"]
     for path in tmp_path.rglob("*"):  # nothing half-written is left behind
         assert not path.name.endswith(".tmp"), path
@@ -328,3 +330,24 @@ def test_limits_and_runs_folder_size_are_shown_and_an_experiment_can_be_deleted(
     app.button(key="confirm_delete").click().run()
     assert not app.exception
     assert EXPERIMENT not in RunStore(app_runs).experiments()
+
+
+def test_a_run_folder_written_by_an_earlier_version_shows_in_the_app(tmp_path, monkeypatch):
+    shutil.copytree(OLD_RUNS, tmp_path, dirs_exist_ok=True)
+    monkeypatch.setenv("LOSSLENS_RUNS_DIR", str(tmp_path))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        app = AppTest.from_file(APP, default_timeout=180)
+        app.query_params["u"] = OWNER
+        app.query_params["exp"] = "example-digits-2d"
+        app.run()
+        assert not app.exception and not app.error, [e.value for e in app.exception] + [e.value for e in app.error]
+        titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in app.get("plotly_chart")]
+        assert "softmax · test accuracy 95.8%" in titles
+        app.slider(key="feature_epoch").set_value(1).run()  # its snapshots start at epoch 1
+        assert not app.exception
+        assert app.slider(key="feature_epoch").value == 1
+    finally:
+        st.cache_resource.clear()  # the run store singleton points at this test's folder
+        st.cache_data.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -9,11 +10,26 @@ import torch
 
 from lab.config import RunConfig
 from lab.data import load_dataset
+from lab.jobs import TrainingJob
 from lab.restore import load_trained
 from lab.runstore import RunStore
-from lab.trainer import TrainingJob, train_experiment, train_run
+from lab.trainer import DeviceData, train_experiment, train_run
 
 QUICK = RunConfig(epochs=6, batch_size=64)
+
+
+@pytest.fixture
+def trainer_log(caplog):
+    """The trainer's log records, also when a program has set its loggers not to propagate."""
+    logger = logging.getLogger("lab.trainer")
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # each record once, through caplog's handler
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 @pytest.fixture(scope="module")
@@ -37,22 +53,56 @@ def test_reloaded_weights_give_the_same_test_accuracy(trained):
     digits = load_dataset("digits")
     model, head = load_trained(store, record)
     with torch.inference_mode():
-        accuracy = float((head.logits(model(digits.test.normalised)).argmax(1) == digits.test.labels).float().mean())
+        accuracy = float((head.logits(model(digits.test.normalized)).argmax(1) == digits.test.labels).float().mean())
     assert accuracy == pytest.approx(record.status["test_acc"], abs=1e-6)
 
 
 def test_run_directory_holds_features_snapshots_and_penultimate(trained):
     store, record = trained
     features = store.load_features(record.run_id)
-    n_test = len(load_dataset("digits").test)
-    assert features["test_features"].shape == (n_test, 2)
-    assert features["test_logits"].shape == (n_test, 10)
-    assert features["class_directions"].shape == (10, 2)
-    subset = features["snapshot_indices"]
-    assert features["penultimate"].shape == (len(subset), 128)
+    digits = load_dataset("digits")
+    n_test = len(digits.test)
+    assert features.test_features.shape == (n_test, 2)
+    assert features.test_logits.shape == (n_test, 10)
+    assert features.class_directions.shape == (10, 2)
+    subset = features.snapshot_indices
+    assert features.penultimate.shape == (len(subset), 128)
+    assert torch.equal(features.snapshot_images, digits.test.images[subset])  # the run needs no dataset to show them
     snapshots = store.load_snapshots(record.run_id)
-    assert snapshots["features"].shape == (QUICK.epochs, len(subset), 2)
-    assert torch.allclose(snapshots["features"][-1], features["test_features"][subset], atol=1e-5)
+    snapshots.check_subset(features, record.run_id)
+    assert snapshots.features.shape == (QUICK.epochs + 1, len(subset), 2)
+    assert torch.allclose(snapshots.features[-1], features.test_features[subset], atol=1e-5)
+
+
+def test_snapshots_start_before_training_with_each_epochs_directions_and_accuracy(trained):
+    store, record = trained
+    snapshots = store.load_snapshots(record.run_id)
+    assert snapshots.epochs.tolist() == list(range(QUICK.epochs + 1))
+    assert snapshots.class_directions.shape == (QUICK.epochs + 1, 10, 2)
+    assert torch.equal(snapshots.class_directions[-1], store.load_features(record.run_id).class_directions)
+    assert not torch.allclose(snapshots.class_directions[0], snapshots.class_directions[-1])  # they moved
+    assert not torch.allclose(snapshots.features[0], snapshots.features[1])
+    accuracy = snapshots.test_acc.tolist()
+    assert accuracy[1:] == pytest.approx([m["test_acc"] for m in record.metrics])
+    assert accuracy[0] < 0.5 < accuracy[-1]  # untrained: about chance
+
+
+def test_a_run_trains_the_same_on_shared_device_data_as_on_its_own(tmp_path):
+    config = RunConfig(epochs=1, train_limit=256)
+    alone = train_run(config, RunStore(tmp_path / "a"))
+    data = DeviceData(load_dataset("digits"), "cpu")
+    shared = train_run(config, RunStore(tmp_path / "b"), data=data)
+    again = train_run(config, RunStore(tmp_path / "c"), data=data)
+    strip = lambda metrics: [{k: v for k, v in m.items() if k not in ("seconds", "images_per_second")} for m in metrics]
+    assert strip(alone.metrics) == strip(shared.metrics) == strip(again.metrics)
+    assert data.train(256)[0] is data.train(256)[0]  # made once, then shared
+
+
+def test_device_data_of_another_dataset_is_refused(tmp_path):
+    data = DeviceData(load_dataset("digits"), "cpu")
+    with pytest.raises(ValueError, match="the shared data is digits on cpu; this run trains on mnist"):
+        train_run(RunConfig(dataset="mnist", epochs=1), RunStore(tmp_path), data=data)
+    assert not any(tmp_path.iterdir())  # refused before a run folder was made
 
 
 def test_same_config_gives_the_same_metrics(tmp_path):
@@ -79,7 +129,7 @@ def test_stop_event_ends_the_run_as_stopped_and_keeps_its_weights(tmp_path):
     assert calls[-1].status == "stopped"
 
 
-def test_a_failing_run_does_not_stop_the_next_one(tmp_path, monkeypatch):
+def test_a_failing_run_does_not_stop_the_next_one(tmp_path, monkeypatch, trainer_log):
     from losses.softmax import SoftmaxHead
 
     original = SoftmaxHead.forward
@@ -96,6 +146,28 @@ def test_a_failing_run_does_not_stop_the_next_one(tmp_path, monkeypatch):
     assert first.state == "diverged" and "epoch 1, step 3" in first.status["message"]
     assert "lower learning rate" in first.status["message"]
     assert second.state == "finished"
+    logged = [(r.levelname, r.getMessage()) for r in trainer_log.records]
+    assert ("WARNING", f"run {first.run_id} diverged: {first.status['message']}") in logged
+    assert any(
+        level == "INFO" and text.startswith(f"run {second.run_id} started: softmax on digits") for level, text in logged
+    )
+    assert any(
+        level == "INFO" and text.startswith(f"run {second.run_id} finished after 1 epochs") for level, text in logged
+    )
+
+
+def test_a_failed_run_is_logged_with_its_traceback(tmp_path, monkeypatch, trainer_log):
+    from losses.softmax import SoftmaxHead
+
+    def broken(self, features, labels):
+        raise RuntimeError("broken head")
+
+    monkeypatch.setattr(SoftmaxHead, "forward", broken)
+    record = train_run(RunConfig(epochs=1), RunStore(tmp_path))
+    assert record.state == "failed" and record.status["message"] == "RuntimeError: broken head"
+    (failure,) = [r for r in trainer_log.records if r.levelname == "ERROR"]
+    assert failure.getMessage() == f"run {record.run_id} failed: RuntimeError: broken head"
+    assert failure.exc_info and "broken head" in str(failure.exc_info[1])
 
 
 def test_training_job_runs_in_the_background_and_reports_progress(tmp_path):

@@ -66,4 +66,5 @@ def test_an_experiment_prepares_its_data_once_and_evaluates_once_per_epoch(tmp_p
     records = train_experiment(configs, RunStore(tmp_path))
     assert [r.state for r in records] == ["finished"] * 3
     assert len(prepared) == 2  # the training and the test split, once for all three runs
-    assert len(embedded) == 3 * 2  # one evaluation per epoch; the final features reuse the last one
+    # per run: the snapshot subset before training, then one evaluation per epoch; the final features reuse the last
+    assert len(embedded) == 3 * (1 + 2)

@@ -10,10 +10,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lab.data import normalise
+from lab.data import normalize
 from lab.gradcam import CamResult, compute_cams, resolve_targets
-from lab.runstore import RunRecord, RunStore
-from ui import state
+from lab.runstore import RunRecord
+from ui import loaders
 
 IMAGE_MODES = ("random", "by class", "misclassified", "upload")
 FAITHFULNESS_IMAGES = 8
@@ -42,7 +42,8 @@ def pick_images(
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _cams(
-    key: tuple,
+    _record: RunRecord,
+    key: tuple[str, float],
     images: np.ndarray,
     labels: np.ndarray | None,
     method: str,
@@ -50,10 +51,9 @@ def _cams(
     chosen_class: int | None,
     faithfulness: bool,
 ) -> CamResult:
-    record = RunStore(key[0]).load(key[1])
-    model, head, lock = state.trained_model(record)
-    dataset = state.dataset_of(record)
-    normalised = normalise(torch.from_numpy(images), dataset.train.mean, dataset.train.std)
+    model, head, lock = loaders.trained_model(_record)
+    dataset = loaders.dataset_of(_record)
+    normalised = normalize(torch.from_numpy(images), dataset.train.mean, dataset.train.std)
     with lock:
         with torch.inference_mode():
             logits = head.logits(model(normalised))
@@ -71,4 +71,4 @@ def cams(
     faithfulness: bool = True,
 ) -> CamResult:
     """CAMs of ``images`` (uint8 N x C x H x W) under ``record``'s model, cached."""
-    return _cams(state.cache_key(record), images, labels, method, mode, chosen_class, faithfulness)
+    return _cams(record, loaders.cache_key(record), images, labels, method, mode, chosen_class, faithfulness)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from lab import gradcam
 from lab.data import Dataset
-from ui import cams, layout, state
+from ui import cams, layout, session, titles
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -19,14 +19,14 @@ def image_panel(loaded: list, dataset: Dataset, selected: list[int]) -> None:
     """Show one test image under every loss; ``selected`` are image indices clicked in the charts."""
     st.subheader("Inspect an image")
     if selected:
-        st.session_state["inspect_index"] = int(selected[-1])
+        st.session_state[session.INSPECT_INDEX] = int(selected[-1])
     index = int(
         st.number_input(
             "Test image index",
             0,
             len(dataset.test) - 1,
-            int(st.session_state.get("inspect_index", 0)),
-            key="inspect_index",
+            int(st.session_state.get(session.INSPECT_INDEX, 0)),
+            key=session.INSPECT_INDEX,
             help="Click a point in a 2-D chart above, or type an index.",
         )
     )
@@ -49,7 +49,7 @@ def image_panel(loaded: list, dataset: Dataset, selected: list[int]) -> None:
         column.image(
             layout.crisp(gradcam.overlay(pixels[0], result.maps[0], vmax, vmin=vmin)),
             width="stretch",
-            caption=f"{state.loss_label(record)}: {dataset.class_names[predicted]} "
+            caption=f"{titles.loss_label(record)}: {dataset.class_names[predicted]} "
             f"({probabilities[predicted]:.0%}, {verdict})",
         )
     st.caption("Grad-CAM of each loss's predicted class, one colour scale across the row.")

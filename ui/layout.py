@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from lab.figures import class_colours
+from lab.images import enlarge, whole_factor
 
 Item = TypeVar("Item")
 PER_ROW = 3
@@ -48,5 +49,4 @@ def class_legend(class_names: Sequence[str]) -> None:
 def crisp(image: np.ndarray, min_side: int = 160) -> np.ndarray:
     """An H x W x 3 image enlarged by a whole factor with nearest-neighbour, so 8x8 digits stay sharp
     in the browser instead of being smoothed."""
-    factor = max(1, -(-min_side // image.shape[0]))
-    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+    return enlarge(image, whole_factor(image.shape[0], image.shape[1], min_side))

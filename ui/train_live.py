@@ -12,23 +12,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lab import figures
-from lab.data import DATASET_CLASSES, FASHION_CLASSES, MNIST_CLASSES
-from lab.jobs import JobManager
-from lab.trainer import Progress, TrainingJob
-from ui import state
+from lab import datasets, figures
+from lab.jobs import JobManager, TrainingJob
+from lab.trainer import Progress
+from ui import session
 
 PROGRESS_SECONDS = 1.0  # progress bars and the queue position
 CHARTS_SECONDS = 3.0  # the plotly curves and previews, which cost the server and the browser far more
 
 
 def _class_names(job: TrainingJob) -> tuple[str, ...]:
-    dataset = job.configs[0].dataset
-    if dataset == "fashion-mnist":
-        return FASHION_CLASSES
-    if dataset in ("digits", "mnist"):
-        return MNIST_CLASSES
-    return tuple(str(i) for i in range(DATASET_CLASSES[dataset]))
+    return datasets.info(job.configs[0].dataset).class_names
 
 
 def _progress_text(progress: Progress | None) -> str:
@@ -45,7 +39,7 @@ def _draw_progress(manager: JobManager, job_id: str, owner: str) -> None:
     job = manager.get(job_id, owner)
     phase = manager.state(job_id)
     latest = job.snapshot().latest
-    if latest and state.pending_experiment() == job.configs[0].experiment:
+    if latest and session.pending_experiment() == job.configs[0].experiment:
         st.rerun()  # its first run reports progress, so its folder exists: a full rerun lets the sidebar show it
     if phase == "queued":
         st.info(
@@ -79,8 +73,7 @@ def _draw_progress(manager: JobManager, job_id: str, owner: str) -> None:
             st.success(message + " Open **Feature space** to compare them.", icon=":material/check_circle:")
         else:
             st.warning(message + " The sidebar says what happened to each run.", icon=":material/warning:")
-        if not st.session_state.get(f"seen-done-{job_id}"):
-            st.session_state[f"seen-done-{job_id}"] = True
+        if session.first_view_when_done(job_id):
             st.rerun()  # a full rerun, so the sidebar lists the new runs and the charts draw their last epoch
 
 

@@ -1,0 +1,158 @@
+"""Cached loading and analysis of runs for the pages; nothing here draws.
+
+Every loader takes the run's record unhashed (``_record``) with :func:`cache_key`, the run folder and the
+time of its last status change, as what Streamlit hashes: a run that changes gets new entries, and no
+loader rebuilds a record from disk. Run files are read with ``st.cache_data``; trained models are kept
+with ``st.cache_resource`` together with a lock (Grad-CAM hooks mutate the model); projections also
+persist to disk, so a restarted app does not pay for UMAP again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+import streamlit as st
+
+from lab import analysis
+from lab.data import Dataset, load_dataset
+from lab.restore import load_trained
+from lab.runstore import RunRecord, RunStore, RunStoreError, require_config
+
+
+def cache_key(record: RunRecord) -> tuple[str, float]:
+    """Identifies a run's current files: its folder and the time of its last status change."""
+    return str(record.run_dir), float(record.status.get("updated", 0.0))
+
+
+def _store_of(record: RunRecord) -> RunStore:
+    return RunStore(record.run_dir.parent)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunArrays:
+    """What the pages draw for one run, as numpy arrays (see :mod:`lab.runfiles` for the shapes)."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    logits: np.ndarray
+    directions: np.ndarray | None
+    snapshot_indices: np.ndarray
+    penultimate: np.ndarray
+    snapshot_images: np.ndarray | None  # None for runs written before runs stored their images
+    snapshots: np.ndarray  # one row per stored epoch, numbered by snapshot_epochs
+    snapshot_epochs: np.ndarray  # from 0 (before training), or from 1 for older runs
+    snapshot_directions: np.ndarray | None  # per stored epoch, where stored
+    snapshot_accuracy: np.ndarray | None  # per stored epoch, where stored
+
+    @property
+    def last_epoch(self) -> int:
+        return int(self.snapshot_epochs[-1]) if len(self.snapshot_epochs) else 0
+
+    def snapshot(self, epoch: int) -> np.ndarray:
+        """The snapshot subset's features after ``epoch`` (0: before training, where stored)."""
+        rows = np.flatnonzero(self.snapshot_epochs == epoch)
+        if not len(rows):
+            raise KeyError(f"epoch {epoch} is not among the stored epochs {self.snapshot_epochs.tolist()}")
+        return self.snapshots[rows[0]]
+
+
+def _numpy(tensor) -> np.ndarray | None:
+    return None if tensor is None else tensor.numpy()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _run_arrays(_record: RunRecord, key: tuple[str, float]) -> RunArrays:
+    store = _store_of(_record)
+    features = store.load_features(_record.run_id)
+    snapshots = store.load_snapshots(_record.run_id)
+    snapshots.check_subset(features, _record.run_id)
+    return RunArrays(
+        features=features.test_features.numpy(),
+        labels=features.test_labels.numpy(),
+        logits=features.test_logits.numpy(),
+        directions=_numpy(features.class_directions),
+        snapshot_indices=features.snapshot_indices.numpy(),
+        penultimate=features.penultimate.numpy(),
+        snapshot_images=_numpy(features.snapshot_images),
+        snapshots=snapshots.features.numpy(),
+        snapshot_epochs=snapshots.epochs.numpy(),
+        snapshot_directions=_numpy(snapshots.class_directions),
+        snapshot_accuracy=_numpy(snapshots.test_acc),
+    )
+
+
+def run_arrays(record: RunRecord) -> RunArrays:
+    return _run_arrays(record, cache_key(record))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def dataset_for(name: str, data_root: str | None) -> Dataset:
+    return load_dataset(name, data_root)
+
+
+def dataset_of(record: RunRecord) -> Dataset:
+    config = require_config(record)
+    return dataset_for(config.dataset, config.data_root)
+
+
+@st.cache_resource(show_spinner=False, max_entries=24)
+def _trained(_record: RunRecord, key: tuple[str, float]) -> tuple:
+    model, head = load_trained(_store_of(_record), _record, dataset_of(_record))
+    return model, head, threading.Lock()
+
+
+def trained_model(record: RunRecord) -> tuple:
+    """(model, head, lock) of a finished run, loaded once; hold the lock while using hooks."""
+    return _trained(record, cache_key(record))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _weights_problem(_record: RunRecord, key: tuple[str, float]) -> str | None:
+    try:
+        _trained(_record, key)
+    except (RunStoreError, ValueError, KeyError, RuntimeError) as err:
+        return str(err)
+    return None
+
+
+def weights_problem(record: RunRecord) -> str | None:
+    """Why this run's weights cannot be used, or None; they are rebuilt into the model to be sure."""
+    return _weights_problem(record, cache_key(record))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _angle_stats(_arrays: RunArrays, key: tuple[str, float]) -> analysis.AngleStats:
+    return analysis.angle_stats(_arrays.features, _arrays.labels, _arrays.logits.shape[1], _arrays.directions)
+
+
+def angle_stats(record: RunRecord, arrays: RunArrays) -> analysis.AngleStats:
+    """Angle statistics of ``record``'s test features (``arrays`` are its :func:`run_arrays`)."""
+    return _angle_stats(arrays, cache_key(record))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _summary(_record: RunRecord, key: tuple[str, float], margin_deg: float) -> dict[str, float]:
+    arrays = run_arrays(_record)
+    return analysis.summary(arrays.features, arrays.labels, arrays.logits, arrays.directions, margin_deg)
+
+
+def summary(record: RunRecord, margin_deg: float = 10.0) -> dict[str, float]:
+    return _summary(record, cache_key(record), margin_deg)
+
+
+@st.cache_data(show_spinner=False, max_entries=64, persist="disk")
+def _projection(_record: RunRecord, key: tuple[str, float], source: str, method: str) -> tuple[np.ndarray, str]:
+    arrays = run_arrays(_record)
+    data = arrays.penultimate if source == "penultimate" else arrays.features[arrays.snapshot_indices]
+    if method == "PCA":
+        coords, ratio = analysis.pca(data, 2)
+        return coords, f"PC1 {ratio[0]:.0%} · PC2 {ratio[1]:.0%} of variance"
+    metric = "cosine" if source == "features" else "euclidean"
+    return analysis.umap(data, 2, metric=metric), f"UMAP ({metric})"
+
+
+def projection(record: RunRecord, source: str, method: str) -> tuple[np.ndarray, str]:
+    """2-D PCA or UMAP of the snapshot subset's features or penultimate activations."""
+    return _projection(record, cache_key(record), source, method)
