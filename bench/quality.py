@@ -1,21 +1,25 @@
 """Quality: what each loss does to the features, and the check that every default trains.
 
-    python -m bench.quality                  # every loss, 2-D and 3-D, 3 seeds, on Fashion-MNIST and digits
+    python -m bench.quality                  # every loss, 2-D and 3-D, 3 seeds, on digits and Fashion-MNIST
     python -m bench.quality --quick          # two losses, 1 seed, digits, 1 epoch (CI)
     python -m bench.quality --datasets digits --seeds 5
+    python -m bench.quality --losses softmax,amc --variant amc:pair_labels=prediction
 
 For every registered loss (with its default hyperparameters), feature dimension and seed, one run
-with the default settings except the dataset (and, on Fashion-MNIST, the epochs and training subset
-given below), all losses with the same epochs. Reported per loss and dimension, over seeds: test
-accuracy (mean and standard deviation), mean within-class angle and minimum between-class angle
-(degrees, from ``lab.analysis.summary``: angle of a test feature to its class's mean direction, and
-the smallest angle between two classes' mean directions). A run that diverges or fails is counted
-and shown; its seed is left out of the means.
+with the default settings except the dataset; on the 28x28 datasets the runs train on a fixed
+subset of ``--train-limit`` images (8,000 by default, so that the whole table fits in well under an
+hour on two CPU cores) and test on the full test set. All rows train for the same, default, number
+of epochs. Reported per row and dimension, over seeds: test accuracy (mean and standard
+deviation), mean within-class angle and minimum between-class angle (degrees, from
+``lab.analysis.summary``: angle of a test feature to its class's mean direction, and the smallest
+angle between two classes' mean directions). A run that diverges or fails is counted and shown; its
+seed is left out of the means.
 
 Each table also has a reference row, ``softmax-no-bias``: L-Softmax with m = 1 and no annealing,
 which is exactly cross-entropy on bias-free logits W f. L-Softmax, SphereFace, CosFace and ArcFace
 have no bias either, so in 2-D they classify by the feature's angle alone; the reference row
 separates what the missing bias costs from what each margin costs (``--no-reference`` drops it).
+``--variant LOSS:NAME=VALUE[,NAME=VALUE]`` adds a row for a loss with other hyperparameters.
 """
 
 from __future__ import annotations
@@ -34,9 +38,10 @@ from lab.runstore import RunStore
 from lab.trainer import train_experiment
 
 # Rows that are not a registered loss with its defaults: label -> (loss, hyperparameters).
-REFERENCE_ROWS: dict[str, tuple[str, dict[str, float]]] = {
+REFERENCE_ROWS: dict[str, tuple[str, dict[str, object]]] = {
     "softmax-no-bias": ("lsoftmax", {"margin": 1, "base": 0.0, "lambda_min": 0.0}),
 }
+SMALL_DATASETS = ("digits",)  # trained on in full; the others on a subset of --train-limit images
 
 
 @dataclasses.dataclass
@@ -48,26 +53,73 @@ class Cell:
     problems: list[str] = dataclasses.field(default_factory=list)
 
 
+def parse_variant(text: str) -> tuple[str, tuple[str, dict[str, object]]]:
+    """``LOSS:NAME=VALUE[,NAME=VALUE]`` as a row label and (loss, hyperparameters), validated."""
+    loss, _, settings = text.partition(":")
+    params: dict[str, object] = {}
+    for item in filter(None, settings.split(",")):
+        name, equals, value = item.partition("=")
+        if not equals:
+            raise SystemExit(f"--variant {text!r}: write it as LOSS:NAME=VALUE[,NAME=VALUE]")
+        params[name.strip()] = value.strip()
+    try:
+        losses.make_params(loss, params)
+    except losses.HparamError as err:
+        raise SystemExit(f"--variant {text!r}: {err}") from None
+    return text, (loss, params)
+
+
 def evaluate(store: RunStore, record) -> tuple[float, float, float]:
-    features = {k: v.numpy() for k, v in store.load_features(record.run_id).items()}
+    features = store.load_features(record.run_id)
+    directions = features.class_directions
     numbers = analysis.summary(
-        features["test_features"], features["test_labels"], features["test_logits"], features.get("class_directions")
+        features.test_features.numpy(),
+        features.test_labels.numpy(),
+        features.test_logits.numpy(),
+        None if directions is None else directions.numpy(),
     )
     return numbers["test_acc"], numbers["mean_within_class_angle"], numbers["min_between_class_angle"]
 
 
+def table_rows(cells: dict[str, Cell], seeds: int) -> list[list[str]]:
+    rows = []
+    for label, cell in cells.items():
+        problems = "; ".join(cell.problems)
+        label = f"{label} (reference)" if label in REFERENCE_ROWS else label
+        if not cell.accuracies:
+            rows.append([label, "-", "-", "-", "-", f"0/{seeds} ({problems})"])
+            continue
+        rows.append(
+            [
+                label,
+                f"{np.mean(cell.accuracies):.3f} ± {spread(cell.accuracies):.3f}",
+                f"{np.mean(cell.within):.1f} ± {spread(cell.within):.1f}",
+                f"{np.mean(cell.between):.1f} ± {spread(cell.between):.1f}",
+                f"{median(cell.seconds):.1f}",
+                f"{len(cell.accuracies)}/{seeds}" + (f" ({problems})" if problems else ""),
+            ]
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> Report:
     parse = parser(__doc__.splitlines()[0])
-    parse.add_argument("--datasets", default="fashion-mnist,digits", help="comma-separated (default %(default)s)")
+    parse.add_argument("--datasets", default="digits,fashion-mnist", help="comma-separated (default %(default)s)")
     parse.add_argument("--losses", default="", help="comma-separated (default: every registered loss)")
     parse.add_argument("--dims", default="2,3", help="feature dimensions (default %(default)s)")
     parse.add_argument("--seeds", type=int, default=3, help="seeds per cell (default %(default)s)")
-    parse.add_argument("--fashion-epochs", type=int, default=5, help="epochs on Fashion-MNIST (default %(default)s)")
     parse.add_argument(
-        "--fashion-train-limit",
+        "--train-limit",
         type=int,
-        default=10000,
-        help="training images on Fashion-MNIST, 0 for all (default %(default)s)",
+        default=8000,
+        help="training images on the 28x28 datasets, 0 for all (default %(default)s)",
+    )
+    parse.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LOSS:NAME=VALUE[,...]",
+        help="an extra row: a loss with other hyperparameters (repeatable)",
     )
     parse.add_argument("--no-reference", action="store_true", help="leave out the softmax-no-bias row")
     args = parse.parse_args(argv)
@@ -78,17 +130,18 @@ def main(argv: list[str] | None = None) -> Report:
     seeds = args.seeds
     if args.quick:
         names, datasets, dims, seeds = names[:2] if not args.losses else names, ["digits"], dims[:1], 1
-    rows_to_train = {name: (name, {}) for name in names}
+    rows_to_train: dict[str, tuple[str, dict[str, object]]] = {name: (name, {}) for name in names}
+    rows_to_train.update(parse_variant(text) for text in args.variant)
     if not args.no_reference:
         rows_to_train.update(REFERENCE_ROWS)
+    epochs = 1 if args.quick else RunConfig().epochs
     report = Report(
         "quality",
         args,
         device,
         f"rows {', '.join(rows_to_train)}; dims {dims}; {seeds} seeds; datasets {', '.join(datasets)}; "
-        f"digits: defaults "
-        f"({RunConfig().epochs} epochs{', 1 epoch (quick)' if args.quick else ''}); Fashion-MNIST: "
-        f"{args.fashion_epochs} epochs on {args.fashion_train_limit or 'all'} training images, full test set",
+        f"{epochs} epochs (the default{', quick' if args.quick else ''}); 28x28 datasets on "
+        f"{args.train_limit or 'all'} training images, full test set",
     )
     report.figures_in_markdown = False  # RESULTS.md gets the tables below instead of one line per figure
     store = RunStore(tempfile.mkdtemp(prefix="losslens-bench-"))
@@ -98,11 +151,9 @@ def main(argv: list[str] | None = None) -> Report:
         except DatasetError as err:
             report.note(f"{dataset}: skipped ({err})")
             continue
-        base = RunConfig(dataset=dataset, device=args.device)
-        if dataset != "digits":
-            base = base.replace(epochs=args.fashion_epochs, train_limit=args.fashion_train_limit)
-        if args.quick:
-            base = base.replace(epochs=1)
+        base = RunConfig(dataset=dataset, device=args.device, epochs=epochs)
+        if dataset not in SMALL_DATASETS:
+            base = base.replace(train_limit=args.train_limit)
         for dim in dims:
             cells = {label: Cell() for label in rows_to_train}
             for seed in range(seeds):
@@ -120,30 +171,13 @@ def main(argv: list[str] | None = None) -> Report:
                     cell.within.append(within)
                     cell.between.append(between)
                     cell.seconds.append(float(record.status.get("train_seconds", float("nan"))))
-            rows = []
-            for name, cell in cells.items():
-                problems = "; ".join(cell.problems)
-                label = f"{name} (reference)" if name in REFERENCE_ROWS else name
-                if cell.accuracies:
-                    rows.append(
-                        [
-                            label,
-                            f"{np.mean(cell.accuracies):.3f} ± {spread(cell.accuracies):.3f}",
-                            f"{np.mean(cell.within):.1f} ± {spread(cell.within):.1f}",
-                            f"{np.mean(cell.between):.1f} ± {spread(cell.between):.1f}",
-                            f"{median(cell.seconds):.1f}",
-                            f"{len(cell.accuracies)}/{seeds}" + (f" ({problems})" if problems else ""),
-                        ]
-                    )
-                else:
-                    rows.append([label, "-", "-", "-", "-", f"0/{seeds} ({problems})"])
             report.table(
                 f"{dataset}, {dim}-D features",
                 ["loss", "test accuracy", "within-class angle °", "min between-class angle °", "train s", "seeds ok"],
-                rows,
+                table_rows(cells, seeds),
             )
-            for name, cell in cells.items():
-                prefix = f"{dataset}/{dim}d/{name}"
+            for label, cell in cells.items():
+                prefix = f"{dataset}/{dim}d/{label}"
                 if not cell.accuracies:
                     report.figure(f"{prefix}/test_acc", "no finished run", note="; ".join(cell.problems))
                     continue

@@ -2,7 +2,8 @@
 ``losses.available()`` lists them with their summaries and defaults.
 
 One module per loss; each registers itself with :func:`losses.registry.register` when imported
-below, so adding a loss means adding a module and one import line.
+below, so adding a loss means adding a module, its table in ``losses/about.toml`` (what the app
+shows about it) and one import line.
 """
 
 from losses.base import HparamError, HparamSpec, LossHead

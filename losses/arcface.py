@@ -20,20 +20,11 @@ rad = 28.6 degrees leaves 3.7 degrees; in 3-D (alpha = 66.1 degrees) it leaves 1
 Defaults: m = 0.25 rad (14.3 degrees), s = 4 and a warm-up over half the run, instead of the
 paper's m = 0.5 and s = 64. With 10 classes in 2-D the margin leaves samples a 10.8-degree cone
 around their class direction. As for CosFace (see ``losses.cosface``), a large s is what breaks
-2-D heads: on digits the paper's settings reached 22% test accuracy with a 2-D head (96% with a
-3-D head). The defaults also clip the gradient norm to 1 (``grad_clip``), for the reason given in
-``losses.cosface``: without it ArcFace reached 86.9 +- 2.4% on digits in 2-D, with it 93.5 +- 2.0%
-(softmax: 95.6%), and 75.6% against softmax's 82.5% on Fashion-MNIST in 2-D, where every bias-free
-head trails (softmax without a bias: 78.4%; bench/RESULTS.md, quality, 3 seeds). On 3-D heads it is
-within a point of softmax.
+2-D heads, and the defaults clip the gradient norm of each step to 1 (``grad_clip``) for the reason
+given there. Measurements: bench/RESULTS.md, quality.
 
 Paper: Deng, Guo, Xue, Zafeiriou, "ArcFace: Additive Angular Margin Loss for Deep Face
 Recognition", CVPR 2019, https://arxiv.org/abs/1801.07698
-
-What to look for in the plots: as for CosFace, look at the normalised (circle/sphere) view.
-Classes gather into tight arcs around their class directions with gaps of about m between
-neighbouring classes' edges; because the margin is a constant angle, the gaps look equally wide
-everywhere on the circle, which is ArcFace's geometric selling point over CosFace.
 """
 
 from __future__ import annotations
@@ -56,11 +47,6 @@ class ArcFaceParams(AdditiveMarginParams):
 @register
 class ArcFaceHead(AdditiveMarginHead):
     name = "arcface"
-    summary = "Normalised features and weights; a margin m (radians) added to the target angle, times a scale s."
-    paper = (
-        "Deng, Guo, Xue, Zafeiriou, ArcFace: Additive Angular Margin Loss for Deep Face Recognition, CVPR 2019. "
-        "https://arxiv.org/abs/1801.07698"
-    )
     Params = ArcFaceParams
 
     def target_cosine(self, cosine: torch.Tensor, margin: float) -> torch.Tensor:

@@ -1,11 +1,21 @@
 """What every loss head shares: the head contract, hyperparameter declarations and their validation.
 
-A loss head owns its classifier (weights, bias, margins, centres) and any state. The model only
+A loss head owns its classifier (weights, bias, margins, centers) and any state. The model only
 produces features; the head turns them into a training loss and into inference logits:
 
+    head.plan(total_steps)                  # once, before training: the run's optimizer steps
     total, terms = head(features, labels)   # terms: named scalars for plotting, e.g. {"ce": .., "opl": ..}
     logits = head.logits(features)          # inference logits, never margin-modified
-    directions = head.class_directions()    # K x D class weight vectors or centres to draw, or None
+    directions = head.class_directions()    # K x D class weight vectors or centers to draw, or None
+
+**One training-mode forward is one optimizer step.** Heads with running state (step counters of
+schedules, the centers of center loss and LMD) advance it in every forward made in training mode,
+so call the head once per optimizer step in training mode, and in eval mode for anything else
+(evaluation, probing, plotting). An eval-mode forward never changes the state. Keeping the update
+in the forward, where the batch's features already are, keeps the contract one call per step.
+
+Features are cast to the dtype of the head's parameters, so a float64 head computes in float64
+and a float32 head in float32 whatever it is fed (half-precision features are promoted).
 
 Hyperparameters are a frozen dataclass per loss whose fields are declared with :func:`hparam`, so
 the UI, the CLI and the validator all read the same names, defaults, ranges and help texts.
@@ -15,11 +25,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
+
+UNPLANNED_STEPS = 1000
+NORM_FLOOR_SHARE = 0.1
+NORM_EPS = 1e-12
+
+Terms = tuple[Tensor, dict[str, Tensor]]  # a head's loss and its named parts
 
 
 class HparamError(ValueError):
@@ -139,39 +156,108 @@ def validate_hparams(loss_name: str, params_cls: type, values: dict[str, Any] | 
     return params
 
 
-class LossHead(nn.Module):
-    """Base of every loss head: subclasses set ``name``, ``summary`` (one line), ``paper`` (citation
-    with link), ``Params`` and implement :meth:`forward` and :meth:`logits`. The module docstring
-    holds the formula and what to look for in the plots (the app's Learn page shows it).
+def with_defaults(params_cls: type, name: str, **defaults: Any) -> type:
+    """A frozen subclass of the Params dataclass ``params_cls`` named ``name`` whose fields keep their
+    declarations (help, range) but take new ``defaults``: for losses that share settings and differ only
+    in their values."""
+    unknown = set(defaults) - {field.name for field in dataclasses.fields(params_cls)}
+    if unknown:
+        raise TypeError(f"{params_cls.__name__} has no field {', '.join(sorted(unknown))}")
+    fields = [
+        (field.name, field.type, dataclasses.field(default=defaults[field.name], metadata=field.metadata))
+        for field in dataclasses.fields(params_cls)
+        if field.name in defaults
+    ]
+    doc = f"{params_cls.__name__} with the defaults " + ", ".join(f"{k} = {v!r}" for k, v in defaults.items())
+    derived = dataclasses.make_dataclass(name, fields, bases=(params_cls,), frozen=True, namespace={"__doc__": doc})
+    derived.__module__ = params_cls.__module__
+    return derived
 
-    Subclasses keep learned tensors as parameters and running state (centres, step counters) as
-    buffers, so ``state_dict()`` saves and restores everything with the run.
+
+def normalize(features: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit length, with a floor on the length that keeps gradients bounded.
+
+    The gradient of f / |f| grows as 1 / |f|: about 1e11 for a feature of length 1e-11, enough for
+    one sample near the origin (common with 2-D heads) to decide a whole step. Rows shorter than
+    ``NORM_FLOOR_SHARE`` (a tenth) of the batch's mean row length are divided by that floor instead,
+    so they come out shorter than 1 and their gradient is at most ten times that of a row of mean
+    length. Rows above the floor, and so every test against the papers' formulas, are unchanged; a
+    zero row stays zero (cosine 0 with everything), as with ``F.normalize``.
+    """
+    lengths = torch.linalg.vector_norm(features, dim=1, keepdim=True)
+    floor = (NORM_FLOOR_SHARE * lengths.mean()).detach().clamp(min=NORM_EPS)
+    return features / lengths.clamp(min=floor)
+
+
+class LossHead(nn.Module):
+    """Base of every loss head. Subclasses declare ``name`` (the registry key), ``Params`` (the
+    hyperparameter dataclass), ``bias`` (whether the classifier has a bias) and ``scheduled``
+    (whether the head keeps a step counter for a schedule), and implement :meth:`forward` (and
+    :meth:`logits` when it is not the plain classifier).
+
+    What the app shows about a loss is text for students, kept in ``losses/about.toml`` and attached
+    by ``losses.registry.register``: ``title`` (the loss's name as its paper writes it, e.g.
+    "L-Softmax"), ``summary`` (one line for menus), ``paper`` (citation with link),
+    ``formula_latex`` (the training loss as LaTeX) and ``lesson`` (a few plain sentences on what the
+    loss asks of the features and what to look for in the plots). The module docstring is for
+    developers.
+
+    The head owns a ``classifier`` (``Linear`` from the features to the classes). Learned tensors are
+    parameters and running state (centers, step counters) buffers, so ``state_dict()`` saves and
+    restores everything with the run. ``renamed_state`` maps buffer names of older runs to the
+    current ones and ``added_state`` lists buffers older runs lack, so that their files still load.
     """
 
     name: ClassVar[str]
+    title: ClassVar[str]
     summary: ClassVar[str]
     paper: ClassVar[str]
+    formula_latex: ClassVar[str]
+    lesson: ClassVar[str]
     Params: ClassVar[type]
+    bias: ClassVar[bool] = True
+    scheduled: ClassVar[bool] = False
+    renamed_state: ClassVar[Mapping[str, str]] = {}
+    added_state: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, feat_dim: int, n_classes: int, params: Any) -> None:
         super().__init__()
         self.feat_dim = feat_dim
         self.n_classes = n_classes
         self.params = params
+        self.classifier = nn.Linear(feat_dim, n_classes, bias=self.bias)
+        if self.scheduled:
+            self.register_buffer("step", torch.zeros((), dtype=torch.long))
+            self.register_buffer("planned_steps", torch.tensor(UNPLANNED_STEPS, dtype=torch.long))
+        self.register_load_state_dict_pre_hook(LossHead._upgrade_state)
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
+    def cast(self, features: torch.Tensor) -> torch.Tensor:
+        """``features`` in the dtype of the head's parameters."""
+        return features.to(self.classifier.weight.dtype)
+
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """Inference logits (no margin), used for accuracy, predictions and Grad-CAM targets."""
-        raise NotImplementedError
+        return self.classifier(self.cast(features))
 
     def class_directions(self) -> torch.Tensor | None:
-        """K x D vectors to draw as class directions (weights or centres), or None."""
-        return None
+        """K x D vectors to draw as class directions (weights or centers), or None."""
+        return self.classifier.weight.detach()
 
     def plan(self, total_steps: int) -> None:
-        """Told the run's planned number of optimiser steps before training (for annealing)."""
+        """Told the run's planned number of optimizer steps T before training; schedules are
+        expressed against it. A scheduled head used without ``plan`` assumes ``UNPLANNED_STEPS``."""
+        if self.scheduled:
+            self.planned_steps.fill_(max(int(total_steps), 1))
+
+    def advance(self) -> float:
+        """Count this forward as an optimizer step when training (t is incremented before use, so the
+        first batch has t = 1) and return the progress t / T."""
+        if self.training:
+            self.step += 1
+        return max(int(self.step), 1) / int(self.planned_steps)
 
     def max_grad_norm(self) -> float | None:
         """The largest gradient norm (model and head together) this loss wants per step, or None for
@@ -184,34 +270,35 @@ class LossHead(nn.Module):
         when these settings cannot be met in this feature dimension."""
         return []
 
+    @staticmethod
+    def _upgrade_state(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+        for old, new in module.renamed_state.items():
+            if prefix + old in state_dict and prefix + new not in state_dict:
+                state_dict[prefix + new] = state_dict.pop(prefix + old)
+        for name in module.added_state:
+            state_dict.setdefault(prefix + name, getattr(module, name))
+
 
 class CrossEntropyPlusHead(LossHead):
     """A linear classifier with bias trained by cross-entropy plus ``weight`` times a feature term.
 
-    Subclasses implement :meth:`feature_term`, returning the term's value and its named parts.
-    Params must have a ``weight`` field (lambda).
+    Subclasses implement :meth:`feature_term`, returning the term's value and its named parts, and
+    may override :meth:`term_weight` for a schedule. Params must have a ``weight`` field (lambda).
     """
 
-    term_name: ClassVar[str]
-
-    def __init__(self, feat_dim: int, n_classes: int, params: Any) -> None:
-        super().__init__(feat_dim, n_classes, params)
-        self.classifier = nn.Linear(feat_dim, n_classes)
-
-    def feature_term(
-        self, features: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def feature_term(self, features: Tensor, labels: Tensor, logits: Tensor) -> Terms:
+        """The term added to cross-entropy (reported under the loss's ``name``) and its named parts, from
+        the features, the labels and the classifier's logits."""
         raise NotImplementedError
 
+    def term_weight(self) -> float:
+        """lambda for this training step."""
+        return self.params.weight
+
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        features = features.float()
-        ce = F.cross_entropy(self.classifier(features), labels)
-        value, parts = self.feature_term(features, labels)
-        total = ce + self.params.weight * value
-        return total, {"ce": ce, self.term_name: value, **parts}
-
-    def logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(features.float())
-
-    def class_directions(self) -> torch.Tensor:
-        return self.classifier.weight.detach()
+        features = self.cast(features)
+        logits = self.classifier(features)
+        ce = F.cross_entropy(logits, labels)
+        value, parts = self.feature_term(features, labels, logits)
+        total = ce + self.term_weight() * value
+        return total, {"ce": ce, self.name: value, **parts}

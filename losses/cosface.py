@@ -4,7 +4,7 @@
     z_j = s cos theta_j   (j != y),      z_y = s (cos theta_y - m)
     L = CE(z, y);    inference logits: s cos theta_j, never the margin.
 
-Features and class weights are both normalised, so every logit is a scaled cosine and the decision
+Features and class weights are both normalized, so every logit is a scaled cosine and the decision
 rule is purely angular; the scale s sets how sharp the softmax is. The margin m is in cosine units.
 With K classes at the best spacing alpha (``losses.geometry``) even a sample exactly on its class
 direction needs 1 - m > cos alpha, so m < 1 - cos alpha: 0.191 for 10 classes in 2-D, 0.596 in 3-D.
@@ -19,31 +19,22 @@ their class direction with 10 classes in 2-D. On 2-D heads the scale matters eve
 margin: the gradient reaching the network grows as s/|f|, this app's BatchNorm features are about
 unit length (a 512-D BatchNorm face embedding has |f| ~ 22), and on a circle classes can only
 change places by passing through each other or through the origin, where a large s makes every
-step violent. On digits with a 2-D head and no margin, s = 16 reached 43% test accuracy and s = 2-4
-about 90-94%; on a 3-D head even the paper's m = 0.35, s = 64 reached 98.6%. s = 4 is close to
+step violent; large scales failed to train 2-D heads on digits, s = 2-4 did. s = 4 is close to
 AdaCos's fixed scale sqrt(2) ln(K - 1) = 3.1 for 10 classes. With s = 4 a sample lying on its class
 direction gets at most about 40% probability in 2-D, so the loss stays near 1 even when every
 sample is classified right: compare accuracies and pictures, not loss values.
 
 The defaults also clip the gradient norm of each step to 1 (``grad_clip``; the trainer asks the
-head through ``max_grad_norm``). Normalising the features makes their gradient grow as 1/|f|, and
-a sample near the origin of a 2-D head can throw the whole network around in one step. Without
-clipping this loss reached 83.3 +- 9.7% on digits in 2-D (softmax: 95.6%), and neither margin 0 nor
-other scales or warm-ups did better (83-89%); with it, 94.4 +- 1.3% (bench/RESULTS.md, quality, 3
-seeds). On Fashion-MNIST in 2-D it reaches 73.7% against softmax's 82.5%: every head without a bias
-(L-Softmax, SphereFace, CosFace, ArcFace: 74-77%) splits the plane into sectors around the origin, so
-in 2-D it classifies by one number, the angle, where softmax's bias lets it use the radius too;
-plain softmax without a bias reaches 78.4% there, and scales 8 or 16 did no better (75% and 73%,
-one seed). On 3-D heads it is within a point of softmax.
+head through ``max_grad_norm``). Normalizing the features makes their gradient grow as 1/|f|, and
+a sample near the origin of a 2-D head can throw the whole network around in one step; without
+clipping, 2-D runs on digits were erratic from seed to seed, and no margin, scale or warm-up fixed
+that. The training loss also floors the feature length it divides by (``losses.base.normalize``).
+Like every head without a bias, a 2-D CosFace head classifies by angle alone (the feasibility
+warning says so). Measurements: bench/RESULTS.md, quality.
 
 Papers: Wang, Wang, Zhou, Ji, Gong, Zhou, Li, Liu, "CosFace: Large Margin Cosine Loss for Deep
 Face Recognition", CVPR 2018, https://arxiv.org/abs/1801.09414; Wang, Cheng, Liu, Liu, "Additive
 Margin Softmax for Face Verification", IEEE SPL 2018, https://arxiv.org/abs/1801.05599
-
-What to look for in the plots: only direction matters, so look at the normalised (circle/sphere)
-view. Classes gather into tight angular clusters around their class directions, with gaps between
-neighbours; the class directions themselves spread out evenly. Raw feature norms carry no meaning
-for this loss. Raising m widens the gaps until, past 1 - cos alpha, the loss can no longer fall.
 """
 
 from __future__ import annotations
@@ -66,11 +57,6 @@ class CosFaceParams(AdditiveMarginParams):
 @register
 class CosFaceHead(AdditiveMarginHead):
     name = "cosface"
-    summary = "Normalised features and weights; the target cosine minus a margin m, times a scale s."
-    paper = (
-        "Wang et al., CosFace: Large Margin Cosine Loss for Deep Face Recognition, CVPR 2018. "
-        "https://arxiv.org/abs/1801.09414"
-    )
     Params = CosFaceParams
 
     def target_cosine(self, cosine: torch.Tensor, margin: float) -> torch.Tensor:

@@ -1,10 +1,10 @@
-"""Large Margin Discriminative loss (LMD): cross-entropy plus compactness, boundary margin and a regulariser.
+"""Large Margin Discriminative loss (LMD): cross-entropy plus compactness, boundary margin and a regularizer.
 
 For each class c present in the batch, with batch mean m_c of its features:
 
     mu_c = m_c                                   the first time class c is seen
     mu_c = (1 - rho) * m_c + rho * sg(mu_c')     afterwards ("partial momentum"; sg = stop-gradient,
-                                                 mu_c' = the stored centre, updated to sg(mu_c))
+                                                 mu_c' = the stored center, updated to sg(mu_c))
     L_var    = mean_c mean_{i in c} [ ||f_i - mu_c|| - delta_var ]_+^2       (compactness)
     d_cj     = (z_c(m_c) - z_j(m_c)) / ||W_c - W_j||,   z = W x + b       (signed distance of m_c
                                                                             to the c-vs-j boundary)
@@ -12,36 +12,27 @@ For each class c present in the batch, with batch mean m_c of its features:
     L_reg    = mean_c ||mu_c||
     L = CE(W f + b, y) + lambda * (alpha * L_var + beta * L_margin + gamma * L_reg)
 
-The stored centres move only in training mode; gradients reach the current batch's share
+The stored centers move only in training mode; gradients reach the current batch's share
 (1 - rho) * m_c, never the stored state. Keep delta_dist > delta_var: a sample within delta_var of
-its centre, whose centre lies delta_dist beyond every boundary, is then classified correctly.
+its center, whose center lies delta_dist beyond every boundary, is then classified correctly.
 
 Defaults, in this app's feature units. delta_var and delta_dist are distances in feature space, so
 the paper's values (0.5 and 6.0, on a 30-d ResNet bottleneck, 200 epochs) do not carry over. This
-app's feature layer ends in BatchNorm; after softmax training on digits (15 epochs) the 2-D / 3-D
-features have norms around 7, samples lie a median 1.2 / 1.3 from their class mean, and class means
-lie a median 2.4 / 3.2 from their closest decision boundary. With LMD the compactness term pins the
-spread near delta_var and the reachable boundary distance is then about 3-4 times that in 2-D. The
-defaults delta_var = 0.5 and delta_dist = 2.0 are chosen so both terms stay active but can be met:
-on digits 2-D, LMD ends with samples a median 0.49 from their class mean and class means a median
-1.8 from their closest boundary (half the classes beyond delta_dist). The paper's delta_dist = 6.0
-is out of reach here: no class mean gets beyond about 4, and the margin term stays near 4 to the
-end of the run instead of falling towards 0.
+app's feature layer ends in BatchNorm, and after softmax training on digits samples lie about 1.2
+from their class mean and class means 2-3 from their closest decision boundary. With LMD the
+compactness term pins the spread near delta_var, and the reachable boundary distance is then about
+3-4 times that in 2-D. delta_var = 0.5 and delta_dist = 2.0 keep both terms active and within
+reach; the paper's delta_dist = 6.0 is out of reach here, and its margin term would stay near its
+starting value for the whole run instead of falling towards 0.
 
-Momentum: rho = 0.9 rather than the paper's 0.99. Runs here last a few hundred steps, not tens of
-thousands; with rho = 0.99 the stored centre remembers ~100 steps, lags far behind features that
-are still moving, and the compactness term drags them back (digits 2-D: 0.94 test accuracy with
-0.99 against 0.97 with 0.9). The other weights are the paper's: alpha = beta = 1, gamma = 0.001,
-lambda = 1.
+Momentum rho = 0.9 rather than the paper's 0.99: runs here last a few hundred steps, not tens of
+thousands, and with rho = 0.99 the stored center remembers ~100 steps, lags behind features that
+are still moving, and the compactness term drags them back, which cost accuracy on digits. The
+other weights are the paper's: alpha = beta = 1, gamma = 0.001, lambda = 1. Measurements behind
+these choices: bench/RESULTS.md.
 
 Paper: Nguyen, Gamboa, Zhang, Chhaibi, Gratton, Giaccone, "Large Margin Discriminative Loss for
 Classification", arXiv 2024, https://arxiv.org/abs/2405.18499
-
-What to look for in the plots: instead of softmax's long radial wedges, classes become tight round
-blobs (radius about delta_var) whose centres sit away from every decision boundary of the linear
-classifier, with empty corridors between classes. Because the classifier has a bias, a class can own
-a bounded region, so in 2-D some blobs sit in an inner ring near the origin. Distances, not only
-directions, matter here: look at the raw features, not the normalised ones.
 """
 
 from __future__ import annotations
@@ -49,9 +40,10 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from torch import Tensor
 
-from losses._classwise import class_means
-from losses.base import CrossEntropyPlusHead, HparamError, hparam
+from losses._classwise import CenterTrackingHead, class_means
+from losses.base import HparamError, Terms, hparam
 from losses.registry import register
 
 WEIGHT_DIFF_EPS = 1e-12
@@ -60,7 +52,7 @@ WEIGHT_DIFF_EPS = 1e-12
 @dataclasses.dataclass(frozen=True)
 class LMDParams:
     delta_var: float = hparam(
-        0.5, "compactness radius: samples closer than this to their centre are not pulled", low=0.0
+        0.5, "compactness radius: samples closer than this to their center are not pulled", low=0.0
     )
     delta_dist: float = hparam(
         2.0,
@@ -69,11 +61,11 @@ class LMDParams:
         low_inclusive=False,
     )
     momentum: float = hparam(
-        0.9, "rho: share of the stored centre kept in each update (0 = batch mean only)", low=0.0, high=1.0
+        0.9, "rho: share of the stored center kept in each update (0 = batch mean only)", low=0.0, high=1.0
     )
     alpha: float = hparam(1.0, "weight of the compactness term", low=0.0)
     beta: float = hparam(1.0, "weight of the margin term", low=0.0)
-    reg: float = hparam(0.001, "gamma: weight of the centre-norm regulariser", low=0.0)
+    reg: float = hparam(0.001, "gamma: weight of the center-norm regularizer", low=0.0)
     weight: float = hparam(
         1.0, "lambda: weight of the whole discriminative term added to cross-entropy", low=0.0, high=100.0
     )
@@ -95,32 +87,23 @@ def boundary_distances(points: torch.Tensor, weight: torch.Tensor, bias: torch.T
 
 
 @register
-class LMDHead(CrossEntropyPlusHead):
+class LMDHead(CenterTrackingHead):
     name = "lmd"
-    summary = "Cross-entropy + compact classes around momentum centres, each a margin away from its closest boundary."
-    paper = (
-        "Nguyen, Gamboa, Zhang, Chhaibi, Gratton, Giaccone, Large Margin Discriminative Loss for Classification, "
-        "arXiv 2024. https://arxiv.org/abs/2405.18499"
-    )
     Params = LMDParams
-    term_name = "lmd"
 
     def __init__(self, feat_dim: int, n_classes: int, params: LMDParams) -> None:
         super().__init__(feat_dim, n_classes, params)
-        self.register_buffer("centres", torch.zeros(n_classes, feat_dim))
         self.register_buffer("seen", torch.zeros(n_classes, dtype=torch.bool))
 
-    def feature_term(
-        self, features: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def feature_term(self, features: Tensor, labels: Tensor, logits: Tensor) -> Terms:
         rho = self.params.momentum
         batch_means, counts = class_means(features, labels, self.n_classes)
         present = counts > 0
         n_present = present.sum()
-        stored = self.centres.detach()
-        centres = torch.where(self.seen.unsqueeze(1), (1.0 - rho) * batch_means + rho * stored, batch_means)
+        stored = self.centers.detach()
+        centers = torch.where(self.seen.unsqueeze(1), (1.0 - rho) * batch_means + rho * stored, batch_means)
 
-        distance = torch.linalg.vector_norm(features - centres[labels], dim=1)
+        distance = torch.linalg.vector_norm(features - centers[labels], dim=1)
         hinge = (distance - self.params.delta_var).clamp(min=0.0).square()
         per_class_var, _ = class_means(hinge.unsqueeze(1), labels, self.n_classes)
         var_term = per_class_var.sum() / n_present
@@ -130,10 +113,10 @@ class LMDHead(CrossEntropyPlusHead):
         closest_gap = gaps.min(dim=1).values
         margin_term = ((self.params.delta_dist - closest_gap).clamp(min=0.0) * present).sum() / n_present
 
-        reg_term = (torch.linalg.vector_norm(centres, dim=1) * present).sum() / n_present
+        reg_term = (torch.linalg.vector_norm(centers, dim=1) * present).sum() / n_present
 
         if self.training:
-            self.centres = torch.where(present.unsqueeze(1), centres.detach(), stored)
+            self.centers = torch.where(present.unsqueeze(1), centers.detach(), stored)
             self.seen = self.seen | present
 
         p = self.params

@@ -26,57 +26,27 @@ Defaults: m = 2, lambda falling from 1000 to 1 by 40% of the run (gamma = 0.55, 
 official shape) and lambda_min = 1, so the second half of the run trains on half plain logit, half
 psi. The paper's m = 4 asks 2-D features to sit within 7.2 degrees of their class, which a small CNN
 trained for a few epochs does not manage (the feasibility warning says so); m = 2 with this floor
-leaves about 14 degrees. Measured (bench/RESULTS.md, quality, 3 seeds): on digits it matches
-softmax with 2-D and 3-D heads (95.7% / 98.7% against 95.6% / 98.5%) and on Fashion-MNIST with a
-3-D head it is within a point (85.7% / 86.6%); on Fashion-MNIST with a 2-D head it reaches 74.9%
-against softmax's 82.5%. Without a bias a 2-D classifier can only use the feature's angle: plain
-softmax without a bias (m = 1, base = 0) reaches 78.4% there, and the margin costs the rest. The
-pure m = 2 (lambda_min = 0) draws thinner rays but cost 5-6 points of accuracy on a short
-Fashion-MNIST run.
+leaves about 14 degrees. The pure m = 2 (lambda_min = 0) draws thinner rays but cost accuracy on
+Fashion-MNIST. Without a bias a 2-D classifier can only use the feature's angle, which costs
+accuracy on data whose classes overlap in angle (the feasibility warning says so); the quality
+benchmark's ``softmax-no-bias`` row (m = 1, base = 0) separates that cost from the margin's.
+Measurements: bench/RESULTS.md, quality.
 
 Paper: Liu, Wen, Yu, Yang, "Large-Margin Softmax Loss for Convolutional Neural Networks", ICML 2016,
 https://arxiv.org/abs/1612.02295
-
-What to look for in the plots: compared with softmax, each class shrinks into a thin ray along its
-weight vector (drawn as the class direction) with empty angular gaps between neighbouring rays;
-raising m thins the rays. Feature norms still grow with confidence, so the rays are long. Watch the
-``softmax_share`` curve (lambda / (1 + lambda)): the rays only narrow once it has fallen towards 0.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
-from losses._angular import MultiplicativeMarginHead
-from losses.base import hparam
+from losses._angular import MultiplicativeMarginHead, MultiplicativeMarginParams
+from losses.base import with_defaults
 from losses.registry import register
-
-
-@dataclasses.dataclass(frozen=True)
-class LSoftmaxParams:
-    margin: int = hparam(2, "m: the target angle is multiplied by m (1 = softmax without bias)", low=1, high=6)
-    base: float = hparam(
-        1000.0, "lambda at the start of training; 0 turns the annealing off (lambda = lambda_min)", low=0.0, high=1e6
-    )
-    gamma: float = hparam(
-        0.55,
-        "decay rate of lambda per whole run: lambda = max(lambda_min, base (1 + gamma t/T)^-power)",
-        low=0.0,
-        high=1e6,
-    )
-    power: float = hparam(35.0, "exponent of the lambda decay", low=0.0, high=1000.0)
-    lambda_min: float = hparam(
-        1.0, "floor of lambda (0: pure L-Softmax at the end; official README: 5-10 for hard data)", low=0.0, high=1e6
-    )
 
 
 @register
 class LSoftmaxHead(MultiplicativeMarginHead):
     name = "lsoftmax"
-    summary = "Softmax without bias whose target logit needs m times the angle (thin rays), with lambda annealing."
-    paper = (
-        "Liu, Wen, Yu, Yang, Large-Margin Softmax Loss for Convolutional Neural Networks, ICML 2016. "
-        "https://arxiv.org/abs/1612.02295"
+    Params = with_defaults(
+        MultiplicativeMarginParams, "LSoftmaxParams", margin=2, gamma=0.55, power=35.0, lambda_min=1.0
     )
-    Params = LSoftmaxParams
-    normalise_weights = False
+    normalize_weights = False

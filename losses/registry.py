@@ -1,13 +1,27 @@
-"""The loss registry: every loss head registers itself by name with :func:`register`."""
+"""The loss registry: every loss head registers itself by name with :func:`register`, which also gives
+it what the app shows about it from ``losses/about.toml``."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from losses.base import HparamError, HparamSpec, LossHead, hparam_specs, validate_hparams
 
+ABOUT = Path(__file__).with_name("about.toml")
+ABOUT_FIELDS = ("title", "summary", "paper", "formula_latex", "lesson")
+
 _REGISTRY: dict[str, type[LossHead]] = {}
+
+
+@functools.cache
+def about_table() -> dict[str, dict[str, str]]:
+    """``losses/about.toml``: per loss name, the text the app shows about it (see :data:`ABOUT_FIELDS`)."""
+    with ABOUT.open("rb") as file:
+        return tomllib.load(file)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,9 +35,16 @@ class LossInfo:
 
 
 def register(cls: type[LossHead]) -> type[LossHead]:
-    """Class decorator: add a loss head to the registry under ``cls.name``."""
+    """Class decorator: add a loss head to the registry under ``cls.name``, with its ``title``,
+    ``summary``, ``paper``, ``formula_latex`` and ``lesson`` from its table in ``losses/about.toml``."""
     if cls.name in _REGISTRY:
         raise ValueError(f"loss {cls.name!r} is registered twice")
+    about = about_table().get(cls.name, {})
+    missing = [field for field in ABOUT_FIELDS if not str(about.get(field, "")).strip()]
+    if missing:
+        raise ValueError(f"loss {cls.name!r}: {ABOUT.name} has no {', '.join(missing)} for it")
+    for field in ABOUT_FIELDS:
+        setattr(cls, field, about[field])
     _REGISTRY[cls.name] = cls
     return cls
 

@@ -25,53 +25,24 @@ floor of 5 keeps five parts plain cosine to one part psi in the target, which so
 about the margin of a pure m = 2: samples meet it within 12.7 degrees of their class direction for
 10 classes in 2-D (24 degrees in 3-D). The pure A-Softmax of the paper (lambda_min = 0) asks for
 under 8 degrees in 2-D, which a small CNN trained for a few epochs does not reach (the feasibility
-warning says so). Measured (bench/RESULTS.md, quality, 3 seeds): digits 95.8% (2-D) and 99.5%
-(3-D) against softmax's 95.6% and 98.5%; Fashion-MNIST 86.2% with a 3-D head (softmax 86.6%) but
-76.5% with a 2-D head (softmax 82.5%; softmax without a bias 78.4%, see ``losses.lsoftmax``).
+warning says so). Like L-Softmax it has no bias, so 2-D heads classify by angle alone (see
+``losses.lsoftmax``). Measurements: bench/RESULTS.md, quality.
 
 Paper: Liu, Wen, Yu, Li, Raj, Song, "SphereFace: Deep Hypersphere Embedding for Face Recognition",
 CVPR 2017, https://arxiv.org/abs/1704.08063
-
-What to look for in the plots: classes become narrow angular wedges around their (unit) class
-directions, separated by empty angular gaps, and the classification depends only on direction, so
-compare the raw and the normalised (circle/sphere) views. The feature norm grows with confidence,
-as it is the only logit scale; the class directions spread out evenly round the circle or sphere.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
-from losses._angular import MultiplicativeMarginHead
-from losses.base import hparam
+from losses.base import with_defaults
+from losses.lsoftmax import LSoftmaxHead
 from losses.registry import register
 
 
-@dataclasses.dataclass(frozen=True)
-class SphereFaceParams:
-    margin: int = hparam(4, "m: the target angle is multiplied by m (1 = normalised-weight softmax)", low=1, high=6)
-    base: float = hparam(
-        1000.0, "lambda at the start of training; 0 turns the annealing off (lambda = lambda_min)", low=0.0, high=1e6
-    )
-    gamma: float = hparam(
-        3360.0,
-        "decay rate of lambda per whole run: lambda = max(lambda_min, base (1 + gamma t/T)^-power)",
-        low=0.0,
-        high=1e6,
-    )
-    power: float = hparam(1.0, "exponent of the lambda decay", low=0.0, high=1000.0)
-    lambda_min: float = hparam(
-        5.0, "floor of lambda; lower means a stronger margin (0: pure A-Softmax)", low=0.0, high=1e6
-    )
-
-
 @register
-class SphereFaceHead(MultiplicativeMarginHead):
+class SphereFaceHead(LSoftmaxHead):
+    """L-Softmax with unit-length class weights and the official SphereFace-20 schedule."""
+
     name = "sphereface"
-    summary = "Unit-length class weights, target angle multiplied by m (A-Softmax), with lambda annealing."
-    paper = (
-        "Liu, Wen, Yu, Li, Raj, Song, SphereFace: Deep Hypersphere Embedding for Face Recognition, CVPR 2017. "
-        "https://arxiv.org/abs/1704.08063"
-    )
-    Params = SphereFaceParams
-    normalise_weights = True
+    Params = with_defaults(LSoftmaxHead.Params, "SphereFaceParams", margin=4, gamma=3360.0, power=1.0, lambda_min=5.0)
+    normalize_weights = True

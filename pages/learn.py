@@ -1,9 +1,6 @@
-"""Learn: each loss's formula, what it does, its paper, and what to look for in the plots."""
+"""Learn: each loss's formula, what it asks of the features, its paper and its settings, for students."""
 
 from __future__ import annotations
-
-import inspect
-import sys
 
 import streamlit as st
 
@@ -12,22 +9,38 @@ import ui
 
 ui.run_inside_app()
 
+
+def value_text(value: object) -> str:
+    """A hyperparameter value as the CLI and the Train form take it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 st.title("Learn")
 st.caption(
-    "What each loss asks of the features, in its own words: the formula, the paper, and what to look for "
-    "on the other pages."
+    "What each loss asks of the features: its formula, a short explanation of what to look for on the other "
+    "pages, its paper and its settings."
 )
 
 for info in losses.available():
     cls = losses.get(info.name)
-    with st.expander(f"**{info.name}**: {info.summary}", expanded=info.name == "softmax"):
+    with st.expander(f"**{cls.title}**: {info.summary}", expanded=info.name == "softmax"):
+        st.latex(cls.formula_latex)
+        st.markdown(cls.lesson)
         st.markdown(f"**Paper.** {cls.paper}")
-        st.code(inspect.cleandoc(sys.modules[cls.__module__].__doc__ or ""), language=None, wrap_lines=True)
         if info.hparams:
-            st.markdown("**Hyperparameters** (defaults as shipped)")
+            st.markdown(f"**Settings** (name in the CLI: `--hparam {info.name}.NAME=VALUE`)")
             st.table(
                 [
-                    {"name": s.name, "default": s.default, "allowed": s.range_text(), "meaning": s.help}
-                    for s in info.hparams
+                    {
+                        "setting": spec.name,
+                        "default": value_text(spec.default),
+                        "allowed": spec.range_text(),
+                        "meaning": spec.help,
+                    }
+                    for spec in info.hparams
                 ]
             )

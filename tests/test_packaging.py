@@ -32,7 +32,15 @@ def test_the_wheel_holds_the_app_pages_examples_and_settings(tmp_path: Path):
     )
     (wheel,) = tmp_path.glob("losslens-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for expected in ("app.py", "pages/train.py", "lab/cli.py", "losses/amc.py", "models/small.py", "ui/sidebar.py"):
+    for expected in (
+        "app.py",
+        "pages/train.py",
+        "lab/cli.py",
+        "losses/amc.py",
+        "losses/about.toml",
+        "models/small.py",
+        "ui/sidebar.py",
+    ):
         assert expected in names
     assert any(n.startswith("assets/example-runs/") and n.endswith("config.json") for n in names)
     assert any(n.endswith("share/losslens/.streamlit/config.toml") for n in names)

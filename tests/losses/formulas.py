@@ -122,3 +122,15 @@ def gradcheck_features_and_weight(
         return torch.func.functional_call(head, {"classifier.weight": w}, (f, labels))[0]
 
     return torch.autograd.gradcheck(loss_of, (features.requires_grad_(), weight.requires_grad_()))
+
+
+def term_of(
+    head: losses.LossHead, features: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The feature term of a cross-entropy-plus head on ``features``, with the head's own logits."""
+    return head.feature_term(features, labels, head.classifier(features))
+
+
+def margin_warnings(name: str, dim: int, n_classes: int = 10, **hparams: object) -> list[str]:
+    """The margin's own feasibility warnings of a margin head (without the 2-D no-bias warning)."""
+    return losses.get(name).margin_warnings(losses.make_params(name, hparams), dim, n_classes)

@@ -1,15 +1,19 @@
-"""AMC-Loss: the per-pair values, pairing, invariances and bounds of losses-spec.md section 1.6."""
+"""AMC-Loss: the per-pair values, pairing, invariances and bounds of losses-spec.md section 1.6, and the
+official training script's pair labels (predictions) and weight ramp-up as options (issue 10)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 import losses
-from losses.amc import COSINE_CLIP
+from losses.amc import COSINE_CLIP, official_rampup
+from tests.losses.formulas import term_of
 
 MARGIN = 0.5
 FLOOR = math.acos(torch.tensor(1.0 - COSINE_CLIP, dtype=torch.float32).item()) ** 2  # clip floor in float32
@@ -17,7 +21,7 @@ FLOOR = math.acos(torch.tensor(1.0 - COSINE_CLIP, dtype=torch.float32).item()) *
 
 def amc_term(features: torch.Tensor, labels: list[int], **hparams: object) -> torch.Tensor:
     head = losses.build("amc", features.shape[1], 10, **hparams)
-    return head.feature_term(features, torch.tensor(labels))[0]
+    return term_of(head, features, torch.tensor(labels))[0]
 
 
 def at_angle(radians: float) -> torch.Tensor:
@@ -139,3 +143,73 @@ def test_computes_in_float32_for_half_precision_features() -> None:
     total.backward()
     assert terms["amc"].dtype == torch.float32
     assert torch.isfinite(features.grad).all()
+
+
+def issue_example_head(pair_labels: str) -> losses.LossHead:
+    """The minimal case of issue 10: W = [[1, 0], [0, 1], [-1, 0]], no bias, m = 0.5, lambda = 0.1."""
+    head = losses.build("amc", 2, 3, margin=0.5, weight=0.1, pair_labels=pair_labels)
+    with torch.no_grad():
+        head.classifier.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
+        head.classifier.bias.zero_()
+    return head
+
+
+@pytest.mark.parametrize(
+    ("pair_labels", "expected_total", "expected_amc"), [("truth", 0.813266, 1.082108), ("prediction", 0.705055, 0.0)]
+)
+def test_pairs_by_truth_or_by_prediction_on_the_issue_example(
+    pair_labels: str, expected_total: float, expected_amc: float
+) -> None:
+    # sample 2 (label 0) is predicted as class 1: by truth it pairs with sample 0 as one class, by
+    # prediction the pair (0, 2) is of two classes 84° apart, beyond the margin, and costs nothing
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.1, 1.0], [-1.0, 0.0]])
+    total, terms = issue_example_head(pair_labels)(features, torch.tensor([0, 1, 0, 2]))
+    assert total.item() == pytest.approx(expected_total, abs=1e-6)
+    assert terms["ce"].item() == pytest.approx(0.705055, abs=1e-6)
+    assert terms["amc"].item() == pytest.approx(expected_amc, abs=1e-6)
+    assert expected_amc == pytest.approx(math.acos(0.1 / math.hypot(0.1, 1.0)) ** 2 / 2 if expected_amc else 0.0)
+
+
+def test_predicted_pair_labels_pass_no_gradient_to_the_classifier_through_the_pairing() -> None:
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.3], [-1.0, 0.0]], requires_grad=True)
+    head = issue_example_head("prediction")
+    value, _ = term_of(head, features, torch.tensor([0, 1, 0, 2]))
+    value.backward()
+    assert value.item() > 0 and features.grad.abs().sum() > 0
+    assert head.classifier.weight.grad is None and head.classifier.bias.grad is None
+
+
+def test_the_official_ramp_up_scaled_to_the_run_length() -> None:
+    steps_per_epoch, total = 10, 2000  # a run standing for the official 200 epochs of 10 steps
+    factor = [official_rampup(1 + epoch * steps_per_epoch, total) * 0.1 for epoch in (0, 1, 10, 25, 49, 50, 199)]
+    assert factor[0] == 0.0, "no AMC term in the first epoch"
+    assert factor[2] == pytest.approx(0.1 * 100 * math.exp(-5 * 0.8**2)) == pytest.approx(0.4076, abs=1e-4)
+    assert factor[3] == pytest.approx(10 * math.exp(-1.25))
+    assert factor[5] == factor[6] == 10.0
+    assert factor == sorted(factor)
+    assert official_rampup(steps_per_epoch, total) == 0.0 < official_rampup(steps_per_epoch + 1, total)
+    assert official_rampup(1, 1) == 0.0, "a one-step run is all epoch 0"
+
+
+@pytest.mark.parametrize("schedule", ["constant", "official"])
+def test_the_weight_schedule_follows_the_planned_steps_and_is_restored(schedule: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    head = losses.build("amc", 2, 4, weight=0.1, weight_schedule=schedule)
+    head.plan(400)  # 2 steps per official epoch
+    features, labels = torch.randn(8, 2), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    weights = []
+    for _ in range(30):
+        total, terms = head(features, labels)
+        weights.append((total - terms["ce"]).item() / terms["amc"].item())
+    if schedule == "constant":
+        assert weights == pytest.approx([0.1] * 30)
+    else:
+        expected = [0.1 * official_rampup(t, 400) for t in range(1, 31)]
+        assert weights == pytest.approx(expected, abs=1e-6) and weights[:2] == [0.0, 0.0] and weights[2] > 0
+    save_file(head.state_dict(), str(tmp_path / "head.safetensors"))
+    restored = losses.build("amc", 2, 4, weight=0.1, weight_schedule=schedule)
+    restored.load_state_dict(load_file(str(tmp_path / "head.safetensors")))
+    assert int(restored.step) == 30 and int(restored.planned_steps) == 400
+    head.eval()
+    head(features, labels)
+    assert int(head.step) == 30, "an eval forward is not a step"

@@ -9,7 +9,7 @@ import torch
 
 import losses
 from losses.lmd import LMDHead, boundary_distances
-from tests.losses.formulas import seeded_head
+from tests.losses.formulas import seeded_head, term_of
 
 lmd_head = partial(seeded_head, "lmd", n_classes=3, head_type=LMDHead)
 
@@ -51,17 +51,17 @@ def test_boundary_distance_is_unchanged_by_scaling_the_classifier() -> None:
 
 def three_class_batch() -> tuple[torch.Tensor, torch.Tensor]:
     """Three tight 2-D classes around (10, 0), (-10, 10) and (-10, -10)."""
-    centres = torch.tensor([[10.0, 0.0], [-10.0, 10.0], [-10.0, -10.0]])
+    centers = torch.tensor([[10.0, 0.0], [-10.0, 10.0], [-10.0, -10.0]])
     offsets = torch.tensor([[0.1, 0.0], [-0.1, 0.0], [0.0, 0.1], [0.0, -0.1]])
     labels = torch.arange(3).repeat_interleave(4)
-    return centres[labels] + offsets.repeat(3, 1), labels
+    return centers[labels] + offsets.repeat(3, 1), labels
 
 
 def test_margin_term_is_zero_with_zero_gradient_when_every_class_clears_its_boundaries() -> None:
     head = lmd_head(delta_var=0.5, delta_dist=2.0)
     set_classifier(head, torch.tensor([[1.0, 0.0], [-0.5, 0.8], [-0.5, -0.8]]), torch.zeros(3))
     features, labels = three_class_batch()
-    _, parts = head.feature_term(features, labels)
+    _, parts = term_of(head, features, labels)
     parts["lmd_margin"].backward()
     assert parts["lmd_margin"].item() == 0.0
     assert torch.equal(head.classifier.weight.grad, torch.zeros(3, 2))
@@ -72,7 +72,7 @@ def test_margin_term_is_the_shortfall_to_the_closest_boundary() -> None:
     head = lmd_head(delta_dist=3.0)
     set_classifier(head, torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 5.0]]), torch.zeros(3))
     features = torch.tensor([[1.0, 0.0], [-2.0, 0.0], [0.0, 4.0]])
-    _, parts = head.feature_term(features, torch.arange(3))
+    _, parts = term_of(head, features, torch.arange(3))
     # logits of the three means: (1, -1, 0), (-2, 2, 0), (0, 0, 20); |W_c - W_j| is 2 or sqrt(26)
     closest = [min(2 / 2, 1 / 26**0.5), min(4 / 2, 2 / 26**0.5), min(20 / 26**0.5, 20 / 26**0.5)]
     expected = sum(max(3.0 - d, 0.0) for d in closest) / 3
@@ -82,28 +82,28 @@ def test_margin_term_is_the_shortfall_to_the_closest_boundary() -> None:
 def test_var_term_is_zero_when_every_sample_is_within_delta_var_of_its_centre() -> None:
     head = lmd_head(delta_var=0.5, delta_dist=2.0)
     features, labels = three_class_batch()
-    _, parts = head.feature_term(features, labels)
+    _, parts = term_of(head, features, labels)
     assert parts["lmd_var"].item() == 0.0
 
 
 def test_var_term_is_the_squared_hinge_on_the_distance_to_the_batch_mean_when_rho_is_zero() -> None:
     head = lmd_head(delta_var=0.5, delta_dist=2.0, momentum=0.0)
-    head.feature_term(torch.full((2, 2), 50.0), torch.tensor([0, 0]))  # an earlier, far-away centre
+    term_of(head, torch.full((2, 2), 50.0), torch.tensor([0, 0]))  # an earlier, far-away centre
     features = torch.tensor([[0.0, 0.0], [2.0, 0.0], [5.0, 5.0], [5.0, 8.0]])
     labels = torch.tensor([0, 0, 1, 1])
-    _, parts = head.feature_term(features, labels)
+    _, parts = term_of(head, features, labels)
     expected = ((1.0 - 0.5) ** 2 + (1.5 - 0.5) ** 2) / 2
     assert parts["lmd_var"].item() == pytest.approx(expected, rel=1e-6)
-    assert torch.equal(head.centres[:2], torch.tensor([[1.0, 0.0], [5.0, 6.5]]))
+    assert torch.equal(head.centers[:2], torch.tensor([[1.0, 0.0], [5.0, 6.5]]))
 
 
 def test_first_sighting_sets_the_centre_to_the_batch_mean_so_a_lone_sample_costs_nothing() -> None:
     head = lmd_head(delta_var=0.25)
     features = torch.tensor([[3.0, -2.0], [1.0, 1.0], [2.0, 2.0]])
-    _, parts = head.feature_term(features, torch.tensor([0, 1, 1]))
-    assert torch.equal(head.centres[:2], torch.tensor([[3.0, -2.0], [1.5, 1.5]]))
+    _, parts = term_of(head, features, torch.tensor([0, 1, 1]))
+    assert torch.equal(head.centers[:2], torch.tensor([[3.0, -2.0], [1.5, 1.5]]))
     assert torch.equal(head.seen, torch.tensor([True, True, False]))
-    assert torch.equal(head.centres[2], torch.zeros(2))
+    assert torch.equal(head.centers[2], torch.zeros(2))
     lone_hinge, pair_hinge = 0.0, (2**0.5 / 2 - 0.25) ** 2
     assert parts["lmd_var"].item() == pytest.approx((lone_hinge + pair_hinge) / 2, rel=1e-5)
 
@@ -111,29 +111,29 @@ def test_first_sighting_sets_the_centre_to_the_batch_mean_so_a_lone_sample_costs
 @pytest.mark.parametrize("rho", [0.0, 0.5, 0.99])
 def test_a_second_identical_batch_moves_the_centre_by_one_minus_rho_of_the_gap(rho: float) -> None:
     head = lmd_head(momentum=rho)
-    head.feature_term(torch.tensor([[4.0, 4.0], [0.0, 0.0]]), torch.tensor([0, 1]))
-    previous = head.centres.clone()
+    term_of(head, torch.tensor([[4.0, 4.0], [0.0, 0.0]]), torch.tensor([0, 1]))
+    previous = head.centers.clone()
     features = torch.tensor([[1.0, 2.0], [3.0, 0.0], [-1.0, -1.0]])
     labels = torch.tensor([0, 0, 1])
-    head.feature_term(features, labels)
+    term_of(head, features, labels)
     batch_means = torch.tensor([[2.0, 1.0], [-1.0, -1.0]])
     expected_first = previous[:2] + (1 - rho) * (batch_means - previous[:2])
-    assert torch.allclose(head.centres[:2], expected_first, atol=1e-6)
-    moved_once = head.centres.clone()
-    head.feature_term(features, labels)
+    assert torch.allclose(head.centers[:2], expected_first, atol=1e-6)
+    moved_once = head.centers.clone()
+    term_of(head, features, labels)
     expected_second = moved_once[:2] + (1 - rho) * (batch_means - moved_once[:2])
-    assert torch.allclose(head.centres[:2], expected_second, atol=1e-6)
-    assert torch.equal(head.centres[2], torch.zeros(2))
+    assert torch.allclose(head.centers[:2], expected_second, atol=1e-6)
+    assert torch.equal(head.centers[2], torch.zeros(2))
 
 
 def test_gradient_reaches_the_features_through_the_current_share_only_and_never_the_state() -> None:
     rho = 0.75
     head = lmd_head(delta_var=0.0, delta_dist=0.1, momentum=rho, reg=0.0, beta=0.0)
-    head.feature_term(torch.tensor([[10.0, 10.0]]), torch.tensor([0]))
+    term_of(head, torch.tensor([[10.0, 10.0]]), torch.tensor([0]))
     features = torch.tensor([[0.0, 0.0], [2.0, 0.0]], requires_grad=True)
-    value, _ = head.feature_term(features, torch.tensor([0, 0]))
+    value, _ = term_of(head, features, torch.tensor([0, 0]))
     value.backward()
-    assert not head.centres.requires_grad and head.centres.grad is None
+    assert not head.centers.requires_grad and head.centers.grad is None
     # L = mean_i ||f_i - mu||^2 with mu = (1 - rho) * mean(f) + rho * c_prev, residuals r_i = f_i - mu
     centre = (1 - rho) * torch.tensor([1.0, 0.0]) + rho * torch.tensor([10.0, 10.0])
     residuals = features.detach() - centre
@@ -146,11 +146,11 @@ def test_state_is_untouched_in_eval_mode() -> None:
     head = lmd_head()
     head.train()
     head(torch.randn(8, 2), torch.tensor([0, 0, 1, 1, 2, 2, 0, 1]))
-    centres, seen = head.centres.clone(), head.seen.clone()
+    centers, seen = head.centers.clone(), head.seen.clone()
     head.eval()
     total, _ = head(torch.randn(8, 2) * 10, torch.tensor([2, 2, 2, 2, 1, 1, 0, 0]))
     assert torch.isfinite(total)
-    assert torch.equal(head.centres, centres) and torch.equal(head.seen, seen)
+    assert torch.equal(head.centers, centers) and torch.equal(head.seen, seen)
 
 
 def test_identical_classifier_rows_give_finite_values_and_gradients() -> None:

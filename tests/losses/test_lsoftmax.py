@@ -1,5 +1,6 @@
-"""L-Softmax: psi and its Chebyshev form, the lambda annealing, and the loss against a loop-based
-reference on features at known angles (losses-spec.md section 3.5)."""
+"""L-Softmax: psi and its Chebyshev form, the lambda annealing, and the reference formula the loss is
+checked against on features at known angles in test_multiplicative_margins.py (losses-spec.md
+section 3.5)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-import losses
 from losses._angular import annealed_lambda, cos_multiple_angle, multiplicative_target_logit, psi
-from losses.lsoftmax import LSoftmaxHead, LSoftmaxParams
+from losses.lsoftmax import LSoftmaxHead
 from tests.losses import formulas
 
 lsoftmax_head = partial(formulas.seeded_head, "lsoftmax", head_type=LSoftmaxHead)
@@ -79,19 +79,6 @@ def test_margin_one_is_cross_entropy_without_bias_in_value_and_gradients() -> No
         head.train()
         loss, terms = formulas.assert_cross_entropy_in_value_and_gradients(head, lambda f, w: f @ w.T)
         assert terms["ce"] is loss
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("m", [2, 3, 4])
-def test_loss_matches_the_formula_on_features_at_known_angles(m: int, dtype: torch.dtype) -> None:
-    lam = 0.5
-    head = lsoftmax_head(n_classes=6, margin=m, base=0.0, lambda_min=lam).to(dtype)
-    head.train()
-    features = formulas.features_at_angles(range(0, 360, 7), dtype=dtype)
-    loss, terms, expected = formulas.loss_and_reference(head, features, reference_loss, m, lam)
-    assert loss.dtype == dtype
-    assert loss.item() == pytest.approx(expected, rel=1e-5 if dtype == torch.float32 else 1e-10)
-    assert terms["softmax_share"].item() == pytest.approx(lam / (1 + lam))
 
 
 def test_pure_l_softmax_is_never_below_softmax_and_equal_only_on_the_weight_direction() -> None:
@@ -165,7 +152,7 @@ def test_lambda_follows_the_schedule_with_t_counted_before_use() -> None:
 
 
 def test_default_schedule_starts_as_softmax_and_reaches_its_floor_at_40_percent() -> None:
-    p = LSoftmaxParams()
+    p = LSoftmaxHead.Params()
     assert annealed_lambda(0.01, p.base, p.gamma, p.power, p.lambda_min) > 100
     assert annealed_lambda(0.38, p.base, p.gamma, p.power, p.lambda_min) > 1.0
     assert annealed_lambda(0.41, p.base, p.gamma, p.power, p.lambda_min) == p.lambda_min == 1.0
@@ -188,10 +175,10 @@ def test_the_step_counter_is_saved_and_restored(tmp_path: Path) -> None:
 
 
 def test_feasibility_warnings_flag_the_paper_margin_in_2d_but_not_the_defaults() -> None:
-    paper = losses.warnings_for("lsoftmax", 2, 10, {"margin": 4, "lambda_min": 0.0})  # official MNIST settings
+    paper = formulas.margin_warnings("lsoftmax", 2, margin=4, lambda_min=0.0)  # official MNIST settings
     assert len(paper) == 1 and "within 7.2°" in paper[0] and "Margin 2 leaves" in paper[0]
-    assert "within 9.2°" in losses.warnings_for("lsoftmax", 2, 10, {"margin": 4})[0], "a floor of 1 softens it"
+    assert "within 9.2°" in formulas.margin_warnings("lsoftmax", 2, margin=4)[0], "a floor of 1 softens it"
     for dim in (2, 3, 16):
-        assert losses.warnings_for("lsoftmax", dim, 10) == []
-    assert losses.warnings_for("lsoftmax", 2, 100, {"margin": 1}) == [], "m = 1 is plain softmax"
-    assert losses.warnings_for("lsoftmax", 2, 100) != [], "3.6° spacing leaves no room for m = 2"
+        assert formulas.margin_warnings("lsoftmax", dim) == []
+    assert formulas.margin_warnings("lsoftmax", 2, 100, margin=1) == [], "m = 1 is plain softmax"
+    assert formulas.margin_warnings("lsoftmax", 2, 100) != [], "3.6° spacing leaves no room for m = 2"

@@ -9,13 +9,14 @@ import torch
 import torch.nn.functional as F
 
 import losses
+from tests.losses.formulas import term_of
 
 NEG_ABS = ("elementwise", "of_mean", "none")
 
 
 def opl_terms(features: torch.Tensor, labels: torch.Tensor, **hparams: object) -> dict[str, torch.Tensor]:
     head = losses.build("opl", features.shape[1], 10, **hparams)
-    value, parts = head.feature_term(features, labels)
+    value, parts = term_of(head, features, labels)
     return {"opl": value, **parts}
 
 

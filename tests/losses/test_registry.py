@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def test_loss_terms_and_gradients_are_finite(name: str, feat_dim: int, kind: str
     head = make_head(name, feat_dim)
     features, labels = labelled_batch(kind, feat_dim)
     head.train()
-    for _ in range(3):  # later steps meet stored state (centres, step counters)
+    for _ in range(3):  # later steps meet stored state (centers, step counters)
         assert_finite_forward(head, features, labels)
     head.eval()
     assert_finite_forward(head, features, labels)
@@ -163,9 +164,9 @@ def test_weight_zero_gives_plain_cross_entropy_bit_for_bit(name: str, feat_dim: 
 def separable_clusters() -> tuple[torch.Tensor, torch.Tensor]:
     """60 points in 3 well-separated 2-D Gaussian clusters."""
     generator = torch.Generator().manual_seed(4)
-    centres = torch.tensor([[4.0, 0.0], [-2.0, 3.5], [-2.0, -3.5]])
+    centers = torch.tensor([[4.0, 0.0], [-2.0, 3.5], [-2.0, -3.5]])
     labels = torch.arange(3).repeat(20)
-    return centres[labels] + 0.3 * torch.randn(60, 2, generator=generator), labels
+    return centers[labels] + 0.3 * torch.randn(60, 2, generator=generator), labels
 
 
 @pytest.mark.parametrize("feat_dim", FEAT_DIMS)
@@ -258,3 +259,114 @@ def test_unknown_hyperparameters_are_refused_naming_the_loss(name: str) -> None:
 def test_an_unknown_loss_is_refused_with_the_choices() -> None:
     with pytest.raises(losses.HparamError, match="softmax"):
         losses.get("no-such-loss")
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_every_loss_declares_its_teaching_text(name: str) -> None:
+    cls = losses.get(name)
+    assert cls.title.strip() and "\n" not in cls.title
+    assert cls.formula_latex.strip() and "=" in cls.formula_latex
+    sentences = [s for s in cls.lesson.split(". ") if s.strip()]
+    assert len(sentences) >= 2 and "\n" not in cls.lesson
+    assert "RESULTS.md" not in cls.lesson and "``" not in cls.lesson, "the lesson is for students, not developers"
+    docstring = sys.modules[cls.__module__].__doc__ or ""
+    measured = re.findall(r"\d+\.\d+ ?%", docstring)
+    assert not measured, f"accuracy figures {measured} belong in bench/RESULTS.md, not the docstring"
+    assert "bench/RESULTS.md" in docstring, "the docstring points to where the figures are"
+
+
+@pytest.mark.parametrize(
+    ("head_dtype", "feature_dtype"),
+    [(torch.float64, torch.float64), (torch.float64, torch.float32), (torch.float32, torch.float64)],
+)
+@pytest.mark.parametrize("name", LOSSES)
+def test_features_are_cast_to_the_head_dtype(name: str, head_dtype: torch.dtype, feature_dtype: torch.dtype) -> None:
+    head = make_head(name, 3).to(head_dtype).train()
+    features, labels = labelled_batch("odd batch of 7", 3)
+    features = features.to(feature_dtype).requires_grad_()
+    total, terms = head(features, labels)
+    total.backward()
+    assert total.dtype == head_dtype and all(value.dtype == head_dtype for value in terms.values())
+    assert head.logits(features).dtype == head_dtype
+    assert features.grad.dtype == feature_dtype and torch.isfinite(features.grad).all()
+
+
+NORMALIZING = ["amc", "opl", "cosface", "arcface"]
+
+
+@pytest.mark.parametrize("name", NORMALIZING)
+def test_a_zero_feature_gets_a_bounded_gradient_that_does_not_dominate_the_step(name: str) -> None:
+    """Normalizing f divides its gradient by |f|: F.normalize gives a feature of length ~0 a gradient of
+    ~1e11. The heads floor the length at a tenth of the batch's mean, so the zero feature's gradient is
+    of the order of the others' and a minor share of the batch's total."""
+    assert set(NORMALIZING) < set(LOSSES)
+    head = make_head(name, 2, n_classes=4).train()
+    generator = torch.Generator().manual_seed(7)
+    labels = torch.arange(32) % 4
+    features = torch.randn(32, 2, generator=generator) * 3
+    for zero in (torch.zeros(2), torch.full((2,), 1e-11)):
+        batch = torch.cat([zero.unsqueeze(0), features]).requires_grad_()
+        total, _ = head(batch, torch.cat([torch.tensor([1]), labels]))
+        total.backward()
+        per_sample = batch.grad.norm(dim=1)
+        assert torch.isfinite(per_sample).all()
+        assert per_sample[0] <= 10 * per_sample[1:].max(), f"{per_sample[0]} vs at most {per_sample[1:].max()}"
+        assert per_sample[0] <= 0.3 * per_sample.sum(), "one sample of 33 must not dominate the step"
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_state_advances_once_per_training_forward_and_never_in_eval(name: str) -> None:
+    """The contract of losses.base: one training-mode forward is one optimizer step."""
+    head = make_head(name, 2)
+    features, labels = labelled_batch("odd batch of 7", 2)
+    head.eval()
+    before = {key: value.clone() for key, value in head.state_dict().items()}
+    head(features, labels)
+    assert all(torch.equal(before[key], value) for key, value in head.state_dict().items()), "eval changed state"
+    head.train()
+    for step in (1, 2):
+        head(features, labels)
+        if head.scheduled:
+            assert int(head.step) == step
+    stateful = [key for key, value in head.state_dict().items() if not torch.equal(before[key], value)]
+    expected = {"center": {"centers"}, "lmd": {"centers", "seen"}}.get(name, {"step"} if head.scheduled else set())
+    assert set(stateful) == expected
+
+
+EXAMPLE_RUNS = Path(__file__).resolve().parents[2] / "assets" / "example-runs"
+
+
+@pytest.mark.parametrize("run", sorted(p.name for p in EXAMPLE_RUNS.glob("example-*")))
+def test_heads_saved_by_older_runs_still_load(run: str) -> None:
+    """The shipped example runs were saved before LMD's ``centres`` became ``centers`` and before AMC
+    kept a step counter; their head state must load strictly into today's heads."""
+    import json
+
+    config = json.loads((EXAMPLE_RUNS / run / "config.json").read_text())
+    state = {
+        key.removeprefix("head."): value
+        for key, value in load_file(str(EXAMPLE_RUNS / run / "weights.safetensors")).items()
+        if key.startswith("head.")
+    }
+    head = losses.build(config["loss"], config["feat_dim"], 10, **config["loss_params"])
+    head.load_state_dict(state, strict=True)
+    assert torch.equal(head.classifier.weight, state["classifier.weight"])
+    if "centres" in state:
+        assert torch.equal(head.centers, state["centres"])
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_heads_without_bias_warn_that_2d_features_leave_them_only_the_angle(name: str) -> None:
+    assert {n for n in LOSSES if not losses.get(n).bias} == {"lsoftmax", "sphereface", "cosface", "arcface"}
+    angle_only = [w for w in losses.warnings_for(name, 2, 10) if "no bias" in w and "angle" in w]
+    assert len(angle_only) == (0 if losses.get(name).bias else 1)
+    assert not any("no bias" in w for w in losses.warnings_for(name, 3, 10))
+
+
+def test_a_loss_without_its_table_in_about_toml_is_refused() -> None:
+    class Unlisted(losses.get("softmax")):
+        name = "unlisted"
+
+    with pytest.raises(ValueError, match="about.toml has no title, summary, paper, formula_latex, lesson"):
+        losses.register(Unlisted)
+    assert "unlisted" not in losses.names()
