@@ -23,7 +23,7 @@ def test_train_two_losses_then_feature_space_and_gradcam(tmp_path):
         for _ in range(3):
             page.keyboard.press("Backspace")
         page.keyboard.press("Escape")
-        epochs = page.get_by_label("Epochs")
+        epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)  # not its help button
         epochs.fill("1")
         epochs.press("Enter")
         wait_until_idle(page)
