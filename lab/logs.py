@@ -15,7 +15,12 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure(default_level: str = "INFO") -> None:
-    """Send the project's log records to stderr once per process (repeated calls change nothing)."""
+    """Send the project's log records to stderr once per process (repeated calls change nothing).
+
+    The loggers keep propagating, so a host that listens at the root (pytest's capture, an embedding
+    program) still sees every record; the root has no handler of its own in our programs, so nothing
+    is printed twice.
+    """
     level = os.environ.get("LOSSLENS_LOG_LEVEL", default_level).upper()
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(FORMAT))
@@ -24,5 +29,4 @@ def configure(default_level: str = "INFO") -> None:
         if not any(getattr(h, "losslens", False) for h in logger.handlers):
             handler.losslens = True  # type: ignore[attr-defined]
             logger.addHandler(handler)
-            logger.propagate = False
         logger.setLevel(level if level in logging.getLevelNamesMapping() else default_level)
