@@ -109,6 +109,33 @@ def min_off_diagonal(square: np.ndarray) -> float:
     return float(nearest_off_diagonal(square).min()) if len(square) > 1 else float("nan")
 
 
+SAME_RAY_DEGREES = 2.0
+
+
+def shared_directions(directions: np.ndarray, tolerance_deg: float = SAME_RAY_DEGREES) -> list[list[int]]:
+    """Groups of classes whose directions lie within ``tolerance_deg`` of each other (chained: 1 near 2
+    and 2 near 7 make one group), each sorted, groups of two or more only, in order of their first class.
+    On the unit circle or sphere such classes fall on one ray and look merged; they may still differ in
+    length (the raw features show it)."""
+    directions = np.asarray(directions, dtype=np.float64)
+    nonzero = np.linalg.norm(directions, axis=1) > 0
+    close = (angles_deg(directions, directions) <= tolerance_deg) & nonzero[:, None] & nonzero[None, :]
+    group = list(range(len(directions)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.triu(close, k=1)), strict=True):
+        group[root(int(i))] = root(int(j))
+    members: dict[int, list[int]] = {}
+    for i in range(len(directions)):
+        members.setdefault(root(i), []).append(i)
+    return sorted((sorted(m) for m in members.values() if len(m) > 1), key=lambda m: m[0])
+
+
 def nearest_neighbours(
     x: np.ndarray, k: int, metric: str = "cosine", include_self: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -172,6 +199,19 @@ def cosine_silhouette(features: np.ndarray, labels: np.ndarray, seed: int = 0) -
     return float(silhouette_score(unit_rows(features), labels, metric="cosine", sample_size=size, random_state=seed))
 
 
+def class_angles(features: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, float]:
+    """The mean within-class angle and the minimum between-class angle (degrees): the summary's cheap
+    figures, which the experiment summary (lab.summary) reads for every run."""
+    labels = np.asarray(labels)
+    means = class_mean_directions(features, labels, n_classes)
+    present = np.unique(labels)
+    within = angles_deg(features, means)[np.arange(len(labels)), labels]
+    return {
+        "mean_within_class_angle": float(within.mean()),
+        "min_between_class_angle": min_off_diagonal(angles_deg(means[present], means[present])),
+    }
+
+
 def summary(
     features: np.ndarray,
     labels: np.ndarray,
@@ -183,13 +223,9 @@ def summary(
     labels = np.asarray(labels)
     n_classes = logits.shape[1]
     stats = angle_stats(features, labels, n_classes, directions)
-    means = class_mean_directions(features, labels, n_classes)
-    present = np.unique(labels)
-    within = angles_deg(features, means)[np.arange(len(labels)), labels]
     return {
         "test_acc": float(np.mean(np.argmax(logits, axis=1) == labels)),
-        "mean_within_class_angle": float(within.mean()),
-        "min_between_class_angle": min_off_diagonal(angles_deg(means[present], means[present])),
+        **class_angles(features, labels, n_classes),
         "min_class_direction_angle": min_off_diagonal(stats.direction_angles),
         "best_possible_spacing": best_spacing_degrees(n_classes, features.shape[1]),
         "share_beyond_margin": stats.share_beyond_margin(margin_deg),

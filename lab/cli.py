@@ -2,10 +2,12 @@
 
     python -m lab train --dataset digits --losses softmax,amc --feat-dim 2 --epochs 5
     python -m lab list
+    python -m lab export RUN_ID --zip run.zip
 
 Each subcommand is a module in ``lab/commands`` registered in :data:`COMMANDS`. Bad arguments and
-expected failures (a bad setting, a missing dataset, an unreadable run) exit with status 2 and one
-``error:`` line, never a traceback.
+expected failures (a bad setting, a missing dataset, an unreadable run, a runs folder that is a file,
+read-only or full, an unreadable data folder) exit with status 2 and one ``error:`` line naming what to
+change, never a traceback.
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ from typing import Any
 
 from lab.config import RunConfig
 from lab.data import DatasetError
-from lab.runstore import RunStoreError
+from lab.runstore import RunStoreError, describe_os_error
 
 # name -> module under lab/commands, in the order --help lists them
-COMMANDS = {"train": "train", "list": "listing"}
+COMMANDS = {
+    "train": "train",
+    "list": "listing",
+    "export": "export",
+    "summary": "summary",
+    "preset": "preset",
+    "interpret": "interpret",
+}
 
 
 class UsageError(Exception):
@@ -68,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args.command).run(args)
     except (UsageError, ValueError, RunStoreError, DatasetError) as err:
         sys.stderr.write(f"error: {err}\n")
+        return 2
+    except OSError as err:  # a folder that cannot be used: say which and what to do, not a traceback
+        sys.stderr.write(f"error: {describe_os_error(err)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted\n")

@@ -42,7 +42,8 @@ class Setting:
     ``offered`` narrows what the form offers (devices this machine has) without narrowing what a
     stored config may hold. ``labels`` and ``describe`` turn a choice into its menu label and a line
     of help. ``form`` is False to keep a setting off the form, or a callable of the values chosen
-    so far that says whether to show it. ``flag`` is the CLI flag, None for none.
+    so far that says whether to show it. ``flag`` is the CLI flag, None for none. ``zero_or_at_least``
+    allows 0 (a setting's "off" or "all") below a least useful value.
     """
 
     name: str
@@ -65,6 +66,7 @@ class Setting:
     path: bool = False
     presets: Mapping[Any, str] | None = None
     step: float | None = None
+    zero_or_at_least: float | None = None
 
     def allowed(self) -> tuple[Any, ...] | None:
         """The valid choices now, or None for a free value."""
@@ -86,6 +88,8 @@ class Setting:
     def bounds_text(self) -> str:
         """The bounds alone, e.g. ``1 to 200`` or ``above 0, at most 10``; empty when unbounded."""
         low, high = _format(self.low, self.kind), _format(self.high, self.kind)
+        if self.zero_or_at_least is not None and self.high is not None:
+            return f"0 or {_format(self.zero_or_at_least, self.kind)} to {high}"
         if self.low is not None and self.high is not None:
             return f"{low} to {high}" if self.low_inclusive else f"above {low}, at most {high}"
         if self.low is not None:
@@ -108,10 +112,11 @@ class Setting:
             return f"{noun} or empty" if self.optional else noun
         noun = "an integer" if self.kind is int else "a number"
         low, high = _format(self.low, self.kind), _format(self.high, self.kind)
+        gap = "" if self.zero_or_at_least is None else f": 0 or at least {_format(self.zero_or_at_least, self.kind)}"
         if self.low is not None and self.high is not None:
-            return f"{noun} {'from' if self.low_inclusive else 'above'} {low} to {high}"
+            return f"{noun} {'from' if self.low_inclusive else 'above'} {low} to {high}{gap}"
         bounds = self.bounds_text()
-        return f"{noun} {bounds}" if bounds else noun
+        return f"{noun} {bounds}{gap}" if bounds else noun
 
     def check(self, value: Any) -> None:
         """Raise :class:`ConfigError` naming this setting and its allowed values if ``value`` is not one."""
@@ -137,6 +142,8 @@ class Setting:
         if not math.isfinite(value):
             return False
         if self.low is not None and (value < self.low if self.low_inclusive else value <= self.low):
+            return False
+        if self.zero_or_at_least is not None and 0 < value < self.zero_or_at_least:
             return False
         return self.high is None or value <= self.high
 
@@ -168,6 +175,7 @@ def setting(
     path: bool = False,
     presets: Mapping[Any, str] | None = None,
     step: float | None = None,
+    zero_or_at_least: float | None = None,
 ) -> Any:
     """Declare one run setting (a :class:`RunConfig` field); see :class:`Setting` for the arguments.
 
@@ -197,6 +205,7 @@ def setting(
         "path": path,
         "presets": presets,
         "step": step,
+        "zero_or_at_least": zero_or_at_least,
     }
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata={_META_KEY: meta})
@@ -291,11 +300,13 @@ class RunConfig:
     )
     train_limit: int = setting(
         0,
-        "train on a fixed random subset of this many images, to keep big datasets quick; 0 trains on all",
+        "train on a fixed random subset of this many images, to keep big datasets quick; 0 trains on all, and "
+        "a subset needs at least 2 images (batch normalization needs two images per step)",
         label="Training images (0 = all)",
         group="data",
         low=0,
         high=1_000_000,
+        zero_or_at_least=2,
         unit="images",
         step=1000,
     )
@@ -336,9 +347,27 @@ class RunConfig:
         unit="test images per epoch",
         step=100,
     )
+    eval_images: int = setting(
+        2000,
+        "size of the fixed test subset whose accuracy is measured after every epoch (it holds the feature "
+        "snapshots' images, so a smaller number measures those); the whole test set is measured once, at the "
+        "end; 0 measures the whole test set every epoch",
+        label="Test images per epoch (0 = all)",
+        low=0,
+        high=1_000_000,
+        unit="test images",
+        step=500,
+    )
     experiment: str = setting(
         "",
         "name of the runs trained together; empty: the start time, dataset and feature dimension and a random suffix",
+        form=False,
+    )
+    variant: str = setting(
+        "",
+        "the run's variant within its experiment: the loss's name and the settings that set it apart "
+        "(e.g. L-Softmax m=4); empty in runs made before variants",
+        flag=None,
         form=False,
     )
     channels_last: bool = setting(

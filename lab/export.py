@@ -2,8 +2,9 @@
 
 :func:`run_zip` packs the run's files (safetensors only, no pickles) under ``<run_id>/`` so that
 unzipping into a runs folder restores the run, with a README.txt on what each file is and how to
-load the weights. The writer's pid and host name are left out of status.json: they mean nothing on
-another machine and name the computer the run was trained on.
+load the weights. status.json leaves out the owner (the app's secret for the browser that trained it),
+the writer's pid and host name and any traceback (they name the computer and its paths); the run is
+marked shared instead, so whoever unzips it sees it in their app like a command-line run.
 
 :func:`projector_bundle` writes the exact files projector.tensorflow.org reads:
 
@@ -37,7 +38,7 @@ from lab.data import Dataset
 from lab.images import enlarge, whole_factor
 from lab.runstore import RunStore, RunStoreError, require_config
 
-PRIVATE_STATUS_FIELDS = ("pid", "host")
+PRIVATE_STATUS_FIELDS = ("owner", "pid", "host", "traceback")
 METADATA_COLUMNS = ("index", "label", "label_name", "predicted", "correct", "angle_to_own_class_deg", "loss")
 SPRITE_MIN_THUMB = 28
 SPRITE_MAX_SIDE = 8192
@@ -69,7 +70,8 @@ loss {summary["loss"]}, dataset {summary["dataset"]}, model {summary["model"]}, 
 Files
 {listing}
 
-status.json leaves out the process id and host name of the machine that trained the run.
+status.json leaves out who trained the run and the process id, host name and traceback of the machine
+it was trained on; unzipped, the run is shared with every browser of the app.
 
 Loading the weights (safetensors holds plain tensors and runs no code):
 
@@ -97,6 +99,7 @@ def run_zip(store: RunStore, run_id: str) -> bytes:
     files = store.read_files(run_id)
     if runfiles.STATUS in files:
         status = {k: v for k, v in record.status.items() if k not in PRIVATE_STATUS_FIELDS}
+        status["owner"] = ""  # shared wherever it is unzipped
         files[runfiles.STATUS] = (json.dumps(status, indent=1, sort_keys=True) + "\n").encode()
     included = list(files)
     files["README.txt"] = _run_readme(run_id, included, record.summary()).encode()

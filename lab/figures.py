@@ -2,18 +2,21 @@
 
 Every scatter carries the test-set image index in ``customdata`` so a page can map a selected point
 back to its image. Classes use a colour-blind-safe palette (Paul Tol's "muted" plus grey for ten
-classes; a perceptual ramp for more).
+classes; a perceptual ramp for more); losses use Tol's "vibrant" palette, so a loss is never drawn in
+a class's colour. :func:`scaled` enlarges any figure for a projector.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
+from plotly.colors import hex_to_rgb, sample_colorscale
 
 from lab.analysis import AngleStats, nearest_off_diagonal, unit_rows
+from lab.playground import sphere_points
 
 TOL_MUTED = (
     "#CC6677",
@@ -27,8 +30,14 @@ TOL_MUTED = (
     "#AA4499",
     "#7F7F7F",
 )
+LOSS_COLORS = ("#0077BB", "#EE7733", "#009988", "#EE3377", "#33BBEE", "#CC3311", "#555555", "#BBBBBB")
+BAR_COLOR = "#4A5A70"  # single-metric bars: the x axis names the loss, colour would only repeat it
+BAND_COLOR = "rgba(60, 60, 60, 0.22)"
+REGION_ALPHA = 0.16
 FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=12)
 JITTER = 0.06
+UNIT_REACH = 1.18  # class-direction rays end a little outside the unit circle or sphere
+SPHERE_CAMERA = dict(eye=dict(x=0.88, y=0.88, z=0.52), center=dict(x=0, y=0, z=-0.03))  # the sphere fills its panel
 
 
 def class_colours(n_classes: int) -> list[str]:
@@ -37,17 +46,75 @@ def class_colours(n_classes: int) -> list[str]:
     return sample_colorscale("Turbo", [i / max(n_classes - 1, 1) for i in range(n_classes)])
 
 
+def loss_colors(n_losses: int) -> list[str]:
+    return [LOSS_COLORS[i % len(LOSS_COLORS)] for i in range(n_losses)]
+
+
+def _rgba(colour: str, alpha: float) -> str:
+    if colour.startswith("#"):
+        red, green, blue = hex_to_rgb(colour)
+    else:  # "rgb(r, g, b)" from sample_colorscale
+        red, green, blue = (int(float(v)) for v in colour[colour.index("(") + 1 : -1].split(",")[:3])
+    return f"rgba({red}, {green}, {blue}, {alpha})"
+
+
+def _on_white(colour: str, alpha: float) -> str:
+    """``colour`` at opacity ``alpha`` over white, as an opaque colour (3-D surfaces blend badly when see-through)."""
+    red, green, blue = (int(v) for v in _rgba(colour, 1).removeprefix("rgba(").split(",")[:3])
+    mix = [round(alpha * v + (1 - alpha) * 255) for v in (red, green, blue)]
+    return f"rgb({mix[0]}, {mix[1]}, {mix[2]})"
+
+
 def _layout(fig: go.Figure, title: str | None = None, height: int = 380, legend: bool = True) -> go.Figure:
+    lines = title.count("<br>") + 1 if title else 0
     fig.update_layout(
         title=dict(text=title, x=0.02, font=dict(size=14)) if title else None,
         height=height,
-        margin=dict(l=10, r=10, t=(40 if title else 10) + (24 if legend else 0), b=10),
+        margin=dict(l=10, r=10, t=(22 + 18 * lines if title else 10) + (24 if legend else 0), b=10),
         font=FONT,
         showlegend=legend,
         legend=dict(itemsizing="constant", font=dict(size=11), orientation="h", yanchor="bottom", y=1.0, x=0),
         plot_bgcolor="white",
         paper_bgcolor="white",
     )
+    return fig
+
+
+def _scale_trace(trace: go.BaseTraceType | dict, scale: float) -> None:
+    for part in ("marker", "line"):
+        style = trace[part] if part in trace else None
+        if style is None:
+            continue
+        for attribute in ("size", "width"):
+            value = style[attribute] if attribute in style else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                style[attribute] = value * scale
+
+
+def scaled(fig: go.Figure, scale: float) -> go.Figure:
+    """``fig`` with its fonts, markers, lines, margins and height multiplied by ``scale`` (presentation
+    mode on a projector); ``scale`` 1 returns it unchanged."""
+    if scale == 1:
+        return fig
+    layout = fig.layout
+    fig.update_layout(font_size=(layout.font.size or FONT["size"]) * scale)
+    if layout.height:
+        fig.update_layout(height=layout.height * scale)
+    if layout.title and layout.title.text:
+        fig.update_layout(title_font_size=(layout.title.font.size or 14) * scale)
+    if layout.legend and layout.legend.font and layout.legend.font.size:
+        fig.update_layout(legend_font_size=layout.legend.font.size * scale)
+    if layout.margin and layout.margin.t is not None:
+        fig.update_layout(margin_t=layout.margin.t * scale, margin_b=(layout.margin.b or 0) * scale)
+    for annotation in layout.annotations:
+        annotation.font.size = (annotation.font.size or FONT["size"]) * scale
+    for menu in layout.updatemenus:
+        menu.font.size = (menu.font.size or FONT["size"]) * scale
+    for trace in fig.data:
+        _scale_trace(trace, scale)
+    for frame in fig.frames:  # a frame's title keeps the figure's font: frames only set its text
+        for trace in frame.data:
+            _scale_trace(trace, scale)
     return fig
 
 
@@ -58,6 +125,406 @@ def _hover(class_names: Sequence[str], labels: np.ndarray, indices: np.ndarray) 
 def _radial_jitter(n: int, seed: int = 0) -> np.ndarray:
     """Radii just inside the unit circle so overlapping points stay visible; angles stay exact."""
     return 1.0 - JITTER * np.random.default_rng(seed).random(n)
+
+
+def _discrete_scale(colours: Sequence[str]) -> list[list]:
+    """A plotly colour scale that maps the integers 0..n-1 (with cmin -0.5, cmax n-0.5) to ``colours``."""
+    n = len(colours)
+    scale = []
+    for i, colour in enumerate(colours):
+        scale += [[i / n, colour], [(i + 1) / n, colour]]
+    return scale
+
+
+def longitude_latitude(points: np.ndarray) -> np.ndarray:
+    """Longitude and latitude in degrees of 3-D points (their directions), the sphere map's coordinates."""
+    unit = unit_rows(points)
+    return np.degrees(np.stack([np.arctan2(unit[:, 1], unit[:, 0]), np.arcsin(np.clip(unit[:, 2], -1, 1))], axis=1))
+
+
+# ---------------------------------------------------------------- feature space
+
+
+@dataclasses.dataclass(frozen=True)
+class Shading:
+    """Decision regions to shade: the class the classifier decides for at each grid point and the margin
+    band (None: no margin). ``classes`` is 1-D on :func:`lab.playground.circle_points`, 2-D on
+    :func:`lab.playground.sphere_points` (latitude x longitude), or 2-D over a square plane grid whose
+    side coordinates are ``axis``."""
+
+    classes: np.ndarray
+    band: np.ndarray | None = None
+    axis: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureFrame:
+    """What one epoch shows: the subset's features, the class directions, the title and the regions."""
+
+    epoch: int
+    features: np.ndarray
+    directions: np.ndarray | None
+    title: str
+    shading: Shading | None = None
+
+
+def _sector_polygons(selected: np.ndarray, radius: float) -> tuple[list, list]:
+    """x and y of filled pie sectors (origin, arc, origin; None between sectors) over the runs of True in
+    ``selected``, a mask on :func:`circle_points`."""
+    count = len(selected)
+    if not selected.any():
+        return [], []
+    if selected.all():
+        t = np.linspace(0, 2 * np.pi, 181)
+        return list(radius * np.cos(t)) + [None], list(radius * np.sin(t)) + [None]
+    step = 2 * np.pi / count
+    start = int(np.flatnonzero(~selected)[0])  # walk from a point outside, so no run wraps around the seam
+    order = np.roll(np.arange(count), -start)
+    xs: list = []
+    ys: list = []
+    run: list[int] = []
+    for i in [*order, order[0]]:
+        if selected[i]:
+            run.append(i)
+            continue
+        if run:
+            first = run[0] * step - step / 2
+            angles = first + np.linspace(0, len(run) * step, max(2, len(run) // 2 + 2))
+            xs += [0.0, *(radius * np.cos(angles)), 0.0, None]
+            ys += [0.0, *(radius * np.sin(angles)), 0.0, None]
+            run = []
+    return xs, ys
+
+
+def _shading_traces(shading: Shading, view: str, dim: int, colours: list[str], reach: float) -> list:
+    n = len(colours)
+    if dim == 2 and shading.axis is None:  # sectors of the circle
+        traces = []
+        for c in range(n):
+            xs, ys = _sector_polygons(shading.classes == c, reach)
+            traces.append(_filled(xs, ys, _rgba(colours[c], REGION_ALPHA), f"region {c}"))
+        band = shading.band if shading.band is not None else np.zeros(len(shading.classes), dtype=bool)
+        xs, ys = _sector_polygons(band, reach)
+        traces.append(_filled(xs, ys, BAND_COLOR, "margin band"))
+        return traces
+    if dim == 3 and view == "unit":
+        # an opaque globe just inside the points (radius 1 - JITTER), so the front shows and the back is hidden
+        grid = sphere_points(shading.classes.shape[1], shading.classes.shape[0]) * (1 - JITTER - 0.02)
+        colour_index = shading.classes.astype(float)
+        if shading.band is not None:
+            colour_index = np.where(shading.band, n, colour_index)
+        scale = _discrete_scale([_on_white(c, 0.35) for c in colours] + ["rgb(150, 150, 150)"])
+        return [
+            go.Surface(
+                x=grid[..., 0],
+                y=grid[..., 1],
+                z=grid[..., 2],
+                surfacecolor=colour_index,
+                colorscale=scale,
+                cmin=-0.5,
+                cmax=n + 0.5,
+                showscale=False,
+                hoverinfo="skip",
+                lighting=dict(ambient=0.9, diffuse=0.15, specular=0.0),
+                name="regions",
+            )
+        ]
+    if view == "map":
+        lon_lat = sphere_points(shading.classes.shape[1], shading.classes.shape[0])
+        x = np.degrees(np.arctan2(lon_lat[0, :, 1], lon_lat[0, :, 0]))
+        x[0], x[-1] = -180.0, 180.0
+        y = np.degrees(np.arcsin(np.clip(lon_lat[:, 0, 2], -1, 1)))
+    else:
+        x = y = shading.axis
+    region_scale = _discrete_scale([_rgba(c, REGION_ALPHA) for c in colours])
+    traces = [
+        go.Heatmap(
+            x=x,
+            y=y,
+            z=shading.classes,
+            zmin=-0.5,
+            zmax=n - 0.5,
+            colorscale=region_scale,
+            showscale=False,
+            hoverinfo="skip",
+            name="regions",
+        )
+    ]
+    band = np.where(shading.band, 1.0, np.nan) if shading.band is not None else np.full(shading.classes.shape, np.nan)
+    traces.append(
+        go.Heatmap(
+            x=x,
+            y=y,
+            z=band,
+            zmin=0,
+            zmax=1,
+            colorscale=[[0, BAND_COLOR], [1, BAND_COLOR]],
+            showscale=False,
+            hoverinfo="skip",
+            name="margin band",
+        )
+    )
+    return traces
+
+
+def _filled(xs: list, ys: list, colour: str, name: str) -> go.Scatter:
+    return go.Scatter(
+        x=xs, y=ys, mode="lines", fill="toself", fillcolor=colour, line=dict(width=0), hoverinfo="skip", name=name
+    )
+
+
+def _positions(features: np.ndarray, view: str, dim: int) -> np.ndarray:
+    if view == "unit":
+        return unit_rows(features) * _radial_jitter(len(features))[:, None]
+    if view == "map":
+        return longitude_latitude(features)
+    return np.asarray(features, dtype=np.float64)
+
+
+def _point_traces(
+    points: np.ndarray,
+    labels: np.ndarray,
+    indices: np.ndarray,
+    class_names: Sequence[str],
+    colours: list[str],
+    three_d: bool,
+) -> list:
+    traces = []
+    for c, name in enumerate(class_names):
+        mask = labels == c
+        marker = dict(color=colours[c], size=3 if three_d else 5, opacity=0.8)
+        common = dict(
+            mode="markers",
+            marker=marker,
+            name=str(name),
+            legendgroup=str(c),
+            customdata=indices[mask],
+            hovertext=_hover(class_names, labels[mask], indices[mask]),
+            hoverinfo="text",
+        )
+        if three_d:
+            traces.append(go.Scatter3d(x=points[mask, 0], y=points[mask, 1], z=points[mask, 2], **common))
+        else:
+            traces.append(go.Scatter(x=points[mask, 0], y=points[mask, 1], **common))
+    return traces
+
+
+def _ray_traces(
+    directions: np.ndarray, reach: float, colours: list[str], class_names: Sequence[str], view: str, dim: int
+) -> list:
+    traces = []
+    unit = unit_rows(directions)
+    for c, direction in enumerate(unit):
+        hover = f"class direction: {class_names[c]}"
+        if view == "map":
+            lon, lat = longitude_latitude(direction[None])[0]
+            traces.append(
+                go.Scatter(
+                    x=[lon],
+                    y=[lat],
+                    mode="markers",
+                    marker=dict(color=colours[c], size=15, symbol="star", line=dict(color="#222222", width=1.2)),
+                    hovertext=hover,
+                    hoverinfo="text",
+                    showlegend=False,
+                )
+            )
+            continue
+        tip = direction * reach
+        style = dict(
+            mode="lines",
+            line=dict(color=colours[c], width=5 if dim == 3 else 2.5),
+            legendgroup=str(c),
+            showlegend=False,
+            hovertext=hover,
+            hoverinfo="text",
+        )
+        if dim == 2:
+            traces.append(go.Scatter(x=[0, tip[0]], y=[0, tip[1]], **style))
+        else:
+            traces.append(go.Scatter3d(x=[0, tip[0]], y=[0, tip[1]], z=[0, tip[2]], **style))
+    return traces
+
+
+def _highlight_trace(point: np.ndarray, three_d: bool) -> go.BaseTraceType:
+    coords = [[v] for v in point]
+    marker = dict(size=16 if not three_d else 9, color="rgba(0,0,0,0)", line=dict(color="#111111", width=3))
+    if three_d:
+        marker["symbol"] = "circle-open"
+        marker["color"] = "#111111"
+        return go.Scatter3d(
+            x=coords[0],
+            y=coords[1],
+            z=coords[2],
+            mode="markers",
+            marker=marker,
+            hoverinfo="skip",
+            showlegend=False,
+            name="selected",
+        )
+    return go.Scatter(
+        x=coords[0],
+        y=coords[1],
+        mode="markers",
+        marker=marker,
+        hoverinfo="skip",
+        showlegend=False,
+        name="selected",
+    )
+
+
+def _static_traces(view: str, dim: int, shaded: bool) -> list:
+    if view == "unit" and dim == 2:
+        t = np.linspace(0, 2 * np.pi, 241)
+        return [
+            go.Scatter(
+                x=np.cos(t),
+                y=np.sin(t),
+                mode="lines",
+                line=dict(color="#BBBBBB", width=1),
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        ]
+    if view == "unit" and dim == 3 and not shaded:
+        grid = sphere_points(40, 20)
+        return [
+            go.Surface(
+                x=grid[..., 0],
+                y=grid[..., 1],
+                z=grid[..., 2],
+                opacity=0.12,
+                showscale=False,
+                colorscale=[[0, "#DDDDDD"], [1, "#DDDDDD"]],
+                hoverinfo="skip",
+            )
+        ]
+    return []
+
+
+def raw_reach(features: Sequence[np.ndarray]) -> float:
+    """One axis range for every epoch of the raw view (from each epoch's ``features``), so a playing
+    animation keeps its scale."""
+    return max(float(np.percentile(np.linalg.norm(f, axis=1), 95)) for f in features) * 1.1
+
+
+def feature_figure(
+    frames: Sequence[FeatureFrame],
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    indices: np.ndarray | None = None,
+    view: str = "unit",
+    start: int = -1,
+    highlight: int | None = None,
+    height: int = 380,
+    legend: bool = False,
+) -> go.Figure:
+    """Features of a 2-D or 3-D head, one animation frame per epoch: on the unit circle or sphere
+    (``view="unit"``), as they are (``"raw"``) or, in 3-D, as a longitude-latitude map of their
+    directions (``"map"``), coloured by class, with the class directions as rays (stars on the map), the
+    decision regions and margin band where a frame has them, and the image ``highlight`` (a test-set
+    index) ringed. The figure opens on ``frames[start]``; with more than one frame, Play and Pause
+    buttons animate them in the browser."""
+    first = frames[start]
+    dim = first.features.shape[1]
+    if dim not in (2, 3):
+        raise ValueError(f"feature_figure draws 2-D or 3-D features, got {dim}-D; use projection_scatter")
+    if view == "map" and dim != 3:
+        raise ValueError("the map view is for 3-D features")
+    labels = np.asarray(labels)
+    indices = np.arange(len(labels)) if indices is None else np.asarray(indices)
+    three_d = dim == 3 and view != "map"
+    reach = UNIT_REACH if view == "unit" else raw_reach([f.features for f in frames]) if view == "raw" else 0.0
+    colours = class_colours(len(class_names))
+    row = None
+    if highlight is not None and np.any(indices == highlight):
+        row = int(np.flatnonzero(indices == highlight)[0])
+    shaded = any(f.shading is not None for f in frames)
+    has_rays = any(f.directions is not None for f in frames)
+
+    def dynamic(frame: FeatureFrame) -> list:
+        traces = []
+        if shaded and not (dim == 3 and view == "raw"):
+            shading = frame.shading or next(f.shading for f in frames if f.shading is not None)
+            traces += _shading_traces(shading, view, dim, colours, reach)
+        points = _positions(frame.features, view, dim)
+        traces += _point_traces(points, labels, indices, class_names, colours, three_d)
+        if has_rays:
+            directions = frame.directions if frame.directions is not None else first.directions
+            traces += _ray_traces(directions, reach, colours, class_names, view, dim)
+        if row is not None:
+            traces.append(_highlight_trace(points[row], three_d))
+        return traces
+
+    static = _static_traces(view, dim, shaded)
+    fig = go.Figure(static + dynamic(first))
+    if len(frames) > 1:
+        moving = list(range(len(static), len(fig.data)))
+        fig.frames = [
+            go.Frame(name=str(f.epoch), data=dynamic(f), traces=moving, layout=dict(title=dict(text=f.title)))
+            for f in frames
+        ]
+        _add_play_pause(fig, smooth=not three_d and not shaded)
+    if dim == 2 or view == "map":
+        if view == "map":
+            fig.update_xaxes(range=[-180, 180], dtick=90, ticksuffix="°", showgrid=False, zeroline=False)
+            fig.update_yaxes(range=[-90, 90], dtick=45, ticksuffix="°", showgrid=False, zeroline=False)
+        else:
+            fig.update_xaxes(visible=False, range=[-reach * 1.05, reach * 1.05])
+            fig.update_yaxes(visible=False, range=[-reach * 1.05, reach * 1.05], scaleanchor="x", scaleratio=1)
+    else:
+        axis = dict(visible=False, range=[-reach * 1.02, reach * 1.02])
+        fig.update_layout(
+            scene=dict(
+                xaxis=axis,
+                yaxis=axis,
+                zaxis=axis,
+                aspectmode="cube",
+                domain=dict(x=[0, 1], y=[0, 1]),
+                camera=SPHERE_CAMERA,
+            )
+        )
+    _layout(fig, first.title, height, legend)
+    if three_d:
+        fig.update_layout(margin=dict(l=0, r=0, b=0))
+    if len(frames) > 1 and view == "map":  # below the longitude ticks
+        fig.update_layout(margin_b=56)
+        fig.layout.updatemenus[0].y = -0.1
+    elif len(frames) > 1:
+        fig.update_layout(margin_b=30)
+    return fig
+
+
+def _add_play_pause(fig: go.Figure, smooth: bool) -> None:
+    """Play (from the current epoch, or from the first after the last) and Pause buttons, bottom left."""
+    play = {
+        "frame": {"duration": 700, "redraw": not smooth},
+        "fromcurrent": True,
+        "transition": {"duration": 350 if smooth else 0, "easing": "cubic-in-out"},
+        "mode": "immediate",
+    }
+    pause = {"frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
+    fig.update_layout(
+        updatemenus=[
+            dict(
+                type="buttons",
+                direction="left",
+                showactive=False,
+                x=0.0,
+                y=0.0,
+                xanchor="left",
+                yanchor="top",
+                pad=dict(t=2, r=4),
+                font=dict(size=12),
+                bgcolor="#F4F4F4",
+                buttons=[
+                    dict(label="▶ Play", method="animate", args=[None, play]),
+                    dict(label="❚❚", method="animate", args=[[None], pause]),
+                ],
+            )
+        ]
+    )
 
 
 def feature_scatter(
@@ -72,104 +539,17 @@ def feature_scatter(
     height: int = 380,
     legend: bool = True,
 ) -> go.Figure:
-    """Features of a 2-D or 3-D head: on the unit circle/sphere (``normalised``) or as they are,
-    coloured by class, with class directions drawn as rays from the origin."""
-    dim = features.shape[1]
-    if dim not in (2, 3):
-        raise ValueError(f"feature_scatter draws 2-D or 3-D features, got {dim}-D; use projection_scatter")
-    labels = np.asarray(labels)
-    indices = np.arange(len(labels)) if indices is None else np.asarray(indices)
-    points = unit_rows(features) * _radial_jitter(len(features))[:, None] if normalised else np.asarray(features)
-    reach = 1.18 if normalised else float(np.percentile(np.linalg.norm(features, axis=1), 95)) * 1.1
-    colours = class_colours(len(class_names))
-    fig = go.Figure()
-    if normalised and dim == 2:
-        t = np.linspace(0, 2 * np.pi, 241)
-        fig.add_trace(
-            go.Scatter(
-                x=np.cos(t),
-                y=np.sin(t),
-                mode="lines",
-                line=dict(color="#BBBBBB", width=1),
-                hoverinfo="skip",
-                showlegend=False,
-            )
-        )
-    if normalised and dim == 3:
-        u, v = np.mgrid[0 : 2 * np.pi : 40j, 0 : np.pi : 20j]
-        fig.add_trace(
-            go.Surface(
-                x=np.cos(u) * np.sin(v),
-                y=np.sin(u) * np.sin(v),
-                z=np.cos(v),
-                opacity=0.12,
-                showscale=False,
-                colorscale=[[0, "#DDDDDD"], [1, "#DDDDDD"]],
-                hoverinfo="skip",
-            )
-        )
-    for c, name in enumerate(class_names):
-        mask = labels == c
-        if not mask.any():
-            continue
-        hover = _hover(class_names, labels[mask], indices[mask])
-        marker = dict(color=colours[c], size=5 if dim == 2 else 3, opacity=0.75)
-        coords = dict(x=points[mask, 0], y=points[mask, 1])
-        if dim == 2:
-            fig.add_trace(
-                go.Scatter(
-                    **coords,
-                    mode="markers",
-                    marker=marker,
-                    name=str(name),
-                    legendgroup=str(c),
-                    customdata=indices[mask],
-                    hovertext=hover,
-                    hoverinfo="text",
-                )
-            )
-        else:
-            fig.add_trace(
-                go.Scatter3d(
-                    **coords,
-                    z=points[mask, 2],
-                    mode="markers",
-                    marker=marker,
-                    name=str(name),
-                    legendgroup=str(c),
-                    customdata=indices[mask],
-                    hovertext=hover,
-                    hoverinfo="text",
-                )
-            )
-    if directions is not None:
-        _add_rays(fig, np.asarray(directions), reach, colours, class_names, dim)
-    if dim == 2:
-        fig.update_xaxes(visible=False, range=[-reach * 1.05, reach * 1.05] if normalised else None)
-        fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
-    else:
-        axis = dict(visible=False)
-        fig.update_layout(scene=dict(xaxis=axis, yaxis=axis, zaxis=axis, aspectmode="data"))
-    return _layout(fig, title, height, legend)
-
-
-def _add_rays(
-    fig: go.Figure, directions: np.ndarray, reach: float, colours: list[str], class_names: Sequence[str], dim: int
-) -> None:
-    tips = unit_rows(directions) * reach
-    for c, tip in enumerate(tips):
-        style = dict(
-            mode="lines",
-            line=dict(color=colours[c], width=4 if dim == 3 else 2.5),
-            legendgroup=str(c),
-            showlegend=False,
-            hovertext=f"class direction: {class_names[c]}",
-            hoverinfo="text",
-        )
-        if dim == 2:
-            fig.add_trace(go.Scatter(x=[0, tip[0]], y=[0, tip[1]], **style))
-        else:
-            fig.add_trace(go.Scatter3d(x=[0, tip[0]], y=[0, tip[1]], z=[0, tip[2]], **style))
+    """One epoch's features of a 2-D or 3-D head (see :func:`feature_figure`), without animation."""
+    frame = FeatureFrame(0, np.asarray(features), directions, title or "")
+    return feature_figure(
+        [frame],
+        labels,
+        class_names,
+        indices=indices,
+        view="unit" if normalised else "raw",
+        height=height,
+        legend=legend,
+    )
 
 
 def projection_scatter(
@@ -182,30 +562,21 @@ def projection_scatter(
     height: int = 380,
     axis_titles: tuple[str, str] = ("", ""),
     legend: bool = True,
+    highlight: int | None = None,
 ) -> go.Figure:
-    """A 2-D scatter of projected points (UMAP, PCA), coloured by class."""
+    """A 2-D scatter of projected points (UMAP, PCA), coloured by class, the image ``highlight`` ringed."""
     labels = np.asarray(labels)
     indices = np.arange(len(labels)) if indices is None else np.asarray(indices)
     colours = class_colours(len(class_names))
-    fig = go.Figure()
-    for c, name in enumerate(class_names):
-        mask = labels == c
-        if mask.any():
-            fig.add_trace(
-                go.Scatter(
-                    x=coords[mask, 0],
-                    y=coords[mask, 1],
-                    mode="markers",
-                    name=str(name),
-                    marker=dict(color=colours[c], size=5, opacity=0.75),
-                    customdata=indices[mask],
-                    hovertext=_hover(class_names, labels[mask], indices[mask]),
-                    hoverinfo="text",
-                )
-            )
+    fig = go.Figure(_point_traces(np.asarray(coords), labels, indices, class_names, colours, three_d=False))
+    if highlight is not None and np.any(indices == highlight):
+        fig.add_trace(_highlight_trace(np.asarray(coords)[np.flatnonzero(indices == highlight)[0]], False))
     fig.update_xaxes(title=axis_titles[0], showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(title=axis_titles[1], showticklabels=False, showgrid=False, zeroline=False)
     return _layout(fig, title, height, legend)
+
+
+# ---------------------------------------------------------------- angles
 
 
 def _histogram(fig: go.Figure, values: np.ndarray, name: str, colour: str, bins: np.ndarray) -> None:
@@ -266,28 +637,43 @@ def _angle_histograms(
 def direction_spacing(
     direction_angles: np.ndarray, class_names: Sequence[str], best: float, title: str | None = None, height: int = 300
 ) -> go.Figure:
-    """Each class direction's angle to its nearest neighbour direction, against the best possible."""
+    """Each class direction's angle to its nearest neighbour direction, against the best possible
+    smallest gap. Every class gets a tick; the bound's label sits on a white box above the bars."""
     nearest = nearest_off_diagonal(direction_angles)
     colours = class_colours(len(class_names))
+    names = [str(n) for n in class_names]
     fig = go.Figure(
         go.Bar(
-            x=[str(n) for n in class_names],
+            x=names,
             y=nearest,
             marker_color=colours,
             name="nearest direction",
             hovertemplate="%{x}: %{y:.1f}°<extra></extra>",
         )
     )
-    fig.add_hline(
+    fig.add_hline(y=best, line=dict(color="#333333", dash="dash"))
+    top = max(best, float(nearest.max())) * 1.22
+    fig.add_annotation(
+        text=f"best possible {best:.1f}°",
+        xref="paper",
+        x=1.0,
+        xanchor="right",
         y=best,
-        line=dict(color="#333333", dash="dash"),
-        annotation_text=f"best possible {best:.1f}°",
-        annotation_position="top left",
+        yanchor="bottom",
+        showarrow=False,
+        bgcolor="rgba(255,255,255,0.92)",
+        bordercolor="#333333",
+        borderwidth=1,
+        borderpad=2,
+        font=dict(size=11),
     )
-    fig.update_yaxes(
-        title="angle to nearest class (deg)", range=[0, max(best, float(nearest.max())) * 1.15], gridcolor="#EEEEEE"
-    )
+    if len(names) <= 20:
+        fig.update_xaxes(tickmode="array", tickvals=names, ticktext=names, type="category")
+    fig.update_yaxes(title="angle to nearest class (deg)", range=[0, top], gridcolor="#EEEEEE")
     return _layout(fig, title, height, legend=False)
+
+
+# ---------------------------------------------------------------- curves and bars
 
 
 def training_curves(
@@ -295,7 +681,7 @@ def training_curves(
 ) -> go.Figure:
     """One line per loss of a per-epoch metric (e.g. train_loss, test_acc)."""
     fig = go.Figure()
-    for i, (name, history) in enumerate(histories.items()):
+    for colour, (name, history) in zip(loss_colors(len(histories)), histories.items(), strict=True):
         if history:
             fig.add_trace(
                 go.Scatter(
@@ -303,7 +689,7 @@ def training_curves(
                     y=[m[key] for m in history],
                     name=name,
                     mode="lines+markers",
-                    line=dict(color=TOL_MUTED[i % len(TOL_MUTED)], width=2),
+                    line=dict(color=colour, width=2),
                     marker=dict(size=5),
                 )
             )
@@ -317,18 +703,171 @@ def training_curves(
     return _layout(fig, title, height)
 
 
-def metric_bars(values: dict[str, float], title: str, height: int = 240, percent: bool = False) -> go.Figure:
-    """One bar per loss for a single metric of the Compare page."""
+def zoomed_range(values: Sequence[float], floor: float = 0.0, ceiling: float = 1.0) -> tuple[float, float]:
+    """An axis range around ``values`` that shows their spread (a quarter of the spread, at least one
+    point of a percentage, on either side), kept within [floor, ceiling]."""
+    low, high = float(min(values)), float(max(values))
+    pad = max((high - low) * 0.25, 0.01)
+    return max(floor, low - pad), min(ceiling, high + pad)
+
+
+def metric_bars(values: dict[str, float], title: str, height: int | None = None, percent: bool = False) -> go.Figure:
+    """One horizontal bar per loss (names can be long) for a single metric of the Compare page.
+    Percentages read with one decimal on an axis zoomed to their spread (the title says so), so that a
+    95-97% spread is visible."""
     names = list(values)
+    numbers = [values[n] for n in names]
     fig = go.Figure(
         go.Bar(
-            x=names,
-            y=[values[n] for n in names],
-            marker_color=[TOL_MUTED[i % len(TOL_MUTED)] for i in range(len(names))],
-            text=[f"{values[n]:.1%}" if percent else f"{values[n]:.2f}" for n in names],
+            y=names,
+            x=numbers,
+            orientation="h",
+            marker_color=BAR_COLOR,
+            text=[f"{v:.1%}" if percent else f"{v:.2f}" for v in numbers],
             textposition="outside",
             cliponaxis=False,
+            hovertemplate="%{y}: %{text}<extra></extra>",
         )
     )
-    fig.update_yaxes(gridcolor="#EEEEEE", tickformat=".0%" if percent else None, rangemode="tozero")
+    if percent and numbers:
+        low, high = zoomed_range(numbers)
+        fig.update_xaxes(range=[low, high + (high - low) * 0.15], tickformat=".1%", nticks=4)
+        title = f"{title}<br><sup>axis zoomed to {low:.1%}–{high:.1%}</sup>"
+    else:
+        top = max([*numbers, 0.0])
+        fig.update_xaxes(range=[min([*numbers, 0.0]), top * 1.25 if top > 0 else 1], nticks=4)
+    fig.update_xaxes(gridcolor="#EEEEEE")
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return _layout(fig, title, height or 70 + 30 * len(names), legend=False)
+
+
+# ---------------------------------------------------------------- the loss playground
+
+
+def loss_field_figure(
+    axis: np.ndarray,
+    loss: np.ndarray,
+    classes: np.ndarray,
+    band: np.ndarray | None,
+    arrow_points: np.ndarray,
+    downhill: np.ndarray,
+    directions: np.ndarray,
+    class_names: Sequence[str],
+    label: int,
+    *,
+    title: str | None = None,
+    picked: np.ndarray | None = None,
+    height: int = 520,
+) -> go.Figure:
+    """The loss of a feature of class ``label`` over the plane as a heat map, the decision boundaries
+    (white lines), the margin band (grey), the class directions (rays), the negative gradient as arrows,
+    and ``picked`` ringed. An invisible grid of points lets a click report where it landed."""
+    colours = class_colours(len(class_names))
+    extent = float(axis[-1])
+    fig = go.Figure(
+        go.Heatmap(
+            x=axis,
+            y=axis,
+            z=loss,
+            zsmooth="best",
+            colorscale="Viridis",
+            colorbar=dict(title=dict(text="loss", side="right"), thickness=12, len=0.8),
+            hovertemplate="feature (%{x:.2f}, %{y:.2f})<br>loss %{z:.3f}<extra></extra>",
+            name="loss",
+        )
+    )
+    if band is not None and band.any():
+        fig.add_trace(
+            go.Heatmap(
+                x=axis,
+                y=axis,
+                z=np.where(band, 1.0, np.nan),
+                colorscale=[[0, "rgba(255,255,255,0.45)"], [1, "rgba(255,255,255,0.45)"]],
+                showscale=False,
+                hoverinfo="skip",
+                name="margin band",
+            )
+        )
+    fig.add_trace(_boundary_lines(axis, classes))
+    for c, direction in enumerate(unit_rows(directions)):
+        tip = direction * extent * 0.92
+        width = 5 if c == label else 2.5
+        fig.add_trace(
+            go.Scatter(
+                x=[0, tip[0]],
+                y=[0, tip[1]],
+                mode="lines+text",
+                line=dict(color=colours[c], width=width),
+                text=["", f"<b>{class_names[c]}</b>" if c == label else str(class_names[c])],
+                textposition="top center",
+                textfont=dict(color="white"),
+                hovertext=f"class direction: {class_names[c]}",
+                hoverinfo="text",
+                name=f"class {class_names[c]}",
+            )
+        )
+    fig.add_trace(_arrows(arrow_points, downhill, spacing=2 * extent / max(int(np.sqrt(len(arrow_points))), 1)))
+    grid = np.stack(np.meshgrid(axis[::2], axis[::2]), axis=-1).reshape(-1, 2)
+    fig.add_trace(
+        go.Scatter(
+            x=grid[:, 0],
+            y=grid[:, 1],
+            mode="markers",
+            marker=dict(size=7, color="rgba(0,0,0,0)"),
+            customdata=np.arange(len(grid)),
+            hovertemplate="click to read every loss here<br>(%{x:.2f}, %{y:.2f})<extra></extra>",
+            name="pick",
+        )
+    )
+    if picked is not None:
+        fig.add_trace(_highlight_trace(np.asarray(picked), False))
+    fig.update_xaxes(range=[-extent, extent], title="feature x", zeroline=False, showgrid=False, constrain="domain")
+    fig.update_yaxes(
+        range=[-extent, extent], title="feature y", zeroline=False, showgrid=False, scaleanchor="x", scaleratio=1
+    )
+    fig.update_layout(dragmode="pan")
     return _layout(fig, title, height, legend=False)
+
+
+def _boundary_lines(axis: np.ndarray, classes: np.ndarray) -> go.Scatter:
+    """The cell edges between grid cells of different classes, as one white line trace (a staircase at
+    the grid's resolution)."""
+    half = (axis[1] - axis[0]) / 2
+    xs: list = []
+    ys: list = []
+    rows, cols = np.nonzero(classes[:, 1:] != classes[:, :-1])  # between columns: vertical edges
+    for r, c in zip(rows, cols, strict=True):
+        x = axis[c] + half
+        xs += [x, x, None]
+        ys += [axis[r] - half, axis[r] + half, None]
+    rows, cols = np.nonzero(classes[1:, :] != classes[:-1, :])  # between rows: horizontal edges
+    for r, c in zip(rows, cols, strict=True):
+        y = axis[r] + half
+        xs += [axis[c] - half, axis[c] + half, None]
+        ys += [y, y, None]
+    return go.Scatter(
+        x=xs, y=ys, mode="lines", line=dict(color="white", width=1.5), hoverinfo="skip", name="decision boundary"
+    )
+
+
+def _arrows(points: np.ndarray, vectors: np.ndarray, spacing: float) -> go.Scatter:
+    """Arrows (shaft and two barbs, as line segments) of length at most 0.85 ``spacing``, longer where the
+    gradient is steeper (square-root scale, so gentle slopes still show a direction)."""
+    norms = np.linalg.norm(vectors, axis=1)
+    largest = float(norms.max()) if len(norms) and norms.max() > 0 else 1.0
+    lengths = 0.85 * spacing * np.sqrt(norms / largest)
+    unit = vectors / np.maximum(norms, 1e-12)[:, None]
+    xs: list = []
+    ys: list = []
+    for (x0, y0), (ux, uy), length in zip(points, unit, lengths, strict=True):
+        if length < 0.05 * spacing:
+            continue
+        x1, y1 = x0 + ux * length, y0 + uy * length
+        barb = 0.3 * length
+        for sign in (1, -1):
+            angle = np.arctan2(uy, ux) + np.pi + sign * 0.45
+            xs += [x0, x1, x1 + barb * np.cos(angle), None] if sign == 1 else [x1, x1 + barb * np.cos(angle), None]
+            ys += [y0, y1, y1 + barb * np.sin(angle), None] if sign == 1 else [y1, y1 + barb * np.sin(angle), None]
+    return go.Scatter(
+        x=xs, y=ys, mode="lines", line=dict(color="white", width=1.3), hoverinfo="skip", name="downhill (−gradient)"
+    )

@@ -26,8 +26,16 @@ Key choices:
   computed for ``RandomCAM`` maps (random channel weights, seeded) as the chance baseline. ROAD
   solves a small sparse system per image and percentile, so it is the slow part: pass
   ``faithfulness=False`` for the maps alone.
-* **Display.** Raw maps of one image across losses share one colour scale (:func:`shared_scale`);
-  :func:`normalise_each` is the library's per-map min-max for the "each map on its own scale" toggle.
+* **Display.** Each map is min-max scaled on its own by default (:func:`normalise_each`, the Grad-CAM
+  paper's and pytorch-grad-cam's ``show_cam_on_image`` convention): it shows where one model looks.
+  The shared raw scale of a row (:func:`shared_scale`) compares magnitudes instead, which grow with
+  each loss's logit scale (CosFace/ArcFace's s), so it is an option, not the default.
+  :func:`colorbar_png` draws the legend for either.
+* **Layers.** ``layer="last"`` is the last convolution; ``"previous"`` an earlier convolution with a
+  finer map (``models.FeatureNet.cam_layer_for``), e.g. 14x14 instead of 7x7 on 28x28 images.
+* **Without the dataset.** A run stores the uint8 images of its snapshot subset; normalising them
+  needs the train split's per-channel mean and std, which the loaded dataset gives and
+  :data:`TRAIN_STATISTICS` keeps for machines without it (a test checks them against the data).
 """
 
 from __future__ import annotations
@@ -61,7 +69,10 @@ from torch import nn
 
 import losses
 import models
+from lab import interpret
+from lab.data import normalize
 from lab.images import enlarge
+from lab.interpret_metrics import Progress
 
 CAM_METHODS: dict[str, type[BaseCAM]] = {
     "GradCAM": GradCAM,
@@ -80,6 +91,26 @@ DEFAULT_SEED = 0
 COLORMAP = "turbo"
 GRID_CELL_PX = 96
 GRID_FONT_PX = 14
+WRONG_COLOUR = (220, 38, 38)  # the border of a cell whose model got the image wrong
+# Each dataset's train-split per-channel (mean, std) of pixels / 255, as lab.data.Dataset computes them.
+TRAIN_STATISTICS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "digits": ((0.305433688785187,), (0.37595716498559817,)),
+    "mnist": ((0.1306604762738429,), (0.30810780385646264,)),
+    "fashion-mnist": ((0.2860405969887955,), (0.35302424451492254,)),
+    "cifar10": ((0.49139968, 0.48215841, 0.44653091), (0.24703223, 0.24348513, 0.26158784)),
+    "cifar100": ((0.50707516, 0.48654887, 0.44091784), (0.26733429, 0.25643846, 0.27615047)),
+}
+
+
+FOREGROUND_KNOWN = ("digits", "mnist", "fashion-mnist")  # black background: nonzero pixels are the object
+INTERPRET_TARGET = "predicted"  # the maps explain what each model decided
+
+
+def train_statistics(dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) a run of ``dataset`` normalised its images with, without loading the dataset."""
+    if dataset not in TRAIN_STATISTICS:
+        raise ValueError(f"no stored normalisation for dataset {dataset!r}: load the dataset to explain its images")
+    return TRAIN_STATISTICS[dataset]
 
 
 class InferenceLogits(nn.Module):
@@ -241,13 +272,14 @@ def compute_cams(
     batch_size: int = 64,
     faithfulness: bool = True,
     seed: int = DEFAULT_SEED,
+    layer: str = "last",
 ) -> CamResult:
     """Raw ``method`` maps of normalised ``images`` (N x C x H x W) for the class ``targets[i]`` of each.
 
     Runs on the device the model is on; the model and head come back exactly as they were (flags,
     requires_grad, no new gradients, no hooks). ``faithfulness`` adds ROAD scores for the maps and
     for a seeded RandomCAM baseline (the slow part). EigenCAM ignores the target (it is the first
-    principal component of the activations).
+    principal component of the activations). ``layer``: ``"last"`` or ``"previous"`` convolution.
     """
     if method not in CAM_METHODS:
         raise ValueError(f"unknown CAM method {method!r} (choose from: {', '.join(CAM_METHODS)})")
@@ -260,6 +292,7 @@ def compute_cams(
         raise ValueError(f"got {len(targets)} targets for {len(images)} images")
     if targets.min() < 0 or targets.max() >= head.n_classes:
         raise ValueError(f"targets must be classes from 0 to {head.n_classes - 1}, got {sorted(set(targets.tolist()))}")
+    target_layer = model.cam_layer_for(layer)
     wrapper = InferenceLogits(model, head)
     device = next(model.parameters()).device
     with _untouched(wrapper), torch.inference_mode(False), torch.enable_grad():
@@ -269,14 +302,14 @@ def compute_cams(
             probs = torch.cat(
                 [wrapper(images[s : s + batch_size]).float().softmax(1) for s in range(0, len(images), batch_size)]
             ).cpu()
-        with _released(_RAW_CLASSES[method](wrapper, [model.cam_layer])) as cam:
+        with _released(_RAW_CLASSES[method](wrapper, [target_layer])) as cam:
             cam.batch_size = SCORECAM_BATCH  # masked copies per forward pass; only ScoreCAM reads it
             maps = _maps(cam, images, targets, batch_size)
             cam_shape = cam.cam_shape
         scores = random_scores = None
         if faithfulness:
             with _seeded(seed):
-                with _released(_RAW_CLASSES["Random"](wrapper, [model.cam_layer])) as random_cam:
+                with _released(_RAW_CLASSES["Random"](wrapper, [target_layer])) as random_cam:
                     random_maps = _maps(random_cam, images, targets, batch_size)
                 scores = _road(wrapper, images, maps, targets, batch_size)
                 random_scores = _road(wrapper, images, random_maps, targets, batch_size)
@@ -291,6 +324,57 @@ def compute_cams(
         target_probability=probs[torch.arange(len(targets)), torch.from_numpy(targets)].numpy().astype(np.float32),
         faithfulness=scores,
         random_faithfulness=random_scores,
+    )
+
+
+def top_layers(model: models.FeatureNet) -> tuple[str, ...]:
+    """The layers the randomization check re-initializes, as paths inside :class:`InferenceLogits`:
+    the feature layer and the last convolution, the top of the model that every map depends on."""
+    return ("model.feature", f"model.{model.cam_layer_name}")
+
+
+def interpretability(
+    model: models.FeatureNet,
+    head: losses.LossHead,
+    raw_images: np.ndarray,
+    statistics: tuple[tuple[float, ...], tuple[float, ...]],
+    *,
+    method: str = "GradCAM",
+    layer: str = "last",
+    foreground_known: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, interpret.MetricResult | None]:
+    """Every :data:`lab.interpret.METRICS` entry for ``method`` maps (each on its own scale) of the
+    predicted class of ``raw_images`` (uint8 N x C x H x W) under one run's model, with its baselines.
+
+    ``statistics``: the (mean, std) the run normalised with (:func:`train_statistics`).
+    ``foreground_known``: nonzero pixels are the object (:data:`FOREGROUND_KNOWN`), for object mass.
+    """
+    raw = np.asarray(raw_images, dtype=np.uint8)
+    images = normalize(torch.from_numpy(raw), *statistics)
+    wrapper = InferenceLogits(model, head).eval()
+    with torch.no_grad():
+        targets = resolve_targets(wrapper(images), None, INTERPRET_TARGET)
+    if progress:
+        progress(0.0, f"{method} maps")
+    result = compute_cams(model, head, images, method, targets, faithfulness=False, layer=layer)
+
+    def cam_fn(randomized: InferenceLogits) -> np.ndarray:
+        maps = compute_cams(randomized.model, randomized.head, images, method, targets, faithfulness=False, layer=layer)
+        return normalise_each(maps.maps)
+
+    return interpret.evaluate(
+        wrapper,
+        images,
+        raw,
+        targets,
+        normalise_each(result.maps),
+        foreground_known=foreground_known,
+        cam_fn=cam_fn,
+        top_layers=top_layers(model),
+        cam_shape=result.cam_shape[-2:] if len(result.cam_shape) >= 2 else None,
+        metrics=interpret.REPORTED,
+        progress=progress,
     )
 
 
@@ -309,7 +393,7 @@ def shared_scale(maps: Sequence[np.ndarray] | np.ndarray) -> tuple[float, float]
 
 
 def normalise_each(maps: np.ndarray) -> np.ndarray:
-    """Each map min-max scaled to [0, 1] on its own (the library's ``scale_cam_image``); for the toggle."""
+    """Each map min-max scaled to [0, 1] on its own (the library's ``scale_cam_image``): the default view."""
     return scale_cam_image(np.asarray(maps, dtype=np.float32))
 
 
@@ -337,11 +421,26 @@ def overlay(
     return np.round((1.0 - alpha) * rgb + alpha * colours).clip(0, 255).astype(np.uint8)
 
 
-def grid_png(cells: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str], col_labels: Sequence[str]) -> bytes:
+def framed(cell: np.ndarray, colour: tuple[int, int, int] = WRONG_COLOUR) -> np.ndarray:
+    """``cell`` (H x W x 3 uint8) with a one-pixel frame of ``colour`` (two from 32 pixels up), as a copy."""
+    out = np.array(cell, dtype=np.uint8, copy=True)
+    width = 2 if min(out.shape[:2]) >= 32 else 1
+    out[:width], out[-width:], out[:, :width], out[:, -width:] = colour, colour, colour, colour
+    return out
+
+
+def grid_png(
+    cells: Sequence[Sequence[np.ndarray]],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    wrong: Sequence[Sequence[bool]] | None = None,
+    colorbar: bytes | None = None,
+) -> bytes:
     """A PNG of a grid of H x W x 3 uint8 cells (rows x columns) with row and column labels.
 
     Cells are upscaled by a whole factor with nearest-neighbour to at least :data:`GRID_CELL_PX`
-    pixels, so 8x8 digits stay legible and no pixel is blurred.
+    pixels, so 8x8 digits stay legible and no pixel is blurred. ``wrong[r][c]`` draws a red border
+    (a wrong prediction); ``colorbar`` (a PNG, :func:`colorbar_png`) is put under the grid.
     """
     if len(cells) != len(row_labels) or any(len(row) != len(col_labels) for row in cells):
         raise ValueError(f"cells must be {len(row_labels)} rows of {len(col_labels)} images, one per label")
@@ -356,8 +455,15 @@ def grid_png(cells: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str], c
     text_size = lambda text: measure.textbbox((0, 0), text, font=font)[2:]  # noqa: E731
     left = max((text_size(t)[0] for t in row_labels), default=0) + 2 * gap
     top = max((text_size(t)[1] for t in col_labels), default=0) + 2 * gap
+    bar = Image.open(io.BytesIO(colorbar)).convert("RGB") if colorbar else None
+    grid_h = top + len(row_labels) * (cell_h + gap)
     canvas = Image.new(
-        "RGB", (left + len(col_labels) * (cell_w + gap), top + len(row_labels) * (cell_h + gap)), "white"
+        "RGB",
+        (
+            max(left + len(col_labels) * (cell_w + gap), bar.width if bar else 0),
+            grid_h + (bar.height + gap if bar else 0),
+        ),
+        "white",
     )
     draw = ImageDraw.Draw(canvas)
     for c, label in enumerate(col_labels):
@@ -367,7 +473,29 @@ def grid_png(cells: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str], c
         draw.text((gap, y + cell_h // 2 - text_size(label)[1] // 2), label, fill="black", font=font)
         for c, cell in enumerate(row):
             tile = Image.fromarray(enlarge(np.asarray(cell, dtype=np.uint8), factor), "RGB")
-            canvas.paste(tile, (left + c * (cell_w + gap), y))
+            x = left + c * (cell_w + gap)
+            canvas.paste(tile, (x, y))
+            if wrong is not None and wrong[r][c]:
+                draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), outline=WRONG_COLOUR, width=3)
+    if bar:
+        canvas.paste(bar, (left, grid_h))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def colorbar_png(low: str, high: str, title: str, width: int = 320, height: int = 14) -> bytes:
+    """A horizontal legend of the :data:`COLORMAP` colour map: ``title`` above, ``low`` / ``high`` under the ends."""
+    font = ImageFont.load_default(size=GRID_FONT_PX)
+    text_h = GRID_FONT_PX + 4
+    canvas = Image.new("RGB", (width, height + 2 * text_h), "white")
+    ramp = np.repeat(_LUT[np.linspace(0, 255, width).round().astype(np.intp)][None], height, axis=0)
+    canvas.paste(Image.fromarray(ramp, "RGB"), (0, text_h))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((0, 0), title, fill="black", font=font)
+    draw.text((0, text_h + height + 2), low, fill="black", font=font)
+    right = draw.textbbox((0, 0), high, font=font)[2]
+    draw.text((width - right, text_h + height + 2), high, fill="black", font=font)
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -2,9 +2,9 @@
 
 A :class:`TrainingJob` trains an experiment on a background thread and exposes a thread-safe
 :class:`JobSnapshot` of its progress. The app keeps one :class:`JobManager` per server process. Each
-browser session submits under its own owner token; a job can be stopped only by its owner, and a session
-sees only its own jobs. Jobs are referred to by id, so a refreshed page re-attaches to its job through
-the id kept in the URL.
+browser submits under its own owner credential; a job can be seen and stopped only by its owner, each
+owner may have a bounded number of jobs queued or running, and the server as a whole too. A browser finds
+its job through its owner (:meth:`JobManager.current_job`), never through an id it could be handed.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from lab.config import RunConfig
-from lab.runstore import RunRecord, RunStore
+from lab.runstore import RunRecord, RunStore, describe_os_error
 from lab.trainer import Progress, train_experiment, warm_up
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class TrainingJob:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="losslens-training", daemon=True)
         self._finished = threading.Event()
+        self.finished_at = 0.0  # time.monotonic() when it ended
 
     def _on_progress(self, progress: Progress) -> None:
         with self._lock:
@@ -66,8 +68,9 @@ class TrainingJob:
         except Exception as err:  # reported to the UI, which shows it
             logger.error("the training job of %s could not run: %s", self.experiment, err, exc_info=True)
             with self._lock:
-                self.error = f"{type(err).__name__}: {err}" if not isinstance(err, ValueError) else str(err)
+                self.error = _job_error(err)
         finally:
+            self.finished_at = time.monotonic()
             self._finished.set()  # before on_done: it may start the next job, which counts running ones
             if self.on_done is not None:
                 self.on_done()
@@ -83,8 +86,19 @@ class TrainingJob:
     def stop(self) -> None:
         self.stop_event.set()
 
+    def cancel(self) -> None:
+        """End a job that was never started (taken off the queue)."""
+        self.stop_event.set()
+        self.finished_at = time.monotonic()
+        self._finished.set()
+
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
+
+    @property
+    def done(self) -> bool:
+        """Finished, failed or cancelled."""
+        return self._finished.is_set()
 
     @property
     def running(self) -> bool:
@@ -96,6 +110,15 @@ class TrainingJob:
         with self._lock:
             history = {k: list(v) for k, v in self.history.items()}
             return JobSnapshot(dict(self.latest), history, dict(self.previews))
+
+
+def _job_error(err: Exception) -> str:
+    """What the Train page shows for a job that could not run."""
+    if isinstance(err, ValueError):  # bad settings, a missing dataset, a runs folder that cannot be written
+        return str(err)
+    if isinstance(err, OSError):
+        return describe_os_error(err)
+    return f"{type(err).__name__}: {err}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,14 +139,28 @@ def default_max_running() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+MAX_JOBS_PER_OWNER = 2  # queued or running: one training plus the next (a stopped one may still be finishing)
+MAX_JOBS = 16  # queued or running, every owner together
+FINISHED_JOB_SECONDS = 1800.0  # how long an owner's last finished job stays for the live view
+MAX_FINISHED_JOBS = 64  # finished jobs kept in memory, every owner together
+
+
+class JobLimitError(Exception):
+    """A job was refused because its owner, or the server, has as many as it may queue; the message says
+    what to do and can be shown as it is."""
+
+
 class JobManager:
-    """The server's trainings: runs up to ``max_running`` jobs at once and queues the rest. On creation
-    (when the app starts) it warms up, on a background thread, what the first training would import."""
+    """The server's trainings: runs up to ``max_running`` jobs at once and queues the rest, at most
+    :data:`MAX_JOBS_PER_OWNER` per owner and :data:`MAX_JOBS` in all. A finished job stays only while a live
+    view may still show it: the newest of each owner, for :data:`FINISHED_JOB_SECONDS`. Every method is safe
+    to call from any thread. On creation (when the app starts) it warms up, on a background thread, what the
+    first training would import."""
 
     def __init__(self, store: RunStore, max_running: int | None = None) -> None:
         self.store = store
         self.max_running = max_running or default_max_running()
-        self._jobs: dict[str, TrainingJob] = {}
+        self._jobs: dict[str, TrainingJob] = {}  # in submission order
         self._queue: list[str] = []
         self._lock = threading.Lock()
         self.warmed = threading.Event()  # set once :func:`lab.trainer.warm_up` has run
@@ -136,10 +173,22 @@ class JobManager:
             self.warmed.set()
 
     def submit(self, configs: Sequence[RunConfig], owner: str) -> str:
-        """Queue an experiment (validated configs) for ``owner``; it starts when a slot is free."""
-        job_id = uuid.uuid4().hex[:12]
+        """Queue an experiment (validated configs) for ``owner``; it starts when a slot is free. Raises
+        :class:`JobLimitError` when the owner or the server has as many jobs as it may queue."""
         job = TrainingJob(configs, self.store, owner=owner, on_done=self._start_queued)
         with self._lock:
+            self._forget_finished()
+            active = [other for other in self._jobs.values() if not other.done]
+            if sum(other.owner == owner for other in active) >= MAX_JOBS_PER_OWNER:
+                raise JobLimitError(
+                    f"You already have {MAX_JOBS_PER_OWNER} trainings queued or running: wait until one has "
+                    "finished, or stop one, before starting another."
+                )
+            if len(active) >= MAX_JOBS:
+                raise JobLimitError(
+                    f"This server already has {MAX_JOBS} trainings queued or running: try again when one has finished."
+                )
+            job_id = uuid.uuid4().hex[:12]
             self._jobs[job_id] = job
             self._queue.append(job_id)
         logger.info("job %s queued: experiment %s, %d runs", job_id, job.experiment, len(configs))
@@ -155,17 +204,33 @@ class JobManager:
                 logger.info("job %s started (%d of at most %d training)", job_id, running + 1, self.max_running)
                 running += 1
 
+    def _forget_finished(self) -> None:
+        """Drop finished jobs no live view needs: all but each owner's newest, those finished longer than
+        FINISHED_JOB_SECONDS ago, and the oldest beyond MAX_FINISHED_JOBS. Call with the lock held."""
+        now = time.monotonic()
+        newest: dict[str, str] = {}
+        for job_id, job in self._jobs.items():
+            if job.done and (job.owner not in newest or job.finished_at >= self._jobs[newest[job.owner]].finished_at):
+                newest[job.owner] = job_id
+        recent = [job_id for job_id in newest.values() if now - self._jobs[job_id].finished_at < FINISHED_JOB_SECONDS]
+        recent.sort(key=lambda job_id: self._jobs[job_id].finished_at)
+        kept = set(recent[-MAX_FINISHED_JOBS:])
+        for job_id in [job_id for job_id, job in self._jobs.items() if job.done and job_id not in kept]:
+            del self._jobs[job_id]
+
     def get(self, job_id: str, owner: str) -> TrainingJob | None:
         """The job if it exists and belongs to ``owner``."""
-        job = self._jobs.get(job_id)
+        with self._lock:
+            job = self._jobs.get(job_id)
         return job if job is not None and job.owner == owner else None
 
     def state(self, job_id: str) -> str:
-        """``queued``, ``running`` or ``done``."""
+        """``queued``, ``running`` or ``done`` (also for a job no longer kept)."""
         with self._lock:
             if job_id in self._queue:
                 return "queued"
-        return "running" if self._jobs[job_id].running else "done"
+            job = self._jobs.get(job_id)
+        return "running" if job is not None and job.running else "done"
 
     def queue_position(self, job_id: str) -> int:
         """1 for the next job to start; 0 when not queued."""
@@ -185,8 +250,24 @@ class JobManager:
         with self._lock:
             if job_id in self._queue:
                 self._queue.remove(job_id)
+                job.cancel()
         logger.info("job %s stopped by its owner", job_id)
         return True
 
     def jobs_of(self, owner: str) -> list[str]:
-        return [job_id for job_id, job in self._jobs.items() if job.owner == owner]
+        """The ids of ``owner``'s jobs still kept, oldest first."""
+        with self._lock:
+            self._forget_finished()
+            return [job_id for job_id, job in self._jobs.items() if job.owner == owner]
+
+    def active_job(self, owner: str) -> str:
+        """``owner``'s newest queued or running job, "" when none: the one-training-per-browser guard."""
+        with self._lock:
+            active = [job_id for job_id, job in self._jobs.items() if job.owner == owner and not job.done]
+        return active[-1] if active else ""
+
+    def current_job(self, owner: str) -> str:
+        """The job ``owner``'s Train page shows: the newest queued or running one, else the last finished one
+        still kept, else ""."""
+        jobs = self.jobs_of(owner)
+        return self.active_job(owner) or (jobs[-1] if jobs else "")

@@ -4,9 +4,12 @@
 (no DataLoader, no per-sample decoding), SGD with Nesterov momentum and a one-cycle schedule by
 default, and writes everything the app needs into the run directory (:mod:`lab.runfiles`): before the
 first step and after every epoch, the features, class directions and accuracy of a fixed test subset.
-``train_experiment`` trains several configs in turn, its runs sharing one :class:`DeviceData` per dataset
-and device. Both report :class:`Progress` and stop between steps when asked;
-:class:`lab.jobs.TrainingJob` runs an experiment on a background thread.
+After every epoch it measures the accuracy on a fixed evaluation subset (``RunConfig.eval_images``, which
+holds the snapshot subset), and the whole test set once, at the end (the final accuracy and features).
+``train_experiment`` trains several configs, its runs sharing one :class:`DeviceData` per dataset and
+device, and those that can train together in one stacked model (:mod:`lab.fused`). Both report
+:class:`Progress` and stop between steps when asked; :class:`lab.jobs.TrainingJob` runs an experiment on
+a background thread.
 
 Divergence (a non-finite loss or weights) stops a run at once and marks it ``diverged``; an
 unexpected error marks it ``failed``; either way the next run of the experiment still trains.
@@ -39,7 +42,7 @@ from lab.config import RunConfig
 from lab.data import Dataset, Split, load_dataset, normalize
 from lab.device import resolve_device
 from lab.runfiles import RunFeatures, RunSnapshots
-from lab.runstore import RunRecord, RunStore, RunWriter
+from lab.runstore import RunRecord, RunStore, RunWriteError, RunWriter
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +98,17 @@ def snapshot_indices(n_test: int, points: int) -> torch.Tensor:
     """The fixed test subset whose features are stored every epoch (the same for every run)."""
     generator = torch.Generator().manual_seed(SNAPSHOT_SEED)
     return torch.randperm(n_test, generator=generator)[: min(points, n_test)].sort().values
+
+
+def evaluation_indices(n_test: int, images: int, snapshot_points: int) -> torch.Tensor | None:
+    """The fixed test subset evaluated after every epoch, sorted: the snapshot subset and the next images of
+    the same fixed order, ``images`` in all (at least the snapshot subset); None for the whole test set
+    (``images`` 0 or at least its size). The whole test set is evaluated once, at the end."""
+    count = max(images, snapshot_points)
+    if images == 0 or count >= n_test:
+        return None
+    generator = torch.Generator().manual_seed(SNAPSHOT_SEED)
+    return torch.randperm(n_test, generator=generator)[:count].sort().values
 
 
 @torch.inference_mode()
@@ -260,7 +274,9 @@ class _LossWatch:
 
 
 class _RunTrainer:
-    """Trains one config; kept as an object so the loop body stays readable."""
+    """Trains one config; kept as an object so the loop body stays readable. :meth:`run` trains it alone;
+    :mod:`lab.fused` drives several through :meth:`prepare`, :meth:`start_epoch`, :meth:`take_step`,
+    :meth:`end_epoch` and :meth:`finish`, computing their forward and backward passes together."""
 
     def __init__(
         self,
@@ -286,7 +302,9 @@ class _RunTrainer:
         self.snapshot_features: list[torch.Tensor] = []
         self.snapshot_directions: list[torch.Tensor | None] = []
         self.snapshot_accuracy: list[float] = []
-        self.last_test: dict[str, torch.Tensor] | None = None  # the test embedding of the current weights
+        self.last_test: dict[str, torch.Tensor] | None = None  # the whole test set's embedding of the current weights
+        self.train_seconds = 0.0
+        self.images_seen = 0
 
     def _report(self, epoch: int, step: int, steps: int, **extra: Any) -> None:
         self.on_progress(
@@ -303,70 +321,108 @@ class _RunTrainer:
             )
         )
 
-    def run(self) -> str:
+    def prepare(self) -> None:
+        """Everything before the first step: model, head, data, the evaluation subset, the epoch-0
+        snapshot, the optimizer and schedule."""
         config, dataset, device = self.config, self.dataset, self.device
         model, head = build_model_and_head(config, dataset)
         if config.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model, self.head = model.to(device), head.to(device)
-        train_x, train_y = self.data.train(config.train_limit)
+        self.train_x, self.train_y = self.data.train(config.train_limit)
         self.test_x = self.data.test()[0]
-        memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.snapshot_idx = snapshot_indices(len(dataset.test), config.snapshot_points)
-        generator = torch.Generator().manual_seed(config.seed)
-        steps = len(_batches(len(train_y), config.batch_size, torch.Generator().manual_seed(0)))
-        head.plan(config.epochs * steps)
+        eval_idx = evaluation_indices(len(dataset.test), config.eval_images, config.snapshot_points)
+        if eval_idx is None:
+            self.eval_x, self.eval_labels, self.snapshot_in_eval = self.test_x, dataset.test.labels, self.snapshot_idx
+        else:
+            self.eval_x, self.eval_labels = self.test_x[eval_idx.to(self.test_x.device)], dataset.test.labels[eval_idx]
+            self.snapshot_in_eval = torch.searchsorted(eval_idx, self.snapshot_idx)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.steps = len(_batches(len(self.train_y), config.batch_size, torch.Generator().manual_seed(0)))
+        self.head.plan(config.epochs * self.steps)
         self._record_epoch_zero()
-        params = [p for p in (*model.parameters(), *head.parameters()) if p.requires_grad]
-        optimizer, schedule = _make_optimizer(config, params, config.epochs * steps)
-        max_grad_norm = head.max_grad_norm()
+        self.params = [p for p in (*self.model.parameters(), *self.head.parameters()) if p.requires_grad]
+        self.optimizer, self.schedule = _make_optimizer(config, self.params, config.epochs * self.steps)
+        self.max_grad_norm = self.head.max_grad_norm()
         self.watch = _LossWatch(device)
-        train_seconds = 0.0
-        images_seen = 0
-        for epoch in range(1, config.epochs + 1):
-            model.train()
-            head.train()
-            started = time.perf_counter()
-            loss_sum = torch.zeros((), device=device)
-            term_sums: dict[str, torch.Tensor] = {}
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            seen = 0
-            for step, idx in enumerate(_batches(len(train_y), config.batch_size, generator, device), start=1):
+
+    def start_epoch(self) -> list[torch.Tensor]:
+        """Training mode, empty sums for the epoch, and its shuffled index batches."""
+        self.model.train()
+        self.head.train()
+        self.started = time.perf_counter()
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.term_sums: dict[str, torch.Tensor] = {}
+        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self.seen = 0
+        return _batches(len(self.train_y), self.config.batch_size, self.generator, self.device)
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images (in the model's memory layout) and labels of one index batch."""
+        return self.train_x[idx].contiguous(memory_format=self.memory_format), self.train_y[idx]
+
+    def take_step(
+        self,
+        loss: torch.Tensor,
+        terms: dict[str, torch.Tensor],
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        epoch: int,
+        step: int,
+    ) -> None:
+        """Once the gradients are in: clip them, step the optimizer and the schedule, add the batch to the
+        epoch's sums and report progress."""
+        self.last_test = None
+        if self.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
+        self.optimizer.step()
+        self.schedule.step()
+        n = len(labels)
+        self.loss_sum += loss.detach() * n
+        for name, value in terms.items():
+            self.term_sums[name] = self.term_sums.get(name, 0.0) + value.detach() * n
+        self.correct += (self.head.logits(features.detach()).argmax(1) == labels).sum()
+        self.seen += n
+        self._report(epoch, step, self.steps)
+
+    def end_epoch(self, epoch: int) -> None:
+        """Check the epoch for divergence, then evaluate, record and report it."""
+        self.watch.flush()
+        _synchronize(self.device)
+        seconds = time.perf_counter() - self.started
+        if not _all_finite([self.model, self.head]):
+            raise Diverged(f"the weights became non-finite in epoch {epoch}")
+        self.train_seconds += seconds
+        self.images_seen += self.seen
+        self._end_epoch(epoch, seconds)
+
+    def run(self) -> str:
+        self.prepare()
+        model, head = self.model, self.head
+        for epoch in range(1, self.config.epochs + 1):
+            for step, idx in enumerate(self.start_epoch(), start=1):
                 if self.stop.is_set():
-                    self.watch.flush()
-                    return self._finish("stopped", f"stopped by the user in epoch {epoch}", train_seconds, images_seen)
-                self.last_test = None
-                x, y = train_x[idx].contiguous(memory_format=memory_format), train_y[idx]
+                    return self.stopped(epoch)
+                x, y = self.batch(idx)
                 features = model(x)
                 loss, terms = head(features, y)
                 self.watch.record(loss, epoch, step)
-                optimizer.zero_grad(set_to_none=True)
+                self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-                optimizer.step()
-                schedule.step()
-                n = len(idx)
-                loss_sum += loss.detach() * n
-                for name, value in terms.items():
-                    term_sums[name] = term_sums.get(name, 0.0) + value.detach() * n
-                correct += (head.logits(features.detach()).argmax(1) == y).sum()
-                seen += n
-                self._report(epoch, step, steps)
-            self.watch.flush()
-            _synchronize(device)
-            epoch_seconds = time.perf_counter() - started
-            if not _all_finite([model, head]):
-                raise Diverged(f"the weights became non-finite in epoch {epoch}")
-            train_seconds += epoch_seconds
-            images_seen += seen
-            self._end_epoch(epoch, steps, seen, loss_sum, term_sums, correct, epoch_seconds, schedule)
-        return self._finish("finished", f"trained {config.epochs} epochs", train_seconds, images_seen)
+                self.take_step(loss, terms, features, y, epoch, step)
+            self.end_epoch(epoch)
+        return self.finish("finished", f"trained {self.config.epochs} epochs")
+
+    def stopped(self, epoch: int) -> str:
+        """End the run as stopped by the user in ``epoch``, keeping what it learned."""
+        self.watch.flush()
+        return self.finish("stopped", f"stopped by the user in epoch {epoch}")
 
     def _record_epoch_zero(self) -> None:
-        """The snapshot subset before the first step. Only the subset is embedded (not the whole test set
-        as after each epoch): its accuracy is the untrained model's, at chance, and a full pass would
-        cost as much as one epoch's evaluation."""
+        """The snapshot subset before the first step. Only the subset is embedded (not the evaluation subset
+        as after each epoch): its accuracy is the untrained model's, at chance."""
         subset = embed(self.model, self.head, self.test_x[self.snapshot_idx.to(self.test_x.device)], self.device)
         labels = self.dataset.test.labels[self.snapshot_idx]
         accuracy = float((subset["logits"].argmax(1) == labels).float().mean()) if len(labels) else 0.0
@@ -390,31 +446,26 @@ class _RunTrainer:
             )
         )
 
-    def _end_epoch(
-        self,
-        epoch: int,
-        steps: int,
-        seen: int,
-        loss_sum: torch.Tensor,
-        term_sums: dict[str, torch.Tensor],
-        correct: torch.Tensor,
-        seconds: float,
-        schedule: Any,
-    ) -> None:
-        test = self.last_test = embed(self.model, self.head, self.test_x, self.device)
-        test_acc = float((test["logits"].argmax(1) == self.dataset.test.labels).float().mean())
+    def _end_epoch(self, epoch: int, seconds: float) -> None:
+        """Evaluate the fixed evaluation subset (the whole test set when ``eval_images`` asks for it) and
+        write the epoch's metrics, snapshot and status."""
+        evaluated = embed(self.model, self.head, self.eval_x, self.device)
+        if self.eval_x is self.test_x:
+            self.last_test = evaluated  # the whole test set: the final features reuse it
+        test_acc = float((evaluated["logits"].argmax(1) == self.eval_labels).float().mean())
         record = {
             "epoch": epoch,
-            "train_loss": float(loss_sum) / seen,
-            "terms": {name: float(value) / seen for name, value in term_sums.items()},
-            "train_acc": float(correct) / seen,
+            "train_loss": float(self.loss_sum) / self.seen,
+            "terms": {name: float(value) / self.seen for name, value in self.term_sums.items()},
+            "train_acc": float(self.correct) / self.seen,
             "test_acc": test_acc,
-            "lr": float(schedule.get_last_lr()[0]),
+            "eval_images": len(self.eval_labels),
+            "lr": float(self.schedule.get_last_lr()[0]),
             "seconds": seconds,
-            "images_per_second": seen / max(seconds, 1e-9),
+            "images_per_second": self.seen / max(seconds, 1e-9),
         }
         self.metrics.append(record)
-        snapshot = test["features"][self.snapshot_idx]
+        snapshot = evaluated["features"][self.snapshot_in_eval]
         self.writer.write_metrics(self.metrics)
         self._snapshot(epoch, snapshot, test_acc)
         self.writer.set_status(
@@ -422,15 +473,16 @@ class _RunTrainer:
         )
         self._report(
             epoch,
-            steps,
-            steps,
+            self.steps,
+            self.steps,
             metrics=record,
             snapshot=snapshot,
             snapshot_labels=self.dataset.test.labels[self.snapshot_idx],
         )
 
-    def _finish(self, status: str, message: str, train_seconds: float, images_seen: int) -> str:
-        """Save weights and final features, then the status; a stopped run keeps what it learned."""
+    def finish(self, status: str, message: str) -> str:
+        """Evaluate the whole test set, save weights and final features, then the status; a stopped run
+        keeps what it learned."""
         test = self.last_test or embed(self.model, self.head, self.test_x, self.device)  # no step since: reuse
         labels = self.dataset.test.labels
         directions = self.head.class_directions()
@@ -445,16 +497,96 @@ class _RunTrainer:
         )
         self.writer.save_weights(self.model, self.head)
         self.writer.save_features(features)
-        test_acc = float((test["logits"].argmax(1) == labels).float().mean())
+        test_acc = self.final_acc = float((test["logits"].argmax(1) == labels).float().mean())
         self.writer.set_status(
             status,
             message=message,
             test_acc=test_acc,
-            train_seconds=train_seconds,
-            images_per_second=images_seen / max(train_seconds, 1e-9),
+            train_seconds=self.train_seconds,
+            images_per_second=self.images_seen / max(self.train_seconds, 1e-9),
             finished=time.time(),
         )
         return status
+
+
+def _record_end(writer: RunWriter, status: str, message: str, **fields: Any) -> tuple[str, str]:
+    """Write how a run ended and return (status, message) as reported. When even that write fails (a full
+    disk), the run is ``failed`` with the write's problem: RunStore.load in this process says so too, so the
+    run is never shown training forever and can be deleted."""
+    try:
+        writer.set_status(status, message=message, **fields)
+    except RunWriteError as err:
+        logger.error("run %s %s, and that could not be written: %s", writer.run_id, status, err)
+        return "failed", str(err)
+    return status, message
+
+
+def _device_data(config: RunConfig, data: DeviceData | None, dataset: Dataset | None) -> DeviceData:
+    """``data`` when it holds the config's dataset on its device, else the dataset put on the device."""
+    device = resolve_device(config.device)
+    if data is None:
+        return DeviceData(dataset or load_dataset(config.dataset, config.data_root), device)
+    if data.dataset.name != config.dataset or data.device != device or dataset not in (None, data.dataset):
+        raise ValueError(
+            f"the shared data is {data.dataset.name} on {data.device}; this run trains on {config.dataset} on {device}"
+        )
+    return data
+
+
+def _start(
+    config: RunConfig,
+    store: RunStore,
+    data: DeviceData,
+    on_progress: ProgressCallback | None,
+    stop: threading.Event | None,
+    run_index: int,
+    n_runs: int,
+    owner: str,
+) -> _RunTrainer:
+    """The run's folder and its trainer, logged as started."""
+    writer = store.create(config, owner=owner)
+    logger.info(
+        "run %s started: %s on %s, %s, %d-D, %d epochs, on %s in %s",
+        writer.run_id,
+        config.loss,
+        config.dataset,
+        config.model,
+        config.feat_dim,
+        config.epochs,
+        data.device,
+        writer.run_dir,
+    )
+    return _RunTrainer(config, data, writer, on_progress, stop, run_index, n_runs)
+
+
+def _ended(trainer: _RunTrainer, status: str) -> tuple[str, str]:
+    """Log a run that ended as it should (finished or stopped); its status is written."""
+    logger.info(
+        "run %s %s after %d epochs, test accuracy %s",
+        trainer.writer.run_id,
+        status,
+        len(trainer.metrics),
+        f"{trainer.final_acc:.4f}",
+    )
+    return status, ""
+
+
+def _failed(trainer: _RunTrainer, err: Exception) -> tuple[str, str]:
+    """Log and write how ``err`` ended the run (diverged or failed); call it where ``err`` is handled."""
+    writer, config = trainer.writer, trainer.config
+    if isinstance(err, Diverged):
+        message = f"{err}; try a lower learning rate than {config.lr:g}"
+        logger.warning("run %s diverged: %s", writer.run_id, message)
+        return _record_end(writer, "diverged", message, finished=time.time())
+    message = str(err) if isinstance(err, RunWriteError) else f"{type(err).__name__}: {err}"
+    logger.error("run %s failed: %s", writer.run_id, message, exc_info=err)
+    return _record_end(writer, "failed", message, traceback=traceback.format_exc(), finished=time.time())
+
+
+def _concluded(trainer: _RunTrainer, store: RunStore, status: str, message: str) -> RunRecord:
+    """Report the run's end and return its record as stored."""
+    trainer._report(len(trainer.metrics), 0, 1, status=status, message=message)
+    return store.load(trainer.writer.run_id)
 
 
 def train_run(
@@ -475,49 +607,13 @@ def train_run(
     puts ``dataset`` (loaded from the config when None) on the device itself. ``owner`` identifies the app
     session that started it (empty for the CLI)."""
     config.validate()
-    device = resolve_device(config.device)
-    if data is None:
-        data = DeviceData(dataset or load_dataset(config.dataset, config.data_root), device)
-    elif data.dataset.name != config.dataset or data.device != device or dataset not in (None, data.dataset):
-        raise ValueError(
-            f"the shared data is {data.dataset.name} on {data.device}; this run trains on {config.dataset} on {device}"
-        )
-    writer = store.create(config, owner=owner)
-    trainer = _RunTrainer(config, data, writer, on_progress, stop, run_index, n_runs)
-    logger.info(
-        "run %s started: %s on %s, %s, %d-D, %d epochs, on %s in %s",
-        writer.run_id,
-        config.loss,
-        config.dataset,
-        config.model,
-        config.feat_dim,
-        config.epochs,
-        device,
-        writer.run_dir,
-    )
+    data = _device_data(config, data, dataset)
+    trainer = _start(config, store, data, on_progress, stop, run_index, n_runs, owner)
     try:
-        status = trainer.run()
-        message = ""
-        record = trainer.metrics[-1] if trainer.metrics else {}
-        logger.info(
-            "run %s %s after %d epochs, test accuracy %s",
-            writer.run_id,
-            status,
-            len(trainer.metrics),
-            f"{record['test_acc']:.4f}" if "test_acc" in record else "not measured",
-        )
-    except Diverged as err:
-        status = "diverged"
-        message = f"{err}; try a lower learning rate than {config.lr:g}"
-        logger.warning("run %s diverged: %s", writer.run_id, message)
-        writer.set_status(status, message=message, finished=time.time())
+        status, message = _ended(trainer, trainer.run())
     except Exception as err:  # a failed run must not take the rest of the experiment down
-        status = "failed"
-        message = f"{type(err).__name__}: {err}"
-        logger.error("run %s failed: %s", writer.run_id, message, exc_info=True)
-        writer.set_status(status, message=message, traceback=traceback.format_exc(), finished=time.time())
-    trainer._report(len(trainer.metrics), 0, 1, status=status, message=message)
-    return store.load(writer.run_id)
+        status, message = _failed(trainer, err)
+    return _concluded(trainer, store, status, message)
 
 
 def train_experiment(
@@ -527,31 +623,32 @@ def train_experiment(
     on_progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     owner: str = "",
+    fused: bool = True,
 ) -> list[RunRecord]:
-    """Train several configs in turn, loading each dataset once and putting it on each device once.
-    Stops early when ``stop`` is set."""
+    """Train several configs, loading each dataset once and putting it on each device once, and return
+    their records in the order of ``configs``. With ``fused``, the runs that can train together
+    (:func:`lab.fused.fusable_groups`) do, one stacked forward and backward pass per batch; the others,
+    and all of them without ``fused``, train one after another. Stops early when ``stop`` is set."""
+    from lab import fused as fusing  # here, not at the top: lab.fused builds on this module
+
     for config in configs:
         config.validate()
         resolve_device(config.device)
-    records = []
+    groups = fusing.fusable_groups(configs) if fused else [[index] for index in range(len(configs))]
+    records: dict[int, RunRecord] = {}
     shared: dict[tuple[str, str | None, str], DeviceData] = {}  # freed when the experiment ends
-    for index, config in enumerate(configs):
+    for group in groups:
         if stop is not None and stop.is_set():
             break
-        device = resolve_device(config.device)
-        key = (config.dataset, config.data_root, str(device))
+        first = configs[group[0]]
+        device = resolve_device(first.device)
+        key = (first.dataset, first.data_root, str(device))
         if key not in shared:
-            shared[key] = DeviceData(load_dataset(config.dataset, config.data_root), device)
-        records.append(
-            train_run(
-                config,
-                store,
-                data=shared[key],
-                on_progress=on_progress,
-                stop=stop,
-                run_index=index,
-                n_runs=len(configs),
-                owner=owner,
-            )
-        )
-    return records
+            shared[key] = DeviceData(load_dataset(first.dataset, first.data_root), device)
+        common = {"on_progress": on_progress, "stop": stop, "n_runs": len(configs), "owner": owner}
+        if len(group) > 1:
+            trained = fusing.train_fused([configs[i] for i in group], store, shared[key], run_indices=group, **common)
+            records.update(zip(group, trained, strict=True))
+        else:
+            records[group[0]] = train_run(configs[group[0]], store, data=shared[key], run_index=group[0], **common)
+    return [records[index] for index in sorted(records)]

@@ -42,3 +42,4 @@ class LeNetPP(FeatureNet):
         self.trunk = nn.Sequential(*layers, nn.MaxPool2d(2), nn.Flatten())
         self.feature = FeatureLayer(128 * side * side, feat_dim)
         self.cam_layer_name = f"trunk.{len(layers) - 2}"
+        self.previous_cam_layer_name = "trunk.7"  # the second stage's last conv, before the second pool

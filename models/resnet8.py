@@ -42,4 +42,6 @@ class ResNet8(FeatureNet):
             nn.Flatten(),
         )
         self.cam_layer_name = "trunk.5"
+        # the 32-channel block is strided, so it has the last block's resolution when that one is not
+        self.previous_cam_layer_name = "trunk.4" if image_size >= 16 else "trunk.3"
         self.feature = FeatureLayer(64, feat_dim)

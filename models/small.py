@@ -28,3 +28,5 @@ class SmallNet(FeatureNet):
         self.trunk = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.feature = FeatureLayer(128, feat_dim)
         self.cam_layer_name = f"trunk.{len(layers) - 3}"
+        # the second conv is at the last conv's resolution when there is one pool, so then the first
+        self.previous_cam_layer_name = "trunk.4" if second_pool else "trunk.0"

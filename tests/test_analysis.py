@@ -54,3 +54,15 @@ def test_knn_accuracy_matches_a_brute_force_vote(dim):
     np.add.at(votes, (np.arange(400)[:, None], labels[neighbours]), np.linspace(1.0, 0.999, analysis.KNN_K))
     expected = float(np.mean(votes.argmax(1) == labels))
     assert analysis.knn_accuracy(features, labels) == pytest.approx(expected, abs=1 / 400)
+
+
+def test_shared_directions_groups_classes_on_one_ray_whatever_their_length():
+    angles = np.radians([0.0, 1.0, 90.0, 180.0, 181.5, 182.9, 270.0])
+    directions = np.stack([np.cos(angles), np.sin(angles)], axis=1) * np.array([1, 5, 1, 2, 1, 3, 1])[:, None]
+    assert analysis.shared_directions(directions) == [[0, 1], [3, 4, 5]]  # 3-4 and 4-5 chain into one group
+    assert analysis.shared_directions(directions, tolerance_deg=0.5) == []
+
+
+def test_shared_directions_ignores_a_class_without_a_direction():
+    directions = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0]])
+    assert analysis.shared_directions(directions) == []

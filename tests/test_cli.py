@@ -70,7 +70,16 @@ def test_train_prints_one_json_line_per_run_and_learns(tmp_path):
         (["train", "--epochs", "abc"], "invalid int value: 'abc'"),
         (["train", "--lr", "nan"], "lr: must be a number"),
         (["train", "--losses", "softmax,nope"], "loss: must be one of"),
-        (["train", "--losses", "softmax,softmax"], "softmax named more than once"),
+        (["train", "--losses", "softmax,softmax"], "softmax named more than once with the same settings"),
+        (["train", "--losses", "lsoftmax,lsoftmax:margin=2"], "lsoftmax named more than once with the same settings"),
+        (["train", "--losses", "lsoftmax:margin"], "write a variant as NAME or NAME:key=value:key=value"),
+        (["train", "--losses", "lsoftmax:margin=7"], "lsoftmax.margin: must be"),
+        (["train", "--seeds", "0,one"], "seeds: 'one' is not an integer"),
+        (["train", "--seeds", "1,1"], "seeds: 1 named more than once"),
+        (["train", "--ray-address", "10.0.0.5:6379"], "--ray-address needs --backend ray"),
+        (["train", "--backend", "spark"], "argument --backend: invalid choice: 'spark'"),
+        (["preset"], "name a preset"),
+        (["summary"], "required: experiment"),
         (["train", "--hparam", "margin=3"], "write it as LOSS.NAME=VALUE"),
         (["train", "--hparam", "amc.margin=3"], "loss 'amc' is not in --losses"),
         (["train", "--hparam", "softmax.margin=3"], "softmax: unknown hyperparameter margin"),
@@ -87,6 +96,49 @@ def test_bad_arguments_exit_2_with_one_readable_line(args, message, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_variants_train_once_per_seed_and_the_summary_averages_them(tmp_path):
+    result = run_cli(
+        "train", "--dataset", "digits", "--epochs", "1", "--losses", "softmax,lsoftmax:margin=2,lsoftmax:margin=4",
+        "--hparam", "lsoftmax.lambda_min=0", "--seeds", "0,1", "--runs-dir", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(line["variant"], line["seed"]) for line in lines] == [
+        ("Softmax cross-entropy", 0),
+        ("L-Softmax m=2", 0),
+        ("L-Softmax m=4", 0),
+        ("Softmax cross-entropy", 1),
+        ("L-Softmax m=2", 1),
+        ("L-Softmax m=4", 1),
+    ]
+    assert "L-Softmax m=4 seed 1" in result.stderr, "the progress names the variant and seed"
+    experiment = lines[0]["experiment"]
+    summary = run_cli("summary", experiment, "--runs-dir", str(tmp_path))
+    assert summary.returncode == 0, summary.stderr
+    variants = [json.loads(line) for line in summary.stdout.splitlines()]
+    assert [(v["variant"], v["n"], v["seeds"]) for v in variants] == [
+        ("Softmax cross-entropy", 2, [0, 1]),
+        ("L-Softmax m=2", 2, [0, 1]),
+        ("L-Softmax m=4", 2, [0, 1]),
+    ]
+    accuracies = {(line["variant"], line["seed"]): line["test_acc"] for line in lines}
+
+    def mean_acc(variant: str) -> float:
+        return (accuracies[variant, 0] + accuracies[variant, 1]) / 2
+
+    for variant in variants:
+        mean = mean_acc(variant["variant"])
+        acc = variant["test_acc"]
+        assert acc["mean"] == pytest.approx(mean, abs=1e-6) and acc["ci_low"] < mean < acc["ci_high"]
+        for metric in ("mean_within_class_angle", "min_between_class_angle"):
+            assert 0 <= variant[metric]["mean"] <= 180
+    assert variants[0]["vs_baseline"] is None
+    difference = variants[2]["vs_baseline"]
+    assert difference["variant"] == "Softmax cross-entropy" and difference["seeds"] == [0, 1]
+    expected = mean_acc("L-Softmax m=4") - mean_acc("Softmax cross-entropy")
+    assert difference["test_acc"]["mean"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_a_margin_the_feature_dimension_cannot_meet_is_warned_about_before_training(tmp_path):
@@ -110,7 +162,8 @@ def test_help_lists_every_declared_setting_with_its_range_and_default(capsys):
     text = " ".join(capsys.readouterr().out.split())
     flags = (
         "--dataset --data-root --model --feat-dim --losses --hparam --epochs --batch-size --optimizer --lr "
-        "--weight-decay --train-limit --seed --device --no-channels-last --runs-dir --experiment"
+        "--weight-decay --train-limit --seed --seeds --device --no-channels-last --runs-dir --experiment --backend "
+        "--ray-address --cpus-per-run --gpus-per-run"
     )
     for flag in flags.split():
         assert f"{flag} " in text, flag

@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 import losses
 import models
 from lab import export, runfiles
+from lab.cli import main
 from lab.config import RunConfig
 from lab.data import load_dataset
 from lab.restore import load_trained
@@ -231,3 +232,42 @@ def test_a_run_folder_written_by_an_earlier_version_exports(tmp_path):
     bundle = _unzip(export.projector_bundle(store, OLD_RUN, load_dataset("digits")))
     metadata = bundle[f"{OLD_RUN}-projector/metadata.tsv"].decode().splitlines()
     assert len(metadata) == 1 + 360 and "class direction" in bundle[f"{OLD_RUN}-projector/README.txt"].decode()
+
+
+# ---------------------------------------------------------------- python -m lab export
+
+
+@pytest.mark.parametrize("flag", ["--zip", "--projector"])
+def test_the_export_command_writes_the_compare_pages_bundles(run, tmp_path, capsys, flag):
+    store, record, digits = run
+    out = tmp_path / "bundle.zip"
+    assert main(["export", record.run_id, "--runs-dir", str(store.root), flag, str(out)]) == 0
+    expected = (
+        export.run_zip(store, record.run_id)
+        if flag == "--zip"
+        else export.projector_bundle(store, record.run_id, digits)
+    )
+    assert out.read_bytes() == expected
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle.zip"], "written through a temporary file, renamed"
+    line = json.loads(capsys.readouterr().out)
+    assert line == {"run_id": record.run_id, "kind": flag[2:], "path": str(out), "bytes": len(expected)}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no-such-run", "--zip", "out.zip"], "run 'no-such-run' not found"),
+        (["x\n", "--zip", "out.zip"], "is not a valid run name"),
+        (["RUN", "--zip", "a.zip", "--projector", "b.zip"], "not allowed with argument"),
+        (["RUN"], "one of the arguments --zip --projector is required"),
+        (["RUN", "--zip", "missing-folder/out.zip"], "missing-folder is not a folder: create it first"),
+    ],
+)
+def test_the_export_command_refuses_with_one_line(run, tmp_path, capsys, monkeypatch, args, message):
+    store, record, _ = run
+    monkeypatch.chdir(tmp_path)
+    args = [record.run_id if arg == "RUN" else arg for arg in args]
+    assert main(["export", *args, "--runs-dir", str(store.root)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ") and message in captured.err, captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []

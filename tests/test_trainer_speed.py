@@ -63,8 +63,24 @@ def test_an_experiment_prepares_its_data_once_and_evaluates_once_per_epoch(tmp_p
     monkeypatch.setattr(trainer, "_training_tensors", lambda *a: prepared.append(a) or original_tensors(*a))
     monkeypatch.setattr(trainer, "embed", lambda *a: embedded.append(a) or original_embed(*a))
     configs = [RunConfig(epochs=2, loss=loss, experiment="shared") for loss in ("softmax", "amc", "opl")]
-    records = train_experiment(configs, RunStore(tmp_path))
-    assert [r.state for r in records] == ["finished"] * 3
-    assert len(prepared) == 2  # the training and the test split, once for all three runs
-    # per run: the snapshot subset before training, then one evaluation per epoch; the final features reuse the last
-    assert len(embedded) == 3 * (1 + 2)
+    for fused in (True, False):
+        prepared.clear()
+        embedded.clear()
+        records = train_experiment(configs, RunStore(tmp_path / str(fused)), fused=fused)
+        assert [r.state for r in records] == ["finished"] * 3
+        assert len(prepared) == 2  # the training and the test split, once for all three runs
+        # per run: the snapshot subset before training, then one evaluation per epoch (digits' 360 test images
+        # are fewer than the evaluation subset: the whole test set), which the final features reuse
+        assert len(embedded) == 3 * (1 + 2)
+
+
+def test_with_an_evaluation_subset_the_whole_test_set_is_embedded_once_at_the_end(tmp_path, monkeypatch):
+    sizes = []
+    original_embed = trainer.embed
+    monkeypatch.setattr(
+        trainer,
+        "embed",
+        lambda model, head, images, device: sizes.append(len(images)) or original_embed(model, head, images, device),
+    )
+    train_run(RunConfig(epochs=3, train_limit=256, snapshot_points=50, eval_images=100), RunStore(tmp_path))
+    assert sizes == [50, 100, 100, 100, 360]  # epoch 0: the snapshot subset; then the evaluation subset; the end: all

@@ -1,12 +1,16 @@
-"""``python -m lab train``: one run per loss, a JSON line per finished run on stdout, a progress bar
-on stderr after a ``warning:`` line for each setting a loss cannot meet in this feature dimension (the
-warnings the app shows; training goes ahead). Its flags are the run settings declared in
-``lab.config`` plus ``--losses``, ``--hparam`` and ``--runs-dir``.
+"""``python -m lab train``: every variant with every seed, a JSON line per finished run on stdout (with
+its ``variant`` and ``seed``), a progress bar on stderr after a ``warning:`` line for each setting a loss
+cannot meet in this feature dimension (the warnings the app shows; training goes ahead). Its flags are
+the run settings declared in ``lab.config`` plus ``--losses`` (variants: ``NAME`` or
+``NAME:key=value:key=value``), ``--hparam``, ``--seeds``, ``--runs-dir`` and the backend's: ``--backend
+local|ray``, ``--ray-address``, ``--cpus-per-run``, ``--gpus-per-run``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -14,14 +18,15 @@ from typing import Any
 
 import losses
 from lab import datasets
-from lab.cli import UsageError, print_json
+from lab.backends import BACKENDS, RAY_ADDRESS_ENV, Backend, make_backend
+from lab.cli import UsageError
 from lab.config import RunConfig, Setting, settings
 from lab.device import resolve_device
-from lab.experiment import make_experiment
-from lab.runstore import RunStore
-from lab.trainer import Progress, train_experiment
+from lab.experiment import make_experiment, parse_seeds, parse_variants, variant_label
+from lab.runstore import RunRecord, RunStore
+from lab.trainer import Progress
 
-HELP = "train one run per loss and print a JSON line per run"
+HELP = "train every variant (a loss and its settings) with every seed and print a JSON line per run"
 
 
 def _setting_help(declared: Setting) -> str:
@@ -68,17 +73,73 @@ def _add_setting_flags(parser: argparse.ArgumentParser, config_cls: type[RunConf
 
 def add_arguments(parser: argparse.ArgumentParser, config_cls: type[RunConfig] = RunConfig) -> None:
     parser.add_argument(
-        "--losses", default="softmax", help=f"comma-separated, from {', '.join(losses.names())} (default: softmax)"
+        "--losses",
+        default="softmax",
+        metavar="VARIANTS",
+        help=(
+            "comma-separated variants, each a loss NAME or NAME:key=value:key=value with its own "
+            "hyperparameters; a loss may appear several times with different settings, e.g. "
+            f"softmax,lsoftmax:margin=2,lsoftmax:margin=4. Losses: {', '.join(losses.names())} (default: softmax)"
+        ),
     )
     parser.add_argument(
         "--hparam",
         action="append",
         default=[],
         metavar="LOSS.NAME=VALUE",
-        help="a loss hyperparameter, e.g. amc.margin=0.4 (repeatable)",
+        help="a loss hyperparameter for every variant of the loss, e.g. amc.margin=0.4 (repeatable)",
+    )
+    parser.add_argument(
+        "--seeds",
+        default="",
+        metavar="LIST",
+        help="comma-separated seeds, e.g. 0,1,2: every variant trains once per seed (default: --seed)",
     )
     _add_setting_flags(parser, config_cls)
     parser.add_argument("--runs-dir", default="runs", help="where run folders are written (default: runs)")
+    add_backend_arguments(parser)
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the runs train: this process, or a Ray cluster (``train`` and ``preset`` take these)."""
+    parser.add_argument(
+        "--backend",
+        default="local",
+        choices=BACKENDS,
+        help="local: one run after another in this process (default); ray: one Ray task per run",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help=f"the Ray cluster (HOST:PORT, ray://HOST:PORT or auto; default ${RAY_ADDRESS_ENV}); "
+        "none: start a local Ray for the sweep and shut it down at the end",
+    )
+    parser.add_argument(
+        "--cpus-per-run", type=float, default=1.0, metavar="N", help="CPUs each Ray task asks for (default: 1)"
+    )
+    parser.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=None,
+        metavar="X",
+        help="GPUs each Ray task asks for when the device is cuda or auto and the cluster has GPUs; "
+        "0.25 packs four small CNNs on one GPU (default: 1)",
+    )
+
+
+def backend_from(args: argparse.Namespace) -> Backend:
+    """The backend the parsed ``--backend`` flags ask for; the Ray options only with ``--backend ray``."""
+    if args.backend != "ray":
+        ray_only = [
+            flag
+            for flag, value in (("--ray-address", args.ray_address), ("--gpus-per-run", args.gpus_per_run))
+            if value is not None
+        ]
+        if ray_only or args.cpus_per_run != 1.0:
+            raise UsageError(f"{(ray_only or ['--cpus-per-run'])[0]} needs --backend ray")
+        return make_backend("local")
+    return make_backend("ray", args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
 
 
 def parse_hparams(items: Sequence[str], loss_names: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -96,20 +157,33 @@ def parse_hparams(items: Sequence[str], loss_names: Sequence[str]) -> dict[str, 
 
 
 def build_configs(args: argparse.Namespace, config_cls: type[RunConfig] = RunConfig) -> list[RunConfig]:
-    """The experiment the parsed ``train`` arguments ask for: one validated config per loss."""
-    loss_names = [name.strip() for name in args.losses.split(",") if name.strip()]
-    if not loss_names:
+    """The experiment the parsed ``train`` arguments ask for: one validated config per variant and seed."""
+    variants = parse_variants(args.losses)
+    if not variants:
         raise UsageError("--losses: name at least one loss")
+    loss_names = list(dict.fromkeys(variant.loss for variant in variants))
     values = {declared.name: getattr(args, declared.name) for declared in settings(config_cls) if declared.flag}
-    return make_experiment(config_cls(**values), loss_names, parse_hparams(args.hparam, loss_names))
+    seeds = parse_seeds(args.seeds) if args.seeds.strip() else None
+    return make_experiment(config_cls(**values), variants, parse_hparams(args.hparam, loss_names), seeds)
+
+
+def run_line(record: RunRecord) -> dict[str, Any]:
+    """The JSON line printed for a run: its summary with its variant and seed."""
+    config = record.config
+    return {
+        **record.summary(),
+        "variant": variant_label(config) if config else None,
+        "seed": config.seed if config else None,
+    }
 
 
 class ProgressBar:
     """A one-line progress bar on stderr, redrawn at most ten times a second; when stderr is not a
-    terminal (a log file), one line per epoch instead."""
+    terminal (a log file), one line per epoch instead. ``names`` label the runs by index (else the loss)."""
 
-    def __init__(self, stream: Any = sys.stderr) -> None:
+    def __init__(self, stream: Any = sys.stderr, names: Sequence[str] = ()) -> None:
         self.stream = stream
+        self.names = list(names)
         self.last_draw = 0.0
         self.interactive = stream.isatty()
 
@@ -121,7 +195,8 @@ class ProgressBar:
         self.last_draw = now
         width = 30
         filled = int(width * progress.fraction)
-        label = f"[{progress.run_index + 1}/{progress.n_runs}] {progress.loss:<10}"
+        name = self.names[progress.run_index] if progress.run_index < len(self.names) else progress.loss
+        label = f"[{progress.run_index + 1}/{progress.n_runs}] {name:<10}"
         detail = f"epoch {progress.epoch}/{progress.epochs}"
         if progress.metrics is not None:
             detail += f"  test acc {progress.metrics['test_acc']:.3f}"
@@ -137,19 +212,39 @@ class ProgressBar:
 
 
 def run(args: argparse.Namespace) -> int:
+    return train_and_print(build_configs(args), args)
+
+
+def train_and_print(configs: Sequence[RunConfig], args: argparse.Namespace) -> int:
+    """Train ``configs`` on the backend ``args`` ask for, printing each run's JSON line as it ends; 0 when
+    every run finished. A Ray cluster that cannot be reached is an error before anything trains."""
     store = RunStore(args.runs_dir)
-    configs = build_configs(args)
-    resolve_device(args.device)
+    backend = backend_from(args)
+    if args.backend == "local":  # a Ray worker checks its own devices
+        for device in {config.device for config in configs}:
+            resolve_device(device)
+    variants: dict[str, RunConfig] = {}  # each variant's first run: its warnings hold for every seed
     for config in configs:
+        variants.setdefault(config.variant, config)
+    concerned: dict[tuple[str, str], list[str]] = {}  # (loss, warning) -> the variants it concerns
+    for variant, config in variants.items():
         n_classes = datasets.info(config.dataset).n_classes
         for warning in losses.warnings_for(config.loss, config.feat_dim, n_classes, config.loss_params):
-            sys.stderr.write(f"warning: {config.loss}: {warning}\n")
-    bar = ProgressBar()
+            concerned.setdefault((config.loss, warning), []).append(variant)
+    for (loss, warning), names in concerned.items():
+        several = sum(config.loss == loss for config in variants.values()) > 1
+        who = f"{loss} ({', '.join(names)})" if several else loss
+        sys.stderr.write(f"warning: {who}: {warning}\n")
+    bar = ProgressBar(names=[f"{variant_label(c)} seed {c.seed}" for c in configs])
+    out = sys.stdout  # the JSON lines' stream, kept apart from what Ray's driver prints (below)
 
     def on_progress(progress: Progress) -> None:
         bar(progress)
         if progress.status is not None:  # a run ended: print its line now, not at the very end
-            print_json(store.load(progress.run_id).summary())
+            out.write(json.dumps(run_line(store.load(progress.run_id))) + "\n")
+            out.flush()
 
-    records = train_experiment(configs, store, on_progress=on_progress)
-    return 0 if all(r.state == "finished" for r in records) else 1
+    # Ray prints its cluster's messages ("a worker died ...") to sys.stdout: send them to stderr instead
+    with contextlib.redirect_stdout(sys.stderr), backend:
+        records = backend.run(configs, store, on_progress=on_progress)
+    return 0 if len(records) == len(configs) and all(r.state == "finished" for r in records) else 1

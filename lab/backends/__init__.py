@@ -1,0 +1,77 @@
+"""Where an experiment's runs train: one interface, two backends.
+
+* ``local`` (:class:`lab.backends.local.LocalBackend`): this process (:func:`lab.trainer.train_experiment`:
+  the runs that can train together stacked, the others one after another).
+* ``ray`` (:class:`lab.backends.ray_cluster.RayBackend`): one Ray task per run on a Ray cluster (or a
+  local Ray started for the sweep), progress streamed back, the run's files written into the driver's
+  run store.
+
+A backend is a context manager: entering it connects (a Ray cluster that cannot be reached is a
+:class:`BackendError` before anything starts), leaving it lets go of what it started.
+``run(configs, store, on_progress=..., stop=..., owner=...)`` trains and returns the runs' records,
+reporting :class:`lab.trainer.Progress` with the store's run ids as a local run does.
+
+This module imports neither torch nor Ray, so the Ray workers' message channel can live in the package.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from lab.config import RunConfig
+    from lab.runstore import RunRecord, RunStore
+    from lab.trainer import Progress
+
+BACKENDS = ("local", "ray")
+RAY_ADDRESS_ENV = "LOSSLENS_RAY_ADDRESS"
+
+
+class BackendError(ValueError):
+    """A backend cannot run: Ray is not installed or not reachable, or lacks what the runs ask for."""
+
+
+class Backend(Protocol):
+    """What the CLI (and the app's jobs) train through."""
+
+    def __enter__(self) -> Backend: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def describe(self) -> str:
+        """Where the runs train, in words: ``this machine``, ``Ray cluster at ADDRESS: 16 CPUs, 2 GPUs``."""
+        ...
+
+    def run(
+        self,
+        configs: Sequence[RunConfig],
+        store: RunStore,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        stop: threading.Event | None = None,
+        owner: str = "",
+    ) -> list[RunRecord]: ...
+
+
+def ray_address(address: str | None = None) -> str | None:
+    """The Ray cluster to use: ``address``, else ``$LOSSLENS_RAY_ADDRESS``, else None (start a local Ray)."""
+    return address or os.environ.get(RAY_ADDRESS_ENV) or None
+
+
+def make_backend(name: str = "local", address: str | None = None, **options: Any) -> Backend:
+    """The backend called ``name``. ``options``: the local backend's ``fused``; the Ray backend's
+    ``cpus_per_run``, ``gpus_per_run`` and ``num_cpus`` (``address`` is the Ray cluster's)."""
+    if name == "local":
+        from lab.backends.local import LocalBackend
+
+        return LocalBackend(**options)
+    if name == "ray":
+        try:
+            from lab.backends.ray_cluster import RayBackend
+        except ImportError as err:
+            raise BackendError(f"backend ray: Ray is not installed ({err}); pip install ray") from None
+        return RayBackend(ray_address(address), **options)
+    raise BackendError(f"backend: must be one of {', '.join(BACKENDS)}, got {name!r}")

@@ -1,0 +1,265 @@
+"""An experiment's variants over their seeds: mean, spread and a 95% confidence interval per figure, and
+the paired difference to a baseline variant over the seeds both finished.
+
+The statistics (:func:`interval`, :func:`paired_difference`, :func:`summarize`) are pure functions of the
+numbers; :func:`run_result` and :func:`summarize_experiment` read them from a run store. A run counts
+only when it finished and its features read back; every other run (stopped, diverged, failed,
+interrupted, still running, a repeated seed) is named in ``left_out`` and never averaged in.
+
+The interval is Student's t: ``mean +- t(0.975, n - 1) * std / sqrt(n)`` with the sample standard
+deviation; one seed has no spread and so no interval (null, with a note saying so). The paired
+difference subtracts the baseline's value seed by seed before the same interval: seeds fix the subset,
+the initial weights and the batch order, so pairing removes what the two variants share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lab.analysis import class_angles
+from lab.experiment import variant_label
+from lab.runfiles import RunStoreError
+from lab.runstore import RunRecord, RunStore
+
+# The figures summarized for every run: accuracy, then the two angle figures of lab.analysis (degrees).
+METRICS = ("test_acc", "mean_within_class_angle", "min_between_class_angle")
+CONFIDENCE = 0.95
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """A figure over ``n`` seeds: its mean, sample standard deviation and confidence interval (the last
+    three None for one seed)."""
+
+    n: int
+    mean: float
+    std: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+    def to_json(self) -> dict[str, float | None]:
+        return {"mean": self.mean, "std": self.std, "ci_low": self.ci_low, "ci_high": self.ci_high}
+
+
+def t_quantile(probability: float, df: int) -> float:
+    """Student's t quantile with ``df`` degrees of freedom (2-sided 95%: ``t_quantile(0.975, n - 1)``)."""
+    from scipy.special import stdtrit  # here: every ``python -m lab`` command imports this module
+
+    return float(stdtrit(df, probability))
+
+
+def interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """The mean of ``values`` with its t confidence interval; at least one value."""
+    if not values:
+        raise ValueError("interval: no values")
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n == 1:
+        return Interval(1, mean, None, None, None)
+    std = math.sqrt(math.fsum((value - mean) ** 2 for value in values) / (n - 1))
+    half = t_quantile((1 + confidence) / 2, n - 1) * std / math.sqrt(n)
+    return Interval(n, mean, std, mean - half, mean + half)
+
+
+def paired_difference(
+    values: Mapping[int, float], baseline: Mapping[int, float], confidence: float = CONFIDENCE
+) -> tuple[Interval | None, list[int]]:
+    """``values - baseline`` seed by seed over the seeds both have, with its interval; (None, []) when
+    they share no seed."""
+    seeds = sorted(set(values) & set(baseline))
+    if not seeds:
+        return None, []
+    return interval([values[seed] - baseline[seed] for seed in seeds], confidence), seeds
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """One run of an experiment as the summary sees it; ``figures`` is None for a run not averaged in,
+    and ``message`` then says why."""
+
+    run_id: str
+    variant: str
+    loss: str
+    loss_params: dict[str, Any]
+    seed: int
+    state: str
+    message: str
+    figures: dict[str, float] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantSummary:
+    """One variant over its seeds. ``values[metric][seed]`` are the finished runs' figures (the Compare
+    page draws each as a dot), ``stats[metric]`` their interval (absent with no finished run),
+    ``difference[metric]`` the paired difference to ``baseline`` (None for the baseline itself)."""
+
+    variant: str
+    loss: str
+    loss_params: dict[str, Any]
+    values: dict[str, dict[int, float]]
+    stats: dict[str, Interval]
+    baseline: str | None
+    difference: dict[str, Interval]
+    paired_seeds: list[int]
+    left_out: list[RunResult]
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(self.values[METRICS[0]]) if self.values else []
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+    def notes(self) -> list[str]:
+        """What a reader must know before trusting the intervals."""
+        notes = []
+        if self.n == 0:
+            notes.append("no finished run: nothing to average")
+        elif self.n == 1:
+            notes.append("one finished seed: no confidence interval (train more seeds, e.g. --seeds 0,1,2)")
+        if self.baseline is not None and len(self.paired_seeds) < 2:
+            shared = "one seed" if self.paired_seeds else "no seed"
+            notes.append(f"shares {shared} with {self.baseline}: no confidence interval for the difference")
+        if self.left_out:
+            runs = ", ".join(f"{r.run_id} (seed {r.seed}, {r.state})" for r in self.left_out)
+            notes.append(f"not averaged in: {runs}")
+        return notes
+
+    def to_json(self) -> dict[str, Any]:
+        """The line ``python -m lab summary`` prints."""
+        line: dict[str, Any] = {
+            "variant": self.variant,
+            "loss": self.loss,
+            "n": self.n,
+            "seeds": self.seeds,
+            "runs": self.n + len(self.left_out),
+        }
+        for metric in METRICS:
+            line[metric] = self.stats[metric].to_json() if metric in self.stats else None
+        line["vs_baseline"] = None
+        if self.baseline is not None:
+            line["vs_baseline"] = {
+                "variant": self.baseline,
+                "seeds": self.paired_seeds,
+                **{
+                    metric: self.difference[metric].to_json() if metric in self.difference else None
+                    for metric in METRICS
+                },
+            }
+        line["left_out"] = [
+            {"run_id": r.run_id, "seed": r.seed, "status": r.state, "message": r.message} for r in self.left_out
+        ]
+        line["notes"] = self.notes()
+        return line
+
+
+def summarize(results: Sequence[RunResult], baseline: str | None = None) -> list[VariantSummary]:
+    """Group ``results`` by variant (in the order the variants first appear) and summarize each; the
+    differences are to ``baseline`` (default: the first variant)."""
+    order: dict[str, list[RunResult]] = {}
+    for result in results:
+        order.setdefault(result.variant, []).append(result)
+    if not order:
+        return []
+    baseline = baseline if baseline is not None else next(iter(order))
+    if baseline not in order:
+        raise ValueError(f"baseline: no variant is labelled {baseline!r} (variants: {', '.join(order)})")
+    counted: dict[str, dict[str, dict[int, float]]] = {}
+    left_out: dict[str, list[RunResult]] = {}
+    for variant, runs in order.items():
+        values: dict[str, dict[int, float]] = {metric: {} for metric in METRICS}
+        skipped = []
+        for run in runs:
+            if run.figures is None:
+                skipped.append(run)
+            elif run.seed in values[METRICS[0]]:
+                skipped.append(dataclasses.replace(run, message=f"seed {run.seed} is already counted"))
+            else:
+                for metric in METRICS:
+                    values[metric][run.seed] = run.figures[metric]
+        counted[variant], left_out[variant] = values, skipped
+    summaries = []
+    for variant, runs in order.items():
+        values = counted[variant]
+        stats = {metric: interval(list(values[metric].values())) for metric in METRICS if values[metric]}
+        difference: dict[str, Interval] = {}
+        paired: list[int] = []
+        if variant != baseline:
+            for metric in METRICS:
+                found, paired = paired_difference(values[metric], counted[baseline][metric])
+                if found is not None:
+                    difference[metric] = found
+        summaries.append(
+            VariantSummary(
+                variant=variant,
+                loss=runs[0].loss,
+                loss_params=runs[0].loss_params,
+                values=values,
+                stats=stats,
+                baseline=None if variant == baseline else baseline,
+                difference=difference,
+                paired_seeds=paired,
+                left_out=left_out[variant],
+            )
+        )
+    return summaries
+
+
+def swept_settings(summaries: Sequence[VariantSummary]) -> list[str]:
+    """The hyperparameters whose value differs between variants of the same loss (``["margin"]`` for
+    L-Softmax m = 1..4): what the Compare page can plot a figure against (``summary.loss_params[name]``)."""
+    by_loss: dict[str, list[dict[str, Any]]] = {}
+    for summary in summaries:
+        by_loss.setdefault(summary.loss, []).append(summary.loss_params)
+    swept: list[str] = []
+    for params in by_loss.values():
+        for name in params[0]:
+            if len({repr(p.get(name)) for p in params}) > 1 and name not in swept:
+                swept.append(name)
+    return swept
+
+
+def run_result(store: RunStore, record: RunRecord) -> RunResult:
+    """A stored run's figures: accuracy and angles from its stored test features, when it finished."""
+    config = record.config
+    if config is None:
+        return RunResult(record.run_id, record.run_id, "", {}, -1, "unreadable", record.error or "", None)
+    result = RunResult(
+        record.run_id,
+        variant_label(config),
+        config.loss,
+        dict(config.loss_params),
+        config.seed,
+        record.state,
+        record.message,
+        None,
+    )
+    if record.state != "finished":
+        return result
+    try:
+        features = store.load_features(record.run_id)
+    except RunStoreError as err:
+        return dataclasses.replace(result, state="unreadable", message=str(err))
+    labels = features.test_labels.numpy()
+    logits = features.test_logits.numpy()
+    figures = {
+        "test_acc": float((logits.argmax(1) == labels).mean()),
+        **class_angles(features.test_features.numpy(), labels, logits.shape[1]),
+    }
+    return dataclasses.replace(result, figures=figures)
+
+
+def summarize_experiment(
+    store: RunStore, experiment: str, baseline: str | None = None, owner: str | None = None
+) -> list[VariantSummary]:
+    """The summary of ``experiment`` in ``store`` (with ``owner``: as that app session sees it). Variants
+    come in the order their first run started, which is the order they were given."""
+    groups = store.experiments(owner=owner)
+    if experiment not in groups:
+        known = ", ".join(list(groups)[:5]) or "none"
+        raise RunStoreError(f"experiment {experiment!r} not found in {store.root} (newest experiments: {known})")
+    return summarize([run_result(store, record) for record in groups[experiment]], baseline)

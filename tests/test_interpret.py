@@ -1,0 +1,417 @@
+"""Interpretability metrics on hand-built cases: maps whose right answer is known, models whose decision
+reads known pixels, a trained model for the randomization check, and the statistics behind the claims."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.metrics.cam_mult_image import DropInConfidence, IncreaseInConfidence
+from pytorch_grad_cam.metrics.perturbation_confidence import (
+    PerturbationConfidenceMetric,
+    RemoveLeastRelevantFirst,
+    RemoveMostRelevantFirst,
+)
+from pytorch_grad_cam.metrics.road import NoisyLinearImputer
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
+from torch import nn
+
+from lab import interpret
+from lab import interpret_metrics as im
+from lab import interpret_road as ir
+
+# pytorch-grad-cam's ROAD imputer calls np.argwhere on a torch tensor, which numpy 2 warns about
+pytestmark = pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning")
+
+SIZE = 12
+PATCH = (slice(4, 7), slice(6, 9))  # the 3x3 pixels the toy model reads
+
+
+class PatchModel(nn.Module):
+    """Two-class logits from a fixed linear read-out of one 3x3 patch: z = 6 * (mean(patch) - 0.5), logits (z, -z)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        weight = torch.zeros(SIZE, SIZE)
+        weight[PATCH] = 6 / 9
+        self.register_buffer("weight", weight)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        z = (images[:, 0] * self.weight).sum((1, 2)) - 3.0
+        return torch.stack([z, -z], 1)
+
+
+def _patch_images(n: int, seed: int = 0) -> torch.Tensor:
+    """Noise with a bright patch where the model reads, so class 0 is predicted with confidence."""
+    rng = np.random.default_rng(seed)
+    images = rng.normal(0.0, 0.5, size=(n, 1, SIZE, SIZE)).astype(np.float32)
+    images[:, 0, PATCH[0], PATCH[1]] = 1.0 + rng.normal(0.0, 0.1, size=(n, 3, 3))
+    return torch.from_numpy(images)
+
+
+def _patch_maps(n: int) -> np.ndarray:
+    maps = np.zeros((n, SIZE, SIZE), np.float32)
+    maps[:, PATCH[0], PATCH[1]] = 1.0
+    return maps
+
+
+# ---------------------------------------------------------------- object mass
+
+
+def test_a_map_exactly_on_the_object_has_object_mass_one_and_a_flat_map_the_foreground_share():
+    raw = np.zeros((3, 3, 10, 10), np.uint8)
+    raw[:, 0, 2:6, 3:8] = 200  # 20 pixels in the red channel
+    raw[:, 2, 8, 8] = 1  # one more pixel, nonzero only in blue
+    foreground = im.foreground(raw)
+    assert foreground.sum(axis=(1, 2)).tolist() == [21, 21, 21]
+    maps = np.stack([foreground[0].astype(np.float32), np.full((10, 10), 0.5, np.float32), np.zeros((10, 10))])
+    mass = im.object_mass(maps, raw)
+    assert mass[0] == pytest.approx(1.0)
+    assert mass[1] == pytest.approx(21 / 100)
+    assert np.isnan(mass[2])  # an all-zero map points nowhere
+
+
+def test_object_mass_is_none_unless_the_foreground_is_known():
+    images, maps = _patch_images(8), _patch_maps(8)
+    raw = (images.clamp(0, 1) * 255).to(torch.uint8).numpy()
+    unknown = interpret.evaluate(PatchModel(), images, raw, np.zeros(8), maps, metrics=("object_mass",))
+    assert unknown == {"object_mass": None}
+    known = interpret.evaluate(
+        PatchModel(), images, raw, np.zeros(8), maps, foreground_known=True, metrics=("object_mass",)
+    )
+    assert known["object_mass"].value == pytest.approx(float(im.object_mass(maps, raw).mean()), abs=1e-6)
+
+
+# ---------------------------------------------------------------- a model that reads known pixels
+
+
+@pytest.fixture(scope="module")
+def patch_case():
+    n = 60
+    images, maps = _patch_images(n), _patch_maps(n)
+    results = interpret.evaluate(
+        PatchModel(),
+        images,
+        None,
+        np.zeros(n, dtype=np.int64),
+        maps,
+        metrics=("deletion_auc", "insertion_auc", "road", "confidence_drop", "confidence_increase"),
+    )
+    return results
+
+
+def test_a_map_on_the_pixels_the_model_reads_beats_a_random_map_in_deletion_and_insertion(patch_case):
+    deletion, insertion = patch_case["deletion_auc"], patch_case["insertion_auc"]
+    assert deletion.value < deletion.baseline - 0.1  # the prediction falls at the first step
+    assert insertion.value > insertion.baseline + 0.1  # and comes back at the first step
+    assert deletion.distinguishable and insertion.distinguishable
+    assert (deletion.values < deletion.baseline_values).mean() > 0.9
+    blurred_level = deletion.baselines["blurred"]
+    assert deletion.value == pytest.approx(blurred_level, abs=0.1)  # it sits at the blurred image's level
+    assert set(deletion.baselines) == {"random", "gaussian", "blurred"}
+
+
+def test_multiplying_by_a_map_on_the_read_pixels_keeps_the_prediction(patch_case):
+    drop, increase = patch_case["confidence_drop"], patch_case["confidence_increase"]
+    assert drop.value == pytest.approx(0.0, abs=1e-6)  # the patch is multiplied by 1, the rest is not read
+    assert drop.baseline > 0.01 and drop.distinguishable
+    assert increase.value == 0.0
+
+
+def test_road_ranks_a_graded_map_on_the_read_pixels_above_a_random_map():
+    n = 40
+    images = _patch_images(n)
+    maps = _patch_maps(n) * 0.9 + im.random_maps(n, (SIZE, SIZE), seed=5) * 0.1  # no ties: ROAD's thresholds
+    result = interpret.evaluate(PatchModel(), images, None, np.zeros(n), maps, metrics=("road",))["road"]
+    assert result.value > result.baseline + 0.05
+    assert result.distinguishable
+
+
+def test_a_random_map_is_not_distinguishable_from_another_random_map():
+    n = 60
+    maps = im.random_maps(n, (SIZE, SIZE), seed=123)
+    result = interpret.evaluate(PatchModel(), _patch_images(n), None, np.zeros(n), maps, metrics=("deletion_auc",))
+    assert not result["deletion_auc"].distinguishable
+
+
+# ---------------------------------------------------------------- agreement with pytorch-grad-cam
+
+
+@pytest.mark.parametrize("channels, height, width", [(1, 14, 14), (3, 9, 12)])
+def test_batched_imputation_solves_the_same_system_as_the_library(channels, height, width):
+    torch.manual_seed(0)
+    images = torch.randn(5, channels, height, width)
+    keep = torch.rand(5, height, width) > torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9])[:, None, None]
+    mine = ir.impute(images, keep, noise=0.0)
+    library = torch.stack([NoisyLinearImputer(noise=0.0)(images[i], keep[i].float()) for i in range(5)])
+    assert torch.allclose(mine, library, atol=5e-3)
+    assert torch.equal(mine[keep[:, None].expand_as(mine)], images[keep[:, None].expand_as(images)])
+
+
+def _small_cnn(classes: int = 3) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, classes)
+    ).eval()
+
+
+def test_road_matches_the_library_classes_without_noise():
+    torch.manual_seed(1)
+    model, images = _small_cnn(), torch.randn(6, 1, 10, 10)
+    maps, targets = im.random_maps(6, (10, 10), seed=2), np.arange(6) % 3
+    mine = ir.road(model, images, targets, maps, percentiles=(20, 60), noise=0.0)
+    softmax_targets = [ClassifierOutputSoftmaxTarget(int(t)) for t in targets]
+
+    def library(order: type) -> np.ndarray:
+        runs = [
+            PerturbationConfidenceMetric(order(p, NoisyLinearImputer(noise=0.0)))(images, maps, softmax_targets, model)
+            for p in (20, 60)
+        ]
+        return np.mean(runs, axis=0)
+
+    np.testing.assert_allclose(mine.morf, library(RemoveMostRelevantFirst), atol=1e-4)
+    np.testing.assert_allclose(mine.lerf, library(RemoveLeastRelevantFirst), atol=1e-4)
+    np.testing.assert_allclose(mine.combined, (mine.lerf - mine.morf) / 2)
+
+
+def test_confidence_change_is_the_library_drop_and_increase():
+    torch.manual_seed(3)
+    model, images = _small_cnn(), torch.randn(12, 1, 10, 10)
+    maps, targets = im.random_maps(12, (10, 10), seed=4), np.arange(12) % 3
+    mine = im.confidence_change(model, images, targets, maps)
+    softmax_targets = [ClassifierOutputSoftmaxTarget(int(t)) for t in targets]
+    np.testing.assert_allclose(mine.drop, DropInConfidence()(images, maps, softmax_targets, model), atol=1e-6)
+    np.testing.assert_array_equal(mine.increase, IncreaseInConfidence()(images, maps, softmax_targets, model))
+
+
+def test_the_scoring_copy_gives_the_same_logits_and_leaves_the_model_alone():
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 8 * 8, 3)).train()
+    model(torch.randn(16, 1, 10, 10))  # running statistics
+    images = torch.randn(6, 1, 10, 10)
+    copy = im.inference_copy(model)
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    assert copy[0].weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.allclose(copy(images), model.eval()(images), atol=1e-5)
+
+
+# ---------------------------------------------------------------- the randomization sanity check
+
+
+@pytest.fixture(scope="module")
+def trained_digits():
+    """A tiny CNN trained for 300 steps on scikit-learn's 8x8 digits (about 90% test accuracy)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images[:, None].astype(np.float32) / 16.0)
+    labels = torch.from_numpy(digits.target)
+    train, test = slice(0, 1500), slice(1500, None)
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),  # the CAM layer: 4 x 4
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 10),  # the top layer the sanity check re-initializes
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        batch = torch.randint(0, 1500, (64,), generator=generator)
+        loss = nn.functional.cross_entropy(model(images[train][batch]), labels[train][batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(images[test]).argmax(1) == labels[test]).float().mean().item()
+    assert accuracy > 0.8
+    return model, images[test][:100], labels[test][:100].numpy(), digits.images[1500:1600]
+
+
+def _gradcam(images: torch.Tensor, targets: np.ndarray):
+    def cam_fn(model: nn.Module) -> np.ndarray:
+        with GradCAM(model, [model[4]]) as cam:
+            return cam(images, [ClassifierOutputTarget(int(t)) for t in targets])
+
+    return cam_fn
+
+
+def test_randomizing_the_top_layer_of_a_trained_model_changes_its_gradcam_maps(trained_digits):
+    model, images, labels, _ = trained_digits
+    before = [p.detach().clone() for p in model.parameters()]
+    similarity = im.randomization_similarity(model, _gradcam(images, labels), ["7"], seed=0)
+    assert similarity.shape == (len(images),)
+    assert float(np.mean(similarity)) < 0.4
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))  # original untouched
+
+
+def test_an_explanation_that_ignores_the_model_fails_the_randomization_check(trained_digits):
+    model, images, _, _ = trained_digits
+    intensity = lambda _model: images[:, 0].numpy()  # noqa: E731  (an edge-detector-like, model-free map)
+    assert np.allclose(im.randomization_similarity(model, intensity, ["7"]), 1.0)
+
+
+def test_evaluate_reports_randomization_similarity_next_to_a_random_map(trained_digits):
+    model, images, labels, raw = trained_digits
+    cam_fn = _gradcam(images, labels)
+    raw = (raw[:, None] * 255 / 16).astype(np.uint8)
+    results = interpret.evaluate(
+        model,
+        images,
+        raw,
+        labels,
+        cam_fn(model),
+        foreground_known=True,
+        cam_fn=cam_fn,
+        top_layers=["7"],
+        metrics=("randomization_similarity", "object_mass"),
+    )
+    check = results["randomization_similarity"]
+    assert check.value < 0.4
+    assert abs(check.baseline) < 0.1  # a map against a random map
+    mass = results["object_mass"]
+    assert 0 <= mass.ci_low <= mass.value <= mass.ci_high <= 1
+    share = im.foreground(raw).mean()  # a random map lands on the object as often as the object covers the image
+    assert mass.baseline == pytest.approx(share, abs=0.05)
+
+
+def test_randomized_copy_refuses_modules_it_cannot_reinitialize():
+    class Bare(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(3))
+
+    model = nn.Sequential(nn.Linear(3, 3), Bare())
+    with pytest.raises(ValueError, match="reset_parameters"):
+        im.randomized_copy(model, ["1"])
+    with pytest.raises(ValueError, match="at least one"):
+        im.randomized_copy(model, [])
+    copy = im.randomized_copy(model, ["0"], seed=0)
+    assert not torch.equal(copy[0].weight, model[0].weight)
+    assert torch.equal(im.randomized_copy(model, ["0"], seed=0)[0].weight, copy[0].weight)  # seeded
+
+
+def test_rank_correlation_of_identical_reversed_and_flat_maps():
+    ramp = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    flat = np.zeros((1, 4, 4), np.float32)
+    assert im.rank_correlation(ramp, ramp * 2)[0] == pytest.approx(1.0)
+    assert im.rank_correlation(ramp, -ramp)[0] == pytest.approx(-1.0)
+    assert im.rank_correlation(flat, flat)[0] == 1.0
+    assert im.rank_correlation(ramp, flat)[0] == 0.0
+
+
+# ---------------------------------------------------------------- baselines
+
+
+def test_baseline_maps_are_seeded_in_range_and_as_coarse_as_asked():
+    a = im.random_maps(4, (28, 28), cam_shape=(7, 7), seed=0)
+    assert a.shape == (4, 28, 28) and a.min() >= 0 and a.max() <= 1
+    np.testing.assert_array_equal(a, im.random_maps(4, (28, 28), cam_shape=(7, 7), seed=0))
+    assert not np.array_equal(a, im.random_maps(4, (28, 28), cam_shape=(7, 7), seed=1))
+    fine = im.random_maps(4, (28, 28), seed=0)
+    assert np.abs(np.diff(a, axis=2)).mean() < np.abs(np.diff(fine, axis=2)).mean() / 2
+    gauss = im.gaussian_map((9, 9))
+    assert gauss[4, 4] == 1.0 and gauss.argmax() == 40 and np.allclose(gauss, gauss.T)
+
+
+def test_a_flat_map_deletes_pixels_in_a_random_order_not_the_top_rows_first():
+    ranks = im.relevance_ranks(np.zeros((1, 12, 12), np.float32), seed=0).reshape(12, 12)
+    first_step = ranks < 18
+    assert first_step[6:].sum() > 3  # raster order would have taken the first one and a half rows
+
+
+def test_blurred_reference_keeps_the_mean_and_removes_detail():
+    images = _patch_images(4)
+    reference = im.blurred(images)
+    assert reference.shape == images.shape
+    assert reference.std() < images.std() / 2
+    assert torch.allclose(reference.mean((2, 3)), images.mean((2, 3)), atol=0.1)
+
+
+# ---------------------------------------------------------------- statistics, comparisons, sentences
+
+
+def test_the_ci_contains_the_mean_and_narrows_with_more_images():
+    rng = np.random.default_rng(0)
+    for values in (rng.normal(0.3, 0.2, 500), rng.uniform(0, 1, 500), (rng.uniform(0, 1, 500) > 0.7) * 1.0):
+        few, many = interpret.mean_ci(values[:50]), interpret.mean_ci(values)
+        for ci in (few, many):
+            assert ci.low <= ci.mean <= ci.high
+        assert many.high - many.low < (few.high - few.low) / 2
+    assert interpret.mean_ci(np.array([np.nan, 1.0, 3.0])).n == 2
+    assert interpret.mean_ci(np.array([np.nan])) == interpret.Interval(None, None, None, 0)
+
+
+def _result(name: str, values: np.ndarray) -> interpret.MetricResult:
+    return interpret.summarize(name, values, {"random": np.full(len(values), 0.3)})
+
+
+def test_identical_inputs_give_no_significant_difference():
+    values = np.random.default_rng(1).uniform(0, 1, 500)
+    comparison = interpret.compare(_result("object_mass", values), _result("object_mass", values.copy()))
+    assert not comparison.significant and comparison.better is None
+    text = interpret.sentence(comparison, "AMC", "softmax")
+    assert text.startswith("No significant difference in object mass between AMC and softmax on these 500 images")
+
+
+def test_a_real_difference_reads_as_a_sentence_with_its_number_and_direction():
+    rng = np.random.default_rng(2)
+    softmax = rng.uniform(0.3, 0.7, 500)
+    amc = np.clip(softmax + 0.12 + rng.normal(0, 0.3, 500), 0, 1)
+    comparison = interpret.compare(_result("object_mass", amc), _result("object_mass", softmax))
+    assert comparison.significant and comparison.better
+    text = interpret.sentence(comparison, "AMC", "softmax")
+    assert text.startswith("AMC puts ") and text.endswith(
+        "% more of the map on the object than softmax on these 500 images."
+    )
+    shown = float(text.split()[2])
+    assert shown == pytest.approx(comparison.difference * 100, abs=1)
+    # lower is better for deletion: the same improvement in the other direction is "better"
+    worse = interpret.compare(_result("deletion_auc", amc), _result("deletion_auc", softmax))
+    assert worse.better is False and "(worse)" in interpret.sentence(worse, "AMC", "softmax")
+
+
+def test_the_direction_table_in_the_docstring_matches_the_sentences():
+    table = {}
+    for line in interpret.__doc__.splitlines():
+        row = re.match(r"``(\w+)``.*\s(lower|higher)$", line.strip())
+        if row:
+            table[row[1]] = row[2] == "higher"
+    assert table == {name: spec.higher_is_better for name, spec in interpret.METRICS.items()}
+    assert set(interpret.REPORTED) <= set(interpret.METRICS)
+    for spec in interpret.METRICS.values():
+        for template in (spec.more, spec.less):
+            assert all(part in template for part in ("{a}", "{b}", "{m}", "{n}")), template
+
+
+# ---------------------------------------------------------------- the whole evaluation
+
+
+def test_evaluate_reports_progress_leaves_the_model_alone_and_prints_the_cli_json():
+    model = _small_cnn(classes=2)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images, maps = _patch_images(10)[:, :, :10, :10], im.random_maps(10, (10, 10), seed=9)
+    seen: list[tuple[float, str]] = []
+    results = interpret.evaluate(
+        model, images, None, np.zeros(10), maps, cam_shape=(5, 5), progress=lambda f, t: seen.append((f, t))
+    )
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) > 5
+    assert model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    printed = interpret.to_json(results)
+    assert list(printed) == list(interpret.REPORTED)
+    assert printed["object_mass"] is None and printed["randomization_similarity"] is None
+    assert set(printed["road"]) == {"value", "ci_low", "ci_high", "baseline", "distinguishable"}
+    with pytest.raises(ValueError, match="unknown metrics"):
+        interpret.evaluate(model, images, None, np.zeros(10), maps, metrics=("accuracy",))
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        interpret.evaluate(model, images, None, np.zeros(10), maps * 2, metrics=("road",))

@@ -1,0 +1,233 @@
+"""Sweeps on a real Ray cluster (no mocks): a local cluster started by the tests, runs on digits.
+
+The module's cluster is ``ray.init(num_cpus=2)`` in this process, shut down at the end; one test also
+lets ``python -m lab train --backend ray`` start and shut down its own. Every test checks that no Ray
+process it started outlives it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from lab.backends import BackendError, make_backend  # noqa: E402
+from lab.backends.ray_cluster import RayBackend  # noqa: E402
+from lab.config import RunConfig  # noqa: E402
+from lab.experiment import make_experiment  # noqa: E402
+from lab.runstore import RunStore  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def raylet_pids() -> set[int]:
+    found = subprocess.run(["pgrep", "-f", "raylet/raylet"], capture_output=True, text=True).stdout.split()
+    return {int(pid) for pid in found}
+
+
+# The tests without the module's cluster come first: it lives from its first user to the end of the module.
+def test_the_cli_starts_a_local_ray_for_the_sweep_and_shuts_it_down(tmp_path):
+    before = raylet_pids()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lab",
+            "train",
+            "--backend",
+            "ray",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "1",
+            "--losses",
+            "softmax",
+            "--runs-dir",
+            str(tmp_path),
+        ],  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={key: value for key, value in os.environ.items() if key != "LOSSLENS_RAY_ADDRESS"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == ["finished"]
+    assert raylet_pids() <= before, "the local Ray it started is gone"
+
+
+def test_an_unreachable_cluster_is_one_error_line_before_anything_starts(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lab",
+            "train",
+            "--backend",
+            "ray",
+            "--ray-address",
+            "127.0.0.1:9",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Ray cluster at 127.0.0.1:9 is not reachable"), result.stderr
+    assert not (tmp_path / "runs").exists() and not any(tmp_path.iterdir())
+
+
+def test_ray_options_are_checked_before_anything_starts():
+    with pytest.raises(BackendError, match="cpus per run: must be above 0"):
+        make_backend("ray", cpus_per_run=0)
+    with pytest.raises(BackendError, match="gpus per run: must be a number from 0 to 8"):
+        make_backend("ray", gpus_per_run=-1)
+    with pytest.raises(BackendError, match="write it as HOST:PORT"):
+        make_backend("ray", "no-port-here").connect()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A 2-CPU local Ray cluster for the module; its address, for drivers in other processes."""
+    before = raylet_pids()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+    assert raylet_pids() <= before, "the test cluster's raylet outlived ray.shutdown()"
+
+
+def digits_runs(variants, seeds=(0,), epochs=2, **settings) -> list[RunConfig]:
+    return make_experiment(RunConfig(dataset="digits", epochs=epochs, **settings), variants, seeds=list(seeds))
+
+
+def test_a_sweep_on_ray_writes_every_run_into_the_drivers_store(cluster, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    configs = digits_runs(["softmax", "lsoftmax:margin=4"], epochs=2)
+    progress = []
+    backend = RayBackend(cluster)
+    records = backend.run(configs, store, on_progress=progress.append)
+    assert [(r.state, r.config.variant) for r in records] == [
+        ("finished", "Softmax cross-entropy"),
+        ("finished", "L-Softmax m=4"),
+    ]
+    for record in records:
+        assert record.run_dir.parent == store.root and len(record.metrics) == 2
+        assert record.test_acc > 0.3, "learned something in two epochs"  # chance is 0.1
+        features = store.load_features(record.run_id)
+        assert len(features.test_labels) == 360
+        assert store.load_snapshots(record.run_id).last_epoch == 2
+        assert len(store.load_weights(record.run_id)) > 0
+    # progress carries the driver's run ids, every epoch, and each run's end after its files are in
+    ids = {r.run_id for r in records}
+    assert {p.run_id for p in progress} == ids
+    ends = [p for p in progress if p.status is not None]
+    assert sorted(p.run_id for p in ends) == sorted(ids) and all(p.status == "finished" for p in ends)
+    assert sum(p.metrics is not None for p in progress) == 4
+    assert ray.is_initialized(), "a connection it did not open stays open"
+
+
+def test_a_worker_killed_mid_run_is_retried_once_and_a_second_death_fails_only_that_run(cluster, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    # long enough that a run is still training when the driver, slowed by a busy machine, acts on its report
+    configs = digits_runs(["softmax", "lsoftmax:margin=2", "lsoftmax:margin=4"], epochs=6)
+    backend = RayBackend(cluster)
+    deaths = {1: 1, 2: 2}  # run index -> how many of its workers to kill
+    killed: dict[int, list[int]] = {index: [] for index in deaths}
+
+    def kill_workers(progress):
+        index = progress.run_index
+        if index in deaths and progress.status is None and len(killed[index]) < deaths[index]:
+            pid = backend.workers[index][1]
+            if pid not in killed[index]:
+                killed[index].append(pid)
+                os.kill(pid, signal.SIGKILL)
+
+    records = backend.run(configs, store, on_progress=kill_workers)
+    states = [(r.state, r.message) for r in records]
+    assert all(len(pids) == deaths[index] for index, pids in killed.items()), (killed, states)
+    by_variant = {r.config.variant: r for r in records}
+    untouched, retried, failed = (by_variant[c.variant] for c in configs)
+    assert untouched.state == "finished" and "attempts" not in untouched.status
+    assert retried.state == "finished" and retried.status["attempts"] == 2
+    assert "retried: the Ray worker that first trained it died" in retried.message
+    assert store.load_features(retried.run_id).test_features.shape == (360, 2)
+    assert failed.state == "failed"
+    assert "the Ray worker training it died" in failed.message and "so did its retry" in failed.message
+    assert len(store.list()) == 3, "each run has one folder, retried or not"
+
+
+def test_stop_cancels_the_runs_not_started_and_stops_the_running_ones(cluster, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    configs = digits_runs(["softmax", "lsoftmax:margin=2", "lsoftmax:margin=4", "center"], epochs=10)
+    stop = threading.Event()
+
+    def stop_after_first_epoch(progress):
+        if progress.metrics is not None:
+            stop.set()
+
+    records = RayBackend(cluster).run(configs, store, on_progress=stop_after_first_epoch, stop=stop)
+    assert 1 <= len(records) <= 2, "at most the two runs that had a CPU started"
+    assert all(r.state == "stopped" for r in records), [(r.state, r.message) for r in records]
+    assert all(len(store.load_weights(r.run_id)) > 0 for r in records), "a stopped run keeps what it learned"
+    assert len(store.list()) == len(records), "no folder for a run that never started"
+
+
+def test_a_worker_without_the_dataset_fails_that_run_with_the_usual_message(cluster, tmp_path):
+    empty = tmp_path / "no-mnist-here"
+    empty.mkdir()
+    store = RunStore(tmp_path / "runs")
+    configs = [*digits_runs(["softmax"], epochs=1), RunConfig(dataset="mnist", data_root=str(empty), epochs=1)]
+    records = RayBackend(cluster).run(configs, store)
+    assert [r.state for r in records] == ["finished", "failed"]
+    assert "mnist: the four IDX files" in records[1].message and str(empty) in records[1].message
+
+
+def test_the_cli_runs_on_a_cluster_named_by_the_environment_and_prints_variants_and_seeds(cluster, tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lab",
+            "train",
+            "--backend",
+            "ray",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "1",
+            "--losses",
+            "softmax,lsoftmax:margin=4",
+            "--seeds",
+            "0,1",
+            "--runs-dir",
+            str(tmp_path),
+        ],  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "LOSSLENS_RAY_ADDRESS": cluster},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted((line["variant"], line["seed"]) for line in lines) == [
+        ("L-Softmax m=4", 0),
+        ("L-Softmax m=4", 1),
+        ("Softmax cross-entropy", 0),
+        ("Softmax cross-entropy", 1),
+    ]
+    assert all(line["status"] == "finished" for line in lines)
