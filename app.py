@@ -11,10 +11,15 @@ from pathlib import Path
 import streamlit as st
 
 from lab import logs
-from ui import sidebar
+from ui import layout, sidebar
 
 logs.configure()
-st.set_page_config(page_title="LossLens", page_icon=str(Path(__file__).parent / "assets" / "icon.png"), layout="wide")
+st.set_page_config(
+    page_title="LossLens",
+    page_icon=str(Path(__file__).parent / "assets" / "icon.png"),
+    layout="wide",
+    initial_sidebar_state="collapsed" if layout.presenting() else "auto",
+)
 
 PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
@@ -33,4 +38,5 @@ PAGES = [
 
 page = st.navigation(PAGES, position="top")
 sidebar.draw()
+layout.presentation_switch()
 page.run()

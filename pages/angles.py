@@ -1,14 +1,20 @@
-"""Angles: how far each feature sits from its own class direction and from the others, per loss."""
+"""Angles: how far each feature sits from its own class direction and from the others, per loss.
+
+Two kinds of class direction appear here and each figure names its own: the loss's class vectors
+(classifier weights, or centers) and the class means (the mean direction of a class's test features).
+A number shown twice is the same number.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
 import ui
-from lab import figures
-from lab.analysis import min_off_diagonal
+from lab import figures, playground
+from lab.analysis import min_off_diagonal, nearest_off_diagonal
 from losses.geometry import best_spacing_degrees
 from ui import health, layout, loaders, titles
+from ui.text import plain
 
 ui.run_inside_app()
 
@@ -25,37 +31,56 @@ margin = st.slider(
     60,
     10,
     key="angle_margin",
-    help="A sample is beyond the margin when its nearest other class direction is at least this many "
-    "degrees farther away than its own class direction.",
+    help="A sample is beyond the margin when its nearest other class vector is at least this many degrees "
+    "farther away than its own.",
 )
 st.caption(
-    f"All {len(dataset.test)} test images. Class directions are each loss's class vectors (classifier weights or "
-    f"centres). With {dataset.n_classes} classes in {feat_dim}-D, class directions can be at best {best:.1f}° apart."
+    f"All {len(dataset.test)} test images. **Class vectors**: each loss's own class directions, its classifier "
+    "weights (or, for center loss and LMD, its class centers). **Class means**: the mean direction of a class's "
+    f"test features. With {dataset.n_classes} classes in {feat_dim}-D, directions can be at best {best:.1f}° apart."
 )
 
-for column, (record, arrays) in layout.grid(loaded):
+above_bound = False
+for column, (record, arrays) in layout.grid(
+    layout.shown(loaded, lambda item: titles.loss_label(item[0]), "angle_loss"), layout.per_row()
+):
     stats = loaders.angle_stats(record, arrays)
     numbers = loaders.summary(record, float(margin))
+    _, head, _ = loaders.trained_model(record)
+    vectors = playground.directions_name(head) if stats.uses_head_directions else "class means"
+    vector_min = min_off_diagonal(stats.direction_angles)
+    above_bound |= bool((nearest_off_diagonal(stats.direction_angles) > best + 0.05).any())
     with column:
-        st.markdown(f"#### {titles.loss_label(record)}")
+        st.markdown(f"#### {plain(titles.loss_label(record))}")
         st.markdown(
-            f"**{numbers['mean_within_class_angle']:.1f}°** mean within-class · "
-            f"**{numbers['min_between_class_angle']:.1f}°** min between-class · "
+            f"**{numbers['mean_within_class_angle']:.1f}°** within class · "
+            f"**{numbers['min_between_class_angle']:.1f}°** min between class means · "
+            f"**{vector_min:.1f}°** min between {vectors} · "
             f"**{stats.share_beyond_margin(margin):.0%}** beyond {margin}°",
-            help="Within-class: mean angle between a feature and its class's mean direction. Between-class: "
-            "smallest angle between two classes' mean directions. Beyond the margin: share of samples whose nearest "
-            "other class direction is at least the margin farther away than their own.",
+            help="Within class: mean angle between a feature and its class mean. Between class means: the smallest "
+            f"angle between two classes' mean directions. Between {vectors}: the smallest angle between two of the "
+            "loss's class vectors (the chart below). Beyond the margin: share of samples whose nearest other class "
+            "vector is at least the margin farther away than their own.",
         )
-        st.plotly_chart(
-            figures.angle_histogram(stats, "own_vs_other", "angle to class directions"), key=f"own-{record.run_id}"
+        layout.chart(
+            st,
+            figures.angle_histogram(stats, "own_vs_other", f"angle of a feature to the {vectors}"),
+            key=f"own-{record.run_id}",
         )
-        st.plotly_chart(figures.angle_histogram(stats, "pairs", "pairwise angles"), key=f"pairs-{record.run_id}")
-        st.plotly_chart(
+        layout.chart(st, figures.angle_histogram(stats, "pairs", "pairs of features"), key=f"pairs-{record.run_id}")
+        layout.chart(
+            st,
             figures.direction_spacing(
                 stats.direction_angles,
                 dataset.class_names,
                 best,
-                f"class directions: nearest neighbour (min {min_off_diagonal(stats.direction_angles):.1f}°)",
+                f"{vectors}: angle to the nearest other<br>(min {vector_min:.1f}°)",
             ),
             key=f"spacing-{record.run_id}",
         )
+if above_bound:
+    st.caption(
+        f"Bars above the dashed line are possible: {best:.1f}° bounds the *smallest* gap, the shortest bar. Other "
+        "directions may have their nearest neighbour farther away, as on a sphere where some points sit in roomier "
+        "spots than others."
+    )

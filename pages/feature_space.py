@@ -1,12 +1,24 @@
-"""Feature space: every loss's features side by side, on the unit circle or sphere, raw, or projected."""
+"""Feature space: every loss's features side by side, on the unit circle or sphere, raw, or projected,
+epoch by epoch from before training, with the decision regions, and the picked image next to them."""
 
 from __future__ import annotations
 
+import html
+import textwrap
+
+import numpy as np
 import streamlit as st
 
 import ui
 from lab import figures
-from ui import health, inspect, layout, loaders, titles
+from lab.analysis import angles_deg, shared_directions
+from ui import health, inspect, layout, loaders, regions, titles
+from ui.text import plain
+
+PANELS_PER_ROW = 2  # beside the image panel: three would leave each loss a 260-pixel chart at 1440 pixels
+TITLE_WIDTH = 30  # characters of a loss's name per title line
+OLD_RUN_NOTE = "saved before runs stored each epoch's class directions: the rays are the final ones at every epoch."
+VIEWS = {"unit": "Unit {shape}", "raw": "Raw", "map": "Map"}
 
 ui.run_inside_app()
 
@@ -15,85 +27,197 @@ loaded = health.loaded_runs_or_stop()
 runs = [record for record, _ in loaded]
 
 dataset = loaders.dataset_of(runs[0])
+class_names = dataset.class_names
 feat_dim = runs[0].config.feat_dim
-epochs = min(arrays.last_epoch for _, arrays in loaded)
-selected_points: list[int] = []
+picked = layout.picked_image()
+panels_col, inspect_col = st.columns([3, 1], gap="medium")
+
+
+def label_of(item: tuple) -> str:
+    return titles.loss_label(item[0])
+
+
+def panel_title(record, detail: str) -> str:
+    """The loss in bold, wrapped to fit a panel beside the Play buttons, over ``detail``."""
+    lines = textwrap.wrap(titles.loss_label(record), TITLE_WIDTH) or [""]
+    return "<b>" + "<br>".join(html.escape(line) for line in lines) + f"</b><br>{detail}"
+
+
+def frame_title(record, arrays: loaders.RunArrays, row: int) -> str:
+    """The panel title after the epoch in ``row``: the loss, the epoch and that epoch's accuracy."""
+    epoch = int(arrays.snapshot_epochs[row])
+    if arrays.snapshot_accuracy is not None:
+        accuracy = float(arrays.snapshot_accuracy[row])
+        if epoch == 0:
+            return panel_title(record, f"before training · accuracy {accuracy:.1%} (shown images)")
+        return panel_title(record, f"epoch {epoch} · test accuracy {accuracy:.1%}")
+    if epoch == arrays.last_epoch:
+        return panel_title(record, f"epoch {epoch} · test accuracy {record.status.get('test_acc', 0):.1%}")
+    return panel_title(record, f"epoch {epoch}")
+
+
+def directions_at(arrays: loaders.RunArrays, row: int) -> np.ndarray | None:
+    if arrays.snapshot_directions is not None:
+        return arrays.snapshot_directions[row]
+    return arrays.directions
+
+
+def same_ray_note(directions: np.ndarray | None, shape: str) -> str:
+    """A sentence naming the classes whose directions coincide, which the unit view draws as one ray."""
+    if directions is None:
+        return ""
+    notes = []
+    for group in shared_directions(directions):
+        names = [str(class_names[c]) for c in group]
+        spread = float(angles_deg(directions[group], directions[group]).max())
+        listed = " and ".join([", ".join(names[:-1]), names[-1]])
+        notes.append(f"classes {listed} share a direction ({spread:.1f}° apart)")
+    if not notes:
+        return ""
+    return f"On the unit {shape}, {'; '.join(notes)}: they differ in length (radius), not in angle. See the Raw view."
+
+
+def start_row(arrays: loaders.RunArrays, epoch: int) -> int:
+    """The stored epoch shown for ``epoch``: the latest one at or before it (a run that did not store
+    epoch 0 starts at epoch 1)."""
+    rows = np.flatnonzero(arrays.snapshot_epochs <= epoch)
+    return int(rows[-1]) if len(rows) else 0
+
+
+with panels_col:
+    shown = layout.shown(loaded, label_of, key="feature_loss")
 
 if feat_dim in (2, 3):
     shape = "circle" if feat_dim == 2 else "sphere"
-    view_col, epoch_col = st.columns([2, 3])
-    view = view_col.segmented_control(
-        "View", [f"Unit {shape}", "Raw features"], default=f"Unit {shape}", key="feature_view"
-    )
-    epoch = epochs
-    if epochs > 1:
-        epoch = epoch_col.slider(
-            "Epoch",
-            1,
-            epochs,
-            epochs,
-            key="feature_epoch",
-            help="Each run stored its features after every epoch: slide to watch the space form.",
+    view_names = ["unit", "raw"] + (["map"] if feat_dim == 3 else [])
+    all_epochs = sorted({int(e) for _, arrays in loaded for e in arrays.snapshot_epochs})
+    with panels_col:
+        view_col, epoch_col, regions_col = st.columns([2.6, 2.2, 1.6])
+        view = (
+            view_col.segmented_control(
+                "View",
+                view_names,
+                default="unit",
+                format_func=lambda v: VIEWS[v].format(shape=shape),
+                key="feature_view",
+                help="Unit: each feature's direction only (what an angular loss looks at). Raw: the features as the "
+                "network makes them. Map (3-D): the sphere unrolled flat, longitude across and latitude up, where a "
+                "click picks a point.",
+            )
+            or "unit"
         )
-    st.caption(
-        f"{len(loaded[0][1].snapshot_indices)} test images, coloured by class. Rays: each loss's class directions "
-        f"(classifier weights or centres) after training. "
-        + (
-            "Points sit on the unit circle, their radius jittered slightly so overlaps stay visible; angles are exact."
-            if view != "Raw features" and feat_dim == 2
-            else ""
+        epoch = all_epochs[-1]
+        if len(all_epochs) > 1:
+            epoch = epoch_col.slider(
+                "Epoch",
+                all_epochs[0],
+                all_epochs[-1],
+                all_epochs[-1],
+                key="feature_epoch",
+                help="0 is before training. Every panel shows this epoch. ▶ Play on a panel animates it from before "
+                "training (❚❚ pauses, ▶ goes on).",
+            )
+        show_regions = regions_col.toggle(
+            "Decision regions",
+            key="feature_regions",
+            help="Shade the part of the space each class gets from the trained classifier (the argmax of its "
+            "inference logits), and in grey the band a margin loss reserves around each boundary.",
         )
-        + (" Click a point to inspect its image." if feat_dim == 2 else "")
-    )
-    for column, (record, arrays) in layout.grid(loaded):
-        labels = arrays.labels[arrays.snapshot_indices]
-        fig = figures.feature_scatter(
-            arrays.snapshot(epoch),
-            labels,
-            dataset.class_names,
-            indices=arrays.snapshot_indices,
-            directions=arrays.directions,
-            normalised=view != "Raw features",
-            title=f"{titles.loss_label(record)} · test accuracy {record.status.get('test_acc', 0):.1%}",
-            legend=False,
-            height=360,
+        notes: dict[str, list[str]] = {}  # a note under the charts, and the losses it is about
+        for column, (record, arrays) in layout.grid(shown, layout.per_row(PANELS_PER_ROW)):
+            found = regions.run_regions(record, arrays, view) if show_regions else None
+            frames = [
+                figures.FeatureFrame(
+                    epoch=int(e),
+                    features=arrays.snapshots[row],
+                    directions=directions_at(arrays, row),
+                    title=frame_title(record, arrays, row),
+                    shading=found.by_epoch[int(e)] if found else None,
+                )
+                for row, e in enumerate(arrays.snapshot_epochs)
+            ]
+            row = start_row(arrays, epoch)
+            fig = figures.feature_figure(
+                frames,
+                arrays.labels[arrays.snapshot_indices],
+                class_names,
+                indices=arrays.snapshot_indices,
+                view=view,
+                start=row,
+                highlight=picked,
+                height=380 if feat_dim == 3 else 360,
+            )
+            key = f"features-{record.run_id}-{view}"
+            if feat_dim == 2 or view == "map":
+                layout.pickable_chart(column, fig, key, layout.pick_image)
+            else:
+                layout.chart(column, fig, key)
+            label = plain(titles.loss_label(record))
+            if view != "raw":
+                note = same_ray_note(directions_at(arrays, row), shape)
+                if note:
+                    column.caption(f":material/call_merge: {note}", help="Class directions within 2° count as one.")
+            if arrays.snapshot_directions is None:
+                notes.setdefault(OLD_RUN_NOTE, []).append(label)
+            if found is not None:
+                notes.setdefault(found.note, []).append(label)
+        layout.class_legend(class_names)
+        how = {
+            2: "Click a point to see its image on the right.",
+            3: "Drag to turn a sphere. 3-D charts cannot report clicks: pick a point on the Map view or on a "
+            "projection below, or type an index on the right.",
+        }[feat_dim]
+        st.caption(
+            f"{len(loaded[0][1].snapshot_indices)} test images, coloured by class; rays: each loss's class "
+            f"directions (classifier weights, or centers) at the epoch shown. "
+            + (
+                "Points sit on the unit circle, their radius jittered slightly so overlaps stay visible; angles are "
+                "exact. "
+                if view == "unit" and feat_dim == 2
+                else ""
+            )
+            + how
         )
-        selected_points += layout.plotly_selectable(
-            column, fig, key=f"features-{record.run_id}", selectable=feat_dim == 2
-        )
-    layout.class_legend(dataset.class_names)
+        for note, labels in notes.items():
+            st.caption(f"**{', '.join(labels)}**: {note}")
 
-st.subheader("Projections" if feat_dim in (2, 3) else f"{feat_dim}-D features, projected")
-method_col, source_col = st.columns(2)
-method = method_col.segmented_control(
-    "Method",
-    ["PCA", "UMAP"],
-    default="PCA" if feat_dim <= 3 else "UMAP",
-    key="projection_method",
-    help="UMAP takes ~25 s the first time this app computes one; results are kept.",
-)
-source = source_col.segmented_control(
-    "Of",
-    ["features", "penultimate"],
-    default="features",
-    key="projection_source",
-    format_func={"features": "the features", "penultimate": "the penultimate activations"}.get,
-)
-if method and source:
-    with st.spinner(f"Computing {method}..."):
-        projections = [(record, arrays, *loaders.projection(record, source, method)) for record, arrays in loaded]
-    for column, (record, arrays, coords, note) in layout.grid(projections):
-        labels = arrays.labels[arrays.snapshot_indices]
-        fig = figures.projection_scatter(
-            coords,
-            labels,
-            dataset.class_names,
-            indices=arrays.snapshot_indices,
-            title=f"{titles.loss_label(record)} · {note}",
-            legend=False,
-            height=340,
-        )
-        selected_points += layout.plotly_selectable(column, fig, key=f"projection-{record.run_id}-{method}-{source}")
-    layout.class_legend(dataset.class_names)
+with panels_col:
+    st.subheader("Projections" if feat_dim in (2, 3) else f"{feat_dim}-D features, projected")
+    source_col, method_col = st.columns(2)
+    source = source_col.segmented_control(
+        "Of",
+        ["features", "penultimate"],
+        default="penultimate" if feat_dim == 2 else "features",
+        key="projection_source",
+        format_func={"features": "the features", "penultimate": "the penultimate activations"}.get,
+    )
+    rotation_only = feat_dim == 2 and source == "features"
+    methods = ["UMAP"] if rotation_only else ["PCA", "UMAP"]
+    method = method_col.segmented_control(
+        "Method",
+        methods,
+        default="UMAP" if rotation_only or feat_dim > 3 else "PCA",
+        key=f"projection_method_{'umap_only' if rotation_only else 'any'}",
+        help="UMAP takes ~25 s the first time this app computes one; results are kept.",
+    )
+    if rotation_only:
+        st.caption("PCA of a 2-D feature is only a rotation of it (the Raw view above), so only UMAP is offered.")
+    if method and source:
+        with st.spinner(f"Computing {method}..."):
+            projections = [(record, arrays, *loaders.projection(record, source, method)) for record, arrays in shown]
+        for column, (record, arrays, coords, note) in layout.grid(projections, layout.per_row(PANELS_PER_ROW)):
+            fig = figures.projection_scatter(
+                coords,
+                arrays.labels[arrays.snapshot_indices],
+                class_names,
+                indices=arrays.snapshot_indices,
+                title=panel_title(record, note),
+                legend=False,
+                height=340,
+                highlight=picked,
+            )
+            layout.pickable_chart(column, fig, f"projection-{record.run_id}-{method}-{source}", layout.pick_image)
+        layout.class_legend(class_names)
 
-inspect.image_panel(loaded, dataset, selected_points)
+with inspect_col:
+    inspect.image_panel(loaded, dataset, [], per_row=2)

@@ -1,4 +1,4 @@
-"""Grad-CAM: the same images explained by every loss's model, side by side, with a faithfulness score."""
+"""Grad-CAM: the same images explained by every loss's model, side by side, and how interpretable the maps are."""
 
 from __future__ import annotations
 
@@ -8,18 +8,17 @@ import streamlit as st
 import ui
 from lab import gradcam
 from lab.uploads import ACCEPTED_FORMATS, UploadError, limits_text, load_upload
-from ui import cams, health, layout, loaders, titles
+from ui import cams, health, interpretability, layout, titles
 
 ui.run_inside_app()
 
 st.title("Grad-CAM")
 loaded = health.loaded_runs_or_stop()
 runs = [record for record, _ in loaded]
+source = cams.image_source(runs[0], loaded[0][1])
+class_names = source.class_names
 
-dataset = loaders.dataset_of(runs[0])
-class_names = dataset.class_names
-
-pick_col, method_col, target_col, view_col = st.columns(4)
+pick_col, method_col, view_col, layer_col = st.columns(4)
 with pick_col:
     image_mode = st.selectbox("Images", cams.IMAGE_MODES, key="cam_images")
     class_index = None
@@ -33,13 +32,6 @@ with method_col:
     method = st.selectbox("Method", list(gradcam.CAM_METHODS), key="cam_method")
     if method == "ScoreCAM":
         st.caption(":orange[ScoreCAM runs the model once per channel: slow on a CPU.]")
-    faithfulness = st.toggle(
-        "Faithfulness (ROAD)",
-        value=False,
-        key="cam_faithfulness",
-        help=gradcam.FAITHFULNESS_METRIC + ". Shown next to a random map's score.",
-    )
-with target_col:
     target_mode = st.selectbox(
         "Explain the",
         gradcam.TARGET_MODES,
@@ -51,14 +43,9 @@ with target_col:
         chosen_class = st.selectbox(
             "Chosen class", range(len(class_names)), format_func=lambda c: class_names[c], key="cam_chosen"
         )
+    display = st.segmented_control("Show", ["overlay", "map alone"], default="overlay", key="cam_display")
 with view_col:
-    display = st.segmented_control("Show", ["overlay", "raw map"], default="overlay", key="cam_display")
-    per_map = st.toggle(
-        "Each map on its own scale",
-        value=False,
-        key="cam_per_map",
-        help="Off: one colour scale per row, so map strength compares across losses.",
-    )
+    view = cams.view_controls()
 
 if image_mode == "upload":
     uploads = st.file_uploader(
@@ -67,13 +54,13 @@ if image_mode == "upload":
         accept_multiple_files=True,
         key="cam_uploads",
     )
-    invert = st.toggle("Dark drawing on a light background (invert)", value=dataset.in_channels == 1, key="cam_invert")
+    invert = st.toggle("Dark drawing on a light background (invert)", value=source.channels == 1, key="cam_invert")
     images, labels, row_titles = [], None, []
     for upload in (uploads or [])[:12]:
         try:
             images.append(
                 load_upload(
-                    upload, upload.name, channels=dataset.in_channels, image_size=dataset.image_size, invert=invert
+                    upload, upload.name, channels=source.channels, image_size=source.image_size, invert=invert
                 ).numpy()
             )
             row_titles.append(upload.name)
@@ -87,69 +74,61 @@ if image_mode == "upload":
         target_mode = "predicted"
     pixels = np.stack(images)
 else:
-    predictions = [arrays.logits.argmax(1) for _, arrays in loaded]
-    indices = cams.pick_images(loaded[0][1].labels, predictions, image_mode, count, seed, class_index)
-    if len(indices) == 0:
+    predictions = [arrays.logits.argmax(1)[source.indices] for _, arrays in loaded]
+    rows = cams.pick_images(source.labels, predictions, image_mode, count, seed, class_index)
+    if len(rows) == 0:
         st.info("No test image matches this choice (for example, no loss misclassified any).")
         st.stop()
-    pixels = dataset.test.images[indices].numpy()
-    labels = dataset.test.labels[indices].numpy()
-    row_titles = [f"#{i} · {class_names[c]}" for i, c in zip(indices, labels, strict=True)]
+    pixels = source.images[rows]
+    labels = source.labels[rows]
+    row_titles = [f"#{source.indices[r]} · {class_names[c]}" for r, c in zip(rows, labels, strict=True)]
+    with pick_col:
+        st.caption(source.caption())
 
 with st.spinner(f"Computing {method} for {len(pixels)} images x {len(loaded)} losses..."):
     results = [
-        cams.cams(record, pixels, labels, method, target_mode, chosen_class, faithfulness) for record, _ in loaded
+        cams.cams(record, pixels, labels, method, target_mode, chosen_class, layer=view.layer) for record in runs
     ]
 
-width = max(len(loaded) + 1, 6)  # at least six columns, so a few losses do not make giant cells
-header = st.columns(width)
+loss_names = [titles.loss_label(record) for record in runs]
+header = st.columns(len(loaded) + 1)
 header[0].markdown("**image**")
-for column, (record, _) in zip(header[1 : len(loaded) + 1], loaded, strict=True):
-    column.markdown(f"**{titles.loss_label(record)}**")
-grid_cells = []
+for column, name in zip(header[1:], loss_names, strict=True):
+    column.markdown(f"**{name}**")
+grid_cells, grid_wrong, largest = [], [], 0.0
 for row, title in enumerate(row_titles):
-    maps = [result.maps[row] for result in results]
-    vmin, vmax = gradcam.shared_scale(maps)
-    if per_map:
-        maps = list(gradcam.normalise_each(np.stack(maps)))
-    columns = st.columns(width)
+    maps, vmin, vmax = cams.scaled([result.maps[row] for result in results], view)
+    largest = max(largest, vmax)
+    columns = st.columns(len(loaded) + 1)
     image = gradcam.overlay(pixels[row], np.zeros(pixels.shape[-2:]), 1.0, alpha=0.0)
     columns[0].image(layout.crisp(image), caption=title, width="stretch")
-    cells = []
-    for column, result, cam_map in zip(columns[1 : len(loaded) + 1], results, maps, strict=True):
-        top = 1.0 if per_map else vmax
-        low = 0.0 if per_map else vmin
-        if display == "raw map":
-            cell = gradcam.overlay(np.zeros_like(pixels[row]), cam_map, top, alpha=1.0, vmin=low)
-        else:
-            cell = gradcam.overlay(pixels[row], cam_map, top, vmin=low)
-        cells.append(cell)
-        caption = (
-            f"explains {class_names[result.targets[row]]} · predicted {class_names[result.predicted[row]]} "
-            f"({result.confidence[row]:.0%})"
-        )
-        if result.faithfulness is not None:
-            caption += f" · ROAD {result.faithfulness[row]:+.2f} (random {result.random_faithfulness[row]:+.2f})"
-        column.image(layout.crisp(cell), caption=caption, width="stretch")
+    cells, wrong_row = [], [False]
+    for column, result, cam_map in zip(columns[1:], results, maps, strict=True):
+        base = np.zeros_like(pixels[row]) if display == "map alone" else pixels[row]
+        cell = gradcam.overlay(base, cam_map, vmax, alpha=1.0 if display == "map alone" else view.opacity, vmin=vmin)
+        predicted = int(result.predicted[row])
+        wrong = labels is not None and predicted != int(labels[row])
+        shown = gradcam.framed(cell) if wrong else cell
+        cells.append(shown)
+        wrong_row.append(wrong)
+        caption = f"predicted {class_names[predicted]} ({result.confidence[row]:.0%})"
+        if wrong:
+            caption = f":red[✗ {caption}]"
+        if result.targets[row] != predicted:
+            caption += f" · explains {class_names[result.targets[row]]}"
+        column.image(layout.crisp(shown), caption=caption, width="stretch")
     grid_cells.append([image, *cells])
+    grid_wrong.append(wrong_row)
 
-scale_note = "each map on its own scale" if per_map else "one colour scale per row (raw map values)"
+bar = cams.colorbar(view, largest)
+st.image(bar, width=360)
+layer_text = cams.LAYERS[view.layer]
 st.caption(
-    f"{method} at each model's last convolutional layer, through the inference logits; {scale_note}; "
-    f"turbo colour map (dark blue low, red high)."
+    f"{method} at each model's {layer_text} ({results[0].cam_shape[-2]}x{results[0].cam_shape[-1]} cells), through "
+    f"the inference logits; {cams.SCALES[view.scale]}; turbo colour map (dark blue low, red high). "
+    "A red frame and caption mark a wrong prediction."
 )
-if faithfulness:
-    means = {
-        titles.loss_label(record): float(np.mean(result.faithfulness))
-        for (record, _), result in zip(loaded, results, strict=True)
-    }
-    random_mean = float(np.mean([np.mean(result.random_faithfulness) for result in results]))
-    st.caption(
-        "Mean ROAD faithfulness: "
-        + " · ".join(f"{name} {value:+.3f}" for name, value in means.items())
-        + f" · random maps {random_mean:+.3f}. Higher is more faithful."
-    )
-png = gradcam.grid_png(grid_cells, row_titles, ["image", *[titles.loss_label(r) for r, _ in loaded]])
+png = gradcam.grid_png(grid_cells, row_titles, ["image", *loss_names], grid_wrong, bar)
 st.download_button(
     "Download the grid as PNG",
     png,
@@ -158,3 +137,6 @@ st.download_button(
     icon=":material/download:",
     on_click="ignore",
 )
+
+st.header("How interpretable are these maps?")
+interpretability.section(loaded, method, view.layer)

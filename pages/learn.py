@@ -6,6 +6,7 @@ import streamlit as st
 
 import losses
 import ui
+from ui import playground
 
 ui.run_inside_app()
 
@@ -22,7 +23,8 @@ def value_text(value: object) -> str:
 st.title("Learn")
 st.caption(
     "What each loss asks of the features: its formula, a short explanation of what to look for on the other "
-    "pages, its paper and its settings."
+    "pages, its paper and its settings. Below them, a playground draws what a loss asks of one feature anywhere "
+    "in the plane."
 )
 
 for info in losses.available():
@@ -44,3 +46,6 @@ for info in losses.available():
                     for spec in info.hparams
                 ]
             )
+
+st.divider()
+playground.draw()

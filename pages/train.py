@@ -6,9 +6,11 @@ import streamlit as st
 
 import ui
 from lab import datasets
+from lab.config import ConfigError
 from lab.data import DatasetError
-from lab.experiment import make_experiment
+from lab.jobs import JobLimitError
 from ui import loaders, session, train_form, train_live
+from ui.text import plain
 
 ui.run_inside_app()
 
@@ -16,31 +18,49 @@ st.title("Train an experiment")
 st.caption("Train one model per loss on the same data, seed and schedule, then compare them on the other pages.")
 
 manager = session.job_manager()
-owner = session.owner_token()
-job_id = session.attached_job(manager, owner)
+owner = session.owner()
+job_id = manager.current_job(owner)  # found through this browser's credential, never through the URL
 job = manager.get(job_id, owner) if job_id else None
-if job is not None:
-    session.attach_job(job_id)
 
 if job is not None:
     train_live.show(manager, job_id, owner)
 elif manager.queue_length():
     st.caption(f"{manager.queue_length()} trainings are waiting for a free slot on this machine.")
 
-settings = train_form.settings_form(busy=job is not None and job.running)
-warnings = train_form.feasibility_warnings(settings, datasets.info(settings.config.dataset).n_classes)
-for warning in warnings:
-    st.warning(warning, icon=":material/warning:")
+problem = session.runs_problem()
+if problem:
+    st.warning(
+        f"Training is unavailable: {plain(problem)}. The server's administrator can set LOSSLENS_RUNS_DIR to a "
+        "folder the app can write and restart it.",
+        icon=":material/block:",
+    )
+unavailable = "Training is unavailable on this server (see above)." if problem else None
+if manager.active_job(owner):
+    unavailable = "Your training is queued or running: stop it, or wait until it ends, to start another."
+
+# a refresh during a training starts the form from the settings that started it
+initial = train_form.TrainSettings.of(job.configs) if job is not None else train_form.DEFAULT_SETTINGS
+settings = train_form.settings_form(unavailable, initial)
+try:
+    configs = train_form.experiment_configs(settings)
+except ConfigError as err:
+    configs = []
+    st.error(f"{plain(err)}. Change this setting to start.", icon=":material/error:")
+if configs:
+    for warning in train_form.feasibility_warnings(settings, datasets.info(settings.config.dataset).n_classes):
+        st.warning(warning, icon=":material/warning:")
 train_form.limits_note(manager.max_running)
 
-if settings.start:
+# checked again here, not only by the button's state: a second click can arrive before the button is disabled
+if settings.start and configs and not problem and not manager.active_job(owner):
     try:
-        configs = make_experiment(settings.config, settings.losses, settings.hparams)
-        with st.spinner(f"Loading {settings.config.dataset}..."):
-            loaders.dataset_for(settings.config.dataset, settings.config.data_root)
-    except (ValueError, DatasetError) as err:
-        st.error(str(err), icon=":material/error:")
+        with st.spinner(f"Loading {configs[0].dataset}..."):
+            loaders.dataset_for(configs[0].dataset, configs[0].data_root)
+        manager.submit(configs, owner)
+    except (DatasetError, JobLimitError) as err:
+        st.error(plain(err), icon=":material/error:")
+    except OSError as err:
+        st.error(f"The data folder could not be read ({plain(err.strerror or err)}).", icon=":material/error:")
     else:
-        job_id = manager.submit(configs, owner)
-        session.start_pending(job_id, configs[0].experiment)
+        session.start_pending(configs[0].experiment)
         st.rerun()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
+from tests.browser import choose_losses, chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
 
 pytestmark = [pytest.mark.browser, requires_chromium]
 
@@ -18,16 +18,13 @@ def test_train_two_losses_then_feature_space_and_gradcam(tmp_path):
         assert page.get_by_role("heading", name="Train an experiment").is_visible()
 
         # keep two of the five default losses, one epoch
-        losses = page.locator("[data-testid='stMultiSelect']").first
-        losses.locator("input").click()
-        for _ in range(3):
-            page.keyboard.press("Backspace")
-        page.keyboard.press("Escape")
+        choose_losses(page, ["Softmax cross-entropy", "L-Softmax"])
         epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)  # not its help button
         epochs.fill("1")
         epochs.press("Enter")
         wait_until_idle(page)
-        assert losses.get_by_text("softmax").count() >= 1 and losses.get_by_text("lsoftmax").count() >= 1
+        chosen = page.get_by_role("toolbar", name="Losses").locator("button[aria-pressed='true']").all_inner_texts()
+        assert chosen == ["Softmax cross-entropy", "L-Softmax"]
         screenshot(page, "train-settings")
 
         page.get_by_role("button", name="Start training").click()

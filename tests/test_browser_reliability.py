@@ -7,19 +7,15 @@ import re
 
 import pytest
 
-from tests.browser import chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
+from tests.browser import choose_losses, chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
 
 pytestmark = [pytest.mark.browser, requires_chromium]
 
 
-def set_up_training(page, url: str, keep_losses: int, epochs: int, lr: str | None = None) -> None:
+def set_up_training(page, url: str, losses: list[str], epochs: int, lr: str | None = None) -> None:
     page.goto(f"{url}/train")
     wait_until_idle(page)
-    losses = page.locator("[data-testid='stMultiSelect']").first
-    losses.locator("input").click()
-    for _ in range(5 - keep_losses):
-        page.keyboard.press("Backspace")
-    page.keyboard.press("Escape")
+    choose_losses(page, losses)
     for label, value in (("Epochs", str(epochs)), ("Learning rate (peak)", lr)):
         if value is not None:
             field = page.get_by_role("spinbutton", name=label)
@@ -41,8 +37,8 @@ def test_two_browsers_train_at_once_refresh_reattaches_and_divergence_is_shown(t
         bob = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         # Alice's training must outlast the steps below (Bob queued, Alice refreshed): 25 epochs on
         # digits take 10-30 s per loss; any epoch shown proves her job is training.
-        set_up_training(alice, url, keep_losses=2, epochs=25)
-        set_up_training(bob, url, keep_losses=1, epochs=2, lr="10")
+        set_up_training(alice, url, ["Softmax cross-entropy", "L-Softmax"], epochs=25)
+        set_up_training(bob, url, ["Softmax cross-entropy"], epochs=2, lr="10")
         assert bob.get_by_role("spinbutton", name="Learning rate (peak)").input_value() == "10"
 
         alice.get_by_role("button", name="Start training").click()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ import torch
 from PIL import Image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from lab import gradcam
+import models
+from lab import gradcam, interpret
 from lab.config import RunConfig
 from lab.data import load_dataset
 from lab.restore import load_trained
@@ -228,3 +230,113 @@ def test_grid_png_decodes_at_the_expected_size_with_nearest_neighbour_cells():
     assert labelled.width > unlabelled.width and labelled.height > unlabelled.height
     with pytest.raises(ValueError, match="rows"):
         gradcam.grid_png(cells, ["one row label"], ["a", "b", "c"])
+
+
+# ---------------------------------------------------------------- layers, stored images, legends, metrics
+
+
+@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize(("channels", "size"), [(1, 8), (1, 28), (3, 32)])
+def test_every_model_offers_an_earlier_cam_layer_with_a_finer_map(name, channels, size):
+    model = models.build(name, channels, size, 3).eval()
+    shapes = {}
+    hooks = [
+        model.cam_layer_for(which).register_forward_hook(
+            lambda module, args, out, which=which: shapes.__setitem__(which, out.shape[-2:])
+        )
+        for which in models.CAM_LAYERS
+    ]
+    with torch.no_grad():
+        model(torch.zeros(2, channels, size, size))
+    for hook in hooks:
+        hook.remove()
+    assert model.cam_layer_for("last") is model.cam_layer
+    assert shapes["previous"][0] > shapes["last"][0], (name, size, shapes)
+    with pytest.raises(ValueError, match="choose from: last, previous"):
+        model.cam_layer_for("first")
+
+
+def test_the_previous_layer_gives_finer_maps(trained):
+    model, head, images, labels = trained
+    result = gradcam.compute_cams(model, head, images, "GradCAM", labels, faithfulness=False, layer="previous")
+    assert result.cam_shape == (8, 8)  # the first convolution of the small model on 8x8 digits
+    assert result.maps.shape == (N_IMAGES, 8, 8) and result.maps.max() > 0
+
+
+@pytest.mark.parametrize("name", sorted(gradcam.TRAIN_STATISTICS))
+def test_stored_train_statistics_are_the_datasets_own(name):
+    from lab import datasets
+
+    if not (datasets.info(name).offline or datasets.info(name).local_copy()):
+        pytest.skip(f"{name} is not on this machine")
+    data = load_dataset(name)
+    mean, std = gradcam.train_statistics(name)
+    np.testing.assert_allclose(mean, data.train.mean, rtol=1e-6)
+    np.testing.assert_allclose(std, data.train.std, rtol=1e-6)
+    with pytest.raises(ValueError, match="load the dataset"):
+        gradcam.train_statistics("no-such-data")
+
+
+def test_colorbar_and_marked_grid_render():
+    bar = Image.open(io.BytesIO(gradcam.colorbar_png("0", "1", "scale")))
+    pixels = np.asarray(bar.convert("RGB"))
+    ramp = pixels[pixels.shape[0] // 2]
+    assert bar.width == 320 and not np.array_equal(ramp[5], ramp[-5])  # the colours run from low to high
+    cell = np.full((8, 8, 3), 128, np.uint8)
+    marked = gradcam.framed(cell)
+    assert tuple(marked[0, 0]) == gradcam.WRONG_COLOUR and tuple(marked[4, 4]) == (128, 128, 128)
+    png = gradcam.grid_png([[cell, cell]], ["row"], ["a", "b"], [[False, True]], gradcam.colorbar_png("0", "1", "t"))
+    grid = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    red = np.all(grid == gradcam.WRONG_COLOUR, axis=2)
+    assert red.any() and grid.shape[0] > 96 + bar.height  # a red border, and the bar under the cells
+
+
+def test_interpretability_scores_every_reported_metric_against_its_baseline(run):
+    store, record, digits = run
+    model, head = load_trained(store, record)
+    raw = digits.test.images[:24].numpy()
+    seen = []
+    results = gradcam.interpretability(
+        model,
+        head,
+        raw,
+        gradcam.train_statistics("digits"),
+        foreground_known=True,
+        progress=lambda fraction, text: seen.append(fraction),
+    )
+    for name in interpret.REPORTED:
+        result = results[name]
+        assert result is not None and result.value is not None and result.baseline is not None, name
+        assert result.ci_low <= result.value <= result.ci_high, name
+        assert result.n_images > 1
+    assert seen and seen[-1] == 1.0 and all(b >= a - 1e-9 for a, b in zip(seen, seen[1:], strict=False))
+    # the randomization check: a trained model's maps change when its top layers are re-initialized
+    assert results["randomization_similarity"].value < 0.9
+
+
+def test_interpret_command_prints_a_json_line_per_run_without_the_dataset(tmp_path, capsys, monkeypatch):
+    from lab import cli, datasets
+    from lab.trainer import train_experiment
+
+    store = RunStore(tmp_path)
+    configs = [RunConfig(loss=loss, epochs=1, experiment="cli-cam", snapshot_points=30) for loss in ("softmax", "amc")]
+    train_experiment(configs, store)
+
+    def no_dataset(*args, **kwargs):
+        raise AssertionError("interpret loaded the dataset")
+
+    monkeypatch.setattr(datasets, "load", no_dataset)
+    code = cli.main(["interpret", "--experiment", "cli-cam", "--runs-dir", str(tmp_path), "--images", "20"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert sorted(line["loss"] for line in lines) == ["amc", "softmax"]
+    for line in lines:
+        assert line["method"] == "GradCAM" and line["images"] == 20 and line["layer"] == "last"
+        assert set(line["metrics"]) == set(interpret.REPORTED)
+        for name, metric in line["metrics"].items():
+            assert set(metric) == {"value", "ci_low", "ci_high", "baseline", "distinguishable"}, name
+            assert isinstance(metric["distinguishable"], bool)
+    assert "100%" in err  # the progress bar reached the end
+    assert cli.main(["interpret", "--experiment", "nope", "--runs-dir", str(tmp_path)]) == 2
+    assert "experiments there: cli-cam" in capsys.readouterr().err

@@ -1,28 +1,123 @@
-"""Grad-CAM for the pages: which test images to show, and cached CAM computation per run.
+"""Grad-CAM for the pages: the images to explain, the shared view settings, cached CAMs and metrics.
 
-CAMs are computed once per (run, images, method, target) and kept by ``st.cache_data``; a rerun
-that changes only the display (overlay or raw map, shared or per-map scale) recomputes nothing.
+CAMs are computed once per (run, images, method, target, layer) and kept by ``st.cache_data``; a rerun
+that changes only the display (overlay or raw map, scale, opacity) recomputes nothing.
+
+Images come from the dataset when this machine has it, else from the uint8 test images every run stores
+for its snapshot subset (:class:`ImageSource`), so the Grad-CAM page and the inspector work with an empty
+data folder. Normalising them uses the train split's statistics (:func:`lab.gradcam.train_statistics`).
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
 import torch
 
+from lab import datasets, gradcam
 from lab.data import normalize
 from lab.gradcam import CamResult, compute_cams, resolve_targets
-from lab.runstore import RunRecord
-from ui import loaders
+from lab.interpret import MetricResult
+from lab.runstore import RunRecord, require_config
+from ui import loaders, session
 
 IMAGE_MODES = ("random", "by class", "misclassified", "upload")
-FAITHFULNESS_IMAGES = 8
+SCALES = {
+    "each map": "each map on its own scale",
+    "shared raw": "one raw scale per row",
+}
+SCALE_HELP = (
+    "Each map on its own scale (the Grad-CAM paper's and pytorch-grad-cam's convention) shows where each "
+    "model looks. One raw scale per row compares map magnitudes instead; they grow with each loss's logit "
+    "scale (CosFace's and ArcFace's s multiplies every logit), so raw maps of different losses show "
+    "the losses' scales, not where their models look."
+)
+LAYERS = {"last": "last convolution", "previous": "earlier convolution (finer map)"}
+LAYER_HELP = (
+    "Grad-CAM's usual layer is the last convolution: the most abstract, the coarsest map (7x7 on 28x28 "
+    "images, 4x4 on 8x8 digits). The earlier convolution has twice the resolution but sees less context."
+)
+DEFAULT_OPACITY = 0.5
+INTERPRET_IMAGES = 100  # the Grad-CAM page's default number of stored images the metrics score
+METRICS_KEPT = 64  # computed metric sets the server keeps (a few kB each), oldest dropped first
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ImageSource:
+    """Test images to explain: ``images`` (uint8 N x C x H x W) with their ``labels`` and test-set
+    ``indices``; ``stored`` says they are the run's stored snapshot subset (no dataset on this machine)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    indices: np.ndarray
+    class_names: tuple[str, ...]
+    stored: bool
+    test_size: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[2])
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """Positions in :attr:`images` of the test-set ``indices`` (each must be among :attr:`indices`)."""
+        where = {int(index): row for row, index in enumerate(self.indices)}
+        return np.array([where[int(index)] for index in indices], dtype=np.int64)
+
+    def caption(self) -> str:
+        if not self.stored:
+            return f"Images: the {self.test_size:,} test images of the dataset."
+        return (
+            f"Images: the {len(self.indices):,} test images the runs stored (of {self.test_size:,}); "
+            "the dataset is not on this machine, so images are drawn from these."
+        )
+
+
+def dataset_on_machine(record: RunRecord) -> bool:
+    """Whether ``record``'s dataset can be loaded here without a download."""
+    config = require_config(record)
+    info = datasets.info(config.dataset)
+    try:
+        return info.offline or info.local_copy(loaders.checked_data_root(config.data_root)) is not None
+    except ValueError:  # a data folder the server does not allow: the stored images still work
+        return False
+
+
+def image_source(record: RunRecord, arrays: loaders.RunArrays) -> ImageSource:
+    """The dataset's test images when this machine has them, else the run's stored snapshot images."""
+    config = require_config(record)
+    info = datasets.info(config.dataset)
+    if arrays.snapshot_images is None or dataset_on_machine(record):
+        dataset = loaders.dataset_of(record)
+        return ImageSource(
+            dataset.test.images.numpy(),
+            dataset.test.labels.numpy(),
+            np.arange(len(dataset.test)),
+            tuple(dataset.class_names),
+            stored=False,
+            test_size=len(dataset.test),
+        )
+    indices = np.asarray(arrays.snapshot_indices, dtype=np.int64)
+    return ImageSource(
+        np.asarray(arrays.snapshot_images),
+        np.asarray(arrays.labels)[indices],
+        indices,
+        tuple(info.class_names),
+        stored=True,
+        test_size=len(arrays.labels),
+    )
 
 
 def pick_images(
     labels: np.ndarray, predictions: list[np.ndarray], mode: str, count: int, seed: int, class_index: int | None = None
 ) -> np.ndarray:
-    """Test-image indices to explain: a seeded random draw from all images, from one class, or from
+    """Positions of the images to explain: a seeded random draw from all images, from one class, or from
     those misclassified by any of the runs (fewer than ``count`` when not enough exist)."""
     labels = np.asarray(labels)
     if mode == "random":
@@ -40,6 +135,67 @@ def pick_images(
     return np.sort(rng.choice(pool, size=min(count, len(pool)), replace=False)) if len(pool) else pool
 
 
+# ---------------------------------------------------------------- view settings, shared by the page and the inspector
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """How maps are drawn: ``scale`` (a :data:`SCALES` key), overlay ``opacity``, CAM ``layer``."""
+
+    scale: str = "each map"
+    opacity: float = DEFAULT_OPACITY
+    layer: str = "last"
+
+    @property
+    def per_map(self) -> bool:
+        return self.scale == "each map"
+
+
+def _keep(key: str, default: object) -> None:
+    # A widget's key is dropped on a page that does not draw it; writing it back keeps the choice
+    # when the user moves between the Grad-CAM page and the inspector.
+    st.session_state[key] = st.session_state.get(key, default)
+
+
+def view_controls() -> View:
+    """The scale, opacity and layer widgets (session keys shared by every page that draws maps)."""
+    defaults = View()
+    _keep(session.CAM_SCALE, defaults.scale)
+    _keep(session.CAM_OPACITY, defaults.opacity)
+    _keep(session.CAM_LAYER, defaults.layer)
+    scale = st.segmented_control("Colour scale", list(SCALES), key=session.CAM_SCALE, help=SCALE_HELP)
+    opacity = st.slider("Map opacity", 0.0, 1.0, step=0.05, key=session.CAM_OPACITY)
+    layer = st.selectbox("Layer", list(LAYERS), format_func=LAYERS.get, key=session.CAM_LAYER, help=LAYER_HELP)
+    return View(scale or defaults.scale, float(opacity), layer)
+
+
+def colorbar(view: View, vmax: float | None = None) -> bytes:
+    """The legend PNG for ``view``: 0 to 1 of each map, or 0 to the largest raw value shown."""
+    if view.per_map:
+        return gradcam.colorbar_png("0 (the map's lowest)", "1 (its highest)", "Grad-CAM, each map on its own scale")
+    return gradcam.colorbar_png("0", f"{vmax or 1.0:.3g} (largest in view)", "Grad-CAM raw value, one scale per row")
+
+
+def scaled(maps: list[np.ndarray], view: View) -> tuple[list[np.ndarray], float, float]:
+    """The maps of one row ready to colour, with the (vmin, vmax) of their colour scale."""
+    if view.per_map:
+        return list(gradcam.normalise_each(np.stack(maps))), 0.0, 1.0
+    vmin, vmax = gradcam.shared_scale(maps)
+    return maps, vmin, vmax
+
+
+# ---------------------------------------------------------------- cached computation
+
+
+def statistics(record: RunRecord) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) ``record`` normalised its images with; from the dataset only where none is stored."""
+    name = require_config(record).dataset
+    if name in gradcam.TRAIN_STATISTICS:
+        return gradcam.train_statistics(name)
+    dataset = loaders.dataset_of(record)
+    return dataset.train.mean, dataset.train.std
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def _cams(
     _record: RunRecord,
@@ -50,15 +206,15 @@ def _cams(
     mode: str,
     chosen_class: int | None,
     faithfulness: bool,
+    layer: str,
 ) -> CamResult:
     model, head, lock = loaders.trained_model(_record)
-    dataset = loaders.dataset_of(_record)
-    normalised = normalize(torch.from_numpy(images), dataset.train.mean, dataset.train.std)
+    normalised = normalize(torch.from_numpy(images), *statistics(_record))
     with lock:
         with torch.inference_mode():
             logits = head.logits(model(normalised))
         targets = resolve_targets(logits, labels, mode, chosen_class)
-        return compute_cams(model, head, normalised, method, targets, faithfulness=faithfulness)
+        return compute_cams(model, head, normalised, method, targets, faithfulness=faithfulness, layer=layer)
 
 
 def cams(
@@ -68,7 +224,59 @@ def cams(
     method: str,
     mode: str,
     chosen_class: int | None = None,
-    faithfulness: bool = True,
+    faithfulness: bool = False,
+    layer: str = "last",
 ) -> CamResult:
     """CAMs of ``images`` (uint8 N x C x H x W) under ``record``'s model, cached."""
-    return _cams(record, loaders.cache_key(record), images, labels, method, mode, chosen_class, faithfulness)
+    return _cams(record, loaders.cache_key(record), images, labels, method, mode, chosen_class, faithfulness, layer)
+
+
+@st.cache_resource(show_spinner=False)
+def _metrics_done() -> dict[tuple, dict[str, MetricResult | None]]:
+    # What this server has computed, so another page (Compare) can show it without computing.
+    return {}
+
+
+def metrics_key(record: RunRecord, method: str, layer: str, n_images: int) -> tuple:
+    return (*loaders.cache_key(record), method, layer, n_images)
+
+
+def cached_metrics(record: RunRecord, method: str, layer: str, n_images: int) -> dict[str, MetricResult | None] | None:
+    """The interpretability metrics of ``record`` if this server has computed them, else None."""
+    return _metrics_done().get(metrics_key(record, method, layer, n_images))
+
+
+def metrics(
+    record: RunRecord,
+    arrays: loaders.RunArrays,
+    method: str,
+    layer: str,
+    n_images: int,
+    progress: Callable[[float, str], None] | None = None,
+) -> dict[str, MetricResult | None]:
+    """Interpretability metrics of ``record``'s maps on the first ``n_images`` stored test images,
+    computed once per run and settings (``progress`` is told how far a computation is)."""
+    key = metrics_key(record, method, layer, n_images)
+    done = _metrics_done()
+    if key not in done:
+        while len(done) >= METRICS_KEPT:
+            done.pop(next(iter(done)))
+        if arrays.snapshot_images is None:
+            raise ValueError(
+                f"run {record.run_id} stores no test images (it was trained before runs kept them): "
+                "retrain it to score its maps"
+            )
+        config = require_config(record)
+        model, head, lock = loaders.trained_model(record)
+        with lock:
+            done[key] = gradcam.interpretability(
+                model,
+                head,
+                np.asarray(arrays.snapshot_images[:n_images]),
+                statistics(record),
+                method=method,
+                layer=layer,
+                foreground_known=config.dataset in gradcam.FOREGROUND_KNOWN,
+                progress=progress,
+            )
+    return done[key]

@@ -1,4 +1,8 @@
-"""The selected-image panel of the Feature space page: the image, each loss's prediction, its Grad-CAM."""
+"""The selected-image panel of the Feature space page: the image, each loss's prediction, its Grad-CAM.
+
+It draws the maps as the Grad-CAM page does (the same scale, opacity and layer, kept in the session), and
+uses the runs' stored test images when the dataset is not on this machine.
+"""
 
 from __future__ import annotations
 
@@ -15,41 +19,62 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum()
 
 
-def image_panel(loaded: list, dataset: Dataset, selected: list[int]) -> None:
-    """Show one test image under every loss; ``selected`` are image indices clicked in the charts."""
+def image_panel(loaded: list, dataset: Dataset | None, selected: list[int], per_row: int | None = None) -> None:
+    """Show one test image under every loss; ``selected`` are image indices clicked in the charts. The
+    images go ``per_row`` to a row (default: all in one). ``dataset`` is not needed: the panel finds the
+    image in the dataset when this machine has it, else among the runs' stored images."""
     st.subheader("Inspect an image")
+    source = cams.image_source(loaded[0][0], loaded[0][1])
     if selected:
         st.session_state[session.INSPECT_INDEX] = int(selected[-1])
+    default = int(st.session_state.get(session.INSPECT_INDEX, int(source.indices[0])))
     index = int(
         st.number_input(
             "Test image index",
             0,
-            len(dataset.test) - 1,
-            int(st.session_state.get(session.INSPECT_INDEX, 0)),
+            source.test_size - 1,
+            default,
             key=session.INSPECT_INDEX,
-            help="Click a point in a 2-D chart above, or type an index.",
+            help="Click a point in a chart, or type an index."
+            + (
+                " Only the runs' stored test images can be shown here: the dataset is not on this machine."
+                if source.stored
+                else ""
+            ),
         )
     )
-    pixels = dataset.test.images[index : index + 1].numpy()
-    label = int(dataset.test.labels[index])
-    columns = st.columns(len(loaded) + 1)
+    if index not in set(source.indices.tolist()):
+        st.info(
+            f"Image #{index} is not among the {len(source.indices)} test images the runs stored, and the dataset "
+            f"is not on this machine: pick a point in a chart (stored images include #{int(source.indices[0])})."
+        )
+        return
+    row = source.rows(np.array([index]))
+    pixels = source.images[row]
+    label = int(source.labels[row[0]])
+    with st.expander("Map settings", expanded=False):
+        view = cams.view_controls()
+    columns = [column for column, _ in layout.grid(range(len(loaded) + 1), per_row or len(loaded) + 1)]
     columns[0].image(
         layout.crisp(gradcam.overlay(pixels[0], np.zeros(pixels.shape[-2:]), 1.0, alpha=0.0)),
-        caption=f"#{index} · true class {dataset.class_names[label]}",
+        caption=f"#{index} · true class {source.class_names[label]}",
         width="stretch",
     )
     results = [
-        cams.cams(record, pixels, np.array([label]), "GradCAM", "predicted", faithfulness=False) for record, _ in loaded
+        cams.cams(record, pixels, np.array([label]), "GradCAM", "predicted", layer=view.layer) for record, _ in loaded
     ]
-    vmin, vmax = gradcam.shared_scale([result.maps[0] for result in results])
-    for column, (record, arrays), result in zip(columns[1:], loaded, results, strict=True):
+    maps, vmin, vmax = cams.scaled([result.maps[0] for result in results], view)
+    for column, (record, arrays), cam_map in zip(columns[1:], loaded, maps, strict=True):
         probabilities = _softmax(arrays.logits[index])
         predicted = int(probabilities.argmax())
-        verdict = "right" if predicted == label else "wrong"
-        column.image(
-            layout.crisp(gradcam.overlay(pixels[0], result.maps[0], vmax, vmin=vmin)),
-            width="stretch",
-            caption=f"{titles.loss_label(record)}: {dataset.class_names[predicted]} "
-            f"({probabilities[predicted]:.0%}, {verdict})",
+        cell = gradcam.overlay(pixels[0], cam_map, vmax, alpha=view.opacity, vmin=vmin)
+        caption = f"{titles.loss_label(record)}: {source.class_names[predicted]} ({probabilities[predicted]:.0%}, " + (
+            "right)" if predicted == label else "wrong)"
         )
-    st.caption("Grad-CAM of each loss's predicted class, one colour scale across the row.")
+        column.image(
+            layout.crisp(cell if predicted == label else gradcam.framed(cell)),
+            width="stretch",
+            caption=caption if predicted == label else f":red[✗ {caption}]",
+        )
+    st.image(cams.colorbar(view, vmax), width="stretch")
+    st.caption(f"Grad-CAM of each loss's predicted class at the {cams.LAYERS[view.layer]}; {cams.SCALES[view.scale]}.")

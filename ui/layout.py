@@ -1,19 +1,85 @@
-"""Small layout helpers the pages share: grids of per-loss panels, selectable charts, legends."""
+"""Small layout helpers the pages share: grids of per-loss panels, charts (scaled for presentation mode),
+charts a click picks from, legends, and the presentation-mode switch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from lab.figures import class_colours
+from lab.figures import class_colours, scaled
 from lab.images import enlarge, whole_factor
+from ui import session
 
 Item = TypeVar("Item")
 PER_ROW = 3
+PRESENTATION_SCALE = 1.5
+PRESENTATION_CSS = """
+<style>
+  html { font-size: 21px; }
+  [data-testid="stMainBlockContainer"] { padding-left: 2rem; padding-right: 2rem; max-width: 100%; }
+  [data-testid="stCaptionContainer"] { font-size: 0.95rem; }
+</style>
+"""
+CHART_CONFIG = {"displaylogo": False}
+
+
+# ---------------------------------------------------------------- presentation mode
+
+
+def presenting() -> bool:
+    """Whether presentation mode is on (the switch, or ``?present=1`` on the first view of a session)."""
+    if session.PRESENTATION not in st.session_state:
+        st.session_state[session.PRESENTATION] = st.query_params.get(session.URL_PRESENTATION) == "1"
+    return bool(st.session_state[session.PRESENTATION])
+
+
+def scale() -> float:
+    """How much larger charts are drawn: :data:`PRESENTATION_SCALE` in presentation mode, else 1."""
+    return PRESENTATION_SCALE if presenting() else 1.0
+
+
+def _presentation_changed() -> None:
+    if st.session_state[session.PRESENTATION]:
+        st.query_params[session.URL_PRESENTATION] = "1"
+    else:
+        st.query_params.pop(session.URL_PRESENTATION, None)
+
+
+def presentation_switch() -> None:
+    """The switch for a projector, top right of every page; in presentation mode, larger type and charts,
+    one loss per screen (a picker chooses which) and the sidebar collapsed."""
+    presenting()
+    _, right = st.columns([5, 1])
+    right.toggle(
+        "Presentation",
+        key=session.PRESENTATION,
+        on_change=_presentation_changed,
+        help="For a projector: larger text, markers and charts, one loss at a time, the sidebar folded away. "
+        "Add ?present=1 to a link to open it this way.",
+    )
+    if presenting():
+        st.html(PRESENTATION_CSS)
+
+
+def per_row(default: int = PER_ROW) -> int:
+    """Panels per row: one in presentation mode, else ``default``."""
+    return 1 if presenting() else default
+
+
+def shown(items: Sequence[Item], label: Callable[[Item], str], key: str) -> list[Item]:
+    """All of ``items``, or in presentation mode the one a row of buttons picks (one view per screen)."""
+    if not presenting() or len(items) <= 1:
+        return list(items)
+    names = [label(item) for item in items]
+    choice = st.segmented_control("Show", names, default=names[0], key=key) or names[0]
+    return [items[names.index(choice)]]
+
+
+# ---------------------------------------------------------------- grids and charts
 
 
 def grid(items: Sequence[Item], per_row: int = PER_ROW) -> Iterator[tuple[Any, Item]]:
@@ -23,14 +89,47 @@ def grid(items: Sequence[Item], per_row: int = PER_ROW) -> Iterator[tuple[Any, I
         yield from zip(columns, items[start : start + per_row], strict=False)
 
 
-def plotly_selectable(column: Any, fig: go.Figure, key: str, selectable: bool = True) -> list[int]:
-    """Draw ``fig`` in ``column``; return the image indices (customdata) of the points the user selected."""
-    if not selectable:
-        column.plotly_chart(fig, key=key, config={"displaylogo": False})
-        return []
-    event = column.plotly_chart(fig, key=key, on_select="rerun", selection_mode="points", config={"displaylogo": False})
-    points = event.selection.points if event and event.selection else []
-    return [int(p["customdata"]) for p in points if "customdata" in p]
+def chart(where: Any, fig: go.Figure, key: str) -> None:
+    """Draw ``fig`` in ``where`` (a column, ``st``), enlarged in presentation mode."""
+    where.plotly_chart(scaled(fig, scale()), key=key, config=CHART_CONFIG)
+
+
+def selection_round() -> int:
+    """Bumped by every pick: charts keyed with it are new widgets, so their old selections are gone."""
+    return int(st.session_state.get(session.SELECTION_ROUND, 0))
+
+
+def _picked(key: str, on_pick: Callable[[dict], None]) -> None:
+    state = st.session_state.get(key)
+    points = state["selection"]["points"] if state and state.get("selection") else []
+    points = [point for point in points if "customdata" in point]
+    if points:
+        on_pick(points[-1])
+        st.session_state[session.SELECTION_ROUND] = selection_round() + 1
+
+
+def pickable_chart(where: Any, fig: go.Figure, key: str, on_pick: Callable[[dict], None]) -> None:
+    """Draw ``fig`` in ``where``; a click on a point calls ``on_pick`` with it (its ``customdata``) before
+    the rerun, and clears every chart's selection (the pages ring the picked point themselves)."""
+    widget_key = f"{key}-{selection_round()}"
+    where.plotly_chart(
+        scaled(fig, scale()),
+        key=widget_key,
+        on_select=lambda: _picked(widget_key, on_pick),
+        selection_mode="points",
+        config=CHART_CONFIG,
+    )
+
+
+def pick_image(point: dict) -> None:
+    """``on_pick`` for charts whose points carry a test-image index: show that image in the inspector."""
+    st.session_state[session.INSPECT_INDEX] = int(np.ravel(point["customdata"])[0])
+
+
+def picked_image() -> int | None:
+    """The test-image index the inspector shows (picked in a chart or typed), or None before any."""
+    value = st.session_state.get(session.INSPECT_INDEX)
+    return None if value is None else int(value)
 
 
 def class_legend(class_names: Sequence[str]) -> None:

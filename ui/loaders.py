@@ -3,27 +3,41 @@
 Every loader takes the run's record unhashed (``_record``) with :func:`cache_key`, the run folder and the
 time of its last status change, as what Streamlit hashes: a run that changes gets new entries, and no
 loader rebuilds a record from disk. Run files are read with ``st.cache_data``; trained models are kept
-with ``st.cache_resource`` together with a lock (Grad-CAM hooks mutate the model); projections also
-persist to disk, so a restarted app does not pay for UMAP again.
+with ``st.cache_resource`` together with a lock (Grad-CAM hooks mutate the model); projections are also
+kept on disk as safetensors (:class:`lab.arraycache.ArrayCache`, size-bounded), so a restarted app does not
+pay for UMAP again and no cache file can run code.
+
+A run's ``config.json`` names its data folder: like the Train form's field, it is used only when it lies
+under the data folder or a folder the server allows (:func:`checked_data_root`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from lab import analysis
-from lab.data import Dataset, load_dataset
+from lab.arraycache import ArrayCache
+from lab.config import ConfigError
+from lab.data import Dataset, default_data_dir, load_dataset
 from lab.restore import load_trained
 from lab.runstore import RunRecord, RunStore, RunStoreError, require_config
+
+ALLOW_DATA_ROOTS = "LOSSLENS_ALLOW_DATA_ROOTS"  # more folders (os.pathsep between them) a data folder may be in
+CACHE_DIR = "LOSSLENS_CACHE_DIR"  # where projections are kept; default ~/.cache/losslens
+PROJECTION_CACHE_MB = 64  # at most this much on disk; the least recently used projections go first
+PROJECTION_FORMAT = 1  # part of every projection's cache key: a change of what is stored misses old entries
 
 
 def cache_key(record: RunRecord) -> tuple[str, float]:
     """Identifies a run's current files: its folder and the time of its last status change."""
-    return str(record.run_dir), float(record.status.get("updated", 0.0))
+    return str(record.run_dir), record.updated
 
 
 def _store_of(record: RunRecord) -> RunStore:
@@ -87,19 +101,49 @@ def run_arrays(record: RunRecord) -> RunArrays:
     return _run_arrays(record, cache_key(record))
 
 
+def allowed_data_roots() -> list[Path]:
+    """The folders a data folder may lie in: the data folder, and those $LOSSLENS_ALLOW_DATA_ROOTS names."""
+    extra = [Path(part) for part in os.environ.get(ALLOW_DATA_ROOTS, "").split(os.pathsep) if part.strip()]
+    return [default_data_dir(), *(path.expanduser().absolute() for path in extra)]
+
+
+def checked_data_root(value: str | None) -> str | None:
+    """``value`` (a data folder typed in the form or stored in a config) as an absolute path, when it lies
+    in an allowed folder (:func:`allowed_data_roots`; a relative path is taken inside the data folder);
+    None for none. Raises :class:`ConfigError` otherwise, with the same words whether or not the path
+    exists, so the field cannot be used to probe the server's folders."""
+    if value is None or not value.strip():
+        return None
+    roots = allowed_data_roots()
+    refusal = ConfigError(
+        f"data_root: must be a folder inside the data folder {roots[0]}"
+        + ("".join(f" or {root}" for root in roots[1:]))
+        + f" (the server's administrator can allow more with {ALLOW_DATA_ROOTS})"
+    )
+    try:
+        resolved = (roots[0] / value.strip()).resolve()
+        allowed = [root.resolve() for root in roots]
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
+        raise refusal from None
+    if not any(resolved == root or resolved.is_relative_to(root) for root in allowed):
+        raise refusal
+    return str(resolved)
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 def dataset_for(name: str, data_root: str | None) -> Dataset:
     return load_dataset(name, data_root)
 
 
 def dataset_of(record: RunRecord) -> Dataset:
+    """The dataset ``record`` was trained on; its data folder only if allowed (else :class:`ConfigError`)."""
     config = require_config(record)
-    return dataset_for(config.dataset, config.data_root)
+    return dataset_for(config.dataset, checked_data_root(config.data_root))
 
 
 @st.cache_resource(show_spinner=False, max_entries=24)
 def _trained(_record: RunRecord, key: tuple[str, float]) -> tuple:
-    model, head = load_trained(_store_of(_record), _record, dataset_of(_record))
+    model, head = load_trained(_store_of(_record), _record)  # shapes from the registry: no dataset needed
     return model, head, threading.Lock()
 
 
@@ -142,15 +186,44 @@ def summary(record: RunRecord, margin_deg: float = 10.0) -> dict[str, float]:
     return _summary(record, cache_key(record), margin_deg)
 
 
-@st.cache_data(show_spinner=False, max_entries=64, persist="disk")
+def projection_cache() -> ArrayCache:
+    """$LOSSLENS_CACHE_DIR/projections (default ~/.cache/losslens/projections), at most
+    :data:`PROJECTION_CACHE_MB` megabytes."""
+    base = os.environ.get(CACHE_DIR) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "losslens"
+    return ArrayCache(Path(base) / "projections", PROJECTION_CACHE_MB * 2**20)
+
+
+def _stored_projection(stored: dict[str, np.ndarray] | None, rows: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A cache entry's coordinates and variance ratios when they are what :func:`_projection` stores."""
+    if stored is None or set(stored) != {"coords", "ratio"}:
+        return None
+    coords, ratio = stored["coords"], stored["ratio"]
+    if coords.dtype.kind != "f" or coords.shape != (rows, 2) or ratio.dtype.kind != "f" or ratio.shape != (2,):
+        return None
+    if not (np.isfinite(coords).all() and np.isfinite(ratio).all()):
+        return None
+    return coords, ratio
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
 def _projection(_record: RunRecord, key: tuple[str, float], source: str, method: str) -> tuple[np.ndarray, str]:
     arrays = run_arrays(_record)
     data = arrays.penultimate if source == "penultimate" else arrays.features[arrays.snapshot_indices]
-    if method == "PCA":
-        coords, ratio = analysis.pca(data, 2)
-        return coords, f"PC1 {ratio[0]:.0%} · PC2 {ratio[1]:.0%} of variance"
     metric = "cosine" if source == "features" else "euclidean"
-    return analysis.umap(data, 2, metric=metric), f"UMAP ({metric})"
+    cache = projection_cache()
+    entry = json.dumps([*key, source, method, PROJECTION_FORMAT])
+    stored = _stored_projection(cache.get(entry), len(data))
+    if stored is None:
+        if method == "PCA":
+            coords, ratio = analysis.pca(data, 2)
+        else:
+            coords, ratio = analysis.umap(data, 2, metric=metric), np.zeros(2)
+        stored = np.asarray(coords, dtype=np.float32), np.asarray(ratio[:2], dtype=np.float64)
+        cache.put(entry, {"coords": stored[0], "ratio": stored[1]})
+    coords, ratio = stored
+    if method == "PCA":
+        return coords, f"PC1 {ratio[0]:.0%} · PC2 {ratio[1]:.0%} of variance"
+    return coords, f"UMAP ({metric})"
 
 
 def projection(record: RunRecord, source: str, method: str) -> tuple[np.ndarray, str]:

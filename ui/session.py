@@ -1,49 +1,151 @@
 """Who this browser is and what it has selected, and the objects one server process shares.
 
 Every ``st.session_state`` and ``st.query_params`` key the app keeps is named here, and selection state
-is written only through this module's functions. The browser (``?u=``), the experiment (``?exp=``) and
-the training job (``?job=``) live in the URL as well as the session: a page switch clears the URL's
-parameters (the session keeps them) and a refresh starts a new session (the URL keeps them).
+is written only through this module's functions.
+
+Identity. A browser owns the experiments it trains and its training job: only it may stop or delete
+them. What proves it is a *credential*, a 256-bit random secret the server issues on the browser's
+first visit and keeps in a cookie (``losslens_owner``: the whole site's path, one year, ``SameSite=Strict``,
+``Secure`` over HTTPS), so it survives a refresh and a restart of the server and is shared by the
+browser's tabs. Streamlit can read the cookies a browser sends (``st.context.cookies``) but has no way
+to set one, so the first page view sets it with a one-line script (``st.html`` with JavaScript allowed,
+which runs in the page itself; scripts in plain ``st.html`` are dropped and ``components.html`` runs in an
+iframe). Run and job files record only the *owner id*, a hash of the credential, so neither the runs
+folder, an export, a log line nor a job id gives the credential away.
+
+What this protects against: a link (the address bar holds only the experiment and view settings, so a
+copied or shared link opens a read-only view), an exported run, the server's log and the runs folder
+(none of them holds the credential), and guessing (2^256 values; only well-formed credentials are
+accepted). Old ``?u=`` links are ignored and removed from the address bar: their token was in every
+link its browser shared. What it does not protect against: anyone who can read the browser's cookies
+(the browser's user, its extensions, malware, a person at the unlocked machine), anyone who can read the
+traffic of a plain-HTTP server (serve it over HTTPS), and scripts in the page (the cookie is not
+``HttpOnly`` because a script sets it; the app shows every file-derived text as text, :mod:`ui.text`, and
+runs no other script). Clearing cookies, a private window or another browser is a new owner: the old
+experiments stay on disk (``python -m lab list``) and in the app for whoever still has the cookie.
+A browser that refuses cookies is a new owner on each refresh.
+
+Selection. The experiment (``?exp=``) lives in the URL as well as the session: a page switch clears the
+URL's parameters (the session keeps them) and a refresh starts a new session (the URL keeps them).
+An experiment named by a link is shown to anyone who has the link, read-only; the sidebar otherwise
+lists this browser's experiments and the shared ones (the examples and those trained on the command line).
+A new browser opens on :data:`DEFAULT_EXAMPLE`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import logging
+import math
 import os
+import re
+import secrets
 import shutil
-import uuid
+import tempfile
+import urllib.parse
 from pathlib import Path
 
 import streamlit as st
 
+from lab import runfiles
 from lab.jobs import JobManager
-from lab.runstore import RunRecord, RunStore
+from lab.runstore import RunRecord, RunStore, RunStoreError, read_run_file
+
+logger = logging.getLogger(__name__)
 
 # st.session_state keys
-OWNER = "owner"
+CREDENTIAL = "credential"  # this browser's secret (see the module docstring)
 EXPERIMENT = "experiment"
+EXPERIMENT_CHOICE = "experiment_choice"  # the sidebar's experiment widget
 PENDING_EXPERIMENT = "pending_experiment"  # started, first run folder not written yet
+LISTING_PROBLEM = "listing_problem"  # why the runs folder could not be listed on this rerun
+LINKED = "linked_experiments"  # experiments of other browsers this session opened from a link (read-only)
 INSPECT_INDEX = "inspect_index"  # the Feature space image panel's index field, also set by a click
+SELECTION_ROUND = "selection_round"  # counts chart clicks: charts keyed by it start without a selection
+PRESENTATION = "presentation"  # the projector switch (larger fonts, one view per screen)
+PLAYGROUND_POINT = "playground_point"  # the feature the Learn page's playground reads every loss at
+CAM_SCALE = "cam_scale"  # Grad-CAM colour scale ("each map" or "shared raw"), the page's and the inspector's
+CAM_OPACITY = "cam_opacity"  # Grad-CAM overlay opacity, shared likewise
+CAM_LAYER = "cam_layer"  # Grad-CAM layer ("last" or "previous"), shared likewise
 SEEN_DONE = "seen-done-{job_id}"  # the live view has rerun the whole page once after this job ended
 
 # st.query_params keys
-URL_OWNER = "u"
 URL_EXPERIMENT = "exp"
-URL_JOB = "job"
+URL_PRESENTATION = "present"  # ?present=1: open in presentation mode
+RETIRED_URL_KEYS = ("u", "job")  # the owner token and job id old links carried: ignored and removed
 
+COOKIE = "losslens_owner"
+COOKIE_SECONDS = 365 * 24 * 3600
+CREDENTIAL_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+
+DEFAULT_EXAMPLE = "example-digits-2d"  # what a new browser opens on
 EXAMPLE_RUNS = Path(__file__).resolve().parents[1] / "assets" / "example-runs"
 VIEWABLE = ("finished", "stopped")
+MAX_LINKED = 20  # experiments opened from links that a session keeps in its sidebar
+
+
+# ---------------------------------------------------------------- the runs folder and the jobs
+
+
+@dataclasses.dataclass(frozen=True)
+class RunsFolder:
+    """The runs this server shows; ``problem`` says why it cannot write runs (then nothing trains)."""
+
+    store: RunStore
+    problem: str | None
 
 
 @st.cache_resource
+def runs_folder() -> RunsFolder:
+    """$LOSSLENS_RUNS_DIR (or ./runs), seeded with the shipped examples. A folder the server cannot
+    write is read as it is, or, when it holds no runs, replaced by the shipped examples in assets/."""
+    root = Path(os.environ.get("LOSSLENS_RUNS_DIR", "runs"))
+    try:
+        _prepare(root)
+    except OSError as err:
+        problem = f"the runs folder {root} cannot be written ({err.strerror or err})"
+        logger.warning("%s: the app shows runs but cannot train", problem)
+        try:
+            has_runs = bool(RunStore(root).run_ids())
+        except (OSError, RunStoreError):
+            has_runs = False
+        store = RunStore(root) if has_runs else RunStore(EXAMPLE_RUNS)
+        return RunsFolder(store, problem if has_runs else f"{problem}; showing the shipped examples")
+    return RunsFolder(RunStore(root), None)
+
+
+def _prepare(root: Path) -> None:
+    """Create ``root``, check that it can be written and copy in the examples it lacks (each whole or
+    not at all: copied under a temporary name, then renamed)."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=root, prefix=".write-check-")
+    os.close(fd)
+    os.unlink(probe)
+    if not EXAMPLE_RUNS.is_dir():
+        return
+    for run_dir in EXAMPLE_RUNS.iterdir():
+        target = root / run_dir.name
+        if not run_dir.is_dir() or target.exists() or target.is_symlink():
+            continue
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{run_dir.name}."))
+        try:
+            shutil.copytree(run_dir, staging, dirs_exist_ok=True)
+            os.rename(staging, target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not target.exists():  # another server seeded it meanwhile: fine
+                raise
+
+
 def run_store() -> RunStore:
-    """The app's runs folder ($LOSSLENS_RUNS_DIR or ./runs), seeded with the shipped example."""
-    store = RunStore(os.environ.get("LOSSLENS_RUNS_DIR", "runs"))
-    store.root.mkdir(parents=True, exist_ok=True)
-    if EXAMPLE_RUNS.is_dir():
-        for run_dir in EXAMPLE_RUNS.iterdir():
-            if run_dir.is_dir() and not (store.root / run_dir.name).exists():
-                shutil.copytree(run_dir, store.root / run_dir.name)
-    return store
+    return runs_folder().store
+
+
+def runs_problem() -> str | None:
+    """Why this server cannot train (its runs folder cannot be written), or None."""
+    return runs_folder().problem
 
 
 @st.cache_resource
@@ -51,27 +153,145 @@ def job_manager() -> JobManager:
     return JobManager(run_store())
 
 
-def _valid_token(token: object) -> bool:
-    return isinstance(token, str) and token.isalnum() and 8 <= len(token) <= 32
+# ---------------------------------------------------------------- identity
 
 
-def owner_token() -> str:
-    """This browser's id, kept in the session and in the URL, so both keep this browser's experiments
-    and jobs."""
-    token = st.session_state.get(OWNER)
-    if not _valid_token(token):
-        token = st.query_params.get(URL_OWNER, "")
-    if not _valid_token(token):
-        token = uuid.uuid4().hex[:16]
-    st.session_state[OWNER] = token
-    if st.query_params.get(URL_OWNER) != token:
-        st.query_params[URL_OWNER] = token
-    return token
+def valid_credential(value: object) -> bool:
+    return isinstance(value, str) and CREDENTIAL_PATTERN.fullmatch(value) is not None
+
+
+def owner_of(credential: str) -> str:
+    """The owner id run files and jobs record for ``credential``: a hash, so they never hold the secret."""
+    return hashlib.sha256(f"losslens-owner:{credential}".encode()).hexdigest()[:32]
+
+
+def _browser_cookie() -> str | None:
+    """The credential cookie the browser sent when it connected, if any."""
+    try:
+        value = st.context.cookies.get(COOKIE)
+    except (AttributeError, RuntimeError):  # no browser connection (bare mode)
+        return None
+    return value if valid_credential(value) else None
+
+
+def _credential() -> str:
+    credential = st.session_state.get(CREDENTIAL)
+    if not valid_credential(credential):
+        credential = _browser_cookie() or secrets.token_urlsafe(32)
+        st.session_state[CREDENTIAL] = credential
+    return credential
+
+
+def owner() -> str:
+    """This browser's owner id (see the module docstring); its experiments and jobs are recorded under it."""
+    return owner_of(_credential())
+
+
+def keep_identity() -> None:
+    """Once per page view: drop the retired owner and job parameters from the address bar and, when the
+    browser does not hold this session's credential yet, store it in the browser's cookie."""
+    for key in RETIRED_URL_KEYS:
+        if key in st.query_params:
+            del st.query_params[key]
+    credential = _credential()
+    if _browser_cookie() == credential:
+        return
+    base = "/" + str(st.get_option("server.baseUrlPath") or "").strip("/")
+    cookie = f"{COOKIE}={credential}; Path={base}; Max-Age={COOKIE_SECONDS}; SameSite=Strict"
+    st.html(
+        f"<script>document.cookie = {json.dumps(cookie)} + "
+        '(location.protocol === "https:" ? "; Secure" : "");</script>',
+        unsafe_allow_javascript=True,
+    )
+
+
+# ---------------------------------------------------------------- experiments
+
+
+def started_at(record: RunRecord) -> float | None:
+    """When ``record`` started training, or None when its status says nothing believable: the store already
+    drops a time from the future (it must not make a run the newest), and one before 1970 cannot be shown."""
+    started = record.started
+    return started if started is not None and started >= 0 else None
+
+
+def _newest_first(item: tuple[str, list[RunRecord]]) -> tuple[float, str]:
+    experiment, records = item
+    starts = [s for s in map(started_at, records) if s is not None]
+    return (-max(starts) if starts else math.inf, experiment)
 
 
 def experiments() -> dict[str, list[RunRecord]]:
-    """Experiments this browser may see (its own and the shared ones), newest first."""
-    return run_store().experiments(owner=owner_token())
+    """Experiments this browser may see, newest first (by believable start times): its own, the shared
+    ones, and those of other browsers it opened from a link (read-only, see :func:`linked`). Empty when the
+    runs folder cannot be listed (:func:`listing_problem` says why)."""
+    try:
+        groups = _visible_experiments()
+    except RunStoreError as err:
+        logger.warning("cannot list the experiments: %s", err)
+        st.session_state[LISTING_PROBLEM] = str(err)
+        return {}
+    st.session_state.pop(LISTING_PROBLEM, None)
+    return dict(sorted(_regroup_broken(groups).items(), key=_newest_first))
+
+
+def listing_problem() -> str | None:
+    return st.session_state.get(LISTING_PROBLEM)
+
+
+def _visible_experiments() -> dict[str, list[RunRecord]]:
+    store = run_store()
+    groups = store.experiments(owner=owner())
+    wanted = st.query_params.get(URL_EXPERIMENT)
+    linked_ids: list[str] = st.session_state.setdefault(LINKED, [])
+    wanted_elsewhere = bool(wanted) and wanted not in groups and wanted not in linked_ids
+    if wanted_elsewhere or any(experiment not in groups for experiment in linked_ids):
+        everyone = store.experiments()  # only read twice when a link names another browser's experiment
+        if wanted_elsewhere and wanted in everyone:
+            linked_ids.append(wanted)
+            del linked_ids[:-MAX_LINKED]
+        for experiment in linked_ids:
+            known = [record for record in everyone.get(experiment, []) if record.owner is not None]
+            if experiment not in groups and known:  # a run of unknown owner is never shown to others
+                groups[experiment] = known
+    return groups
+
+
+def _regroup_broken(groups: dict[str, list[RunRecord]]) -> dict[str, list[RunRecord]]:
+    """Put each run whose config.json cannot be used back into the experiment its file names, so it shows
+    there with its error instead of silently leaving it (the store lists such a run on its own)."""
+    for key, records in list(groups.items()):
+        if len(records) != 1 or records[0].config is not None or key != records[0].run_id:
+            continue
+        experiment = _named_experiment(records[0])
+        if experiment is not None and experiment in groups and experiment != key:
+            groups[experiment].append(records.pop())
+            del groups[key]
+    return groups
+
+
+def _named_experiment(record: RunRecord) -> str | None:
+    """The experiment a run's unusable config.json names, read as the store reads run files; None when
+    it names none."""
+    try:
+        data = read_run_file(record.run_dir, runfiles.CONFIG)
+        raw = runfiles.parse_json(data) if data is not None else None
+    except (RunStoreError, ValueError):
+        return None
+    experiment = raw.get("experiment") if isinstance(raw, dict) else None
+    return experiment if isinstance(experiment, str) and experiment else None
+
+
+def owns(records: list[RunRecord]) -> bool:
+    """Whether this browser started any of ``records`` (then it may stop and delete them)."""
+    me = owner()
+    return any(record.owner == me for record in records)
+
+
+def linked(records: list[RunRecord]) -> bool:
+    """Whether ``records`` belong to other browsers (opened here from a link, read-only)."""
+    me = owner()
+    return bool(records) and all(record.owner not in ("", me) for record in records)
 
 
 def pending_experiment() -> str | None:
@@ -97,47 +317,48 @@ def selected_runs(viewable_only: bool = True) -> list[RunRecord]:
 
 def preselected_experiment(groups: dict[str, list[RunRecord]]) -> str | None:
     """Which of ``groups`` the experiment choice opens on: a pending experiment whose first run folder now
-    exists (it stops being pending), else the URL's, else the session's, else the newest; None (and
-    nothing selected) when there are none."""
-    if not groups:
-        st.session_state[EXPERIMENT] = None
-        return None
+    exists (it stops being pending), else the URL's, else the session's, else :data:`DEFAULT_EXAMPLE`,
+    else this browser's newest; None when none of these exists (another browser's run or a run with
+    a start time from the future never becomes the default)."""
     pending = pending_experiment()
     if pending in groups:
         del st.session_state[PENDING_EXPERIMENT]
         st.query_params[URL_EXPERIMENT] = pending
-    wanted = st.query_params.get(URL_EXPERIMENT)
-    if wanted in groups:
-        return wanted
-    current = selected_experiment()
-    return current if current in groups else next(iter(groups))
+    for wanted in (st.query_params.get(URL_EXPERIMENT), selected_experiment(), DEFAULT_EXAMPLE):
+        if wanted in groups:
+            return wanted
+    me = owner()
+    return next((exp for exp, records in groups.items() if any(r.owner == me for r in records)), None)
 
 
-def select_experiment(experiment: str) -> None:
+def select_experiment(experiment: str | None) -> None:
     st.session_state[EXPERIMENT] = experiment
-    if pending_experiment() is None:  # while one is pending the URL keeps naming it, so a refresh still finds it
+    if experiment is None:
+        st.query_params.pop(URL_EXPERIMENT, None)
+    elif pending_experiment() is None:  # while one is pending the URL keeps naming it, so a refresh finds it
         st.query_params[URL_EXPERIMENT] = experiment
 
 
 def forget_experiment() -> None:
     """Select nothing (the selected experiment was deleted)."""
-    st.session_state[EXPERIMENT] = None
-    st.query_params.pop(URL_EXPERIMENT, None)
+    select_experiment(None)
 
 
-def attached_job(manager: JobManager, owner: str) -> str:
-    """The job the Train page shows: the URL's, else this browser's latest ("" when it has none)."""
-    return st.query_params.get(URL_JOB) or next(reversed(manager.jobs_of(owner)), "")
+def share_link(experiment: str) -> str:
+    """A link that opens ``experiment`` on this page for anyone, read-only: the page and ``?exp=`` only."""
+    query = urllib.parse.urlencode({URL_EXPERIMENT: experiment})
+    url = st.context.url
+    if not url:
+        return f"?{query}"
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
-def attach_job(job_id: str) -> None:
-    """Keep ``job_id`` in the URL, so a refresh or a page switch re-attaches to it."""
-    st.query_params[URL_JOB] = job_id
+# ---------------------------------------------------------------- training jobs
 
 
-def start_pending(job_id: str, experiment: str) -> None:
-    """Attach a just-submitted job and select its experiment, pending until its first run folder exists."""
-    attach_job(job_id)
+def start_pending(experiment: str) -> None:
+    """Select a just-submitted experiment, pending until its first run folder exists."""
     st.query_params[URL_EXPERIMENT] = experiment
     st.session_state[EXPERIMENT] = experiment
     st.session_state[PENDING_EXPERIMENT] = experiment

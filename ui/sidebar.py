@@ -1,11 +1,15 @@
-"""The shared sidebar: choose the experiment (kept in the URL as ``?exp=``) and see its runs."""
+"""The shared sidebar: choose the experiment (kept in the URL as ``?exp=``), see its runs, share a
+read-only link to it and, for this browser's own experiments, delete them."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import streamlit as st
 
-from lab.runstore import RunRecord
+from lab.runstore import ACTIVE_STATES, RunRecord, RunStoreError
 from ui import session, titles
+from ui.text import plain
 
 STATUS_BADGE = {
     "finished": ":green[finished]",
@@ -14,54 +18,121 @@ STATUS_BADGE = {
     "diverged": ":red[diverged]",
     "failed": ":red[failed]",
     "interrupted": ":orange[interrupted]",
+    "elsewhere": ":orange[running elsewhere or interrupted]",
 }
 
 
+def experiment_labels(groups: dict[str, list[RunRecord]]) -> dict[str, str]:
+    """A label per experiment, no two alike (picking a label must open its own experiment): where
+    labels would repeat, each names its experiment too."""
+    labels = {experiment: _label(experiment, records) for experiment, records in groups.items()}
+    counts = Counter(labels.values())
+    labels = {exp: f"{label} · {exp}" if counts[label] > 1 else label for exp, label in labels.items()}
+    seen: Counter[str] = Counter()
+    for experiment, label in labels.items():  # a planted name could still repeat a label: number it
+        seen[label] += 1
+        if seen[label] > 1:
+            labels[experiment] = f"{label} #{seen[label]}"
+    return labels
+
+
+def _label(experiment: str, records: list[RunRecord]) -> str:
+    label = titles.experiment_label(experiment, records)
+    if session.linked(records):
+        label += " · shared with you"
+    return " ".join(label.split())  # no line breaks or tabs from a planted name
+
+
 def _choose_experiment(groups: dict[str, list[RunRecord]]) -> str | None:
-    wanted = session.preselected_experiment(groups)
-    if wanted is None:
+    if not groups:
+        session.select_experiment(None)
         return None
-    ids = list(groups)
+    # keyed and given its value through the session: an ``index`` argument would be part of the widget's
+    # identity, so the widget would be replaced after each pick and the next pick would be lost
+    st.session_state[session.EXPERIMENT_CHOICE] = session.preselected_experiment(groups)
+    labels = experiment_labels(groups)
     choice = st.selectbox(
         "Experiment",
-        ids,
-        index=ids.index(wanted),
-        format_func=lambda exp: titles.experiment_label(exp, groups[exp]),
+        list(groups),
+        format_func=labels.__getitem__,
+        key=session.EXPERIMENT_CHOICE,
+        on_change=_picked,
+        placeholder="Choose an experiment",
         help="A group of runs trained together on the same data and seed, one per loss.",
     )
     session.select_experiment(choice)
     return choice
 
 
-def _delete(experiment: str, owner: str) -> None:
-    deleted = session.run_store().delete_experiment(experiment, owner)
+def _picked() -> None:
+    session.select_experiment(st.session_state[session.EXPERIMENT_CHOICE])
+
+
+def _delete(experiment: str) -> None:
+    try:
+        deleted = session.run_store().delete_experiment(experiment, session.owner())
+    except RunStoreError as err:
+        st.toast(f"Nothing was deleted: {plain(err)}", icon=":material/error:")
+        return
     session.forget_experiment()
     st.toast(f"Deleted {deleted} runs.", icon=":material/delete:")
 
 
+def _share(experiment: str) -> None:
+    with st.popover("Share a read-only link", icon=":material/share:", width="stretch"):
+        st.caption(
+            "Anyone with this link can look at this experiment. Only this browser can stop its training or "
+            "delete it: the link does not carry that right."
+        )
+        st.code(session.share_link(experiment), language=None, wrap_lines=True)
+
+
 def _manage(experiment: str, records: list[RunRecord]) -> None:
     store = session.run_store()
-    owner = session.owner_token()
-    st.caption(f"Runs folder `{store.root}`: {store.size_bytes() / 1e6:.1f} MB")
-    if not any(r.owner == owner for r in records):
+    problem = session.runs_problem()
+    if problem:
+        st.caption(f":orange[{plain(problem[:1].upper() + problem[1:])}.]")
+    else:
+        st.caption(f"Runs folder {plain(store.root)}: {store.size_bytes() / 1e6:.1f} MB")
+    if session.linked(records):
+        st.caption("Opened from a link: another browser trained it, so you can look but not stop or delete it.")
+    elif not session.owns(records):
         st.caption("This experiment is shared (the example or the command line): it can be deleted on disk only.")
-    elif any(r.state == "running" for r in records):
+    elif problem:
+        st.caption("The runs folder cannot be written, so nothing can be deleted.")
+    elif any(r.state in ACTIVE_STATES for r in records):
         st.caption("Stop the training before deleting this experiment.")
     else:
-        with st.popover("Delete this experiment", icon=":material/delete:"):
+        with st.popover("Delete this experiment", icon=":material/delete:", width="stretch"):
             st.markdown(f"Delete its {len(records)} runs from disk? This cannot be undone.")
-            st.button("Delete", type="primary", key="confirm_delete", on_click=_delete, args=(experiment, owner))
+            st.button("Delete", type="primary", key="confirm_delete", on_click=_delete, args=(experiment,))
+
+
+def _run_line(record: RunRecord) -> None:
+    accuracy = record.test_acc
+    accuracy_text = f" · {accuracy:.1%}" if accuracy is not None else ""
+    badge = STATUS_BADGE.get(record.state, plain(record.state))
+    st.markdown(f"**{plain(titles.loss_label(record))}** {badge}{accuracy_text}")
+    if record.error:
+        st.caption(f":red[{plain(record.error)}]")
+    elif record.state in ("diverged", "failed", "interrupted", "elsewhere"):
+        st.caption(plain(record.message))
 
 
 def draw() -> None:
     with st.sidebar:
         st.markdown("### LossLens")
         st.caption("How a classification loss shapes what a CNN learns.")
-        session.owner_token()
+        session.keep_identity()
         groups = session.experiments()
         experiment = _choose_experiment(groups)
         if experiment is None:
-            st.info("No experiments yet. Train one on the **Train** page.")
+            if session.listing_problem():
+                st.error(plain(session.listing_problem()), icon=":material/error:")
+            elif groups:
+                st.info("Choose an experiment above, or train one on the **Train** page.")
+            else:
+                st.info("No experiments yet. Train one on the **Train** page.")
             return
         records = groups[experiment]
         config = next((r.config for r in records if r.config is not None), None)
@@ -71,13 +142,7 @@ def draw() -> None:
                 f"{config.epochs} epochs · seed {config.seed}"
             )
         for record in records:
-            accuracy = record.status.get("test_acc")
-            accuracy_text = f" · {accuracy:.1%}" if isinstance(accuracy, float) else ""
-            badge = STATUS_BADGE.get(record.state, record.state)
-            st.markdown(f"**{titles.loss_label(record)}** {badge}{accuracy_text}")
-            if record.error:
-                st.caption(f":red[{record.error}]")
-            elif record.state in ("diverged", "failed", "interrupted"):
-                st.caption(record.status.get("message", ""))
+            _run_line(record)
         st.divider()
+        _share(experiment)
         _manage(experiment, records)

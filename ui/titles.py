@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import time
 
+from lab.experiment import loss_title, variant_label
 from lab.runstore import RunRecord
+from ui.session import started_at
 
 
 def loss_label(record: RunRecord) -> str:
-    return record.config.loss if record.config else record.run_id
+    """The run's variant as its paper names the loss, with the settings that set it apart ("L-Softmax m=4").
+    A stored variant holding markup characters (plotly titles draw ``<a href>``) gives way to the loss's title."""
+    if record.config is None:
+        return record.run_id
+    label = variant_label(record.config)
+    return loss_title(record.config.loss) if any(c in label for c in "<>&") else label
 
 
 def experiment_label(experiment: str, records: list[RunRecord]) -> str:
     """``dataset · 2-D · 5 losses 01/12 14:05`` with the time the experiment's first run started (from
-    status.json); the shipped example says "example" instead of when it was made."""
+    status.json, when believable); the shipped example says "example" instead of when it was made."""
     config = next((r.config for r in records if r.config is not None), None)
     if config is None:
         return experiment
     example = experiment.startswith("example") and not any(r.owner for r in records)
-    starts = [r.started for r in records if r.started is not None]
+    starts = [s for s in map(started_at, records) if s is not None]
     when = time.strftime("%d/%m %H:%M", time.localtime(min(starts))) if starts and not example else ""
     count = f"{len(records)} loss" if len(records) == 1 else f"{len(records)} losses"
     prefix = "example · " if example else ""

@@ -1,6 +1,12 @@
 """The Train page's settings form, drawn from the run settings' declarations (``lab.config.setting``)
 and the losses' hyperparameter declarations (``losses.base.hparam``): a new declared field shows up
-here, in its group, with no edit to this file."""
+here, in its group, with no edit to this file.
+
+Number fields take any number and say their range in their help; a value out of range is named in an
+error under the form as soon as it is typed (a bounded ``st.number_input`` would silently put the old
+value back). Losses are picked as pills, by the papers' names. The form can start from an earlier
+experiment's settings (:meth:`TrainSettings.of`), so a refresh during a training keeps what was submitted.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ import streamlit as st
 
 import losses
 from lab.config import GROUPS, RunConfig, Setting, settings
+from lab.experiment import loss_title, make_experiment
+from ui import loaders
 
 DEFAULT_LOSSES = ("softmax", "lsoftmax", "amc", "opl", "lmd")
 START_REQUESTED = "start_requested"
@@ -26,7 +34,15 @@ class TrainSettings:
     config: RunConfig
     losses: tuple[str, ...]
     hparams: dict[str, dict[str, Any]]
-    start: bool
+    start: bool = False
+
+    @classmethod
+    def of(cls, configs: Sequence[RunConfig]) -> TrainSettings:
+        """The form's values that started ``configs`` (an experiment's runs, one per loss)."""
+        return cls(configs[0], tuple(dict.fromkeys(c.loss for c in configs)), {c.loss: c.loss_params for c in configs})
+
+
+DEFAULT_SETTINGS = TrainSettings(RunConfig(), DEFAULT_LOSSES, {})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +64,6 @@ def _input(
     default: Any,
     help: str,
     *,
-    low: float | None,
-    high: float | None,
     choices: Sequence[Any] | None,
     format_func: Callable[[Any], str] = str,
     step: float | None = None,
@@ -64,14 +78,11 @@ def _input(
         )
     if kind is bool:
         return Widget("checkbox", key, label, {"value": default, "help": help})
+    # numbers get no min/max: the browser would put the previous value back without a word; the range is
+    # in the help and an out-of-range value is named under the form (Train page)
     if kind is int:
-        bounds = {
-            "min_value": int(low) if low is not None else None,
-            "max_value": int(high) if high is not None else None,
-        }
-        return Widget("number_input", key, label, {"value": default, "step": int(step or 1), "help": help, **bounds})
+        return Widget("number_input", key, label, {"value": int(default), "step": int(step or 1), "help": help})
     if kind is float:
-        # no min/max: Streamlit would clamp silently; an out-of-range value is named on Start instead
         extra = {"step": step} if step is not None else {}
         return Widget("number_input", key, label, {"value": float(default), "format": "%g", "help": help, **extra})
     return Widget("text_input", key, label, {"value": default or "", "help": help})
@@ -81,12 +92,13 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def setting_widget(declared: Setting) -> Widget:
-    """The input for one declared run setting, keyed by its name."""
+def setting_widget(declared: Setting, value: Any = None) -> Widget:
+    """The input for one declared run setting, keyed by its name, starting at ``value`` (None: the default)."""
+    value = declared.default if value is None else value
     help = _sentence(declared.help)
     choices = declared.form_choices()
     if declared.kind in (int, float) and choices is None:
-        help += f" ({declared.range_text()}{' ' + declared.unit if declared.unit else ''})"
+        help += f" (allowed: {declared.range_text()}{' ' + declared.unit if declared.unit else ''})"
     if declared.describe is not None:
         help += "\n\n" + "\n".join(f"- **{declared.label_of(c)}**: {declared.describe(c)}" for c in choices or ())
     if declared.presets:
@@ -97,39 +109,33 @@ def setting_widget(declared: Setting) -> Widget:
             declared.label,
             {
                 "options": options,
-                "default": declared.default if declared.default in declared.presets else MORE,
-                "format_func": lambda value: declared.presets.get(value, value),
+                "default": value if value in declared.presets else MORE,
+                "format_func": lambda option: declared.presets.get(option, option),
                 "help": help,
-                "min_value": int(declared.low) if declared.low is not None else None,
-                "max_value": int(declared.high) if declared.high is not None else None,
-                "value": max(declared.presets) + 1,
+                "value": value if value not in declared.presets else max(declared.presets) + 1,
             },
         )
     return _input(
         declared.name,
         declared.label,
         declared.kind,
-        declared.default,
+        value,
         help,
-        low=declared.low,
-        high=declared.high,
         choices=choices,
         format_func=declared.label_of,
         step=declared.step,
     )
 
 
-def hparam_widget(loss: str, spec: losses.HparamSpec) -> Widget:
-    """The input for one loss hyperparameter, keyed ``hparam.<loss>.<name>``."""
-    help = spec.help if spec.choices or spec.kind in (bool, int) else f"{spec.help} ({spec.range_text()})"
+def hparam_widget(loss: str, spec: losses.HparamSpec, value: Any = None) -> Widget:
+    """The input for one loss hyperparameter, keyed ``hparam.<loss>.<name>``, starting at ``value``."""
+    help = spec.help if spec.choices or spec.kind is bool else f"{spec.help} (allowed: {spec.range_text()})"
     return _input(
         f"hparam.{loss}.{spec.name}",
         spec.name,
         spec.kind,
-        spec.default,
+        spec.default if value is None else value,
         help,
-        low=spec.low,
-        high=spec.high,
         choices=spec.choices,
     )
 
@@ -152,18 +158,13 @@ def draw(widget: Widget, where: Any = st) -> Any:
     if choice != MORE:
         return choice
     return where.number_input(
-        widget.label,
-        min_value=kwargs["min_value"],
-        max_value=kwargs["max_value"],
-        value=kwargs["value"],
-        key=widget.key,
-        label_visibility="collapsed",
+        widget.label, value=kwargs["value"], key=widget.key, label_visibility="collapsed", help=kwargs["help"]
     )
 
 
-def _setting_inputs(config_cls: type[RunConfig]) -> dict[str, Any]:
-    """Draw every setting the form shows, by group; the training group in two columns and the
-    advanced one folded away."""
+def _setting_inputs(config_cls: type[RunConfig], initial: RunConfig) -> dict[str, Any]:
+    """Draw every setting the form shows, by group, starting at ``initial``'s values; the training group
+    in two columns and the advanced one folded away."""
     defaults = {declared.name: declared.default for declared in settings(config_cls)}
     values: dict[str, Any] = {}
     for group in GROUPS:
@@ -178,7 +179,7 @@ def _setting_inputs(config_cls: type[RunConfig]) -> dict[str, Any]:
         for declared in members:
             if not declared.shown({**defaults, **values}):
                 continue
-            value = draw(setting_widget(declared), places[shown % len(places)])
+            value = draw(setting_widget(declared, getattr(initial, declared.name, None)), places[shown % len(places)])
             if declared.optional and isinstance(value, str):
                 value = value.strip() or None
             values[declared.name] = value
@@ -191,50 +192,74 @@ def _request_start() -> None:
     st.session_state[START_REQUESTED] = True
 
 
-def settings_form(busy: bool, config_cls: type[RunConfig] = RunConfig) -> TrainSettings:
-    """Draw the settings of ``config_cls`` and the loss choice, and return their current values."""
+def _losses_help(names: Sequence[str]) -> str:
+    return "\n".join(f"- **{loss_title(name)}**: {losses.info(name).summary}" for name in names)
+
+
+def settings_form(
+    unavailable: str | None = None, initial: TrainSettings = DEFAULT_SETTINGS, config_cls: type[RunConfig] = RunConfig
+) -> TrainSettings:
+    """Draw the settings of ``config_cls`` and the loss choice, starting at ``initial``, and return their
+    current values. ``unavailable`` says why Start cannot be clicked now (None: it can)."""
     data_col, loss_col = st.columns([2, 3], gap="large")
     with data_col:
         st.subheader("Data and model")
-        values = _setting_inputs(config_cls)
+        values = _setting_inputs(config_cls, initial.config)
     with loss_col:
         st.subheader("Losses to compare")
-        chosen = st.multiselect(
+        names = losses.names()
+        chosen = st.pills(
             "Losses",
-            losses.names(),
-            default=list(DEFAULT_LOSSES),
+            names,
+            selection_mode="multi",
+            default=[name for name in initial.losses if name in names],
             key="losses",
-            format_func=lambda name: f"{name}: {losses.info(name).summary}",
-            label_visibility="collapsed",
+            format_func=loss_title,
+            help=_losses_help(names),
+            wrap=True,  # in a column pills would stay on one row and scroll, hiding most losses
         )
         hparams = {}
         for loss in chosen:
             info = losses.info(loss)
             if info.hparams:
-                with st.expander(f"**{loss}** hyperparameters"):
+                with st.expander(f"**{loss_title(loss)}** hyperparameters"):
                     st.caption(info.summary)
-                    hparams[loss] = {spec.name: draw(hparam_widget(loss, spec)) for spec in info.hparams}
+                    given = initial.hparams.get(loss, {})
+                    hparams[loss] = {
+                        spec.name: draw(hparam_widget(loss, spec, given.get(spec.name))) for spec in info.hparams
+                    }
     st.button(
         "Start training",
         type="primary",
         icon=":material/play_arrow:",
-        disabled=busy or not chosen,
+        disabled=unavailable is not None or not chosen,
         key="start",
         on_click=_request_start,
-        help="Training runs in the background: you can switch pages meanwhile.",
+        help=unavailable or "Training runs in the background: you can switch pages meanwhile.",
     )
+    if unavailable is not None:
+        st.caption(unavailable)
     start = st.session_state.pop(START_REQUESTED, False)
     return TrainSettings(config_cls(**values), tuple(chosen), hparams, start)
 
 
+def experiment_configs(settings: TrainSettings) -> list[RunConfig]:
+    """The validated runs ``settings`` would start (:func:`lab.experiment.make_experiment`, with the data
+    folder checked by :func:`ui.loaders.checked_data_root`); raises :class:`ConfigError` naming the first
+    bad setting."""
+    template = settings.config.replace(data_root=loaders.checked_data_root(settings.config.data_root))
+    return make_experiment(template, settings.losses, settings.hparams)
+
+
 def feasibility_warnings(settings: TrainSettings, n_classes: int) -> list[str]:
-    """Warnings of the chosen losses for these settings (bad values are reported on Start instead)."""
+    """Warnings of the chosen losses for these settings (valid ones: bad values are reported instead)."""
     found = []
     for loss in settings.losses:
         try:
             hparams = settings.hparams.get(loss, {})
             found += [
-                f"**{loss}**: {w}" for w in losses.warnings_for(loss, settings.config.feat_dim, n_classes, hparams)
+                f"**{loss_title(loss)}**: {w}"
+                for w in losses.warnings_for(loss, settings.config.feat_dim, n_classes, hparams)
             ]
         except losses.HparamError:
             continue

@@ -13,9 +13,11 @@ from __future__ import annotations
 import streamlit as st
 
 from lab import datasets, figures
+from lab.experiment import variant_label
 from lab.jobs import JobManager, TrainingJob
 from lab.trainer import Progress
 from ui import session
+from ui.text import plain
 
 PROGRESS_SECONDS = 1.0  # progress bars and the queue position
 CHARTS_SECONDS = 3.0  # the plotly curves and previews, which cost the server and the browser far more
@@ -29,7 +31,7 @@ def _progress_text(progress: Progress | None) -> str:
     if progress is None:
         return "waiting"
     if progress.status is not None:
-        return f"{progress.status} {progress.message}".strip()
+        return plain(f"{progress.status} {progress.message}".strip())
     accuracy = f" · test accuracy {progress.metrics['test_acc']:.1%}" if progress.metrics else ""
     return f"epoch {progress.epoch} of {progress.epochs}{accuracy}"
 
@@ -37,6 +39,8 @@ def _progress_text(progress: Progress | None) -> str:
 def _draw_progress(manager: JobManager, job_id: str, owner: str) -> None:
     """Queue position, Stop, one progress bar per loss and, once done, the outcome (cheap: every second)."""
     job = manager.get(job_id, owner)
+    if job is None:  # no longer kept: the server drops finished jobs after a while
+        return
     phase = manager.state(job_id)
     latest = job.snapshot().latest
     if latest and session.pending_experiment() == job.configs[0].experiment:
@@ -48,7 +52,7 @@ def _draw_progress(manager: JobManager, job_id: str, owner: str) -> None:
             icon=":material/hourglass_top:",
         )
     if job.error:
-        st.error(job.error, icon=":material/error:")
+        st.error(plain(job.error), icon=":material/error:")
     header, stop_col = st.columns([5, 1])
     header.subheader("Training" if phase != "done" else "Last training")
     if phase != "done":
@@ -63,7 +67,7 @@ def _draw_progress(manager: JobManager, job_id: str, owner: str) -> None:
     for index, config in enumerate(job.configs):
         progress = latest.get(index)
         fraction = progress.fraction if progress is not None else 0.0
-        st.progress(fraction, text=f"**{config.loss}**: {_progress_text(progress)}")
+        st.progress(fraction, text=f"**{plain(variant_label(config))}**: {_progress_text(progress)}")
     if phase == "done":
         states = [r.state for r in job.records]
         finished = states.count("finished")
@@ -80,6 +84,8 @@ def _draw_progress(manager: JobManager, job_id: str, owner: str) -> None:
 def _draw_charts(manager: JobManager, job_id: str, owner: str) -> None:
     """Training curves and the live feature preview (plotly figures: every few seconds)."""
     job = manager.get(job_id, owner)
+    if job is None:
+        return
     snapshot = job.snapshot()
     names = {index: job.configs[index].loss for index in range(len(job.configs))}
     histories = {names[i]: snapshot.history.get(i, []) for i in names}

@@ -1,0 +1,190 @@
+"""The teaching views in a real browser (Debian's Chromium): clicks pick images on 2-D charts and on the
+sphere map, the picked image is ringed in every panel and shown beside the charts, Play animates the
+epochs, the Angles bound's label has its own box, the Compare table fits a 1440-pixel screen, the
+playground reads every loss where it is clicked, and presentation mode folds the sidebar and enlarges
+everything. The last test saves a screenshot of every page, 2-D and 3-D, with presentation mode off and
+on, for a person to look at (tests/screenshots/)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.config import RunConfig
+from lab.runstore import RunStore
+from lab.trainer import train_experiment
+from tests.browser import chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
+
+pytestmark = [pytest.mark.browser, requires_chromium]
+
+TWO_D = "browser-digits-2d"
+THREE_D = "browser-digits-3d"
+WIDE = {"width": 1440, "height": 1000}
+PAGES = ("", "angles", "gradcam", "compare", "learn", "train")  # "": Feature space, the default page
+
+# The figures a page draws, read from plotly's own graph divs: title, trace names and the points of each.
+CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
+    title: (gd.layout.title && gd.layout.title.text) || '',
+    font: gd.layout.font && gd.layout.font.size,
+    traces: gd.data.map(t => ({name: t.name || '', n: (t.x || []).length})),
+}))"""
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser-teach")
+    store = RunStore(root / "runs")
+    for dim, experiment in ((2, TWO_D), (3, THREE_D)):
+        configs = [
+            RunConfig(loss=loss, feat_dim=dim, epochs=2, experiment=experiment, snapshot_points=200)
+            for loss in ("softmax", "cosface")
+        ]
+        train_experiment(configs, store)
+    with streamlit_server(root / "runs") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as instance:
+        yield instance
+
+
+def open_page(browser, url: str, path: str, experiment: str, viewport: dict = WIDE, **params: str):
+    page = browser.new_page(viewport=viewport)
+    query = "&".join(f"{k}={v}" for k, v in {"exp": experiment, **params}.items())
+    page.goto(f"{url}/?{query}")  # the app's root first: a fresh server answers a page's own URL with a dialog
+    wait_until_idle(page)
+    if path:
+        page.get_by_role(
+            "link", name={"angles": "Angles", "gradcam": "Grad-CAM", "compare": "Compare"}.get(path, path.capitalize())
+        ).click()
+        wait_until_idle(page)
+    page.locator("[data-testid='stApp']").first.wait_for()
+    page.wait_for_timeout(1500)
+    return page
+
+
+def charts(page) -> list[dict]:
+    return page.evaluate(CHARTS)
+
+
+def feature_charts(page) -> list[dict]:
+    return [c for c in charts(page) if "epoch" in c["title"] or "before training" in c["title"]]
+
+
+def ringed(chart: dict) -> bool:
+    return any(t["name"] == "selected" and t["n"] == 1 for t in chart["traces"])
+
+
+def inspected_index(page) -> int:
+    return int(page.locator("input[aria-label='Test image index']").input_value())
+
+
+def click_a_point(page, chart_index: int, point_index: int) -> None:
+    """Click one marker of one class trace of the chart ``chart_index`` (2-D: SVG paths)."""
+    chart = page.locator(".js-plotly-plot").nth(chart_index)
+    chart.locator("g.scatterlayer g.trace g.points path.point").nth(point_index).click(force=True)
+    page.wait_for_timeout(800)
+    wait_until_idle(page)
+    page.wait_for_timeout(800)
+
+
+def test_a_click_picks_the_image_rings_it_in_every_panel_and_clears_older_picks(app_url, browser):
+    page = open_page(browser, app_url, "", TWO_D)
+    click_a_point(page, 0, 40)
+    first = inspected_index(page)
+    panels = feature_charts(page)
+    assert len(panels) == 2 and all(ringed(c) for c in panels)
+    click_a_point(page, 1, 7)  # a point in the other loss's panel
+    second = inspected_index(page)
+    assert second != first
+    click_a_point(page, 0, 41)  # back in the first panel: the newest click wins, not an older selection
+    assert inspected_index(page) not in (second,)
+    heading = page.get_by_role("heading", name="Inspect an image").bounding_box()
+    chart = page.locator(".js-plotly-plot").first.bounding_box()
+    assert heading["x"] > chart["x"] + chart["width"], "the image panel sits to the right of the charts"
+    assert heading["y"] < chart["y"] + chart["height"], "and beside them, not below"
+    page.close()
+
+
+def test_play_animates_the_epochs_from_before_training(app_url, browser):
+    page = open_page(browser, app_url, "", TWO_D)
+    page.locator(".js-plotly-plot").first.locator("g.updatemenu-button").first.click()
+    seen = set()
+    for _ in range(30):
+        seen.add(page.evaluate("() => document.querySelector('.js-plotly-plot').layout.title.text"))
+        page.wait_for_timeout(100)
+    assert any("before training" in title for title in seen) and any("epoch 1" in title for title in seen)
+    page.close()
+
+
+def test_the_sphere_map_picks_points_of_3d_features(app_url, browser):
+    page = open_page(browser, app_url, "", THREE_D)
+    page.locator("[data-testid='stButtonGroup'] button").filter(has_text="Map").first.click()
+    wait_until_idle(page)
+    page.wait_for_timeout(1000)
+    before = inspected_index(page)
+    click_a_point(page, 0, 25)
+    assert inspected_index(page) != before
+    page.locator("[data-testid='stButtonGroup'] button").filter(has_text="Unit sphere").first.click()
+    wait_until_idle(page)
+    page.wait_for_timeout(1000)
+    assert all(ringed(c) for c in feature_charts(page)), "the picked point is ringed on every sphere"
+    page.close()
+
+
+def test_the_bound_label_on_angles_has_its_own_box(app_url, browser):
+    page = open_page(browser, app_url, "angles", TWO_D)
+    label = page.locator(".js-plotly-plot g.annotation").filter(has_text="best possible").first
+    label.wait_for()
+    assert label.is_visible()
+    assert label.locator("rect.bg").evaluate("r => getComputedStyle(r).fill") in ("rgb(255, 255, 255)",)
+    ticks = page.locator(".js-plotly-plot").filter(has_text="best possible").first.locator("g.xtick text")
+    assert ticks.evaluate_all("nodes => nodes.map(n => n.textContent)") == [str(c) for c in range(10)]
+    page.close()
+
+
+def test_the_compare_table_fits_a_1440_pixel_screen(app_url, browser):
+    page = open_page(browser, app_url, "compare", TWO_D)
+    scroller = page.locator("[data-testid='stDataFrame'] .dvn-scroller").first
+    scroller.wait_for()
+    width = scroller.evaluate("s => [s.scrollWidth, s.clientWidth]")
+    assert width[0] <= width[1], f"the table scrolls sideways: {width}"
+    page.close()
+
+
+def test_a_click_on_the_playground_reads_every_loss_there(app_url, browser):
+    page = open_page(browser, app_url, "learn", TWO_D)
+    field = page.locator(".js-plotly-plot").first
+    field.scroll_into_view_if_needed()
+    box = field.locator("g.draglayer rect.nsewdrag, rect.nsewdrag").first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.3)
+    page.get_by_text("Every loss at").wait_for(timeout=120_000)
+    wait_until_idle(page)
+    assert page.locator("[data-testid='stDataFrame']").count() >= 1
+    page.close()
+
+
+def test_presentation_mode_folds_the_sidebar_and_enlarges_text_and_charts(app_url, browser):
+    page = open_page(browser, app_url, "", TWO_D)
+    page.locator("label").filter(has_text="Presentation").first.click()
+    wait_until_idle(page)
+    page.wait_for_timeout(1500)
+    assert page.evaluate("() => getComputedStyle(document.documentElement).fontSize") == "21px"
+    assert page.locator("[data-testid='stSidebar'][aria-expanded='false']").count() == 1
+    panels = feature_charts(page)
+    assert len(panels) == 1 and panels[0]["font"] == 18
+    page.close()
+
+
+def test_screenshots_of_every_page_in_2d_and_3d_with_presentation_off_and_on(app_url, browser):
+    """Not an assertion about looks: these are for a person to check. Each page must draw without an
+    exception box."""
+    for experiment, dim in ((TWO_D, "2d"), (THREE_D, "3d")):
+        for present in ("0", "1"):
+            for path in PAGES:
+                page = open_page(browser, app_url, path, experiment, {"width": 1440, "height": 2200}, present=present)
+                assert page.locator("[data-testid='stException']").count() == 0, (path, dim, present)
+                mode = "presentation" if present == "1" else "normal"
+                screenshot(page, f"teach-{path or 'features'}-{dim}-{mode}")
+                page.close()

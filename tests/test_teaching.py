@@ -1,0 +1,363 @@
+"""The teaching views through Streamlit's AppTest: moving geometry (epoch 0 to the end, rays and titles with
+the points, play and pause), decision regions, Angles figures that agree and say what they measure,
+same-ray classes named, papers' names in titles, the Compare table and bars, the loss playground and
+presentation mode. Each test reads the figures' content, not just the absence of an exception."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from lab.config import RunConfig
+from lab.figures import TOL_MUTED
+from lab.restore import load_trained
+from lab.runfiles import RunFeatures, RunSnapshots
+from lab.runstore import RunStore
+from lab.trainer import train_experiment
+from ui import session
+
+APP = os.path.join(os.path.dirname(__file__), "..", "app.py")
+TWO_D = "teach-digits-2d"
+THREE_D = "teach-digits-3d"
+SAME_RAY = "teach-same-ray"
+OLD_RUN = "teach-old-run"
+EPOCHS = 3
+
+
+def _copy_run(store: RunStore, record, experiment: str, change) -> None:
+    """A copy of ``record`` in ``experiment`` whose features and snapshots ``change(features, snapshots)``
+    rewrites, written through the run store like a trained run."""
+    features = store.load_features(record.run_id)
+    snapshots = store.load_snapshots(record.run_id)
+    features, snapshots = change(features, snapshots)
+    writer = store.create(record.config.replace(experiment=experiment))
+    model, head = load_trained(store, record)
+    writer.save_weights(model, head)
+    writer.save_features(features)
+    writer.save_snapshots(snapshots)
+    writer.write_metrics(record.metrics)
+    writer.set_status("finished", message="done", test_acc=record.status["test_acc"], train_seconds=1.0)
+
+
+def _merge_classes_1_and_2(features: RunFeatures, snapshots: RunSnapshots):
+    directions = features.class_directions.clone()
+    directions[2] = directions[1] * 3.0  # the same ray, three times as long
+    per_epoch = snapshots.class_directions.clone()
+    per_epoch[-1] = directions
+    return (
+        dataclasses.replace(features, class_directions=directions),
+        dataclasses.replace(snapshots, class_directions=per_epoch),
+    )
+
+
+def _as_an_old_run(features: RunFeatures, snapshots: RunSnapshots):
+    """The files of a run written before epoch 0 and per-epoch directions were stored."""
+    rows = snapshots.epochs > 0
+    return features, RunSnapshots(snapshots.indices, snapshots.features[rows], snapshots.epochs[rows])
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("teach-runs")
+    store = RunStore(root)
+    two_d = train_experiment(
+        [RunConfig(loss=loss, epochs=EPOCHS, experiment=TWO_D, snapshot_points=200) for loss in ("softmax", "cosface")],
+        store,
+    )
+    train_experiment([RunConfig(loss="cosface", feat_dim=3, epochs=2, experiment=THREE_D)], store)
+    _copy_run(store, two_d[1], SAME_RAY, _merge_classes_1_and_2)
+    _copy_run(store, two_d[1], OLD_RUN, _as_an_old_run)
+    previous = os.environ.get("LOSSLENS_RUNS_DIR")
+    os.environ["LOSSLENS_RUNS_DIR"] = str(root)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield root
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    if previous is None:
+        os.environ.pop("LOSSLENS_RUNS_DIR")
+    else:
+        os.environ["LOSSLENS_RUNS_DIR"] = previous
+
+
+def open_page(page: str, experiment: str = TWO_D, **params: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=300)
+    app.query_params["exp"] = experiment
+    for key, value in params.items():
+        app.query_params[key] = value
+    app.run()
+    if page != "pages/feature_space.py":
+        app.switch_page(page)
+        app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def figures(app: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+
+
+def values(trace: dict, axis: str) -> np.ndarray:
+    data = trace.get(axis, [])
+    if isinstance(data, dict) and "bdata" in data:
+        flat = np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
+        return flat.reshape([int(n) for n in str(data["shape"]).split(",")]) if "shape" in data else flat
+    return np.asarray([np.nan if v is None else v for v in data], dtype=float)
+
+
+def feature_panels(app: AppTest) -> list[dict]:
+    return [
+        f for f in figures(app) if "epoch" in f["layout"]["title"]["text"] or "before" in f["layout"]["title"]["text"]
+    ]
+
+
+def rays(traces: list[dict]) -> list[np.ndarray]:
+    """The tips of the class-direction rays among ``traces``."""
+    return [
+        np.array([values(t, "x")[1], values(t, "y")[1]])
+        for t in traces
+        if str(t.get("hovertext", "")).startswith("class direction")
+    ]
+
+
+def captions(app: AppTest) -> str:
+    return " ".join(c.value for c in app.caption)
+
+
+# ---------------------------------------------------------------- 1. the epoch slider moves everything
+
+
+def test_the_epoch_slider_starts_before_training_and_moves_points_rays_and_titles(runs_dir):
+    app = open_page("pages/feature_space.py")
+    slider = app.slider(key="feature_epoch")
+    assert (slider.min, slider.max, slider.value) == (0, EPOCHS, EPOCHS)
+    last = feature_panels(app)[1]
+    slider.set_value(0).run()
+    first = feature_panels(app)[1]
+    assert first["layout"]["title"]["text"].startswith("<b>CosFace")
+    assert "before training" in first["layout"]["title"]["text"]
+    assert "epoch 3 · test accuracy" in last["layout"]["title"]["text"]
+    assert not np.allclose(np.concatenate(rays(first["data"])), np.concatenate(rays(last["data"])))
+    points = [t for t in first["data"] if t.get("mode") == "markers" and t.get("customdata") is not None]
+    later = [t for t in last["data"] if t.get("mode") == "markers" and t.get("customdata") is not None]
+    assert not np.allclose(values(points[0], "x"), values(later[0], "x"))
+
+
+def test_each_panel_animates_every_epoch_with_play_and_pause(runs_dir):
+    app = open_page("pages/feature_space.py")
+    panel = feature_panels(app)[1]
+    frames = panel["frames"]
+    assert [f["name"] for f in frames] == [str(e) for e in range(EPOCHS + 1)]
+    titles = [f["layout"]["title"]["text"] for f in frames]
+    assert "before training" in titles[0] and all(f"epoch {e} · test accuracy" in titles[e] for e in (1, 2, 3))
+    assert not np.allclose(np.concatenate(rays(frames[0]["data"])), np.concatenate(rays(frames[-1]["data"])))
+    buttons = panel["layout"]["updatemenus"][0]["buttons"]
+    assert [b["args"][0] for b in buttons] == [None, [None]]  # play every frame; pause
+    assert buttons[0]["args"][1]["fromcurrent"] is True
+
+
+def test_a_run_without_per_epoch_directions_says_its_rays_are_the_final_ones(runs_dir):
+    app = open_page("pages/feature_space.py", experiment=OLD_RUN)
+    assert app.slider(key="feature_epoch").min == 1
+    assert "saved before runs stored each epoch's class directions" in captions(app)
+    frames = feature_panels(app)[0]["frames"]
+    assert np.allclose(np.concatenate(rays(frames[0]["data"])), np.concatenate(rays(frames[-1]["data"])))
+
+
+# ---------------------------------------------------------------- decision regions
+
+
+def test_decision_regions_move_with_the_epochs_for_a_bias_free_head(runs_dir):
+    app = open_page("pages/feature_space.py")
+    app.toggle(key="feature_regions").set_value(True).run()
+    assert not app.exception
+    softmax, cosface = feature_panels(app)[:2]
+    band = next(t for t in cosface["data"] if t.get("name") == "margin band")
+    assert len(values(band, "x")) > 0, "CosFace reserves a margin band around each boundary"
+    regions = [t for t in cosface["data"] if str(t.get("name", "")).startswith("region ")]
+    assert len(regions) == 10
+
+    def region_x(frame: dict) -> np.ndarray:
+        return np.concatenate([values(t, "x") for t in frame["data"] if str(t.get("name", "")).startswith("region")])
+
+    frames = cosface["frames"]
+    assert region_x(frames[0]).shape != region_x(frames[-1]).shape or not np.allclose(
+        region_x(frames[0]), region_x(frames[-1]), equal_nan=True
+    )
+    assert all(values(t, "x").size == 0 for t in softmax["data"] if t.get("name") == "margin band")
+    text = captions(app)
+    assert "by angle alone" in text and "they move with the epoch" in text
+    assert "the final weights' at every epoch" in text and "median feature length" in text
+
+
+def test_decision_regions_on_the_sphere_and_its_map(runs_dir):
+    app = open_page("pages/feature_space.py", experiment=THREE_D)
+    app.toggle(key="feature_regions").set_value(True).run()
+    sphere = feature_panels(app)[0]
+    surface = next(t for t in sphere["data"] if t["type"] == "surface" and t.get("name") == "regions")
+    assert surface.get("surfacecolor") is not None
+    app.segmented_control(key="feature_view").set_value("map").run()
+    assert not app.exception
+    world = feature_panels(app)[0]
+    assert any(t["type"] == "heatmap" and t.get("name") == "regions" for t in world["data"])
+    stars = [t for t in world["data"] if t.get("marker", {}).get("symbol") == "star"]
+    assert len(stars) == 10
+
+
+# ---------------------------------------------------------------- 2. Angles agree and say what they measure
+
+
+def test_angles_name_their_definitions_and_the_same_claim_has_the_same_number(runs_dir):
+    app = open_page("pages/angles.py")
+    headers = [m.value for m in app.markdown if "min between" in m.value]
+    spacing = [f for f in figures(app) if "angle to the nearest other" in f["layout"]["title"]["text"]]
+    assert len(headers) == len(spacing) == 2
+    for header, chart in zip(headers, spacing, strict=True):
+        assert "min between class means" in header and "min between classifier weights" in header
+        in_header = re.search(r"\*\*([\d.]+)°\*\* min between classifier weights", header).group(1)
+        in_chart = re.search(r"min ([\d.]+)°", chart["layout"]["title"]["text"]).group(1)
+        assert in_header == in_chart
+        assert chart["layout"]["title"]["text"].startswith("classifier weights")
+        assert chart["layout"]["xaxis"]["tickvals"] == [str(c) for c in range(10)]
+        label = chart["layout"]["annotations"][0]
+        assert label["text"] == "best possible 36.0°" and label["bgcolor"].startswith("rgba(255,255,255")
+    assert any(f["layout"]["title"]["text"] == "angle of a feature to the classifier weights" for f in figures(app))
+
+
+def test_a_note_explains_bars_above_the_bound():
+    from lab import figures as builders
+
+    angles = np.array([[0, 40, 80], [40, 0, 50], [80, 50, 0]], dtype=float)
+    fig = builders.direction_spacing(angles, ["a", "b", "c"], best=36.0)
+    assert list(fig.data[0].y) == [40, 40, 50]  # above 36: the bound is on the smallest gap only
+    assert fig.layout.yaxis.range[1] > 50
+
+
+# ---------------------------------------------------------------- 3. same-ray classes
+
+
+def test_classes_on_one_ray_are_named_on_the_unit_view_only(runs_dir):
+    app = open_page("pages/feature_space.py", experiment=SAME_RAY)
+    note = "classes 1 and 2 share a direction (0.0° apart): they differ in length (radius), not in angle"
+    assert note in captions(app)
+    app.segmented_control(key="feature_view").set_value("raw").run()
+    assert "share a direction" not in captions(app)
+
+
+# ---------------------------------------------------------------- 10. names, PCA, spheres, picking, Compare
+
+
+def test_titles_use_the_papers_names(runs_dir):
+    app = open_page("pages/feature_space.py")
+    names = [f["layout"]["title"]["text"].split("</b>")[0] for f in feature_panels(app)]
+    assert names == ["<b>Softmax cross-entropy", "<b>CosFace (AM-Softmax)"]
+
+
+def test_pca_is_not_offered_for_2d_features(runs_dir):
+    app = open_page("pages/feature_space.py")
+    app.segmented_control(key="projection_source").set_value("features").run()
+    assert list(app.segmented_control(key="projection_method_umap_only").options) == ["UMAP"]
+    assert not any("PC1" in f["layout"]["title"]["text"] for f in figures(app))
+    assert "only a rotation" in captions(app)
+
+
+def test_spheres_fill_their_panel(runs_dir):
+    app = open_page("pages/feature_space.py", experiment=THREE_D)
+    sphere = feature_panels(app)[0]
+    scene = sphere["layout"]["scene"]
+    assert scene["domain"] == {"x": [0, 1], "y": [0, 1]}
+    assert (sphere["layout"]["margin"]["l"], sphere["layout"]["margin"]["r"]) == (0, 0)
+    eye = scene["camera"]["eye"]
+    assert np.linalg.norm([eye["x"], eye["y"], eye["z"]]) < 1.5  # plotly's default eye is 2.17 away
+
+
+def test_the_picked_image_is_ringed_in_every_panel(runs_dir):
+    app = open_page("pages/feature_space.py")
+    panel = feature_panels(app)[0]
+    image = int(values(next(t for t in panel["data"] if t.get("customdata") is not None), "customdata")[0])
+    app.session_state[session.INSPECT_INDEX] = image
+    app.run()
+    ringed = [
+        f for f in figures(app) if any(t.get("name") == "selected" and len(values(t, "x")) == 1 for t in f["data"])
+    ]
+    assert len(ringed) == 4  # two feature panels and two projections
+    assert app.get("image"), "the picked image is shown next to the charts"
+
+
+def test_compare_percentages_have_one_decimal_and_bars_show_the_spread(runs_dir):
+    app = open_page("pages/compare.py")
+    config = json.loads(app.dataframe[0].proto.columns)
+    assert config["test accuracy"]["type_config"]["format"] == "%.1f%%"
+    assert config["k-NN accuracy"]["type_config"]["format"] == "%.1f%%"
+    assert all(config[c]["label"] for c in ("test accuracy", "within-class angle (°)", "training time (s)"))
+    bars = {f["layout"]["title"]["text"].split("<br>")[0]: f for f in figures(app)}
+    accuracy = bars["test accuracy"]
+    low, high = accuracy["layout"]["xaxis"]["range"]
+    assert low > 0.3 and "axis zoomed" in accuracy["layout"]["title"]["text"]
+    for fig in bars.values():
+        colours = fig["data"][0]["marker"]["color"]
+        assert not set(np.atleast_1d(colours)) & set(TOL_MUTED), "loss bars must not reuse class colours"
+
+
+# ---------------------------------------------------------------- the loss playground
+
+
+def test_the_playground_draws_the_real_loss_and_reads_every_loss_at_a_point(runs_dir):
+    app = open_page("pages/learn.py")
+    app.selectbox(key="playground_loss").set_value("cosface").run()
+    field = next(f for f in figures(app) if any(t.get("name") == "loss" for t in f["data"]))
+    heat = next(t for t in field["data"] if t.get("name") == "loss")
+    assert field["layout"]["title"]["text"].startswith("CosFace")
+    assert any(t.get("name") == "margin band" for t in field["data"])
+    assert any(t.get("name") == "downhill (−gradient)" for t in field["data"])
+    from lab import playground
+
+    head = playground.head_with_directions("cosface", playground.evenly_spaced(10))
+    axis = values(heat, "x")
+    expected = float(head(torch.tensor([[axis[7], axis[30]]]), torch.tensor([0]))[0].detach())
+    assert values(heat, "z")[30, 7] == pytest.approx(expected)
+    app.session_state[session.PLAYGROUND_POINT] = [0.5, 1.0]
+    app.run()
+    table = app.dataframe[0].value
+    assert len(table) == 5 and table["loss"].str.contains("your settings").sum() == 1
+
+
+# ---------------------------------------------------------------- presentation mode
+
+
+def test_presentation_mode_enlarges_charts_and_shows_one_loss_at_a_time(runs_dir):
+    app = open_page("pages/feature_space.py", present="1")
+    assert app.toggle(key=session.PRESENTATION).value is True
+    panels = feature_panels(app)
+    assert len(panels) == 1 and panels[0]["layout"]["font"]["size"] == 18
+    assert panels[0]["layout"]["height"] == 540
+    picker = app.segmented_control(key="feature_loss")
+    picker.set_value(picker.options[1]).run()
+    assert feature_panels(app)[0]["layout"]["title"]["text"].startswith("<b>CosFace")
+    app.toggle(key=session.PRESENTATION).set_value(False).run()
+    assert len(feature_panels(app)) == 2 and feature_panels(app)[0]["layout"]["font"]["size"] == 12
+
+
+# ---------------------------------------------------------------- 9. Learn is written for students
+
+
+def test_learn_shows_formulas_and_student_text_and_a_uniform_table(runs_dir):
+    import losses
+
+    app = open_page("pages/learn.py")
+    assert len(app.latex) == len(losses.names())
+    text = " ".join(m.value for e in app.expander for m in e.markdown)
+    assert "``" not in text and "RESULTS.md" not in text and ":func:" not in text
+    for table in app.table:
+        defaults = list(table.value["default"])
+        assert all(isinstance(v, str) for v in defaults)
+        assert not any(re.fullmatch(r"-?\d+\.\d*0", v) for v in defaults), defaults  # no "0.2500", "5.0"
