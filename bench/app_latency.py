@@ -2,6 +2,7 @@
 
     python -m bench.app_latency           # the default experiment on digits; UMAP of 10,000 points
     python -m bench.app_latency --quick   # 1 epoch, UMAP of 300 points (CI)
+    python -m bench.app_latency --sections pages,first_heading   # some of the sections in SECTIONS
 
 * ``train/start_to_done``: from 'Start' to all five default losses trained on digits with the
   default settings. 'Start' submits the Train form's configs (``ui.train_form.DEFAULT_LOSSES``, each
@@ -28,6 +29,17 @@
 * ``umap/...``: UMAP of 10,000 points (128-d penultimate activations of ``small`` on 28x28 test
   images, Fashion-MNIST when present): importing umap, the first projection in a process (numba
   compiles UMAP's kernels), a second one (compiled), and a cached rerun through ``st.cache_data``.
+* ``pages/first/<page>`` and ``pages/warm/<page>``: every page of the default example (the app's own
+  runs folder, seeded with the shipped examples) in ``AppTest``: the script run of a first visit, then of
+  a second visit after all the others, everything the page caches cached. Target for the warm visits:
+  under 0.5 s.
+* ``gradcam/method_change/<method>``: the Grad-CAM page in ``AppTest`` with 8 images of the example's 5
+  losses: the script run after choosing another method (maps not yet computed). Target: under 1 s.
+* ``first_heading``: a real ``streamlit run app.py``; from its health check answering (the server accepts
+  connections) to the first heading in headless Chromium, then to the first script run's end. Target:
+  under 3 s. Needs Debian's ``chromium``.
+
+The AppTest and browser sections run in full mode only (minutes): ``--quick`` keeps CI to seconds.
 """
 
 from __future__ import annotations
@@ -253,50 +265,197 @@ def umap_latency(report: Report, quick: bool) -> None:
     report.figure(f"umap/cached_rerun_{n}", time.perf_counter() - started, "s", note="st.cache_data hit")
 
 
+PAGES = {  # the app's pages by the name their figures use
+    "train": "pages/train.py",
+    "feature_space": "pages/feature_space.py",
+    "angles": "pages/angles.py",
+    "gradcam": "pages/gradcam.py",
+    "compare": "pages/compare.py",
+    "learn": "pages/learn.py",
+}
+SECTIONS = ("train", "gradcam", "analysis", "umap", "pages", "gradcam_method", "first_heading")
+
+
+def examples_app(runs_dir: Path):
+    """The app in ``AppTest`` over a fresh runs folder (which the app seeds with the shipped examples),
+    opened on the default example; every Streamlit cache cleared first."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["LOSSLENS_RUNS_DIR"] = str(runs_dir)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    app = AppTest.from_file(APP, default_timeout=600)
+    app.query_params["u"] = OWNER
+    app.run()
+    if app.exception:
+        raise RuntimeError(f"the app failed: {[e.value for e in app.exception]}")
+    return app
+
+
+def timed_run(app, what: str) -> float:
+    """Seconds of one script run of ``app`` (after a widget change or a page switch)."""
+    started = time.perf_counter()
+    app.run()
+    seconds = time.perf_counter() - started
+    if app.exception:
+        raise RuntimeError(f"{what} failed: {[e.value for e in app.exception]}")
+    return seconds
+
+
+def page_switches(report: Report) -> None:
+    """Every page of the default example in ``AppTest``: a first visit, then a second (warm: everything the
+    page caches is cached) after visiting every other page. Target for the warm visits: under 0.5 s."""
+    with tempfile.TemporaryDirectory(prefix="losslens-bench-") as root:
+        app = examples_app(Path(root) / "runs")
+        for visit in ("first", "warm"):
+            for name, path in PAGES.items():
+                app.switch_page(path)
+                seconds = timed_run(app, f"the {name} page")
+                warm = visit == "warm"
+                report.figure(
+                    f"pages/{visit}/{name}",
+                    seconds,
+                    "s",
+                    target="< 0.5 s" if warm else "",
+                    met=seconds < 0.5 if warm else None,
+                    note="AppTest script run, the default example",
+                )
+
+
+def gradcam_method_change(report: Report) -> None:
+    """The Grad-CAM page with 8 images of the default example's 5 losses: changing the method (the maps of
+    a method not yet computed), and changing back (cached). Target: under 1 s."""
+    with tempfile.TemporaryDirectory(prefix="losslens-bench-") as root:
+        app = examples_app(Path(root) / "runs")
+        app.switch_page(PAGES["gradcam"])
+        timed_run(app, "the Grad-CAM page")
+        app.slider(key="cam_count").set_value(8)
+        timed_run(app, "8 images")
+        for method in ("HiResCAM", "GradCAM++"):
+            app.selectbox(key="cam_method").set_value(method)
+            seconds = timed_run(app, f"method {method}")
+            report.figure(
+                f"gradcam/method_change/{method}",
+                seconds,
+                "s",
+                target="< 1 s",
+                met=seconds < 1.0,
+                note="AppTest script run, 8 images x 5 losses, maps not cached",
+            )
+        app.selectbox(key="cam_method").set_value("HiResCAM")
+        report.figure("gradcam/method_change/back_cached", timed_run(app, "back"), "s", note="maps cached")
+
+
+def first_heading_seconds() -> tuple[float, float] | None:
+    """Seconds from a real ``streamlit run app.py`` accepting connections (its health check answers) to
+    the first heading in headless Chromium, and to the first script run's end; None without Chromium."""
+    from bench.browser import CHROMIUM, chromium, streamlit_server, wait_until_idle
+
+    if not Path(CHROMIUM).exists():
+        return None
+    with tempfile.TemporaryDirectory() as root, chromium() as browser, streamlit_server(Path(root) / "runs") as url:
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        started = time.perf_counter()
+        page.goto(url)
+        page.wait_for_selector("h1, h2, h3", timeout=300_000)
+        heading = time.perf_counter() - started
+        wait_until_idle(page, timeout=300_000)
+        return heading, time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> Report:
-    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    parse = parser(__doc__.splitlines()[0])
+    parse.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated, from {', '.join(SECTIONS)} (default: all)"
+    )
+    args = parse.parse_args(argv)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parse.error(f"--sections: unknown {', '.join(unknown)} (choose from {', '.join(SECTIONS)})")
     device = resolve(args.device)
     epochs = 1 if args.quick else None
     report = Report(
         "app_latency",
         args,
         device,
-        f"digits, default settings ({RunConfig().epochs} epochs, batch {RunConfig().batch_size})"
-        if not args.quick
-        else "digits, 1 epoch",
+        (
+            f"digits, default settings ({RunConfig().epochs} epochs, batch {RunConfig().batch_size})"
+            if not args.quick
+            else "digits, 1 epoch"
+        )
+        + f"; sections {', '.join(sections)}",
     )
+    previous_runs_dir = os.environ.get("LOSSLENS_RUNS_DIR")
+    try:
+        if {"train", "gradcam", "analysis"} & set(sections):
+            trained_sections(report, args.quick, epochs, sections)
+        if "umap" in sections:
+            umap_latency(report, args.quick)
+        if "pages" in sections and not args.quick:  # AppTest over every page: minutes, not CI's seconds
+            page_switches(report)
+        if "gradcam_method" in sections and not args.quick:
+            gradcam_method_change(report)
+        if "first_heading" in sections and not args.quick:
+            seconds = first_heading_seconds()
+            if seconds is None:
+                report.note("first_heading: skipped (Debian's chromium is not installed)")
+            else:
+                report.figure(
+                    "first_heading",
+                    seconds[0],
+                    "s",
+                    target="< 3 s",
+                    met=seconds[0] < 3.0,
+                    note="from the server accepting connections, headless Chromium",
+                )
+                report.figure("first_page_settled", seconds[1], "s", note="the first script run done")
+    finally:
+        if previous_runs_dir is None:
+            os.environ.pop("LOSSLENS_RUNS_DIR", None)
+        else:
+            os.environ["LOSSLENS_RUNS_DIR"] = previous_runs_dir
+    report.write()
+    return report
+
+
+def trained_sections(report: Report, quick: bool, epochs: int | None, sections: list[str]) -> None:
+    """Start-to-done, then the Grad-CAM grid and the analysis of the five runs it trained."""
     root = Path(tempfile.mkdtemp(prefix="losslens-bench-"))
     store = RunStore(root)
     experiment = "bench-app-latency"
     seconds, records = train_default_experiment(store, experiment, epochs)
+    if "train" in sections:
 
-    def start_to_done(name: str, value: float, note: str) -> None:
-        target = not args.quick  # the 20 s target is for the default settings
-        report.figure(
-            name, value, "s", target="< 20 s" if target else "", met=value < 20.0 if target else None, note=note
-        )
+        def start_to_done(name: str, value: float, note: str) -> None:
+            target = not quick  # the 20 s target is for the default settings
+            report.figure(
+                name, value, "s", target="< 20 s" if target else "", met=value < 20.0 if target else None, note=note
+            )
 
-    start_to_done("train/start_to_done", seconds, f"{len(records)} losses")
-    fresh = fresh_process_seconds(epochs)
-    report.figure("train/start_to_done_fresh_process", fresh, "s", note="imports and warm-up included")
-    in_browser = in_browser_seconds(epochs)
-    if in_browser is None:
-        report.note("train/start_to_done_in_browser: skipped (Debian's chromium is not installed)")
-    else:
-        start_to_done(
-            "train/start_to_done_in_browser", in_browser, "streamlit run app.py, headless Chromium, one machine"
-        )
-    for record in records:
-        report.figure(f"train/test_acc/{record.config.loss}", float(record.status.get("test_acc", float("nan"))), "")
+        start_to_done("train/start_to_done", seconds, f"{len(records)} losses")
+        fresh = fresh_process_seconds(epochs)
+        report.figure("train/start_to_done_fresh_process", fresh, "s", note="imports and warm-up included")
+        in_browser = in_browser_seconds(epochs)
+        if in_browser is None:
+            report.note("train/start_to_done_in_browser: skipped (Debian's chromium is not installed)")
+        else:
+            start_to_done(
+                "train/start_to_done_in_browser", in_browser, "streamlit run app.py, headless Chromium, one machine"
+            )
+        for record in records:
+            report.figure(
+                f"train/test_acc/{record.config.loss}", float(record.status.get("test_acc", float("nan"))), ""
+            )
     finished = [r for r in records if r.state == "finished"]
     if len(finished) != len(records):
         report.note(f"not every run finished: {[(r.config.loss, r.state) for r in records]}")
-    gradcam_grid(store, finished, report, args.quick)
-    analysis_latency(finished, report)
-    angles_page_rerun(root, experiment, report)
-    umap_latency(report, args.quick)
-    report.write()
-    return report
+    if "gradcam" in sections:
+        gradcam_grid(store, finished, report, quick)
+    if "analysis" in sections:
+        analysis_latency(finished, report)
+        angles_page_rerun(root, experiment, report)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ reference code writes it, on 28x28 images, for ``small`` and ``lenetpp``.
 
     python -m bench.throughput            # Fashion-MNIST (real, if on this machine), 5 repetitions
     python -m bench.throughput --quick    # synthetic 28x28, tiny sizes (CI)
+    python -m bench.throughput --sections evaluation,profile   # some of: training, evaluation, profile
 
 Three arms train the same model (same initialisation), batch size, optimiser (SGD with Nesterov
 momentum 0.9, weight decay 5e-4, one-cycle schedule with peak 0.1) and loss (softmax cross-entropy),
@@ -25,12 +26,29 @@ measured back to back. The peak fraction is the training step's FLOPs (counted b
 ``torch.utils.flop_counter``) times LossLens's images per second, over the machine's measured
 float32 matrix-multiply peak: the fastest dense product measured through each back end, BLAS
 (``torch.matmul``) and oneDNN (a GEMM written as a 1x1 convolution, and a 5x5 convolution).
+
+The ``evaluation`` section runs ``python -m lab train --dataset fashion-mnist --train-limit 3000 --losses
+softmax`` (digits when Fashion-MNIST is not here) twice in fresh processes, back to back: with
+``--eval-images 0`` (the whole test set after every epoch, as the trainer evaluated before the evaluation
+subset) and with the defaults (a fixed subset after every epoch, the whole test set once at the end). It
+reports each one's wall-clock time over its training time (target: at most 1.4 x with the defaults) and
+both final test accuracies, which must be equal.
+
+The ``profile`` section explains the peak fraction of ``small``: ``torch.profiler`` over training steps on
+28x28 images splits a step's time into convolutions, batch norm, activations, pooling, matrix products,
+the optimizer's and other element-wise operators, and what lies outside every operator (Python and
+dispatch), and reports the rate of the convolutions alone as a fraction of the peak.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
 import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,6 +61,7 @@ from lab.data import Dataset, Split
 from lab.runstore import RunStore
 from lab.trainer import train_run
 
+ROOT = Path(__file__).resolve().parents[1]
 PEAK_LR = 0.1
 FEAT_DIM = 2
 
@@ -203,22 +222,23 @@ def step_flops_per_image(model_name: str, image_size: int, batch_size: int, devi
     return counter.get_total_flops() / batch_size
 
 
-def main(argv: list[str] | None = None) -> Report:
-    args = parser(__doc__.splitlines()[0]).parse_args(argv)
-    device = resolve(args.device)
-    quick = args.quick
+SECTIONS = ("training", "evaluation", "profile")
+PROFILE_KINDS = {  # torch.profiler operator names (aten::...) by kind, matched as substrings
+    "convolution": ("convolution",),
+    "batch_norm": ("batch_norm",),
+    "activation": ("relu", "threshold", "clamp_min", "prelu"),
+    "pooling": ("pool", "mean"),
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm"),
+    "optimizer_and_elementwise": ("add", "mul", "div", "sub", "lerp", "sqrt", "foreach", "copy_", "fill_", "zero_"),
+}
+
+
+def training_section(report: Report, full: Dataset, device: torch.device, quick: bool) -> float:
+    """The three training arms, the evaluation rates and the peak fraction per model; returns the peak (FLOP/s)."""
     batch = 32 if quick else 64
     repeats = 1 if quick else 5
     sizes = {"small": 64, "lenetpp": 32} if quick else {"small": 6400, "lenetpp": 1280}
     n_eval = 64 if quick else 5000
-    full, source = fashion_or_synthetic(quick, n_train=max(sizes.values()), n_test=n_eval)
-    report = Report(
-        "throughput",
-        args,
-        device,
-        f"{source} 28x28, batch {batch}, one epoch per measurement, {repeats} alternating repetitions; "
-        f"images per epoch: {', '.join(f'{m} {n}' for m, n in sizes.items())}; evaluation: {n_eval} test images",
-    )
     store = RunStore(tempfile.mkdtemp(prefix="losslens-bench-"))
     product_rates = dense_product_rates(
         device, 256 if quick else (8192 if device.type == "cuda" else 2048), 3 if quick else 7, quick
@@ -283,6 +303,176 @@ def main(argv: list[str] | None = None) -> Report:
         synchronize(device)
         report.figure(f"{model_name}/step_flops", flops / 1e6, "MFLOP per image", note="forward + backward")
         report.figure(f"{model_name}/peak_fraction", flops * median(rates["losslens"]) / peak, "of matmul peak")
+    return peak
+
+
+def cli_train(arguments: list[str]) -> tuple[float, dict]:
+    """Wall-clock seconds of ``python -m lab train ARGUMENTS`` in a fresh process (imports, data, training,
+    evaluation, files) and the JSON line it prints for its one run."""
+    with tempfile.TemporaryDirectory(prefix="losslens-bench-") as runs:
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "lab", "train", *arguments, "--runs-dir", runs],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+        seconds = time.perf_counter() - started
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"python -m lab train {' '.join(arguments)} failed: {done.stderr[-2000:]}")
+    return seconds, json.loads(lines[-1])
+
+
+def evaluation_section(report: Report, device: torch.device, quick: bool) -> None:
+    """The CLI command of the evaluation target, with the whole test set evaluated after every epoch
+    (``--eval-images 0``, how the trainer evaluated before) and with the default evaluation subset (the
+    whole test set once, at the end), back to back: wall time over training time, and the final accuracy."""
+    from lab.data import DatasetError, load_dataset
+
+    if quick:
+        dataset, arguments = "digits", ["--epochs", "1", "--train-limit", "256"]
+    else:
+        try:
+            load_dataset("fashion-mnist")
+            dataset, arguments = "fashion-mnist", ["--train-limit", "3000"]
+        except DatasetError:
+            dataset, arguments = "digits", []
+    arguments = ["--dataset", dataset, "--losses", "softmax", "--device", device.type, *arguments]
+    command = "python -m lab train " + " ".join(arguments)
+    arms = {"before": ["--eval-images", "0"], "after": []}
+    results = {name: cli_train(arguments + extra) for name, extra in arms.items()}
+    for name, (wall, line) in results.items():
+        train = float(line["train_seconds"])
+        note = (
+            "whole test set every epoch"
+            if name == "before"
+            else "evaluation subset per epoch, whole test set at the end"
+        )
+        report.figure(
+            f"evaluation/{name}/wall", wall, "s", note=f"{command}{' ' + ' '.join(arms[name]) if arms[name] else ''}"
+        )
+        report.figure(f"evaluation/{name}/train", train, "s", note="train_seconds of the run")
+        target = name == "after" and not quick
+        report.figure(
+            f"evaluation/{name}/wall_over_train",
+            wall / train,
+            "x",
+            target="<= 1.4 x" if target else "",
+            met=wall / train <= 1.4 if target else None,
+            note=note,
+        )
+        report.figure(f"evaluation/{name}/test_acc", float(line["test_acc"]), "", note="final, whole test set")
+    same = results["before"][1]["test_acc"] == results["after"][1]["test_acc"]
+    report.note(
+        f"evaluation: the final test accuracy is {'the same' if same else 'DIFFERENT'} with and without the subset"
+    )
+
+
+def step_profile(
+    data: Dataset, model_name: str, batch: int, device: torch.device, steps: int
+) -> tuple[dict[str, float], float, float]:
+    """``steps`` training steps of LossLens's loop (channels-last model, softmax head, SGD with Nesterov)
+    under ``torch.profiler``: the seconds per step spent in each kind of operator (``PROFILE_KINDS``, by the
+    operators' own time; ``python_and_dispatch`` is the step's wall time outside every operator), the
+    seconds per step, and the convolutions' FLOPs per step (``torch.utils.flop_counter``)."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import losses
+
+    torch.manual_seed(0)
+    model = models.build(model_name, 1, 28, FEAT_DIM).to(device, memory_format=torch.channels_last)
+    head = losses.build("softmax", FEAT_DIM, 10).to(device)
+    params = [*model.parameters(), *head.parameters()]
+    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    images = data.train.normalized[: batch * steps].to(device).contiguous(memory_format=torch.channels_last)
+    labels = data.train.labels[: batch * steps].to(device)
+
+    def step(index: int) -> None:
+        x, y = images[index * batch : (index + 1) * batch], labels[index * batch : (index + 1) * batch]
+        loss, _ = head(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for index in range(min(steps, 5)):
+        step(index)
+    with FlopCounterMode(display=False) as counter:
+        step(0)
+    conv_flops = sum(flops for op, flops in counter.get_flop_counts()["Global"].items() if "convolution" in str(op))
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiled:
+        started = time.perf_counter()
+        for index in range(steps):
+            step(index)
+        synchronize(device)
+        wall = (time.perf_counter() - started) / steps
+    kinds = dict.fromkeys([*PROFILE_KINDS, "other_operators"], 0.0)
+    for event in profiled.key_averages():
+        if not event.key.startswith("aten::"):
+            continue
+        seconds = event.self_cpu_time_total / 1e6 / steps
+        kind = next((k for k, names in PROFILE_KINDS.items() if any(n in event.key for n in names)), "other_operators")
+        kinds[kind] += seconds
+    kinds["python_and_dispatch"] = max(wall - sum(kinds.values()), 0.0)
+    return kinds, wall, conv_flops
+
+
+def profile_section(report: Report, full: Dataset, device: torch.device, quick: bool, peak: float) -> None:
+    """Where a training step of ``small`` on 28x28 spends its time, and how fast its convolutions run."""
+    batch, steps = (32, 3) if quick else (64, 40)
+    kinds, wall, conv_flops = step_profile(full, "small", batch, device, steps)
+    rows = [(kind, f"{seconds * 1e3:.2f}", f"{seconds / wall:.0%}") for kind, seconds in kinds.items()]
+    report.table(
+        f"small, one training step on 28x28, batch {batch} (torch.profiler, {steps} steps)",
+        ["kind", "ms per step", "share"],
+        rows,
+    )
+    for kind, seconds in kinds.items():
+        report.figure(f"profile/small/{kind}_share", seconds / wall, "of the step")
+    report.figure("profile/small/step", wall * 1e3, "ms", note="under the profiler")
+    report.figure(
+        "profile/small/convolution_peak_fraction",
+        conv_flops / max(kinds["convolution"], 1e-12) / peak,
+        "of matmul peak",
+        note="the convolutions' FLOPs over the time spent in them",
+    )
+
+
+def main(argv: list[str] | None = None) -> Report:
+    parse = parser(__doc__.splitlines()[0])
+    parse.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated, from {', '.join(SECTIONS)} (default: all; profile needs training's peak)",
+    )
+    args = parse.parse_args(argv)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parse.error(f"--sections: unknown {', '.join(unknown)} (choose from {', '.join(SECTIONS)})")
+    device = resolve(args.device)
+    quick = args.quick
+    n_train = 64 if quick else 6400
+    full, source = fashion_or_synthetic(quick, n_train=n_train, n_test=64 if quick else 5000)
+    report = Report(
+        "throughput",
+        args,
+        device,
+        f"{source} 28x28; sections {', '.join(sections)}; training: batch {32 if quick else 64}, one epoch per "
+        f"measurement, {1 if quick else 5} alternating repetitions; images per epoch: small "
+        f"{64 if quick else 6400}, lenetpp {32 if quick else 1280}; evaluation: {64 if quick else 5000} test images",
+    )
+    peak = training_section(report, full, device, quick) if "training" in sections else 0.0
+    if "evaluation" in sections:
+        evaluation_section(report, device, quick)
+    if "profile" in sections:
+        if not peak:
+            peak = max(dense_product_rates(device, 256 if quick else 2048, 3 if quick else 7, quick).values())
+            report.figure("matmul_peak", peak / 1e9, "GFLOP/s", note="measured for the profile")
+        profile_section(report, full, device, quick, peak)
     report.write()
     return report
 
