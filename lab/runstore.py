@@ -531,7 +531,10 @@ class RunStore:
                     "tell whether it still is"
                 )
         if not alive:
-            _remove_partial_writes(run_dir)
+            # a dead writer of this host left its temporary files for good; any other may still be renaming
+            # one (another host's writer, or the app caching an analysis into a finished run)
+            writer_ended_here = here and status["status"] == "interrupted"
+            _remove_partial_writes(run_dir, older_than=0.0 if writer_ended_here else STALE_TEMPORARY_SECONDS)
         return status
 
     def list(self) -> list[RunRecord]:

@@ -171,7 +171,8 @@ def test_presentation_mode_folds_the_sidebar_and_enlarges_text_and_charts(app_ur
     wait_until_idle(page)
     page.wait_for_timeout(1500)
     assert page.evaluate("() => getComputedStyle(document.documentElement).fontSize") == "21px"
-    assert page.locator("[data-testid='stSidebar'][aria-expanded='false']").count() == 1
+    # folded: Streamlit 1.67 marks a collapsed sidebar by its width alone (no aria-expanded)
+    assert page.locator("[data-testid='stSidebar']").evaluate("e => e.getBoundingClientRect().width") == 0
     panels = feature_charts(page)
     assert len(panels) == 1 and panels[0]["font"] == 18
     page.close()

@@ -73,14 +73,15 @@ def test_the_trained_weights_are_each_runs_own(three_ways):
 
 
 def test_a_diverging_run_drops_out_and_the_others_train_on(tmp_path):
-    configs = make_experiment(RunConfig(epochs=2, experiment="diverge"), ["softmax", "lmd", "amc"])
-    configs[1] = configs[1].replace(lr=10.0)  # lmd at lr 10 diverges in epoch 1 on digits
+    configs = make_experiment(RunConfig(epochs=2, train_limit=320, experiment="diverge"), ["softmax", "lmd", "amc"])
+    configs[1] = configs[1].replace(lr=10.0)  # lmd at lr 10 diverges within two epochs on digits
     reports = []
     records = train_experiment(configs, RunStore(tmp_path / "together"), on_progress=reports.append)
     assert [r.state for r in records] == ["finished", "diverged", "finished"]
-    assert "epoch 1" in records[1].status["message"] and "lower learning rate than 10" in records[1].status["message"]
+    assert "non-finite in epoch" in records[1].status["message"]
+    assert "lower learning rate than 10" in records[1].status["message"]
     assert [p.status for p in reports if p.run_index == 1 and p.status] == ["diverged"]
-    # the others train as they do one by one, up to rounding (amplified here by the 20 steps at lr 0.1)
+    # the others train as they do one by one, up to rounding (a few steps: rounding differences grow with every step)
     for index in (0, 2):
         alone = train_run(configs[index], RunStore(tmp_path / f"alone{index}"))
         _close(alone.metrics, records[index].metrics, accuracy=0.1)
