@@ -26,7 +26,7 @@ Key choices:
   computed for ``RandomCAM`` maps (random channel weights, seeded) as the chance baseline. ROAD
   solves a small sparse system per image and percentile, so it is the slow part: pass
   ``faithfulness=False`` for the maps alone.
-* **Display.** Each map is min-max scaled on its own by default (:func:`normalise_each`, the Grad-CAM
+* **Display.** Each map is min-max scaled on its own by default (:func:`normalize_each`, the Grad-CAM
   paper's and pytorch-grad-cam's ``show_cam_on_image`` convention): it shows where one model looks.
   The shared raw scale of a row (:func:`shared_scale`) compares magnitudes instead, which grow with
   each loss's logit scale (CosFace/ArcFace's s), so it is an option, not the default.
@@ -91,7 +91,7 @@ DEFAULT_SEED = 0
 COLORMAP = "turbo"
 GRID_CELL_PX = 96
 GRID_FONT_PX = 14
-WRONG_COLOUR = (220, 38, 38)  # the border of a cell whose model got the image wrong
+WRONG_COLOR = (220, 38, 38)  # the border of a cell whose model got the image wrong
 # Each dataset's train-split per-channel (mean, std) of pixels / 255, as lab.data.Dataset computes them.
 TRAIN_STATISTICS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "digits": ((0.305433688785187,), (0.37595716498559817,)),
@@ -253,7 +253,7 @@ def _road(
     wrapper: nn.Module, images: torch.Tensor, maps: np.ndarray, targets: np.ndarray, batch_size: int
 ) -> np.ndarray:
     metric = ROADCombined(percentiles=list(ROAD_PERCENTILES))
-    scaled = normalise_each(maps)
+    scaled = normalize_each(maps)
     scores = []
     for start in range(0, len(images), batch_size):
         stop = start + batch_size
@@ -361,14 +361,14 @@ def interpretability(
 
     def cam_fn(randomized: InferenceLogits) -> np.ndarray:
         maps = compute_cams(randomized.model, randomized.head, images, method, targets, faithfulness=False, layer=layer)
-        return normalise_each(maps.maps)
+        return normalize_each(maps.maps)
 
     return interpret.evaluate(
         wrapper,
         images,
         raw,
         targets,
-        normalise_each(result.maps),
+        normalize_each(result.maps),
         foreground_known=foreground_known,
         cam_fn=cam_fn,
         top_layers=top_layers(model),
@@ -382,7 +382,7 @@ def interpretability(
 
 
 def shared_scale(maps: Sequence[np.ndarray] | np.ndarray) -> tuple[float, float]:
-    """One colour scale ``(vmin, vmax)`` covering every map of a row (one image across losses).
+    """One color scale ``(vmin, vmax)`` covering every map of a row (one image across losses).
 
     Raw maps are >= 0, so the scale starts at 0; an all-zero row gets (0, 1) so nothing divides by zero.
     """
@@ -392,7 +392,7 @@ def shared_scale(maps: Sequence[np.ndarray] | np.ndarray) -> tuple[float, float]
     return vmin, (vmax if vmax > vmin else vmin + 1.0)
 
 
-def normalise_each(maps: np.ndarray) -> np.ndarray:
+def normalize_each(maps: np.ndarray) -> np.ndarray:
     """Each map min-max scaled to [0, 1] on its own (the library's ``scale_cam_image``): the default view."""
     return scale_cam_image(np.asarray(maps, dtype=np.float32))
 
@@ -417,15 +417,15 @@ def overlay(
     if cam_map.shape != rgb.shape[:2]:
         raise ValueError(f"map of shape {cam_map.shape} does not match the image's {rgb.shape[:2]}")
     level = np.clip((np.asarray(cam_map, dtype=np.float64) - vmin) / max(vmax - vmin, 1e-12), 0.0, 1.0)
-    colours = _LUT[np.round(level * 255).astype(np.intp)].astype(np.float32)
-    return np.round((1.0 - alpha) * rgb + alpha * colours).clip(0, 255).astype(np.uint8)
+    colors = _LUT[np.round(level * 255).astype(np.intp)].astype(np.float32)
+    return np.round((1.0 - alpha) * rgb + alpha * colors).clip(0, 255).astype(np.uint8)
 
 
-def framed(cell: np.ndarray, colour: tuple[int, int, int] = WRONG_COLOUR) -> np.ndarray:
-    """``cell`` (H x W x 3 uint8) with a one-pixel frame of ``colour`` (two from 32 pixels up), as a copy."""
+def framed(cell: np.ndarray, color: tuple[int, int, int] = WRONG_COLOR) -> np.ndarray:
+    """``cell`` (H x W x 3 uint8) with a one-pixel frame of ``color`` (two from 32 pixels up), as a copy."""
     out = np.array(cell, dtype=np.uint8, copy=True)
     width = 2 if min(out.shape[:2]) >= 32 else 1
-    out[:width], out[-width:], out[:, :width], out[:, -width:] = colour, colour, colour, colour
+    out[:width], out[-width:], out[:, :width], out[:, -width:] = color, color, color, color
     return out
 
 
@@ -476,7 +476,7 @@ def grid_png(
             x = left + c * (cell_w + gap)
             canvas.paste(tile, (x, y))
             if wrong is not None and wrong[r][c]:
-                draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), outline=WRONG_COLOUR, width=3)
+                draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), outline=WRONG_COLOR, width=3)
     if bar:
         canvas.paste(bar, (left, grid_h))
     buffer = io.BytesIO()
@@ -485,7 +485,7 @@ def grid_png(
 
 
 def colorbar_png(low: str, high: str, title: str, width: int = 320, height: int = 14) -> bytes:
-    """A horizontal legend of the :data:`COLORMAP` colour map: ``title`` above, ``low`` / ``high`` under the ends."""
+    """A horizontal legend of the :data:`COLORMAP` color map: ``title`` above, ``low`` / ``high`` under the ends."""
     font = ImageFont.load_default(size=GRID_FONT_PX)
     text_h = GRID_FONT_PX + 4
     canvas = Image.new("RGB", (width, height + 2 * text_h), "white")

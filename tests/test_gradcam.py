@@ -67,7 +67,7 @@ def test_raw_maps_are_the_library_maps_before_its_min_max_scaling(trained, metho
     wrapper = gradcam.InferenceLogits(model, head)
     with gradcam.CAM_METHODS[method](wrapper, [model.cam_layer]) as cam:
         library = cam(images.clone(), [ClassifierOutputTarget(int(t)) for t in labels])
-    np.testing.assert_allclose(gradcam.normalise_each(result.maps), library, atol=1e-3)
+    np.testing.assert_allclose(gradcam.normalize_each(result.maps), library, atol=1e-3)
 
 
 def test_raw_maps_keep_their_scale(trained):
@@ -76,7 +76,7 @@ def test_raw_maps_keep_their_scale(trained):
     peaks = maps.max(axis=(1, 2))
     assert not np.allclose(peaks, 1.0, atol=1e-3)
     assert peaks.max() > 1.1 * peaks.min() > 0
-    assert np.allclose(gradcam.normalise_each(maps).max(axis=(1, 2)), 1.0, atol=1e-5)
+    assert np.allclose(gradcam.normalize_each(maps).max(axis=(1, 2)), 1.0, atol=1e-5)
 
 
 def test_wrapper_returns_exactly_the_inference_logits(trained):
@@ -201,7 +201,7 @@ def test_shared_scale_covers_every_map_of_a_row(trained):
     assert gradcam.shared_scale([np.zeros((8, 8)), np.zeros((8, 8))]) == (0.0, 1.0)
 
 
-def test_overlay_colours_the_map_on_an_rgb_copy_of_the_image():
+def test_overlay_colors_the_map_on_an_rgb_copy_of_the_image():
     image = np.full((1, 8, 8), 100, dtype=np.uint8)
     cam = np.zeros((8, 8), dtype=np.float32)
     cam[0, 0] = 2.0
@@ -284,10 +284,10 @@ def test_colorbar_and_marked_grid_render():
     assert bar.width == 320 and not np.array_equal(ramp[5], ramp[-5])  # the colours run from low to high
     cell = np.full((8, 8, 3), 128, np.uint8)
     marked = gradcam.framed(cell)
-    assert tuple(marked[0, 0]) == gradcam.WRONG_COLOUR and tuple(marked[4, 4]) == (128, 128, 128)
+    assert tuple(marked[0, 0]) == gradcam.WRONG_COLOR and tuple(marked[4, 4]) == (128, 128, 128)
     png = gradcam.grid_png([[cell, cell]], ["row"], ["a", "b"], [[False, True]], gradcam.colorbar_png("0", "1", "t"))
     grid = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-    red = np.all(grid == gradcam.WRONG_COLOUR, axis=2)
+    red = np.all(grid == gradcam.WRONG_COLOR, axis=2)
     assert red.any() and grid.shape[0] > 96 + bar.height  # a red border, and the bar under the cells
 
 

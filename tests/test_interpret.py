@@ -198,6 +198,27 @@ def test_the_scoring_copy_gives_the_same_logits_and_leaves_the_model_alone():
         assert torch.allclose(copy(images), model.eval()(images), atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["small", "lenetpp", "resnet8"])
+def test_the_scoring_copy_folds_batch_norms_into_convolutions_without_changing_the_outputs(name):
+    import models
+
+    torch.manual_seed(0)
+    channels, size = (3, 32) if name == "resnet8" else (1, 28)
+    model = models.build(name, channels, size, 3)
+    model(torch.randn(32, channels, size, size))  # running statistics away from their initial values
+    model.eval()
+    images = torch.randn(8, channels, size, size)
+    with torch.no_grad():
+        expected = model(images)
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    copy = im.inference_copy(model)
+    with torch.inference_mode():
+        assert torch.allclose(copy(images), expected, atol=1e-4)
+    norms = lambda m: sum(isinstance(x, nn.BatchNorm2d) for x in m.modules())  # noqa: E731
+    assert (norms(copy) < norms(model)) == (name != "lenetpp")  # LeNet++ has no batch norm after a conv
+    assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
+
+
 # ---------------------------------------------------------------- the randomization sanity check
 
 

@@ -179,7 +179,7 @@ def colorbar(view: View, vmax: float | None = None) -> bytes:
 def scaled(maps: list[np.ndarray], view: View) -> tuple[list[np.ndarray], float, float]:
     """The maps of one row ready to colour, with the (vmin, vmax) of their colour scale."""
     if view.per_map:
-        return list(gradcam.normalise_each(np.stack(maps))), 0.0, 1.0
+        return list(gradcam.normalize_each(np.stack(maps))), 0.0, 1.0
     vmin, vmax = gradcam.shared_scale(maps)
     return maps, vmin, vmax
 
@@ -188,7 +188,7 @@ def scaled(maps: list[np.ndarray], view: View) -> tuple[list[np.ndarray], float,
 
 
 def statistics(record: RunRecord) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The (mean, std) ``record`` normalised its images with; from the dataset only where none is stored."""
+    """The (mean, std) ``record`` normalized its images with; from the dataset only where none is stored."""
     name = require_config(record).dataset
     if name in gradcam.TRAIN_STATISTICS:
         return gradcam.train_statistics(name)
@@ -209,12 +209,12 @@ def _cams(
     layer: str,
 ) -> CamResult:
     model, head, lock = loaders.trained_model(_record)
-    normalised = normalize(torch.from_numpy(images), *statistics(_record))
+    normalized = normalize(torch.from_numpy(images), *statistics(_record))
     with lock:
         with torch.inference_mode():
-            logits = head.logits(model(normalised))
+            logits = head.logits(model(normalized))
         targets = resolve_targets(logits, labels, mode, chosen_class)
-        return compute_cams(model, head, normalised, method, targets, faithfulness=faithfulness, layer=layer)
+        return compute_cams(model, head, normalized, method, targets, faithfulness=faithfulness, layer=layer)
 
 
 def cams(

@@ -10,7 +10,6 @@ import numpy as np
 import streamlit as st
 
 from lab import gradcam
-from lab.data import Dataset
 from ui import cams, layout, session, titles
 
 
@@ -19,10 +18,10 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum()
 
 
-def image_panel(loaded: list, dataset: Dataset | None, selected: list[int], per_row: int | None = None) -> None:
+def image_panel(loaded: list, selected: list[int], per_row: int | None = None) -> None:
     """Show one test image under every loss; ``selected`` are image indices clicked in the charts. The
-    images go ``per_row`` to a row (default: all in one). ``dataset`` is not needed: the panel finds the
-    image in the dataset when this machine has it, else among the runs' stored images."""
+    images go ``per_row`` to a row (default: all in one). The panel finds the image in the dataset when
+    this machine has it, else among the runs' stored images."""
     st.subheader("Inspect an image")
     source = cams.image_source(loaded[0][0], loaded[0][1])
     if selected:

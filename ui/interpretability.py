@@ -16,6 +16,8 @@ from lab.runstore import RunRecord
 from ui import cams, loaders, titles
 
 NOT_DISTINGUISHABLE = "not distinguishable from a random map"
+PASSES_SANITY = "passes the sanity check"
+PARTLY_FAILS_SANITY = "partly fails the sanity check"
 BASELINE_COLUMNS = {"random": "random map", "gaussian": "centred Gaussian", "blurred": "blurred image"}
 REFERENCE_LOSS = "softmax"
 
@@ -27,8 +29,8 @@ def verdict(result: MetricResult) -> str:
     if result.name == "randomization_similarity":
         # here the baseline is "changed completely", so matching it is the good outcome
         if result.distinguishable and result.value > (result.baseline or 0.0):
-            return "maps keep part of their pattern when the top layers are re-initialized"
-        return "maps change completely when the top layers are re-initialized (passes the sanity check)"
+            return PARTLY_FAILS_SANITY
+        return PASSES_SANITY
     if not result.distinguishable:
         return NOT_DISTINGUISHABLE
     spec = interpret.METRICS[result.name]
@@ -36,10 +38,38 @@ def verdict(result: MetricResult) -> str:
     return "better than a random map" if better else "worse than a random map"
 
 
-def _number(value: float | None, percent: bool) -> str:
+def _number(value: float | None, percent: bool, signed: bool = False) -> str:
     if value is None:
         return "–"
-    return f"{value:.1%}" if percent else f"{value:.3f}"
+    sign = "+" if signed else ""  # a difference reads as one only with its sign
+    return f"{value:{sign}.1%}" if percent else f"{value:{sign}.3f}"
+
+
+ROW_HEIGHT = 35  # pixels, Streamlit's default dataframe row
+# Fixed widths for the short columns leave the verdict the rest of a 1440-pixel screen's main column, so
+# "not distinguishable from a random map" is read whole, not cut off.
+METRIC_COLUMNS = {
+    "loss": st.column_config.TextColumn(width=150),
+    "metric": st.column_config.TextColumn(width=160),
+    "value": st.column_config.TextColumn(width=60),
+    "95% CI": st.column_config.TextColumn(width=115, help="bootstrap 95% confidence interval over the images"),
+    "random map": st.column_config.TextColumn(width=85, help="the metric for seeded random maps"),
+    "centred Gaussian": st.column_config.TextColumn(width=110, help="the metric for one centred Gaussian map"),
+    "blurred image": st.column_config.TextColumn(
+        width=95, help="deletion and insertion: the prediction on the blurred image, where the curves end or start"
+    ),
+    "verdict": st.column_config.TextColumn(
+        help="Against the random map: whether the CI of the paired difference (maps minus random map, image by "
+        "image) excludes 0. The sanity check passes when the maps of the model with its top layers "
+        "re-initialized are no more like its maps than random maps are; it partly fails when they keep part "
+        "of the pattern (the maps then depend less on what the model learned)."
+    ),
+}
+
+
+def table_height(rows: int) -> int:
+    """Pixels that show every row and the header, without an inner scroll bar."""
+    return ROW_HEIGHT * (rows + 1) + 3
 
 
 def metric_rows(names: list[str], results: list[dict[str, MetricResult | None]]) -> list[dict[str, str]]:
@@ -85,8 +115,11 @@ def comparison_rows(
         rows.append(
             {
                 "metric": spec.label,
-                "difference": _number(comparison.difference, spec.percent),
-                "95% CI": f"{_number(comparison.ci_low, spec.percent)} to {_number(comparison.ci_high, spec.percent)}",
+                "difference": _number(comparison.difference, spec.percent, signed=True),
+                "95% CI": (
+                    f"{_number(comparison.ci_low, spec.percent, signed=True)} to "
+                    f"{_number(comparison.ci_high, spec.percent, signed=True)}"
+                ),
                 "outcome": outcome,
             }
         )
@@ -123,12 +156,17 @@ def section(loaded: list[tuple[RunRecord, loaders.RunArrays]], method: str, laye
         "metric for maps that know nothing about the model: a random map, a centred Gaussian and, for deletion "
         "and insertion, the blurred image. A metric whose value cannot be told apart from a random map's "
         f"(the CI of the paired difference includes 0) is marked *{NOT_DISTINGUISHABLE}*: it says nothing about "
-        "the maps. ↑ higher is better, ↓ lower is better."
+        "the maps. The sanity check (Adebayo et al., 2018) re-initializes the model's top layers; the maps *partly "
+        "fail* it when they stay more like the trained model's maps than random maps do, since then they do not "
+        "depend on what those layers learned. ↑ higher is better, ↓ lower is better."
     )
     cached = [cams.cached_metrics(record, method, layer, n_images) for record, _ in usable]
     if any(result is None for result in cached):
         if not st.toggle("Score the maps", key="cam_score"):
-            st.caption("Scoring takes a few seconds per run on a CPU; the results are kept for this server.")
+            st.caption(
+                "Scoring takes about ten seconds per run for 100 28x28 images on two CPU cores, more when other "
+                "work shares them (`bench/interpret.py`); the results are kept for this server."
+            )
             return
         bar = st.progress(0.0, text="Scoring the maps...")
         cached = []
@@ -141,7 +179,10 @@ def section(loaded: list[tuple[RunRecord, loaders.RunArrays]], method: str, laye
             cached.append(cams.metrics(record, arrays, method, layer, n_images, report))
         bar.empty()
     names = [titles.loss_label(record) for record, _ in usable]
-    st.dataframe(metric_rows(names, cached), hide_index=True, key="cam_metric_table")
+    table = metric_rows(names, cached)
+    st.dataframe(
+        table, hide_index=True, column_config=METRIC_COLUMNS, height=table_height(len(table)), key="cam_metric_table"
+    )
 
     st.subheader("Does this loss make Grad-CAM more interpretable than softmax?")
     reference = [i for i, (record, _) in enumerate(usable) if record.config and record.config.loss == REFERENCE_LOSS]
@@ -166,7 +207,7 @@ def section(loaded: list[tuple[RunRecord, loaders.RunArrays]], method: str, laye
                 f"metrics on these {n_images} images; no significant difference on the rest."
             )
         with st.expander(headline, expanded=False):
-            st.dataframe(rows, hide_index=True, key=f"cam_compare_{i}")
+            st.dataframe(rows, hide_index=True, height=table_height(len(rows)), key=f"cam_compare_{i}")
             for text in sentences:
                 st.markdown(f"- {text}")
     st.caption(

@@ -47,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class _Bar:
-    """A one-line progress bar on stderr for run ``index`` of ``total``."""
+class ProgressBar:
+    """A one-line progress bar on stderr for run ``index`` of ``total`` (also the benchmark's)."""
 
     def __init__(self, index: int, total: int, name: str) -> None:
         self.index, self.total, self.name = index, total, name
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             method=args.method,
             layer=args.layer,
             foreground_known=config.dataset in gradcam.FOREGROUND_KNOWN,
-            progress=_Bar(i, len(records), record.run_id),
+            progress=ProgressBar(i, len(records), record.run_id),
         )
         print_json(
             {
