@@ -31,6 +31,11 @@ def _symbols(loss: str) -> dict[str, str]:
     return {name: symbol for name, symbol in found.items() if taken.count(symbol) == 1}
 
 
+def setting_symbol(loss: str, name: str) -> str:
+    """How labels and axes name a hyperparameter: its paper's symbol ("m", "lambda") or its name."""
+    return _symbols(loss).get(name, name)
+
+
 def _format_value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
@@ -98,6 +103,28 @@ def _typed(loss: str, settings: Mapping[str, Any]) -> dict[str, Any]:
         return dataclasses.asdict(losses.make_params(loss, dict(settings)))
     except losses.HparamError as err:
         raise ConfigError(str(err)) from None
+
+
+def factor_variants(
+    entries: Sequence[tuple[str, Mapping[str, Any]]],
+) -> tuple[list[Variant], dict[str, dict[str, Any]]]:
+    """Variants given with their loss's complete hyperparameters (the Train form's), as
+    :func:`make_experiment` takes them: the values every variant of a loss shares become that loss's
+    ``hparams``, and each variant keeps only the settings that set it apart from the other variants of its
+    loss, so its label names exactly those ("L-Softmax m=4"; a loss's only variant is its title, as with
+    ``--hparam``). Raises :class:`ConfigError` for a bad value."""
+    typed = [(loss, _typed(loss, settings)) for loss, settings in entries]
+    by_loss: dict[str, list[dict[str, Any]]] = {}
+    for loss, params in typed:
+        by_loss.setdefault(loss, []).append(params)
+    shared: dict[str, dict[str, Any]] = {}
+    for loss, group in by_loss.items():
+        shared[loss] = {key: value for key, value in group[0].items() if all(p[key] == value for p in group)}
+    variants = [
+        Variant(loss, {key: value for key, value in params.items() if key not in shared[loss]})
+        for loss, params in typed
+    ]
+    return variants, shared
 
 
 def parse_variants(text: str) -> list[Variant]:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from lab.backends import Backend
 from lab.config import RunConfig
 from lab.runstore import RunRecord, RunStore, describe_os_error
 from lab.trainer import Progress, train_experiment, warm_up
@@ -29,13 +30,20 @@ class TrainingJob:
     """An experiment training on a background thread. Thread-safe to poll from a UI.
 
     Poll it with :meth:`snapshot`. ``records`` fills as runs end; ``error`` holds a message if the
-    job could not start (bad data, bad device).
+    job could not start (bad data, bad device, a Ray cluster out of reach). ``backend`` makes the backend
+    it trains through (:func:`lab.backends.make_backend`), on its own thread; None trains in this process.
     """
 
     def __init__(
-        self, configs: Sequence[RunConfig], store: RunStore, owner: str = "", on_done: Callable[[], None] | None = None
+        self,
+        configs: Sequence[RunConfig],
+        store: RunStore,
+        owner: str = "",
+        on_done: Callable[[], None] | None = None,
+        backend: Callable[[], Backend] | None = None,
     ) -> None:
         self.configs = list(configs)
+        self.backend = backend
         self.store = store
         self.owner = owner
         self.on_done = on_done
@@ -60,9 +68,15 @@ class TrainingJob:
 
     def _work(self) -> None:
         try:
-            records = train_experiment(
-                self.configs, self.store, on_progress=self._on_progress, stop=self.stop_event, owner=self.owner
-            )
+            if self.backend is None:
+                records = train_experiment(
+                    self.configs, self.store, on_progress=self._on_progress, stop=self.stop_event, owner=self.owner
+                )
+            else:
+                with self.backend() as backend:
+                    records = backend.run(
+                        self.configs, self.store, on_progress=self._on_progress, stop=self.stop_event, owner=self.owner
+                    )
             with self._lock:
                 self.records = records
         except Exception as err:  # reported to the UI, which shows it
@@ -172,10 +186,11 @@ class JobManager:
         finally:
             self.warmed.set()
 
-    def submit(self, configs: Sequence[RunConfig], owner: str) -> str:
-        """Queue an experiment (validated configs) for ``owner``; it starts when a slot is free. Raises
-        :class:`JobLimitError` when the owner or the server has as many jobs as it may queue."""
-        job = TrainingJob(configs, self.store, owner=owner, on_done=self._start_queued)
+    def submit(self, configs: Sequence[RunConfig], owner: str, backend: Callable[[], Backend] | None = None) -> str:
+        """Queue an experiment (validated configs) for ``owner``, trained through ``backend`` (None: this
+        process); it starts when a slot is free. Raises :class:`JobLimitError` when the owner or the server
+        has as many jobs as it may queue."""
+        job = TrainingJob(configs, self.store, owner=owner, on_done=self._start_queued, backend=backend)
         with self._lock:
             self._forget_finished()
             active = [other for other in self._jobs.values() if not other.done]

@@ -26,6 +26,13 @@ from lab.runstore import RunRecord, RunStore
 
 # The figures summarized for every run: accuracy, then the two angle figures of lab.analysis (degrees).
 METRICS = ("test_acc", "mean_within_class_angle", "min_between_class_angle")
+# how pages name them; accuracy is a fraction, drawn as a percentage
+METRIC_TITLES = {
+    "test_acc": "test accuracy",
+    "mean_within_class_angle": "mean within-class angle (°)",
+    "min_between_class_angle": "min between-class angle (°)",
+}
+PERCENT_METRICS = ("test_acc",)
 CONFIDENCE = 0.95
 
 
@@ -221,6 +228,45 @@ def swept_settings(summaries: Sequence[VariantSummary]) -> list[str]:
             if len({repr(p.get(name)) for p in params}) > 1 and name not in swept:
                 swept.append(name)
     return swept
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """Variants of one loss that differ in one hyperparameter only (L-Softmax m = 1..4): a figure can be
+    plotted against ``setting``. ``variants`` are in the order of the setting's values."""
+
+    loss: str
+    setting: str
+    variants: list[VariantSummary]
+
+    def values(self) -> list[Any]:
+        return [summary.loss_params[self.setting] for summary in self.variants]
+
+
+def sweeps(summaries: Sequence[VariantSummary]) -> list[Sweep]:
+    """Each loss whose variants (two or more) differ in exactly one hyperparameter, in the order the
+    losses first appear; a loss whose variants differ in several has no single axis and is left out."""
+    by_loss: dict[str, list[VariantSummary]] = {}
+    for summary in summaries:
+        by_loss.setdefault(summary.loss, []).append(summary)
+    found = []
+    for loss, group in by_loss.items():
+        if len(group) < 2:
+            continue
+        differing = [name for name in group[0].loss_params if len({repr(s.loss_params.get(name)) for s in group}) > 1]
+        if len(differing) != 1:
+            continue
+        setting = differing[0]
+        ordered = sorted(group, key=lambda s: _sort_key(s.loss_params[setting]))
+        found.append(Sweep(loss, setting, ordered))
+    return found
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # numbers by value, anything else (a choice such as "truth") by its text, after the numbers
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value)
+    return (1, str(value))
 
 
 def run_result(store: RunStore, record: RunRecord) -> RunResult:

@@ -1,4 +1,5 @@
-"""Train: choose data, model and losses, start, and watch every loss learn live."""
+"""Train: choose data, model, losses and their variants, seeds, or a paper's experiment; start, and watch
+every run learn live."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from ui.text import plain
 ui.run_inside_app()
 
 st.title("Train an experiment")
-st.caption("Train one model per loss on the same data, seed and schedule, then compare them on the other pages.")
+st.caption(
+    "Train one model per variant (a loss with its settings) and seed on the same data and schedule, then compare "
+    "them on the other pages."
+)
 
 manager = session.job_manager()
 owner = session.owner()
@@ -38,8 +42,9 @@ unavailable = "Training is unavailable on this server (see above)." if problem e
 if manager.active_job(owner):
     unavailable = "Your training is queued or running: stop it, or wait until it ends, to start another."
 
-# a refresh during a training starts the form from the settings that started it
-initial = train_form.TrainSettings.of(job.configs) if job is not None else train_form.DEFAULT_SETTINGS
+train_form.preset_picker()
+# a filled-in preset, else (after a refresh during a training) the settings that started it, else the defaults
+initial = train_form.initial_settings(job.configs if job is not None else None)
 settings = train_form.settings_form(unavailable, initial)
 try:
     configs = train_form.experiment_configs(settings)
@@ -47,6 +52,7 @@ except ConfigError as err:
     configs = []
     st.error(f"{plain(err)}. Change this setting to start.", icon=":material/error:")
 if configs:
+    st.caption(train_form.runs_text(configs))
     for warning in train_form.feasibility_warnings(settings, datasets.info(settings.config.dataset).n_classes):
         st.warning(warning, icon=":material/warning:")
 train_form.limits_note(manager.max_running)
@@ -54,9 +60,10 @@ train_form.limits_note(manager.max_running)
 # checked again here, not only by the button's state: a second click can arrive before the button is disabled
 if settings.start and configs and not problem and not manager.active_job(owner):
     try:
-        with st.spinner(f"Loading {configs[0].dataset}..."):
-            loaders.dataset_for(configs[0].dataset, configs[0].data_root)
-        manager.submit(configs, owner)
+        if settings.backend == "local":  # on a Ray cluster each worker loads its own copy
+            with st.spinner(f"Loading {configs[0].dataset}..."):
+                loaders.dataset_for(configs[0].dataset, configs[0].data_root)
+        manager.submit(configs, owner, backend=train_form.backend_of(settings))
     except (DatasetError, JobLimitError) as err:
         st.error(plain(err), icon=":material/error:")
     except OSError as err:

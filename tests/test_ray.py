@@ -16,6 +16,8 @@ import threading
 from pathlib import Path
 
 import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
 
 ray = pytest.importorskip("ray")
 
@@ -24,8 +26,10 @@ from lab.backends.ray_cluster import RayBackend  # noqa: E402
 from lab.config import RunConfig  # noqa: E402
 from lab.experiment import make_experiment  # noqa: E402
 from lab.runstore import RunStore  # noqa: E402
+from ui import session, train_form  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+CREDENTIAL = "ray-test-credential-".ljust(43, "0")
 
 
 def raylet_pids() -> set[int]:
@@ -96,6 +100,36 @@ def test_ray_options_are_checked_before_anything_starts():
         make_backend("ray", gpus_per_run=-1)
     with pytest.raises(BackendError, match="write it as HOST:PORT"):
         make_backend("ray", "no-port-here").connect()
+
+
+@pytest.fixture
+def app_on(tmp_path, monkeypatch):
+    """The app on a fresh runs folder with ``LOSSLENS_RAY_ADDRESS`` set to the address given: opens its
+    Train page and returns the AppTest."""
+    monkeypatch.setenv("LOSSLENS_RUNS_DIR", str(tmp_path / "app-runs"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+    def open_train_page(address: str) -> AppTest:
+        monkeypatch.setenv("LOSSLENS_RAY_ADDRESS", address)
+        app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+        app.session_state[session.CREDENTIAL] = CREDENTIAL
+        app.run()
+        app.switch_page("pages/train.py").run()
+        assert not app.exception, [e.value for e in app.exception]
+        return app
+
+    yield open_train_page
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def test_the_train_page_says_when_the_ray_cluster_cannot_be_reached(app_on):
+    app = app_on("127.0.0.1:9")
+    run_on = app.radio(key=train_form.RUN_ON)
+    assert run_on.disabled and run_on.options == ["this machine", "Ray cluster at 127.0.0.1:9"]
+    assert any("is not reachable" in c.value and "Training runs on this machine" in c.value for c in app.caption)
+    assert not ray.is_initialized()
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +265,33 @@ def test_the_cli_runs_on_a_cluster_named_by_the_environment_and_prints_variants_
         ("Softmax cross-entropy", 1),
     ]
     assert all(line["status"] == "finished" for line in lines)
+
+
+def test_the_train_page_trains_on_the_ray_cluster_and_shows_every_run(cluster, app_on):
+    app = app_on(cluster)
+    run_on = app.radio(key=train_form.RUN_ON)
+    assert not run_on.disabled and run_on.options[1] == f"Ray cluster at {cluster}"
+    assert any("The Ray cluster has 2 CPUs and 0 GPUs." in c.value for c in app.caption)
+    run_on.set_value("ray")
+    app.button_group(key="losses").set_value(["softmax", "lsoftmax"])
+    app.number_input(key=train_form.SEEDS).set_value(2)
+    app.number_input(key="epochs").set_value(1)
+    app.number_input(key="train_limit").set_value(300).run()
+    app.button(key="start").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    owner = session.owner_of(CREDENTIAL)
+    manager = session.job_manager()
+    job = manager.get(manager.current_job(owner), owner)
+    assert job.backend is not None, "the job trains through the Ray backend"
+    job.join(timeout=600)
+    assert job.error is None and [r.state for r in job.records] == ["finished"] * 4
+    assert {r.run_dir.parent for r in job.records} == {session.run_store().root}
+    assert sorted((r.config.variant, r.config.seed) for r in job.records) == [
+        ("L-Softmax", 0),
+        ("L-Softmax", 1),
+        ("Softmax cross-entropy", 0),
+        ("Softmax cross-entropy", 1),
+    ]
+    app.run()
+    assert len(app.get("progress")) == 4 and any("Done: 4 of 4 runs finished" in s.value for s in app.success)
+    assert ray.is_initialized(), "the app's sweep leaves the cluster it connected to running"

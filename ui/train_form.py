@@ -4,42 +4,86 @@ here, in its group, with no edit to this file.
 
 Number fields take any number and say their range in their help; a value out of range is named in an
 error under the form as soon as it is typed (a bounded ``st.number_input`` would silently put the old
-value back). Losses are picked as pills, by the papers' names. The form can start from an earlier
-experiment's settings (:meth:`TrainSettings.of`), so a refresh during a training keeps what was submitted.
+value back). Losses are picked as pills, by the papers' names; "Add a variant" adds a loss again with
+other hyperparameters, and each variant is trained with every seed. A preset (:mod:`lab.presets`) fills
+the form with a paper's experiment. The form can start from an earlier experiment's settings
+(:meth:`TrainSettings.of`), so a refresh during a training keeps what was submitted. Every experiment it
+starts is made by :func:`lab.experiment.make_experiment`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
 
 import losses
-from lab.config import GROUPS, RunConfig, Setting, settings
-from lab.experiment import loss_title, make_experiment
+from lab import presets
+from lab.backends import Backend, BackendError, cluster_resources, make_backend, ray_address
+from lab.config import GROUPS, ConfigError, RunConfig, Setting, settings
+from lab.experiment import experiment_name, factor_variants, loss_title, make_experiment
 from ui import loaders
+from ui.text import plain
 
 DEFAULT_LOSSES = ("softmax", "lsoftmax", "amc", "opl", "lmd")
 START_REQUESTED = "start_requested"
 MORE = "more"  # the preset that opens a free number entry
+MAX_SEEDS = 10  # seeds per variant from the form: each seed trains every variant again
+# session keys of the form's own state (the widgets are keyed by their setting's name)
+EXTRA_VARIANTS = "extra_variants"  # variants added with "Add a variant": [(loss, hyperparameters), ...]
+SEEDS = "n_seeds"
+VARIANT_LOSS = "variant_loss"  # the loss the "Add a variant" box edits; its inputs are keyed variant.<loss>.<name>
+PRESET_CHOICE = "preset_choice"
+LOADED_PRESET = "loaded_preset"  # the preset whose settings the form was last filled with
+RUN_ON = "run_on"
+CLUSTER_SECONDS = 30  # how long the Ray cluster's CPUs and GPUs are shown before they are asked again
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
     """What the form holds: the run settings (not yet validated), the chosen losses and their
-    hyperparameters; ``start`` is True on the rerun where Start was clicked."""
+    hyperparameters, the variants added beyond them (a loss and its complete hyperparameters), how many
+    seeds (``config.seed`` and the ones after it), where to train (``local`` or ``ray``) and the preset
+    the form was filled with; ``start`` is True on the rerun where Start was clicked."""
 
     config: RunConfig
     losses: tuple[str, ...]
     hparams: dict[str, dict[str, Any]]
     start: bool = False
+    extra: tuple[tuple[str, dict[str, Any]], ...] = ()
+    seeds: int = 1
+    backend: str = "local"
+    preset: str = ""
 
     @classmethod
-    def of(cls, configs: Sequence[RunConfig]) -> TrainSettings:
-        """The form's values that started ``configs`` (an experiment's runs, one per loss)."""
-        return cls(configs[0], tuple(dict.fromkeys(c.loss for c in configs)), {c.loss: c.loss_params for c in configs})
+    def of(cls, configs: Sequence[RunConfig], preset: str = "") -> TrainSettings:
+        """The form's values that started ``configs`` (an experiment's variants x seeds): the first
+        seed's runs give the variants, the first variant of each loss its pill."""
+        seeds = sorted({c.seed for c in configs})
+        first = [c for c in configs if c.seed == seeds[0]]
+        pills: dict[str, dict[str, Any]] = {}
+        extra = []
+        for config in first:
+            if config.loss in pills:
+                extra.append((config.loss, dict(config.loss_params)))
+            else:
+                pills[config.loss] = dict(config.loss_params)
+        return cls(first[0], tuple(pills), pills, extra=tuple(extra), seeds=len(seeds), preset=preset)
+
+    def entries(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every variant as (loss, hyperparameters): the pills in order, then the added variants."""
+        return [(loss, self.hparams.get(loss, {})) for loss in self.losses] + [
+            (name, dict(params)) for name, params in self.extra
+        ]
+
+    def seed_list(self) -> list[int]:
+        if not 1 <= self.seeds <= MAX_SEEDS:
+            raise ConfigError(f"seeds: must be an integer from 1 to {MAX_SEEDS}, got {self.seeds}")
+        return list(range(self.config.seed, self.config.seed + self.seeds))
 
 
 DEFAULT_SETTINGS = TrainSettings(RunConfig(), DEFAULT_LOSSES, {})
@@ -127,11 +171,11 @@ def setting_widget(declared: Setting, value: Any = None) -> Widget:
     )
 
 
-def hparam_widget(loss: str, spec: losses.HparamSpec, value: Any = None) -> Widget:
-    """The input for one loss hyperparameter, keyed ``hparam.<loss>.<name>``, starting at ``value``."""
+def hparam_widget(loss: str, spec: losses.HparamSpec, value: Any = None, prefix: str = "hparam") -> Widget:
+    """The input for one loss hyperparameter, keyed ``<prefix>.<loss>.<name>``, starting at ``value``."""
     help = spec.help if spec.choices or spec.kind is bool else f"{spec.help} (allowed: {spec.range_text()})"
     return _input(
-        f"hparam.{loss}.{spec.name}",
+        f"{prefix}.{loss}.{spec.name}",
         spec.name,
         spec.kind,
         spec.default if value is None else value,
@@ -196,11 +240,167 @@ def _losses_help(names: Sequence[str]) -> str:
     return "\n".join(f"- **{loss_title(name)}**: {losses.info(name).summary}" for name in names)
 
 
+# --- presets ----------------------------------------------------------------------------------------
+
+
+def _form_keys(config_cls: type[RunConfig]) -> list[str]:
+    """The session keys of every input the form draws: cleared to start it afresh from other settings."""
+    named = [name for declared in settings(config_cls) for name in (declared.name, f"{declared.name}_preset")]
+    prefixed = [key for key in st.session_state if str(key).startswith(("hparam.", "variant."))]
+    return [*named, *prefixed, "losses", SEEDS, EXTRA_VARIANTS, VARIANT_LOSS]
+
+
+def _fill_with_preset(name: str, config_cls: type[RunConfig]) -> None:
+    # a callback: the inputs are cleared before they are drawn, so they start again from the preset's values
+    for key in _form_keys(config_cls):
+        st.session_state.pop(key, None)
+    st.session_state[LOADED_PRESET] = name
+
+
+def preset_settings(name: str) -> TrainSettings:
+    """The form's values for preset ``name``: its variants, seeds and settings, on the dataset it picks here."""
+    return TrainSettings.of(presets.get(name).configs(), preset=name)
+
+
+def initial_settings(job_configs: Sequence[RunConfig] | None) -> TrainSettings:
+    """What the form starts from: the preset it was just filled with, else the settings that started this
+    browser's job (a refresh during a training keeps them), else the defaults."""
+    loaded = st.session_state.get(LOADED_PRESET)
+    if loaded in presets.names():
+        return preset_settings(loaded)
+    return TrainSettings.of(job_configs) if job_configs else DEFAULT_SETTINGS
+
+
+def preset_picker(config_cls: type[RunConfig] = RunConfig) -> None:
+    """Pick one of the papers' experiments: what it shows, what to look for and how long it takes (measured),
+    and a button that fills the form with it."""
+    with st.expander("Start from a paper's experiment", icon=":material/menu_book:"):
+        name = st.selectbox(
+            "Preset",
+            presets.names(),
+            index=None,
+            format_func=lambda name: presets.get(name).title,
+            key=PRESET_CHOICE,
+            placeholder="Choose a paper's experiment",
+            help="Each preset reproduces a figure or a claim of a paper, at a size that trains in minutes on "
+            "two CPU cores.",
+        )
+        if name is None:
+            return
+        preset = presets.get(name)
+        dataset, note = preset.choose_dataset()
+        st.markdown(f"**{preset.paper}.** {preset.showed}\n\n**Look for** {preset.look_for}")
+        st.caption(
+            f"{runs_text(preset.configs())} on {dataset}, {preset.epochs} epochs · {preset.duration()} "
+            f"({preset.measured})"
+        )
+        if note:
+            st.caption(f":orange[{plain(note)}.]")
+        st.button(
+            "Fill the form with this preset",
+            icon=":material/edit_note:",
+            key="fill_preset",
+            on_click=_fill_with_preset,
+            args=(name, config_cls),
+            help="Sets the data, model, losses, variants and seeds below; change any of them before you start.",
+        )
+
+
+# --- variants, seeds and where to train --------------------------------------------------------------
+
+
+def _add_variant(loss: str) -> None:
+    # a callback reading the inputs' session values: a value typed just before the click is already there
+    values = {spec.name: st.session_state[f"variant.{loss}.{spec.name}"] for spec in losses.info(loss).hparams}
+    st.session_state[EXTRA_VARIANTS] = [*st.session_state.get(EXTRA_VARIANTS, []), (loss, values)]
+
+
+def _remove_variant(index: int) -> None:
+    extra = list(st.session_state.get(EXTRA_VARIANTS, []))
+    if index < len(extra):
+        del extra[index]
+    st.session_state[EXTRA_VARIANTS] = extra
+
+
+def variant_labels(entries: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The label each variant will have (:func:`lab.experiment.factor_variants`), or its loss's title while
+    a value is invalid."""
+    try:
+        variants, _ = factor_variants(entries)
+    except ConfigError:
+        return [loss_title(loss) for loss, _ in entries]
+    return [variant.display_label() for variant in variants]
+
+
+def _variants_editor(pills: Sequence[str], hparams: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """The added variants, each with its label and a Remove button, and the box that adds one."""
+    extra = list(st.session_state[EXTRA_VARIANTS])
+    labels = variant_labels([(loss, hparams.get(loss, {})) for loss in pills] + extra)[len(pills) :]
+    for index, label in enumerate(labels):
+        name_col, remove_col = st.columns([4, 1], vertical_alignment="center")
+        name_col.markdown(f":material/call_split: **{plain(label)}**")
+        remove_col.button(
+            "Remove", key=f"remove_variant_{index}", on_click=_remove_variant, args=(index,), icon=":material/close:"
+        )
+    tunable = [name for name in losses.names() if losses.info(name).hparams]
+    with st.expander("Add a variant: a loss again with other settings", icon=":material/add:"):
+        loss = st.selectbox("Loss", tunable, format_func=loss_title, key=VARIANT_LOSS)
+        st.caption(
+            "Each variant is labelled by the settings that set it apart from the other variants of its loss "
+            "(e.g. L-Softmax m=4), and Compare can plot a figure against a setting they sweep."
+        )
+        for spec in losses.info(loss).hparams:
+            draw(hparam_widget(loss, spec, prefix="variant"))
+        st.button("Add this variant", key="add_variant", on_click=_add_variant, args=(loss,), icon=":material/add:")
+    return extra
+
+
+@st.cache_data(ttl=CLUSTER_SECONDS, show_spinner="Asking the Ray cluster what it has...")
+def _cluster(address: str) -> tuple[dict[str, float], str]:
+    """The Ray cluster's CPUs and GPUs, or why it cannot be used (kept a while: an unreachable address
+    would otherwise cost a connection attempt on every rerun)."""
+    try:
+        return cluster_resources(address), ""
+    except BackendError as err:
+        return {}, str(err)
+
+
+def _run_on() -> str:
+    """``local``, or ``ray`` when ``$LOSSLENS_RAY_ADDRESS`` names a cluster this server can reach."""
+    address = ray_address()
+    if not address:
+        return "local"
+    found, problem = _cluster(address)
+    choice = st.radio(
+        "Run on",
+        ["local", "ray"],
+        format_func={"local": "this machine", "ray": f"Ray cluster at {address}"}.get,
+        key=RUN_ON,
+        horizontal=True,
+        disabled=bool(problem),
+        help="On the Ray cluster each run is a task on a worker; progress and the runs' files come back here.",
+    )
+    if problem:
+        st.caption(f":orange[{plain(problem)}.] Training runs on this machine.")
+        return "local"
+    st.caption(f"The Ray cluster has {found['CPU']:g} CPUs and {found['GPU']:g} GPUs.")
+    return choice or "local"
+
+
+def backend_of(settings: TrainSettings) -> Callable[[], Backend] | None:
+    """What the job trains through: None for this machine, else a maker of the Ray backend."""
+    if settings.backend != "ray":
+        return None
+    return functools.partial(make_backend, "ray", ray_address())
+
+
 def settings_form(
     unavailable: str | None = None, initial: TrainSettings = DEFAULT_SETTINGS, config_cls: type[RunConfig] = RunConfig
 ) -> TrainSettings:
-    """Draw the settings of ``config_cls`` and the loss choice, starting at ``initial``, and return their
-    current values. ``unavailable`` says why Start cannot be clicked now (None: it can)."""
+    """Draw the settings of ``config_cls``, the losses, the added variants, the seeds and where to train,
+    starting at ``initial``, and return their current values. ``unavailable`` says why Start cannot be
+    clicked now (None: it can)."""
+    st.session_state.setdefault(EXTRA_VARIANTS, list(initial.extra))
     data_col, loss_col = st.columns([2, 3], gap="large")
     with data_col:
         st.subheader("Data and model")
@@ -228,11 +428,22 @@ def settings_form(
                     hparams[loss] = {
                         spec.name: draw(hparam_widget(loss, spec, given.get(spec.name))) for spec in info.hparams
                     }
+        extra = _variants_editor(chosen, hparams)
+        seeds = st.number_input(
+            "Seeds per variant",
+            value=initial.seeds,
+            step=1,
+            key=SEEDS,
+            help=f"Each variant trains once per seed: the Seed setting and the ones after it. Compare then shows "
+            f"each variant's mean with a 95% confidence interval and every seed as a dot; an interval needs 2 "
+            f"seeds, and 3 or more make it useful (allowed: an integer from 1 to {MAX_SEEDS}).",
+        )
+        backend = _run_on()
     st.button(
         "Start training",
         type="primary",
         icon=":material/play_arrow:",
-        disabled=unavailable is not None or not chosen,
+        disabled=unavailable is not None or not (chosen or extra),
         key="start",
         on_click=_request_start,
         help=unavailable or "Training runs in the background: you can switch pages meanwhile.",
@@ -240,26 +451,58 @@ def settings_form(
     if unavailable is not None:
         st.caption(unavailable)
     start = st.session_state.pop(START_REQUESTED, False)
-    return TrainSettings(config_cls(**values), tuple(chosen), hparams, start)
+    return TrainSettings(
+        config_cls(**values),
+        tuple(chosen),
+        hparams,
+        start,
+        extra=tuple(extra),
+        seeds=int(seeds),
+        backend=backend,
+        preset=st.session_state.get(LOADED_PRESET) or initial.preset,
+    )
+
+
+def _comparable(configs: Sequence[RunConfig]) -> list[str]:
+    return sorted(json.dumps({**c.to_dict(), "experiment": ""}, sort_keys=True) for c in configs)
 
 
 def experiment_configs(settings: TrainSettings) -> list[RunConfig]:
     """The validated runs ``settings`` would start (:func:`lab.experiment.make_experiment`, with the data
-    folder checked by :func:`ui.loaders.checked_data_root`); raises :class:`ConfigError` naming the first
-    bad setting."""
-    template = settings.config.replace(data_root=loaders.checked_data_root(settings.config.data_root))
-    return make_experiment(template, settings.losses, settings.hparams)
+    folder checked by :func:`ui.loaders.checked_data_root`): every variant with every seed. While the form
+    still holds a preset's settings unchanged, the experiment is named after the preset as the command line
+    names it. Raises :class:`ConfigError` naming the first bad setting."""
+    # a new experiment every time: settings taken from an earlier one (TrainSettings.of) carry its name
+    template = settings.config.replace(data_root=loaders.checked_data_root(settings.config.data_root), experiment="")
+    variants, hparams = factor_variants(settings.entries())
+    configs = make_experiment(template, variants, hparams, settings.seed_list())
+    if settings.preset in presets.names():
+        preset = presets.get(settings.preset)
+        if _comparable(configs) == _comparable(preset.configs(template.data_root, template.device)):
+            name = experiment_name(template, preset=preset.name)
+            configs = [config.replace(experiment=name) for config in configs]
+    return configs
+
+
+def runs_text(configs: Sequence[RunConfig]) -> str:
+    """``3 variants x 2 seeds = 6 runs``."""
+    variants = len(dict.fromkeys(c.variant for c in configs))
+    seeds = len({c.seed for c in configs})
+
+    def counted(n: int, noun: str) -> str:
+        return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+    return f"{counted(variants, 'variant')} x {counted(seeds, 'seed')} = {counted(len(configs), 'run')}"
 
 
 def feasibility_warnings(settings: TrainSettings, n_classes: int) -> list[str]:
-    """Warnings of the chosen losses for these settings (valid ones: bad values are reported instead)."""
+    """Warnings of the chosen variants for these settings (valid ones: bad values are reported instead)."""
+    entries = settings.entries()
     found = []
-    for loss in settings.losses:
+    for (loss, hparams), label in zip(entries, variant_labels(entries), strict=True):
         try:
-            hparams = settings.hparams.get(loss, {})
             found += [
-                f"**{loss_title(loss)}**: {w}"
-                for w in losses.warnings_for(loss, settings.config.feat_dim, n_classes, hparams)
+                f"**{label}**: {w}" for w in losses.warnings_for(loss, settings.config.feat_dim, n_classes, hparams)
             ]
         except losses.HparamError:
             continue

@@ -81,13 +81,23 @@ def _draw_progress(manager: JobManager, job_id: str, owner: str) -> None:
             st.rerun()  # a full rerun, so the sidebar lists the new runs and the charts draw their last epoch
 
 
+def _run_names(job: TrainingJob) -> dict[int, str]:
+    """Each run's name in the curves' legend and the previews' titles: its variant's label, and its seed when
+    the experiment trains several (one name per run, so no two runs share a curve)."""
+    several_seeds = len({config.seed for config in job.configs}) > 1
+    return {
+        index: variant_label(config) + (f" · seed {config.seed}" if several_seeds else "")
+        for index, config in enumerate(job.configs)
+    }
+
+
 def _draw_charts(manager: JobManager, job_id: str, owner: str) -> None:
     """Training curves and the live feature preview (plotly figures: every few seconds)."""
     job = manager.get(job_id, owner)
     if job is None:
         return
     snapshot = job.snapshot()
-    names = {index: job.configs[index].loss for index in range(len(job.configs))}
+    names = _run_names(job)
     histories = {names[i]: snapshot.history.get(i, []) for i in names}
     if any(histories.values()):
         left, right = st.columns(2)

@@ -75,3 +75,17 @@ def make_backend(name: str = "local", address: str | None = None, **options: Any
             raise BackendError(f"backend ray: Ray is not installed ({err}); pip install ray") from None
         return RayBackend(ray_address(address), **options)
     raise BackendError(f"backend: must be one of {', '.join(BACKENDS)}, got {name!r}")
+
+
+def cluster_resources(address: str) -> dict[str, float]:
+    """The CPUs and GPUs of the Ray cluster at ``address`` (``{"CPU": 16.0, "GPU": 2.0}``), for the Train
+    page to show before anything starts. It connects this process to the cluster and stays connected, so
+    the sweep that follows reuses the connection; :class:`BackendError` when Ray is missing or the cluster
+    cannot be reached."""
+    try:
+        from lab.backends.ray_cluster import RayBackend
+    except ImportError as err:
+        raise BackendError(f"backend ray: Ray is not installed ({err}); pip install ray") from None
+    backend = RayBackend(address)
+    backend.connect()
+    return backend.resources()

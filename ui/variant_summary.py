@@ -1,0 +1,68 @@
+"""The Compare page's view of an experiment's variants over their seeds: the summary of :mod:`lab.summary`
+(means, 95% confidence intervals, paired differences, the runs left out) drawn with the figures of
+:mod:`lab.summary_figures`, and a figure against each hyperparameter a loss's variants sweep. Each run's
+figures are read once per version of its files (``st.cache_data``)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lab.experiment import loss_title, setting_symbol
+from lab.runstore import RunRecord, RunStore
+from lab.summary import METRICS, RunResult, VariantSummary, run_result, summarize, sweeps
+from lab.summary_figures import summary_rows, sweep_figure, variant_figure
+from ui import layout, loaders
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _run_result(_record: RunRecord, key: tuple[str, float]) -> RunResult:
+    return run_result(RunStore(_record.run_dir.parent), _record)
+
+
+def summaries(records: list[RunRecord]) -> list[VariantSummary]:
+    """The experiment's variants over their seeds, in the order the variants were given."""
+    return summarize([_run_result(record, loaders.cache_key(record)) for record in records])
+
+
+def has_seeds(found: list[VariantSummary]) -> bool:
+    """Whether some variant has more than one run: then runs are compared by variant, not one by one."""
+    return any(summary.n + len(summary.left_out) > 1 for summary in found)
+
+
+def by_variant(found: list[VariantSummary]) -> None:
+    """A row per variant with each figure's mean and 95% CI and the paired difference to the first variant,
+    then each figure with every seed as a dot."""
+    st.dataframe(
+        summary_rows(found),
+        hide_index=True,
+        column_config={
+            "variant": st.column_config.TextColumn("variant", width="medium"),
+            "seeds": st.column_config.TextColumn("seeds", help="Finished seeds of the variant's runs"),
+            "accuracy vs baseline": st.column_config.TextColumn(
+                "vs baseline",
+                help=f"Paired difference in test accuracy to {found[0].variant} over the seeds both finished "
+                "(percentage points), with its 95% CI",
+            ),
+            "notes": st.column_config.TextColumn("notes", width="large"),
+        },
+    )
+    st.caption(
+        "Mean over the finished seeds with its 95% confidence interval in brackets (Student's t). Runs that did not "
+        "finish are named in the notes and never averaged in. The paired difference subtracts the baseline seed by "
+        "seed: the same seed gives both variants the same subset, initial weights and batch order."
+    )
+    for column, metric in layout.grid(METRICS, per_row=layout.per_row(3)):
+        layout.chart(column, variant_figure(found, metric), key=f"variant-{metric}")
+
+
+def against_swept_settings(found: list[VariantSummary]) -> None:
+    """For each loss whose variants differ in one hyperparameter: every figure against that hyperparameter."""
+    for sweep in sweeps(found):
+        symbol = setting_symbol(sweep.loss, sweep.setting)
+        st.subheader(f"{loss_title(sweep.loss)} against {symbol}")
+        st.caption(
+            f"Its {len(sweep.variants)} variants differ only in {sweep.setting} "
+            f"({', '.join(f'{value:g}' if isinstance(value, float) else str(value) for value in sweep.values())})."
+        )
+        for column, metric in layout.grid(METRICS, per_row=layout.per_row(3)):
+            layout.chart(column, sweep_figure(sweep, metric), key=f"sweep-{sweep.loss}-{metric}")
