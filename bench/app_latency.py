@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 import models
-from bench.common import Report, fashion_or_synthetic, parser, resolve
+from bench.common import Report, fashion_or_synthetic, parse_sections, parser, resolve
 from lab import datasets
 from lab.config import RunConfig
 from lab.data import load_dataset, normalize
@@ -188,7 +188,7 @@ def analysis_latency(records: list, report: Report) -> None:
 
     st.cache_data.clear()
 
-    def analyse() -> float:
+    def analyze() -> float:
         started = time.perf_counter()
         for record in records:
             arrays = loaders.run_arrays(record)
@@ -196,8 +196,8 @@ def analysis_latency(records: list, report: Report) -> None:
             loaders.summary(record, 10.0)
         return time.perf_counter() - started
 
-    report.figure("analysis/first", analyse(), "s", note=f"{len(records)} runs, ui.loaders in bare mode")
-    rerun = analyse()
+    report.figure("analysis/first", analyze(), "s", note=f"{len(records)} runs, ui.loaders in bare mode")
+    rerun = analyze()
     report.figure("analysis/cached_rerun", rerun, "s", target="< 0.2 s", met=rerun < 0.2, note="st.cache_data hit")
 
 
@@ -365,15 +365,7 @@ def first_heading_seconds() -> tuple[float, float] | None:
 
 
 def main(argv: list[str] | None = None) -> Report:
-    parse = parser(__doc__.splitlines()[0])
-    parse.add_argument(
-        "--sections", default=",".join(SECTIONS), help=f"comma-separated, from {', '.join(SECTIONS)} (default: all)"
-    )
-    args = parse.parse_args(argv)
-    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = sorted(set(sections) - set(SECTIONS))
-    if unknown:
-        parse.error(f"--sections: unknown {', '.join(unknown)} (choose from {', '.join(SECTIONS)})")
+    args, sections = parse_sections(parser(__doc__.splitlines()[0]), argv, SECTIONS)
     device = resolve(args.device)
     epochs = 1 if args.quick else None
     report = Report(

@@ -10,6 +10,7 @@ average when the benchmark started: the timing figures only mean something next 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -17,7 +18,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,23 @@ def parser(description: str) -> argparse.ArgumentParser:
     )
     parse.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     return parse
+
+
+def parse_sections(
+    parse: argparse.ArgumentParser, argv: list[str] | None, sections: Sequence[str], default: str = "all"
+) -> tuple[argparse.Namespace, list[str]]:
+    """``argv`` parsed with a ``--sections`` option added: the options and the chosen ``sections`` in the
+    order given (an unknown one ends the program with a usage message). ``default`` describes the default,
+    every section, in the help."""
+    choices = ", ".join(sections)
+    help_text = f"comma-separated, from {choices} (default: {default})"
+    parse.add_argument("--sections", default=",".join(sections), help=help_text)
+    args = parse.parse_args(argv)
+    chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(sections))
+    if unknown:
+        parse.error(f"--sections: unknown {', '.join(unknown)} (choose from {choices})")
+    return args, chosen
 
 
 def resolve(device: str) -> torch.device:
@@ -99,6 +117,18 @@ def timed(fn: Callable[[], Any], device: torch.device | None = None) -> tuple[fl
     result = fn()
     synchronize(device)
     return time.perf_counter() - started, result
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch on ``count`` threads inside the block (a fixed count makes CPU timings comparable between
+    machines), on as many as before after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def synchronize(device: torch.device | None) -> None:

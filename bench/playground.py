@@ -14,9 +14,8 @@ loss is the median over the repetitions, after one warm-up update.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from bench.common import Report, median, parser, resolve, timed
+from bench.common import Report, median, parser, resolve, timed, torch_threads
 from lab import figures, playground
 from losses import names
 
@@ -30,12 +29,7 @@ def update(name: str, label: int, point: tuple[float, float], offered: list[str]
     directions = playground.evenly_spaced(CLASSES)
     field = playground.loss_field(name, directions, label)
     fig = figures.loss_field_figure(
-        field.axis,
-        field.loss,
-        field.classes,
-        field.band,
-        field.arrow_points,
-        field.downhill,
+        field,
         directions,
         [str(c) for c in range(CLASSES)],
         label,
@@ -48,19 +42,17 @@ def update(name: str, label: int, point: tuple[float, float], offered: list[str]
 def main(argv: list[str] | None = None) -> Report:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     device = resolve("cpu")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
     offered = [name for name in names() if playground.has_own_value(name)]
     measured = offered[:1] if args.quick else offered
     repeats = 2 if args.quick else 5
-    report = Report(
-        "playground",
-        args,
-        device,
-        f"{CLASSES} classes, {playground.FIELD_RESOLUTION}^2 loss grid, {playground.ARROWS_PER_SIDE}^2 arrows, "
-        f"readings of {len(offered)} losses, torch on {THREADS} threads, {repeats} repetitions, median",
-    )
-    try:
+    with torch_threads(THREADS):  # before the report, whose header records the thread count
+        report = Report(
+            "playground",
+            args,
+            device,
+            f"{CLASSES} classes, {playground.FIELD_RESOLUTION}^2 loss grid, {playground.ARROWS_PER_SIDE}^2 arrows, "
+            f"readings of {len(offered)} losses, torch on {THREADS} threads, {repeats} repetitions, median",
+        )
         worst = 0.0
         for name in measured:
             update(name, 0, (0.5, 1.0), offered)  # warm-up: vmap's first trace of this head
@@ -78,8 +70,6 @@ def main(argv: list[str] | None = None) -> Report:
                 note=", ".join(f"{s:.3f}" for s in seconds),
             )
         report.figure("update/slowest", worst, "s", target=f"<= {TARGET_SECONDS} s", met=worst <= TARGET_SECONDS)
-    finally:
-        torch.set_num_threads(threads)
     report.write()
     return report
 

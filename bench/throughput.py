@@ -55,7 +55,7 @@ import torch
 from torch import nn
 
 import models
-from bench.common import Report, fashion_or_synthetic, median, parser, resolve, synchronize, timed
+from bench.common import Report, fashion_or_synthetic, median, parse_sections, parser, resolve, synchronize, timed
 from lab.config import RunConfig
 from lab.data import Dataset, Split
 from lab.runstore import RunStore
@@ -442,17 +442,9 @@ def profile_section(report: Report, full: Dataset, device: torch.device, quick: 
 
 
 def main(argv: list[str] | None = None) -> Report:
-    parse = parser(__doc__.splitlines()[0])
-    parse.add_argument(
-        "--sections",
-        default=",".join(SECTIONS),
-        help=f"comma-separated, from {', '.join(SECTIONS)} (default: all; profile needs training's peak)",
+    args, sections = parse_sections(
+        parser(__doc__.splitlines()[0]), argv, SECTIONS, default="all; profile needs training's peak"
     )
-    args = parse.parse_args(argv)
-    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = sorted(set(sections) - set(SECTIONS))
-    if unknown:
-        parse.error(f"--sections: unknown {', '.join(unknown)} (choose from {', '.join(SECTIONS)})")
     device = resolve(args.device)
     quick = args.quick
     n_train = 64 if quick else 6400

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, sample_colorscale
 
 from lab.analysis import AngleStats, nearest_off_diagonal, unit_rows
-from lab.playground import sphere_points
+from lab.playground import LossField, sphere_points
 
 TOL_MUTED = (
     "#CC6677",
@@ -40,7 +40,7 @@ UNIT_REACH = 1.18  # class-direction rays end a little outside the unit circle o
 SPHERE_CAMERA = dict(eye=dict(x=0.88, y=0.88, z=0.52), center=dict(x=0, y=0, z=-0.03))  # the sphere fills its panel
 
 
-def class_colours(n_classes: int) -> list[str]:
+def class_colors(n_classes: int) -> list[str]:
     if n_classes <= len(TOL_MUTED):
         return list(TOL_MUTED[:n_classes])
     return sample_colorscale("Turbo", [i / max(n_classes - 1, 1) for i in range(n_classes)])
@@ -50,17 +50,17 @@ def loss_colors(n_losses: int) -> list[str]:
     return [LOSS_COLORS[i % len(LOSS_COLORS)] for i in range(n_losses)]
 
 
-def _rgba(colour: str, alpha: float) -> str:
-    if colour.startswith("#"):
-        red, green, blue = hex_to_rgb(colour)
+def _rgba(color: str, alpha: float) -> str:
+    if color.startswith("#"):
+        red, green, blue = hex_to_rgb(color)
     else:  # "rgb(r, g, b)" from sample_colorscale
-        red, green, blue = (int(float(v)) for v in colour[colour.index("(") + 1 : -1].split(",")[:3])
+        red, green, blue = (int(float(v)) for v in color[color.index("(") + 1 : -1].split(",")[:3])
     return f"rgba({red}, {green}, {blue}, {alpha})"
 
 
-def _on_white(colour: str, alpha: float) -> str:
-    """``colour`` at opacity ``alpha`` over white, as an opaque colour (3-D surfaces blend badly when see-through)."""
-    red, green, blue = (int(v) for v in _rgba(colour, 1).removeprefix("rgba(").split(",")[:3])
+def _on_white(color: str, alpha: float) -> str:
+    """``color`` at opacity ``alpha`` over white, as an opaque colour (3-D surfaces blend badly when see-through)."""
+    red, green, blue = (int(v) for v in _rgba(color, 1).removeprefix("rgba(").split(",")[:3])
     mix = [round(alpha * v + (1 - alpha) * 255) for v in (red, green, blue)]
     return f"rgb({mix[0]}, {mix[1]}, {mix[2]})"
 
@@ -127,12 +127,12 @@ def _radial_jitter(n: int, seed: int = 0) -> np.ndarray:
     return 1.0 - JITTER * np.random.default_rng(seed).random(n)
 
 
-def _discrete_scale(colours: Sequence[str]) -> list[list]:
-    """A plotly colour scale that maps the integers 0..n-1 (with cmin -0.5, cmax n-0.5) to ``colours``."""
-    n = len(colours)
+def _discrete_scale(colors: Sequence[str]) -> list[list]:
+    """A plotly colour scale that maps the integers 0..n-1 (with cmin -0.5, cmax n-0.5) to ``colors``."""
+    n = len(colors)
     scale = []
-    for i, colour in enumerate(colours):
-        scale += [[i / n, colour], [(i + 1) / n, colour]]
+    for i, color in enumerate(colors):
+        scale += [[i / n, color], [(i + 1) / n, color]]
     return scale
 
 
@@ -196,13 +196,13 @@ def _sector_polygons(selected: np.ndarray, radius: float) -> tuple[list, list]:
     return xs, ys
 
 
-def _shading_traces(shading: Shading, view: str, dim: int, colours: list[str], reach: float) -> list:
-    n = len(colours)
+def _shading_traces(shading: Shading, view: str, dim: int, colors: list[str], reach: float) -> list:
+    n = len(colors)
     if dim == 2 and shading.axis is None:  # sectors of the circle
         traces = []
         for c in range(n):
             xs, ys = _sector_polygons(shading.classes == c, reach)
-            traces.append(_filled(xs, ys, _rgba(colours[c], REGION_ALPHA), f"region {c}"))
+            traces.append(_filled(xs, ys, _rgba(colors[c], REGION_ALPHA), f"region {c}"))
         band = shading.band if shading.band is not None else np.zeros(len(shading.classes), dtype=bool)
         xs, ys = _sector_polygons(band, reach)
         traces.append(_filled(xs, ys, BAND_COLOR, "margin band"))
@@ -210,16 +210,16 @@ def _shading_traces(shading: Shading, view: str, dim: int, colours: list[str], r
     if dim == 3 and view == "unit":
         # an opaque globe just inside the points (radius 1 - JITTER), so the front shows and the back is hidden
         grid = sphere_points(shading.classes.shape[1], shading.classes.shape[0]) * (1 - JITTER - 0.02)
-        colour_index = shading.classes.astype(float)
+        color_index = shading.classes.astype(float)
         if shading.band is not None:
-            colour_index = np.where(shading.band, n, colour_index)
-        scale = _discrete_scale([_on_white(c, 0.35) for c in colours] + ["rgb(150, 150, 150)"])
+            color_index = np.where(shading.band, n, color_index)
+        scale = _discrete_scale([_on_white(c, 0.35) for c in colors] + ["rgb(150, 150, 150)"])
         return [
             go.Surface(
                 x=grid[..., 0],
                 y=grid[..., 1],
                 z=grid[..., 2],
-                surfacecolor=colour_index,
+                surfacecolor=color_index,
                 colorscale=scale,
                 cmin=-0.5,
                 cmax=n + 0.5,
@@ -236,7 +236,7 @@ def _shading_traces(shading: Shading, view: str, dim: int, colours: list[str], r
         y = np.degrees(np.arcsin(np.clip(lon_lat[:, 0, 2], -1, 1)))
     else:
         x = y = shading.axis
-    region_scale = _discrete_scale([_rgba(c, REGION_ALPHA) for c in colours])
+    region_scale = _discrete_scale([_rgba(c, REGION_ALPHA) for c in colors])
     traces = [
         go.Heatmap(
             x=x,
@@ -267,9 +267,9 @@ def _shading_traces(shading: Shading, view: str, dim: int, colours: list[str], r
     return traces
 
 
-def _filled(xs: list, ys: list, colour: str, name: str) -> go.Scatter:
+def _filled(xs: list, ys: list, color: str, name: str) -> go.Scatter:
     return go.Scatter(
-        x=xs, y=ys, mode="lines", fill="toself", fillcolor=colour, line=dict(width=0), hoverinfo="skip", name=name
+        x=xs, y=ys, mode="lines", fill="toself", fillcolor=color, line=dict(width=0), hoverinfo="skip", name=name
     )
 
 
@@ -286,13 +286,13 @@ def _point_traces(
     labels: np.ndarray,
     indices: np.ndarray,
     class_names: Sequence[str],
-    colours: list[str],
+    colors: list[str],
     three_d: bool,
 ) -> list:
     traces = []
     for c, name in enumerate(class_names):
         mask = labels == c
-        marker = dict(color=colours[c], size=3 if three_d else 5, opacity=0.8)
+        marker = dict(color=colors[c], size=3 if three_d else 5, opacity=0.8)
         common = dict(
             mode="markers",
             marker=marker,
@@ -310,7 +310,7 @@ def _point_traces(
 
 
 def _ray_traces(
-    directions: np.ndarray, reach: float, colours: list[str], class_names: Sequence[str], view: str, dim: int
+    directions: np.ndarray, reach: float, colors: list[str], class_names: Sequence[str], view: str, dim: int
 ) -> list:
     traces = []
     unit = unit_rows(directions)
@@ -323,7 +323,7 @@ def _ray_traces(
                     x=[lon],
                     y=[lat],
                     mode="markers",
-                    marker=dict(color=colours[c], size=15, symbol="star", line=dict(color="#222222", width=1.2)),
+                    marker=dict(color=colors[c], size=15, symbol="star", line=dict(color="#222222", width=1.2)),
                     hovertext=hover,
                     hoverinfo="text",
                     showlegend=False,
@@ -333,7 +333,7 @@ def _ray_traces(
         tip = direction * reach
         style = dict(
             mode="lines",
-            line=dict(color=colours[c], width=5 if dim == 3 else 2.5),
+            line=dict(color=colors[c], width=5 if dim == 3 else 2.5),
             legendgroup=str(c),
             showlegend=False,
             hovertext=hover,
@@ -347,30 +347,13 @@ def _ray_traces(
 
 
 def _highlight_trace(point: np.ndarray, three_d: bool) -> go.BaseTraceType:
-    coords = [[v] for v in point]
     marker = dict(size=16 if not three_d else 9, color="rgba(0,0,0,0)", line=dict(color="#111111", width=3))
     if three_d:
         marker["symbol"] = "circle-open"
         marker["color"] = "#111111"
-        return go.Scatter3d(
-            x=coords[0],
-            y=coords[1],
-            z=coords[2],
-            mode="markers",
-            marker=marker,
-            hoverinfo="skip",
-            showlegend=False,
-            name="selected",
-        )
-    return go.Scatter(
-        x=coords[0],
-        y=coords[1],
-        mode="markers",
-        marker=marker,
-        hoverinfo="skip",
-        showlegend=False,
-        name="selected",
-    )
+    coords = {axis: [value] for axis, value in zip("xyz", point, strict=False)}
+    trace = go.Scatter3d if three_d else go.Scatter
+    return trace(**coords, mode="markers", marker=marker, hoverinfo="skip", showlegend=False, name="selected")
 
 
 def _static_traces(view: str, dim: int, shaded: bool) -> list:
@@ -436,7 +419,7 @@ def feature_figure(
     indices = np.arange(len(labels)) if indices is None else np.asarray(indices)
     three_d = dim == 3 and view != "map"
     reach = UNIT_REACH if view == "unit" else raw_reach([f.features for f in frames]) if view == "raw" else 0.0
-    colours = class_colours(len(class_names))
+    colors = class_colors(len(class_names))
     row = None
     if highlight is not None and np.any(indices == highlight):
         row = int(np.flatnonzero(indices == highlight)[0])
@@ -447,12 +430,12 @@ def feature_figure(
         traces = []
         if shaded and not (dim == 3 and view == "raw"):
             shading = frame.shading or next(f.shading for f in frames if f.shading is not None)
-            traces += _shading_traces(shading, view, dim, colours, reach)
+            traces += _shading_traces(shading, view, dim, colors, reach)
         points = _positions(frame.features, view, dim)
-        traces += _point_traces(points, labels, indices, class_names, colours, three_d)
+        traces += _point_traces(points, labels, indices, class_names, colors, three_d)
         if has_rays:
             directions = frame.directions if frame.directions is not None else first.directions
-            traces += _ray_traces(directions, reach, colours, class_names, view, dim)
+            traces += _ray_traces(directions, reach, colors, class_names, view, dim)
         if row is not None:
             traces.append(_highlight_trace(points[row], three_d))
         return traces
@@ -534,7 +517,7 @@ def feature_scatter(
     *,
     indices: np.ndarray | None = None,
     directions: np.ndarray | None = None,
-    normalised: bool = True,
+    normalized: bool = True,
     title: str | None = None,
     height: int = 380,
     legend: bool = True,
@@ -546,7 +529,7 @@ def feature_scatter(
         labels,
         class_names,
         indices=indices,
-        view="unit" if normalised else "raw",
+        view="unit" if normalized else "raw",
         height=height,
         legend=legend,
     )
@@ -567,8 +550,8 @@ def projection_scatter(
     """A 2-D scatter of projected points (UMAP, PCA), coloured by class, the image ``highlight`` ringed."""
     labels = np.asarray(labels)
     indices = np.arange(len(labels)) if indices is None else np.asarray(indices)
-    colours = class_colours(len(class_names))
-    fig = go.Figure(_point_traces(np.asarray(coords), labels, indices, class_names, colours, three_d=False))
+    colors = class_colors(len(class_names))
+    fig = go.Figure(_point_traces(np.asarray(coords), labels, indices, class_names, colors, three_d=False))
     if highlight is not None and np.any(indices == highlight):
         fig.add_trace(_highlight_trace(np.asarray(coords)[np.flatnonzero(indices == highlight)[0]], False))
     fig.update_xaxes(title=axis_titles[0], showticklabels=False, showgrid=False, zeroline=False)
@@ -579,7 +562,7 @@ def projection_scatter(
 # ---------------------------------------------------------------- angles
 
 
-def _histogram(fig: go.Figure, values: np.ndarray, name: str, colour: str, bins: np.ndarray) -> None:
+def _histogram(fig: go.Figure, values: np.ndarray, name: str, color: str, bins: np.ndarray) -> None:
     counts, edges = np.histogram(values, bins=bins)
     share = counts / max(len(values), 1)
     fig.add_trace(
@@ -588,7 +571,7 @@ def _histogram(fig: go.Figure, values: np.ndarray, name: str, colour: str, bins:
             y=share,
             width=np.diff(edges),
             name=name,
-            marker=dict(color=colour, opacity=0.6, line=dict(width=0)),
+            marker=dict(color=color, opacity=0.6, line=dict(width=0)),
         )
     )
 
@@ -620,11 +603,11 @@ def angle_histogram(stats: AngleStats, kind: str, title: str | None = None, heig
 def _angle_histograms(
     series: Sequence[tuple[np.ndarray, str, str]], x_title: str, y_title: str, title: str | None, height: int
 ) -> go.Figure:
-    """Overlaid histograms of angles in degrees (3-degree bins over 0-180), one per (values, name, colour)."""
+    """Overlaid histograms of angles in degrees (3-degree bins over 0-180), one per (values, name, color)."""
     bins = np.linspace(0, 180, 61)
     fig = go.Figure()
-    for values, name, colour in series:
-        _histogram(fig, values, name, colour, bins)
+    for values, name, color in series:
+        _histogram(fig, values, name, color, bins)
     fig.update_layout(barmode="overlay", bargap=0)
     fig.update_xaxes(title=x_title, range=[0, 180], dtick=30, gridcolor="#EEEEEE")
     fig.update_yaxes(title=y_title, gridcolor="#EEEEEE", tickformat=".0%")
@@ -640,13 +623,13 @@ def direction_spacing(
     """Each class direction's angle to its nearest neighbour direction, against the best possible
     smallest gap. Every class gets a tick; the bound's label sits on a white box above the bars."""
     nearest = nearest_off_diagonal(direction_angles)
-    colours = class_colours(len(class_names))
+    colors = class_colors(len(class_names))
     names = [str(n) for n in class_names]
     fig = go.Figure(
         go.Bar(
             x=names,
             y=nearest,
-            marker_color=colours,
+            marker_color=colors,
             name="nearest direction",
             hovertemplate="%{x}: %{y:.1f}°<extra></extra>",
         )
@@ -681,7 +664,7 @@ def training_curves(
 ) -> go.Figure:
     """One line per loss of a per-epoch metric (e.g. train_loss, test_acc)."""
     fig = go.Figure()
-    for colour, (name, history) in zip(loss_colors(len(histories)), histories.items(), strict=True):
+    for color, (name, history) in zip(loss_colors(len(histories)), histories.items(), strict=True):
         if history:
             fig.add_trace(
                 go.Scatter(
@@ -689,7 +672,7 @@ def training_curves(
                     y=[m[key] for m in history],
                     name=name,
                     mode="lines+markers",
-                    line=dict(color=colour, width=2),
+                    line=dict(color=color, width=2),
                     marker=dict(size=5),
                 )
             )
@@ -745,12 +728,7 @@ def metric_bars(values: dict[str, float], title: str, height: int | None = None,
 
 
 def loss_field_figure(
-    axis: np.ndarray,
-    loss: np.ndarray,
-    classes: np.ndarray,
-    band: np.ndarray | None,
-    arrow_points: np.ndarray,
-    downhill: np.ndarray,
+    field: LossField,
     directions: np.ndarray,
     class_names: Sequence[str],
     label: int,
@@ -759,16 +737,17 @@ def loss_field_figure(
     picked: np.ndarray | None = None,
     height: int = 520,
 ) -> go.Figure:
-    """The loss of a feature of class ``label`` over the plane as a heat map, the decision boundaries
-    (white lines), the margin band (grey), the class directions (rays), the negative gradient as arrows,
-    and ``picked`` ringed. An invisible grid of points lets a click report where it landed."""
-    colours = class_colours(len(class_names))
+    """The loss ``field`` of a feature of class ``label`` over the plane as a heat map, the decision
+    boundaries (white lines), the margin band (grey), the class directions (rays), the negative gradient as
+    arrows, and ``picked`` ringed. An invisible grid of points lets a click report where it landed."""
+    colors = class_colors(len(class_names))
+    axis, band = field.axis, field.band
     extent = float(axis[-1])
     fig = go.Figure(
         go.Heatmap(
             x=axis,
             y=axis,
-            z=loss,
+            z=field.loss,
             zsmooth="best",
             colorscale="Viridis",
             colorbar=dict(title=dict(text="loss", side="right"), thickness=12, len=0.8),
@@ -788,7 +767,7 @@ def loss_field_figure(
                 name="margin band",
             )
         )
-    fig.add_trace(_boundary_lines(axis, classes))
+    fig.add_trace(_boundary_lines(axis, field.classes))
     for c, direction in enumerate(unit_rows(directions)):
         tip = direction * extent * 0.92
         width = 5 if c == label else 2.5
@@ -797,7 +776,7 @@ def loss_field_figure(
                 x=[0, tip[0]],
                 y=[0, tip[1]],
                 mode="lines+text",
-                line=dict(color=colours[c], width=width),
+                line=dict(color=colors[c], width=width),
                 text=["", f"<b>{class_names[c]}</b>" if c == label else str(class_names[c])],
                 textposition="top center",
                 textfont=dict(color="white"),
@@ -806,7 +785,8 @@ def loss_field_figure(
                 name=f"class {class_names[c]}",
             )
         )
-    fig.add_trace(_arrows(arrow_points, downhill, spacing=2 * extent / max(int(np.sqrt(len(arrow_points))), 1)))
+    arrow_spacing = 2 * extent / max(int(np.sqrt(len(field.arrow_points))), 1)
+    fig.add_trace(_arrows(field.arrow_points, field.downhill, spacing=arrow_spacing))
     grid = np.stack(np.meshgrid(axis[::2], axis[::2]), axis=-1).reshape(-1, 2)
     fig.add_trace(
         go.Scatter(

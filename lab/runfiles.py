@@ -212,8 +212,22 @@ class _Check:
             self.fail(f"{name} repeats an index")
 
 
+class _TensorFile:
+    """A safetensors file of a run as a dataclass with one field per tensor."""
+
+    def validate(self, run_id: str = "") -> None:
+        """Raise :class:`RunStoreError` unless every tensor fits the others."""
+        raise NotImplementedError
+
+    def to_tensors(self, run_id: str = "") -> dict[str, torch.Tensor]:
+        """The file's tensors (optional ones only when present), checked first."""
+        self.validate(run_id)
+        tensors = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        return {k: v for k, v in tensors.items() if v is not None}
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
-class RunFeatures:
+class RunFeatures(_TensorFile):
     """``features.safetensors``: the trained model on the test set.
 
     N test images, D feature dimensions, K classes; S images in the fixed snapshot subset, P penultimate
@@ -228,12 +242,6 @@ class RunFeatures:
     penultimate: torch.Tensor  # S x P float
     class_directions: torch.Tensor | None = None  # K x D float
     snapshot_images: torch.Tensor | None = None  # S x C x H x W uint8, the raw test images of the subset
-
-    def to_tensors(self, run_id: str = "") -> dict[str, torch.Tensor]:
-        """The file's tensors (optional ones only when present), checked first."""
-        self.validate(run_id)
-        tensors = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
-        return {k: v for k, v in tensors.items() if v is not None}
 
     @classmethod
     def from_tensors(cls, tensors: Mapping[str, torch.Tensor], run_id: str = "") -> RunFeatures:
@@ -271,7 +279,7 @@ class RunFeatures:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class RunSnapshots:
+class RunSnapshots(_TensorFile):
     """``snapshots.safetensors``: the snapshot subset after each stored epoch (E of them).
 
     ``epochs`` numbers the rows: 0 (before training), 1, ... up to the last epoch trained; runs written
@@ -285,11 +293,6 @@ class RunSnapshots:
     epochs: torch.Tensor  # E, int64, increasing
     class_directions: torch.Tensor | None = None  # E x K x D float
     test_acc: torch.Tensor | None = None  # E float
-
-    def to_tensors(self, run_id: str = "") -> dict[str, torch.Tensor]:
-        self.validate(run_id)
-        tensors = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
-        return {k: v for k, v in tensors.items() if v is not None}
 
     @classmethod
     def from_tensors(cls, tensors: Mapping[str, torch.Tensor], run_id: str = "") -> RunSnapshots:

@@ -10,21 +10,21 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from lab import figures, playground
+from lab import datasets, figures, playground
 from lab.analysis import min_off_diagonal, nearest_off_diagonal
 from losses.geometry import best_spacing_degrees
-from ui import health, layout, loaders, titles
+from ui import health, layout, loaders, seeds, titles
 from ui.text import plain
 
 ui.run_inside_app()
 
 st.title("Angles")
-loaded = health.loaded_runs_or_stop()
+loaded = seeds.one_seed(health.loaded_runs_or_stop())  # one training seed at a time
 runs = [record for record, _ in loaded]
 
-dataset = loaders.dataset_of(runs[0])
+class_names = datasets.info(runs[0].config.dataset).class_names  # the registry's: no dataset needed
 feat_dim = runs[0].config.feat_dim
-best = best_spacing_degrees(dataset.n_classes, feat_dim)
+best = best_spacing_degrees(len(class_names), feat_dim)
 margin = st.slider(
     "Margin (degrees)",
     0,
@@ -35,9 +35,9 @@ margin = st.slider(
     "farther away than its own.",
 )
 st.caption(
-    f"All {len(dataset.test)} test images. **Class vectors**: each loss's own class directions, its classifier "
+    f"All {len(loaded[0][1].labels)} test images. **Class vectors**: each loss's own class directions, its classifier "
     "weights (or, for center loss and LMD, its class centers). **Class means**: the mean direction of a class's "
-    f"test features. With {dataset.n_classes} classes in {feat_dim}-D, directions can be at best {best:.1f}° apart."
+    f"test features. With {len(class_names)} classes in {feat_dim}-D, directions can be at best {best:.1f}° apart."
 )
 
 above_bound = False
@@ -72,7 +72,7 @@ for column, (record, arrays) in layout.grid(
             st,
             figures.direction_spacing(
                 stats.direction_angles,
-                dataset.class_names,
+                class_names,
                 best,
                 f"{vectors}: angle to the nearest other<br>(min {vector_min:.1f}°)",
             ),

@@ -1,4 +1,5 @@
-"""Compare: one table and small charts across the experiment's losses, and the exports."""
+"""Compare: the experiment's variants over their seeds (means, intervals, every seed), figures against a
+swept hyperparameter, one table and small charts across the runs, and the exports."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import streamlit as st
 
 import ui
 from lab import figures
-from lab.export import projector_bundle, run_zip
-from ui import cams, health, layout, loaders, session, titles
+from lab.export import run_zip
+from lab.runstore import RunRecord
+from ui import cams, health, layout, loaders, session, titles, variant_summary
 from ui.text import plain
 
 ui.run_inside_app()
@@ -18,11 +20,25 @@ st.title("Compare")
 records = session.selected_runs(viewable_only=False)
 runs = [record for record, _ in health.loaded_runs_or_stop()]
 
+variants = variant_summary.summaries(records)
+seeded = variant_summary.has_seeds(variants)  # several runs per variant: compared by variant, over the seeds
+if seeded:
+    st.subheader("By variant, over seeds")
+    variant_summary.by_variant(variants)
+variant_summary.against_swept_settings(variants)
+if seeded:
+    st.subheader("Every run")
+
+
+def run_label(record: RunRecord) -> str:
+    seed = f" · seed {record.config.seed}" if seeded and record.config is not None else ""
+    return titles.loss_label(record) + seed
+
+
 margin = 10.0
-dataset = loaders.dataset_of(runs[0])
 rows = []
 for record in records:
-    row = {"loss": titles.loss_label(record), "status": record.state}
+    row = {"loss": run_label(record), "status": record.state}
     if record in runs:
         numbers = loaders.summary(record, margin)
         row |= {
@@ -85,7 +101,8 @@ charts = [
     ("min between-class angle (°)", False),
     ("cosine silhouette", False),
 ]
-for column, (metric, percent) in layout.grid(charts, per_row=layout.per_row(4)):
+# with several seeds a run's bar would repeat its variant's label: the figures by variant above show them all
+for column, (metric, percent) in layout.grid(charts if not seeded else [], per_row=layout.per_row(4)):
     values = {row["loss"]: row[metric] / 100 if percent else row[metric] for row in viewable}
     layout.chart(column, figures.metric_bars(values, metric, percent=percent), key=f"bars-{metric}")
 
@@ -96,7 +113,7 @@ st.caption(
 )
 for column, record in layout.grid(runs, per_row=5):
     with column:
-        st.markdown(f"**{plain(titles.loss_label(record))}**")
+        st.markdown(f"**{plain(run_label(record))}**")
         st.download_button(
             "Run (.zip)",
             functools.partial(run_zip, session.run_store(), record.run_id),
@@ -108,7 +125,7 @@ for column, record in layout.grid(runs, per_row=5):
         )
         st.download_button(
             "Projector (.zip)",
-            functools.partial(projector_bundle, session.run_store(), record.run_id, dataset),
+            functools.partial(loaders.projector_zip, record),
             f"{record.run_id}-projector.zip",
             mime="application/zip",
             key=f"proj-{record.run_id}",

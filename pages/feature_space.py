@@ -10,9 +10,9 @@ import numpy as np
 import streamlit as st
 
 import ui
-from lab import figures
+from lab import datasets, figures
 from lab.analysis import angles_deg, shared_directions
-from ui import health, inspect, layout, loaders, regions, titles
+from ui import health, inspect, layout, loaders, regions, seeds, titles
 from ui.text import plain
 
 PANELS_PER_ROW = 2  # beside the image panel: three would leave each loss a 260-pixel chart at 1440 pixels
@@ -23,11 +23,12 @@ VIEWS = {"unit": "Unit {shape}", "raw": "Raw", "map": "Map"}
 ui.run_inside_app()
 
 st.title("Feature space")
-loaded = health.loaded_runs_or_stop()
+loaded = seeds.one_seed(health.loaded_runs_or_stop())  # one training seed at a time
 runs = [record for record, _ in loaded]
 
-dataset = loaders.dataset_of(runs[0])
-class_names = dataset.class_names
+# The registry's class names, not the loaded dataset's: the page must draw with only the run files,
+# and loading the dataset here would download it on a machine that lacks it.
+class_names = datasets.info(runs[0].config.dataset).class_names
 feat_dim = runs[0].config.feat_dim
 picked = layout.picked_image()
 panels_col, inspect_col = st.columns([3, 1], gap="medium")
@@ -220,4 +221,4 @@ with panels_col:
         layout.class_legend(class_names)
 
 with inspect_col:
-    inspect.image_panel(loaded, dataset, [], per_row=2)
+    inspect.image_panel(loaded, [], per_row=2)

@@ -7,13 +7,13 @@ import streamlit as st
 
 import ui
 from lab import gradcam
-from lab.uploads import ACCEPTED_FORMATS, UploadError, limits_text, load_upload
-from ui import cams, health, interpretability, layout, titles
+from lab.uploads import ACCEPTED_FORMATS, MAX_UPLOADS, UploadError, limits_text
+from ui import cams, health, interpretability, layout, loaders, seeds, titles
 
 ui.run_inside_app()
 
 st.title("Grad-CAM")
-loaded = health.loaded_runs_or_stop()
+loaded = seeds.one_seed(health.loaded_runs_or_stop())  # one training seed at a time
 runs = [record for record, _ in loaded]
 source = cams.image_source(runs[0], loaded[0][1])
 class_names = source.class_names
@@ -56,12 +56,14 @@ if image_mode == "upload":
     )
     invert = st.toggle("Dark drawing on a light background (invert)", value=source.channels == 1, key="cam_invert")
     images, labels, row_titles = [], None, []
-    for upload in (uploads or [])[:12]:
+    uploads = uploads or []
+    if len(uploads) > MAX_UPLOADS:
+        ignored = len(uploads) - MAX_UPLOADS
+        st.warning(f"Only the first {MAX_UPLOADS} of your {len(uploads)} images are explained; {ignored} are ignored.")
+    for upload in uploads[:MAX_UPLOADS]:
         try:
             images.append(
-                load_upload(
-                    upload, upload.name, channels=source.channels, image_size=source.image_size, invert=invert
-                ).numpy()
+                loaders.decoded_upload(upload.getvalue(), upload.name, source.channels, source.image_size, invert)
             )
             row_titles.append(upload.name)
         except UploadError as err:
@@ -125,7 +127,7 @@ st.image(bar, width=360)
 layer_text = cams.LAYERS[view.layer]
 st.caption(
     f"{method} at each model's {layer_text} ({results[0].cam_shape[-2]}x{results[0].cam_shape[-1]} cells), through "
-    f"the inference logits; {cams.SCALES[view.scale]}; turbo colour map (dark blue low, red high). "
+    f"the inference logits; {cams.SCALES[view.scale]}; turbo color map (dark blue low, red high). "
     "A red frame and caption mark a wrong prediction."
 )
 png = gradcam.grid_png(grid_cells, row_titles, ["image", *loss_names], grid_wrong, bar)

@@ -1,15 +1,21 @@
-"""Shared fixtures: a temporary runs folder and writers of small dataset files in real layouts."""
+"""Shared fixtures: a tiny digits run trained once per module, and writers of small dataset files in real
+layouts."""
 
 from __future__ import annotations
 
 import gzip
 import pickle
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lab import datasets
+from lab.config import RunConfig
+from lab.data import load_dataset
+from lab.runstore import RunStore
+from lab.trainer import train_run
 
 
 @pytest.fixture(autouse=True)
@@ -18,6 +24,30 @@ def _fresh_dataset_cache():
     datasets.load.cache_clear()
     yield
     datasets.load.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """A finished run of the default settings on digits for 3 epochs: (its store, its record, the dataset)."""
+    store = RunStore(tmp_path_factory.mktemp("runs"))
+    record = train_run(RunConfig(epochs=3), store)
+    assert record.state == "finished", record.status
+    return store, record, load_dataset("digits")
+
+
+class StopAfter:
+    """A progress callback that sets its stop ``event`` at the ``count``-th report, as a click on Stop
+    during training would; ``reports`` keeps every report."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.event = threading.Event()
+        self.reports: list = []
+
+    def __call__(self, progress) -> None:
+        self.reports.append(progress)
+        if len(self.reports) == self.count:
+            self.event.set()
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:

@@ -6,28 +6,27 @@ absence of an exception.
 
 from __future__ import annotations
 
-import base64
+import functools
 import json
-import os
 import time
 
 import numpy as np
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from lab.config import RunConfig
 from lab.experiment import loss_title
 from lab.runstore import RunStore
 from lab.trainer import train_experiment
+from tests import apptest
+from tests.apptest import app_reads, figures, values
 from ui import session
 from ui.text import plain
 
-APP = os.path.join(os.path.dirname(__file__), "..", "app.py")
 TWO_D = "test-digits-2d"
 THREE_D = "test-digits-3d"
 LOSSES = ("softmax", "opl")
 CREDENTIAL = "test-browser-credential-".ljust(43, "0")  # what the browser's cookie would hold
+open_page = functools.partial(apptest.open_page, experiment=TWO_D, credential=CREDENTIAL)
 
 
 @pytest.fixture(scope="module")
@@ -36,43 +35,8 @@ def runs_dir(tmp_path_factory):
     store = RunStore(root)
     train_experiment([RunConfig(loss=loss, epochs=3, experiment=TWO_D, snapshot_points=200) for loss in LOSSES], store)
     train_experiment([RunConfig(loss="softmax", feat_dim=3, epochs=2, experiment=THREE_D)], store)
-    previous = os.environ.get("LOSSLENS_RUNS_DIR")
-    os.environ["LOSSLENS_RUNS_DIR"] = str(root)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield root
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    if previous is None:
-        os.environ.pop("LOSSLENS_RUNS_DIR")
-    else:
-        os.environ["LOSSLENS_RUNS_DIR"] = previous
-
-
-def open_page(page: str, experiment: str = TWO_D, credential: str = CREDENTIAL, **params: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=180)
-    app.session_state[session.CREDENTIAL] = credential
-    app.query_params["exp"] = experiment
-    for key, value in params.items():
-        app.query_params[key] = value
-    app.run()
-    if page != "pages/feature_space.py":
-        app.switch_page(page)
-        app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
-def figures(app: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
-
-
-def values(trace: dict, axis: str) -> np.ndarray:
-    """A trace's coordinates; plotly serialises numpy arrays as base64 typed arrays."""
-    data = trace.get(axis, [])
-    if isinstance(data, dict) and "bdata" in data:
-        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
-    return np.asarray(data)
+    with app_reads(root):
+        yield root
 
 
 def test_sidebar_lists_the_experiment_and_its_runs(runs_dir):
@@ -229,7 +193,7 @@ def test_train_page_trains_two_losses_and_lists_the_new_experiment(runs_dir):
     assert any("Done: 2 of 2 runs finished" in s.value for s in app.success)
     assert len(app.get("progress")) == 2
     curves = [f for f in figures(app) if f["layout"]["title"]["text"] in ("training loss", "test accuracy")]
-    assert len(curves) == 2 and {t["name"] for t in curves[0]["data"]} == {"softmax", "amc"}
+    assert len(curves) == 2 and {t["name"] for t in curves[0]["data"]} == {"Softmax cross-entropy", "AMC-Loss"}
     for record in job.records:  # the runs record the owner id, never the credential
         status = (record.run_dir / "status.json").read_text()
         assert CREDENTIAL not in status and json.loads(status)["owner"] == owner

@@ -37,7 +37,8 @@ def test_train_two_losses_then_feature_space_and_gradcam(tmp_path):
         wait_until_idle(page)
         page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
         titles = page.locator(".js-plotly-plot .gtitle").evaluate_all("nodes => nodes.map(n => n.textContent)")
-        assert any(t.startswith("softmax") for t in titles) and any(t.startswith("lsoftmax") for t in titles)
+        assert any(t.startswith("Softmax cross-entropy") for t in titles)
+        assert any(t.startswith("L-Softmax") for t in titles)
         assert page.locator(".js-plotly-plot").count() >= 4  # circles and projections of both losses
         screenshot(page, "feature-space")
 
@@ -45,8 +46,9 @@ def test_train_two_losses_then_feature_space_and_gradcam(tmp_path):
         wait_until_idle(page)
         page.locator("[data-testid='stImage'] img").first.wait_for(timeout=120_000)
         wait_until_idle(page)
-        assert page.locator("[data-testid='stImage'] img").count() == 6 * 3  # 6 images x (image + 2 losses)
-        assert page.get_by_text("GradCAM at each model's last convolutional layer").is_visible()
+        # 6 images x (image + 2 losses), and the color bar
+        assert page.locator("[data-testid='stImage'] img").count() == 6 * 3 + 1
+        assert page.get_by_text("GradCAM at each model's last convolution (").is_visible()
         screenshot(page, "gradcam")
 
 

@@ -35,6 +35,16 @@ def active_pills(page) -> set[str]:
     return {text.strip() for text in pills.all_inner_texts()}
 
 
+def owner_cookie(page, jar) -> dict:
+    """The credential cookie, once the first page view's script has set it (a moment after the page settles)."""
+    for _ in range(100):
+        found = [c for c in jar.cookies() if c["name"] == "losslens_owner"]
+        if found:
+            return found[0]
+        page.wait_for_timeout(100)
+    raise AssertionError("the app set no losslens_owner cookie within 10 s")
+
+
 def test_a_copied_link_is_read_only_and_a_refresh_keeps_stop_and_the_form(tmp_path):
     runs_dir = tmp_path / "runs"
     runs_dir.mkdir()
@@ -49,7 +59,7 @@ def test_a_copied_link_is_read_only_and_a_refresh_keeps_stop_and_the_form(tmp_pa
 
         alice.goto(f"{url}/train")
         wait_until_idle(alice)
-        cookie = next(c for c in alice_jar.cookies() if c["name"] == "losslens_owner")
+        cookie = owner_cookie(alice, alice_jar)
         assert cookie["sameSite"] == "Strict" and len(cookie["value"]) == 43
         choose_losses(alice, CHOSEN)
         epochs = alice.get_by_role("spinbutton", name="Epochs")
@@ -59,7 +69,7 @@ def test_a_copied_link_is_read_only_and_a_refresh_keeps_stop_and_the_form(tmp_pa
         assert active_pills(alice) == set(CHOSEN)
         alice.get_by_role("button", name="Start training").click()
         alice.get_by_text(re.compile(r"epoch \d+ of 30")).first.wait_for(timeout=120_000)
-        alice.wait_for_url(re.compile(r"exp="), timeout=60_000)
+        alice.wait_for_url(re.compile(r"exp=(?!example-)"), timeout=60_000)  # her experiment, not the landing example
         link = alice.url
         assert "u=" not in link and "job=" not in link and cookie["value"] not in link
         alice.get_by_role("button", name="Share a read-only link").click()

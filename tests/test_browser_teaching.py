@@ -20,6 +20,7 @@ TWO_D = "browser-digits-2d"
 THREE_D = "browser-digits-3d"
 WIDE = {"width": 1440, "height": 1000}
 PAGES = ("", "angles", "gradcam", "compare", "learn", "train")  # "": Feature space, the default page
+VIEW_BUTTONS = "[data-testid='stButtonGroup'] button"  # segmented controls' buttons, as Feature space's view choice
 
 # The figures a page draws, read from plotly's own graph divs: title, trace names and the points of each.
 CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
@@ -80,6 +81,14 @@ def inspected_index(page) -> int:
     return int(page.locator("input[aria-label='Test image index']").input_value())
 
 
+def click_and_settle(page, selector: str, text: str, settle_ms: int = 1000) -> None:
+    """Click the first ``selector`` element showing ``text``, wait for the app's rerun, then give plotly
+    ``settle_ms`` to redraw the charts."""
+    page.locator(selector).filter(has_text=text).first.click()
+    wait_until_idle(page)
+    page.wait_for_timeout(settle_ms)
+
+
 def click_a_point(page, chart_index: int, point_index: int) -> None:
     """Click one marker of one class trace of the chart ``chart_index`` (2-D: SVG paths)."""
     chart = page.locator(".js-plotly-plot").nth(chart_index)
@@ -120,15 +129,11 @@ def test_play_animates_the_epochs_from_before_training(app_url, browser):
 
 def test_the_sphere_map_picks_points_of_3d_features(app_url, browser):
     page = open_page(browser, app_url, "", THREE_D)
-    page.locator("[data-testid='stButtonGroup'] button").filter(has_text="Map").first.click()
-    wait_until_idle(page)
-    page.wait_for_timeout(1000)
+    click_and_settle(page, VIEW_BUTTONS, "Map")
     before = inspected_index(page)
     click_a_point(page, 0, 25)
     assert inspected_index(page) != before
-    page.locator("[data-testid='stButtonGroup'] button").filter(has_text="Unit sphere").first.click()
-    wait_until_idle(page)
-    page.wait_for_timeout(1000)
+    click_and_settle(page, VIEW_BUTTONS, "Unit sphere")
     assert all(ringed(c) for c in feature_charts(page)), "the picked point is ringed on every sphere"
     page.close()
 
@@ -167,9 +172,7 @@ def test_a_click_on_the_playground_reads_every_loss_there(app_url, browser):
 
 def test_presentation_mode_folds_the_sidebar_and_enlarges_text_and_charts(app_url, browser):
     page = open_page(browser, app_url, "", TWO_D)
-    page.locator("label").filter(has_text="Presentation").first.click()
-    wait_until_idle(page)
-    page.wait_for_timeout(1500)
+    click_and_settle(page, "label", "Presentation", settle_ms=1500)
     assert page.evaluate("() => getComputedStyle(document.documentElement).fontSize") == "21px"
     # folded: Streamlit 1.67 marks a collapsed sidebar by its width alone (no aria-expanded)
     assert page.locator("[data-testid='stSidebar']").evaluate("e => e.getBoundingClientRect().width") == 0

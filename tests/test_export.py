@@ -26,18 +26,9 @@ from lab.config import RunConfig
 from lab.data import load_dataset
 from lab.restore import load_trained
 from lab.runstore import RunStore, RunStoreError
-from lab.trainer import train_run
 
 OLD_RUNS = Path(__file__).resolve().parent / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
 OLD_RUN = "example-digits-2d-softmax"
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    store = RunStore(tmp_path_factory.mktemp("runs"))
-    record = train_run(RunConfig(epochs=3), store)
-    assert record.state == "finished", record.status
-    return store, record, load_dataset("digits")
 
 
 def _unzip(data: bytes) -> dict[str, bytes]:
@@ -51,8 +42,8 @@ def _accuracy(model: torch.nn.Module, head: torch.nn.Module, split) -> float:
         return float((head.logits(model(split.normalized)).argmax(1) == split.labels).float().mean())
 
 
-def test_run_zip_holds_the_run_files_and_a_readme(run):
-    store, record, _ = run
+def test_run_zip_holds_the_run_files_and_a_readme(digits_run):
+    store, record, _ = digits_run
     files = _unzip(export.run_zip(store, record.run_id))
     names = {
         "config.json",
@@ -73,8 +64,8 @@ def test_run_zip_holds_the_run_files_and_a_readme(run):
     assert "load_file" in readme and "weights.safetensors" in readme and "snapshots.safetensors" in readme
 
 
-def test_run_zip_weights_load_with_safetensors_and_reproduce_the_test_accuracy(run):
-    store, record, digits = run
+def test_run_zip_weights_load_with_safetensors_and_reproduce_the_test_accuracy(digits_run):
+    store, record, digits = digits_run
     files = _unzip(export.run_zip(store, record.run_id))
     config = RunConfig.from_dict(json.loads(files[f"{record.run_id}/config.json"]))
     tensors = load_safetensors(files[f"{record.run_id}/weights.safetensors"])
@@ -85,8 +76,8 @@ def test_run_zip_weights_load_with_safetensors_and_reproduce_the_test_accuracy(r
     assert _accuracy(model.eval(), head.eval(), digits.test) == pytest.approx(record.status["test_acc"], abs=1e-6)
 
 
-def test_run_zip_unzipped_into_a_runs_folder_is_a_loadable_run(run, tmp_path):
-    store, record, digits = run
+def test_run_zip_unzipped_into_a_runs_folder_is_a_loadable_run(digits_run, tmp_path):
+    store, record, digits = digits_run
     with zipfile.ZipFile(io.BytesIO(export.run_zip(store, record.run_id))) as archive:
         archive.extractall(tmp_path)
     restored = RunStore(tmp_path)
@@ -96,15 +87,15 @@ def test_run_zip_unzipped_into_a_runs_folder_is_a_loadable_run(run, tmp_path):
     assert _accuracy(model, head, digits.test) == pytest.approx(record.status["test_acc"], abs=1e-6)
 
 
-def test_run_zip_of_an_unknown_run_is_refused(run):
-    store, _, _ = run
+def test_run_zip_of_an_unknown_run_is_refused(digits_run):
+    store, _, _ = digits_run
     with pytest.raises(RunStoreError):
         export.run_zip(store, "no-such-run")
 
 
 @pytest.fixture(scope="module")
-def bundle(run):
-    store, record, digits = run
+def bundle(digits_run):
+    store, record, digits = digits_run
     files = _unzip(export.projector_bundle(store, record.run_id, digits))
     folder = f"{record.run_id}-projector/"
     assert all(name.startswith(folder) for name in files)
@@ -125,8 +116,8 @@ def test_projector_bundle_has_the_expected_files(bundle):
     assert "Sphereize" in bundle["README.txt"].decode()
 
 
-def test_tensors_tsv_is_unit_vectors_one_per_line_without_a_header(run, bundle):
-    store, record, digits = run
+def test_tensors_tsv_is_unit_vectors_one_per_line_without_a_header(digits_run, bundle):
+    store, record, digits = digits_run
     text = bundle["tensors.tsv"].decode()
     assert text.endswith("\n") and not text.endswith("\n\n")
     rows = [[float(v) for v in line.split("\t")] for line in text.splitlines()]
@@ -138,8 +129,8 @@ def test_tensors_tsv_is_unit_vectors_one_per_line_without_a_header(run, bundle):
     np.testing.assert_allclose(vectors, expected, atol=1e-6)
 
 
-def test_metadata_tsv_has_a_header_and_one_row_per_vector(run, bundle):
-    store, record, digits = run
+def test_metadata_tsv_has_a_header_and_one_row_per_vector(digits_run, bundle):
+    store, record, digits = digits_run
     lines = bundle["metadata.tsv"].decode().splitlines()
     assert len(lines) == len(digits.test) + 1
     assert lines[0].split("\t") == list(export.METADATA_COLUMNS)
@@ -175,8 +166,8 @@ def test_projector_config_points_at_files_in_the_bundle(bundle):
         assert sprite.size == (columns * width, math.ceil(n / columns) * height)
 
 
-def test_sprite_holds_the_test_images_in_row_major_order(run, bundle):
-    _, _, digits = run
+def test_sprite_holds_the_test_images_in_row_major_order(digits_run, bundle):
+    _, _, digits = digits_run
     config = json.loads(bundle["projector_config.json"])
     width, height = config["embeddings"][0]["sprite"]["singleImageDim"]
     factor = width // digits.image_size
@@ -188,8 +179,8 @@ def test_sprite_holds_the_test_images_in_row_major_order(run, bundle):
         np.testing.assert_array_equal(thumb, digits.test.images[index, 0].numpy())
 
 
-def test_penultimate_tensor_covers_the_snapshot_subset(run, bundle):
-    store, record, _ = run
+def test_penultimate_tensor_covers_the_snapshot_subset(digits_run, bundle):
+    store, record, _ = digits_run
     saved = store.load_features(record.run_id)
     rows = bundle["penultimate.tsv"].decode().splitlines()
     assert len(rows) == len(saved.snapshot_indices)
@@ -200,8 +191,8 @@ def test_penultimate_tensor_covers_the_snapshot_subset(run, bundle):
     assert [int(line.split("\t")[0]) for line in metadata[1:]] == saved.snapshot_indices.tolist()
 
 
-def test_without_class_directions_the_angle_is_to_the_class_mean(run, tmp_path):
-    store, record, digits = run
+def test_without_class_directions_the_angle_is_to_the_class_mean(digits_run, tmp_path):
+    store, record, digits = digits_run
     shutil.copytree(record.run_dir, tmp_path / record.run_id)
     copy = RunStore(tmp_path)
     saved = dataclasses.replace(copy.load_features(record.run_id), class_directions=None)
@@ -216,8 +207,8 @@ def test_without_class_directions_the_angle_is_to_the_class_mean(run, tmp_path):
     assert float(row[5]) == pytest.approx(angle, abs=1e-3)
 
 
-def test_projector_bundle_refuses_a_different_dataset(run):
-    store, record, digits = run
+def test_projector_bundle_refuses_a_different_dataset(digits_run):
+    store, record, digits = digits_run
     with pytest.raises(RunStoreError, match="trained on digits"):
         export.projector_bundle(store, record.run_id, dataclasses.replace(digits, name="mnist"))
 
@@ -238,8 +229,8 @@ def test_a_run_folder_written_by_an_earlier_version_exports(tmp_path):
 
 
 @pytest.mark.parametrize("flag", ["--zip", "--projector"])
-def test_the_export_command_writes_the_compare_pages_bundles(run, tmp_path, capsys, flag):
-    store, record, digits = run
+def test_the_export_command_writes_the_compare_pages_bundles(digits_run, tmp_path, capsys, flag):
+    store, record, digits = digits_run
     out = tmp_path / "bundle.zip"
     assert main(["export", record.run_id, "--runs-dir", str(store.root), flag, str(out)]) == 0
     expected = (
@@ -263,8 +254,8 @@ def test_the_export_command_writes_the_compare_pages_bundles(run, tmp_path, caps
         (["RUN", "--zip", "missing-folder/out.zip"], "missing-folder is not a folder: create it first"),
     ],
 )
-def test_the_export_command_refuses_with_one_line(run, tmp_path, capsys, monkeypatch, args, message):
-    store, record, _ = run
+def test_the_export_command_refuses_with_one_line(digits_run, tmp_path, capsys, monkeypatch, args, message):
+    store, record, _ = digits_run
     monkeypatch.chdir(tmp_path)
     args = [record.run_id if arg == "RUN" else arg for arg in args]
     assert main(["export", *args, "--runs-dir", str(store.root)]) == 2

@@ -3,8 +3,6 @@ drop out alone when they diverge, fail or are stopped."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import torch
 
@@ -13,6 +11,7 @@ from lab.config import RunConfig
 from lab.experiment import make_experiment
 from lab.runstore import RunStore
 from lab.trainer import train_experiment, train_run
+from tests.conftest import StopAfter
 
 
 def _close(alone: list[dict], together: list[dict], accuracy: float = 0.02) -> None:
@@ -102,17 +101,10 @@ def test_a_failing_head_fails_its_run_only(tmp_path, monkeypatch):
 
 
 def test_stopping_ends_every_run_as_stopped_with_its_weights(tmp_path):
-    stop = threading.Event()
-    reports = []
-
-    def stop_soon(progress):
-        reports.append(progress)
-        if len(reports) == 7:
-            stop.set()
-
+    stopper = StopAfter(7)
     store = RunStore(tmp_path)
     configs = make_experiment(RunConfig(epochs=3, experiment="stop"), ["softmax", "amc", "opl"])
-    records = train_experiment(configs, store, on_progress=stop_soon, stop=stop)
+    records = train_experiment(configs, store, on_progress=stopper, stop=stopper.event)
     assert [r.state for r in records] == ["stopped"] * 3
     assert all(store.load_weights(r.run_id) for r in records)
 

@@ -6,19 +6,15 @@ no browser is shown them; ``lab list`` names each one's problem: tests/test_secu
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from lab import runfiles
 from lab.config import RunConfig
 from lab.runstore import RunStore
 from lab.trainer import train_run
-from ui import session
+from tests.apptest import app_reads, open_page
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 EXPERIMENT = "hostile-neighbours"
 PAGES = ["pages/feature_space.py", "pages/angles.py", "pages/gradcam.py", "pages/compare.py", "pages/train.py"]
 
@@ -34,29 +30,12 @@ def runs_dir(tmp_path_factory):
     os.mkfifo(hostile[0] / runfiles.STATUS)
     (hostile[1] / runfiles.STATUS).symlink_to("/dev/zero")
     (hostile[2] / runfiles.CONFIG).write_text("[" * 100_000 + "]" * 100_000)
-    previous = {name: os.environ.get(name) for name in ("LOSSLENS_RUNS_DIR", "LOSSLENS_CACHE_DIR")}
-    os.environ["LOSSLENS_RUNS_DIR"] = str(root)
-    os.environ["LOSSLENS_CACHE_DIR"] = str(tmp_path_factory.mktemp("hostile-cache"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield root
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    for name, value in previous.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    with app_reads(root, LOSSLENS_CACHE_DIR=str(tmp_path_factory.mktemp("hostile-cache"))):
+        yield root
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_stays_up_beside_a_fifo_a_dev_zero_link_and_deep_json(runs_dir, page):
-    app = AppTest.from_file(APP, default_timeout=180)
-    app.query_params[session.URL_EXPERIMENT] = EXPERIMENT
-    app.run()
-    if page != "pages/feature_space.py":
-        app.switch_page(page)
-        app.run()
-    assert not app.exception, [e.value for e in app.exception]
+    app = open_page(page, experiment=EXPERIMENT)
     if page in ("pages/feature_space.py", "pages/angles.py"):
         assert app.get("plotly_chart"), "the good run is drawn"

@@ -3,10 +3,10 @@ what went wrong and what to do, and loses no finished work."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pickle
-import re
 import shutil
 import signal
 import subprocess
@@ -18,7 +18,6 @@ import pytest
 import streamlit as st
 import torch
 import torchvision
-from streamlit.testing.v1 import AppTest
 
 from lab.config import ConfigError, RunConfig
 from lab.experiment import loss_title
@@ -26,15 +25,17 @@ from lab.jobs import JobManager
 from lab.restore import load_trained
 from lab.runstore import RunStore, RunStoreError
 from lab.trainer import train_experiment
+from tests import apptest
+from tests.apptest import app_reads, figures, shown
 from ui import session
 from ui.text import plain
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 OLD_RUNS = ROOT / "tests" / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
 CREDENTIAL = "reliability-browser".ljust(43, "0")  # what the browser's cookie would hold
 OWNER = session.owner_of(CREDENTIAL)
 EXPERIMENT = "reliability-exp"
+open_page = functools.partial(apptest.open_page, experiment=EXPERIMENT, credential=CREDENTIAL)
 
 
 # ---------------------------------------------------------------- bad settings
@@ -232,35 +233,8 @@ def app_runs(tmp_path_factory):
         RunConfig(loss="softmax", lr=10.0, epochs=2, experiment=EXPERIMENT, seed=3),
     ]
     train_experiment(configs, store, owner=OWNER)
-    previous = os.environ.get("LOSSLENS_RUNS_DIR")
-    os.environ["LOSSLENS_RUNS_DIR"] = str(root)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield root
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    if previous is None:
-        os.environ.pop("LOSSLENS_RUNS_DIR")
-    else:
-        os.environ["LOSSLENS_RUNS_DIR"] = previous
-
-
-def shown(markdown: str) -> str:
-    """What Streamlit displays for ``markdown`` written by :func:`ui.text.plain` (escapes resolved)."""
-    return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")
-
-
-def open_page(page: str, **params: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=180)
-    app.session_state[session.CREDENTIAL] = CREDENTIAL
-    app.query_params["exp"] = EXPERIMENT
-    for key, value in params.items():
-        app.query_params[key] = value
-    app.run()
-    app.switch_page(page)
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    with app_reads(root):
+        yield root
 
 
 def test_app_shows_a_diverged_run_and_the_others(app_runs):
@@ -290,14 +264,7 @@ def test_corrupt_files_give_a_per_run_error_and_the_other_runs_still_show(app_ru
 
 
 def test_unknown_experiment_job_and_owner_in_the_url_are_ignored(app_runs):
-    app = AppTest.from_file(APP, default_timeout=180)
-    app.query_params["exp"] = "../../etc/passwd"
-    app.query_params["job"] = "no-such-job"
-    app.query_params["u"] = "<script>"
-    app.run()
-    app.switch_page("pages/train.py")
-    app.run()
-    assert not app.exception
+    app = apptest.open_page("pages/train.py", experiment="../../etc/passwd", job="no-such-job", u="<script>")
     assert "u" not in app.query_params and "job" not in app.query_params
     assert app.get("progress") == []  # no job attached
 
@@ -344,21 +311,13 @@ def test_limits_and_runs_folder_size_are_shown_and_an_experiment_can_be_deleted(
     assert EXPERIMENT not in RunStore(app_runs).experiments()
 
 
-def test_a_run_folder_written_by_an_earlier_version_shows_in_the_app(tmp_path, monkeypatch):
+def test_a_run_folder_written_by_an_earlier_version_shows_in_the_app(tmp_path):
     shutil.copytree(OLD_RUNS, tmp_path, dirs_exist_ok=True)
-    monkeypatch.setenv("LOSSLENS_RUNS_DIR", str(tmp_path))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    try:
-        app = AppTest.from_file(APP, default_timeout=180)
-        app.query_params["exp"] = "example-digits-2d"
-        app.run()
-        assert not app.exception and not app.error, [e.value for e in app.exception] + [e.value for e in app.error]
-        titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in app.get("plotly_chart")]
+    with app_reads(tmp_path):
+        app = apptest.open_page("pages/feature_space.py", experiment="example-digits-2d")
+        assert not app.error, [e.value for e in app.error]
+        titles = [fig["layout"]["title"]["text"] for fig in figures(app)]
         assert any("Softmax cross-entropy" in title and "test accuracy 95.8%" in title for title in titles)
         app.slider(key="feature_epoch").set_value(1).run()  # its snapshots start at epoch 1
         assert not app.exception
         assert app.slider(key="feature_epoch").value == 1
-    finally:
-        st.cache_resource.clear()  # the run store singleton points at this test's folder
-        st.cache_data.clear()

@@ -290,7 +290,7 @@ def _leftover(run_dir: Path, age_seconds: float) -> Path:
     return path
 
 
-def test_an_interrupted_runs_stale_partial_writes_are_deleted_when_it_is_read(tmp_path):
+def test_an_interrupted_runs_partial_writes_are_deleted_when_it_is_read(tmp_path):
     store = RunStore(tmp_path)
     writer = store.create(RunConfig())
     status = json.loads((writer.run_dir / runfiles.STATUS).read_text())
@@ -298,9 +298,20 @@ def test_an_interrupted_runs_stale_partial_writes_are_deleted_when_it_is_read(tm
     stale, fresh = _leftover(writer.run_dir, 3600), _leftover(writer.run_dir, 0)
     fresh = fresh.rename(fresh.with_name(f".{runfiles.STATUS}.def456.tmp"))
     assert [r.state for r in store.list()] == ["interrupted"]
-    assert not stale.exists(), "a partial write an hour old is a leftover"
-    assert fresh.exists(), "a partial write from the last minute may belong to a writer on another host"
+    assert not stale.exists() and not fresh.exists(), "the writer was on this host and has ended: all are leftovers"
     assert (writer.run_dir / runfiles.CONFIG).exists()
+
+
+def test_only_stale_partial_writes_go_when_the_writer_was_on_another_host(tmp_path):
+    store = RunStore(tmp_path)
+    writer = store.create(RunConfig())
+    status = json.loads((writer.run_dir / runfiles.STATUS).read_text())
+    write_json_atomic(writer.run_dir / runfiles.STATUS, {**status, "host": "another-machine"})
+    stale, fresh = _leftover(writer.run_dir, 3600), _leftover(writer.run_dir, 0)
+    fresh = fresh.rename(fresh.with_name(f".{runfiles.STATUS}.def456.tmp"))
+    assert [r.state for r in store.list()] == ["elsewhere"]
+    assert not stale.exists(), "a partial write an hour old is a leftover"
+    assert fresh.exists(), "a partial write from the last minute may belong to the writer on the other host"
 
 
 def test_a_live_writers_partial_writes_are_kept(tmp_path):

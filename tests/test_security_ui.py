@@ -4,6 +4,7 @@ not take a page down, and the Train page's form."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pickle
@@ -23,10 +24,11 @@ from lab.arraycache import ArrayCache
 from lab.config import RunConfig
 from lab.runstore import RunRecord, RunStore
 from lab.trainer import train_experiment
+from tests import apptest
+from tests.apptest import app_reads, shown
 from ui import loaders, session, titles
 from ui.text import plain
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 ALICE = "alice-browser".ljust(43, "a")  # credentials, as the browsers' cookies hold them
 BOB = "bob-browser".ljust(43, "b")
 ALICE_EXP = "alice-private"
@@ -35,6 +37,7 @@ TWINS = ("twin-one", "twin-two")
 PLANTED = "planted-exp"
 LEGACY_TOKEN = "legacyowner0001"  # an old ?u= token, as run files written before credentials hold it
 INJECTION = "[re-login](http://x) ![x](http://x/y.png)"
+open_page = functools.partial(apptest.open_page, credential=ALICE)
 
 
 def fabricate(store: RunStore, experiment: str, owner: str = "", status: str = "finished", **fields) -> Path:
@@ -66,34 +69,8 @@ def runs_dir(tmp_path_factory):
     (broken / "config.json").write_text(json.dumps({**config, "feat_dim": INJECTION}))
     fabricate(store, "legacy-exp", owner=LEGACY_TOKEN)
     fabricate(store, "cli-newer")  # shared, and the newest of all
-    previous = {name: os.environ.get(name) for name in ("LOSSLENS_RUNS_DIR", "LOSSLENS_CACHE_DIR")}
-    os.environ["LOSSLENS_RUNS_DIR"] = str(root)
-    os.environ["LOSSLENS_CACHE_DIR"] = str(tmp_path_factory.mktemp("security-ui-cache"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield root
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    for name, value in previous.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
-def open_page(page: str, credential: str | None = ALICE, **params: str) -> AppTest:
-    """A page as a browser holding ``credential`` sees it (None: a browser that has none yet)."""
-    app = AppTest.from_file(APP, default_timeout=180)
-    if credential is not None:
-        app.session_state[session.CREDENTIAL] = credential
-    for key, value in params.items():
-        app.query_params[key] = value
-    app.run()
-    if page != "pages/feature_space.py":
-        app.switch_page(page)
-        app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    with app_reads(root, LOSSLENS_CACHE_DIR=str(tmp_path_factory.mktemp("security-ui-cache"))):
+        yield root
 
 
 def bodies(app: AppTest) -> list[str]:
@@ -123,11 +100,6 @@ def position(app: AppTest, experiment: str) -> int | None:
 
 def has_button(app: AppTest, key_prefix: str) -> bool:
     return any((button.key or "").startswith(key_prefix) for button in app.button)
-
-
-def shown(markdown: str) -> str:
-    """What Streamlit displays for ``markdown`` written by :func:`ui.text.plain` (escapes resolved)."""
-    return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")
 
 
 # ---------------------------------------------------------------- identity
@@ -236,14 +208,10 @@ def test_a_run_with_a_broken_config_shows_in_its_experiment(runs_dir):
     assert any("config.json is unreadable" in shown(caption.value) for caption in app.sidebar.caption)
 
 
-def test_an_unwritable_runs_folder_shows_the_examples_and_says_why(tmp_path, monkeypatch):
+def test_an_unwritable_runs_folder_shows_the_examples_and_says_why(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    monkeypatch.setenv("LOSSLENS_RUNS_DIR", str(blocker / "runs"))
-    monkeypatch.setenv("LOSSLENS_CACHE_DIR", str(tmp_path / "cache"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    try:
+    with app_reads(blocker / "runs", LOSSLENS_CACHE_DIR=str(tmp_path / "cache")):
         for page in ("pages/feature_space.py", "pages/angles.py", "pages/compare.py", "pages/learn.py"):
             app = open_page(page, credential=BOB)
             assert app.sidebar.selectbox[0].value == session.DEFAULT_EXAMPLE, page
@@ -252,9 +220,6 @@ def test_an_unwritable_runs_folder_shows_the_examples_and_says_why(tmp_path, mon
         train = open_page("pages/train.py", credential=BOB)
         assert any("Training is unavailable" in w.value for w in train.warning)
         assert train.button(key="start").disabled
-    finally:
-        st.cache_resource.clear()
-        st.cache_data.clear()
 
 
 def offline(*args, **kwargs):

@@ -5,15 +5,13 @@ presentation mode. Each test reads the figures' content, not just the absence of
 
 from __future__ import annotations
 
-import base64
 import dataclasses
+import functools
 import json
-import os
 import re
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -23,14 +21,16 @@ from lab.restore import load_trained
 from lab.runfiles import RunFeatures, RunSnapshots
 from lab.runstore import RunStore
 from lab.trainer import train_experiment
+from tests import apptest
+from tests.apptest import app_reads, figures, values
 from ui import session
 
-APP = os.path.join(os.path.dirname(__file__), "..", "app.py")
 TWO_D = "teach-digits-2d"
 THREE_D = "teach-digits-3d"
 SAME_RAY = "teach-same-ray"
 OLD_RUN = "teach-old-run"
 EPOCHS = 3
+open_page = functools.partial(apptest.open_page, experiment=TWO_D, timeout=300)
 
 
 def _copy_run(store: RunStore, record, experiment: str, change) -> None:
@@ -76,42 +76,8 @@ def runs_dir(tmp_path_factory):
     train_experiment([RunConfig(loss="cosface", feat_dim=3, epochs=2, experiment=THREE_D)], store)
     _copy_run(store, two_d[1], SAME_RAY, _merge_classes_1_and_2)
     _copy_run(store, two_d[1], OLD_RUN, _as_an_old_run)
-    previous = os.environ.get("LOSSLENS_RUNS_DIR")
-    os.environ["LOSSLENS_RUNS_DIR"] = str(root)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield root
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    if previous is None:
-        os.environ.pop("LOSSLENS_RUNS_DIR")
-    else:
-        os.environ["LOSSLENS_RUNS_DIR"] = previous
-
-
-def open_page(page: str, experiment: str = TWO_D, **params: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=300)
-    app.query_params["exp"] = experiment
-    for key, value in params.items():
-        app.query_params[key] = value
-    app.run()
-    if page != "pages/feature_space.py":
-        app.switch_page(page)
-        app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
-def figures(app: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
-
-
-def values(trace: dict, axis: str) -> np.ndarray:
-    data = trace.get(axis, [])
-    if isinstance(data, dict) and "bdata" in data:
-        flat = np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
-        return flat.reshape([int(n) for n in str(data["shape"]).split(",")]) if "shape" in data else flat
-    return np.asarray([np.nan if v is None else v for v in data], dtype=float)
+    with app_reads(root):
+        yield root
 
 
 def feature_panels(app: AppTest) -> list[dict]:
@@ -304,8 +270,8 @@ def test_compare_percentages_have_one_decimal_and_bars_show_the_spread(runs_dir)
     low, high = accuracy["layout"]["xaxis"]["range"]
     assert low > 0.3 and "axis zoomed" in accuracy["layout"]["title"]["text"]
     for fig in bars.values():
-        colours = fig["data"][0]["marker"]["color"]
-        assert not set(np.atleast_1d(colours)) & set(TOL_MUTED), "loss bars must not reuse class colours"
+        colors = fig["data"][0]["marker"]["color"]
+        assert not set(np.atleast_1d(colors)) & set(TOL_MUTED), "loss bars must not reuse class colours"
 
 
 # ---------------------------------------------------------------- the loss playground

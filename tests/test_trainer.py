@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ from lab.jobs import TrainingJob
 from lab.restore import load_trained
 from lab.runstore import RunStore
 from lab.trainer import DeviceData, evaluation_indices, snapshot_indices, train_experiment, train_run
+from tests.conftest import StopAfter
 
 QUICK = RunConfig(epochs=6, batch_size=64)
 
@@ -155,19 +155,12 @@ def test_same_config_gives_the_same_metrics(tmp_path):
 
 
 def test_stop_event_ends_the_run_as_stopped_and_keeps_its_weights(tmp_path):
-    stop = threading.Event()
-    calls = []
-
-    def stop_after_a_few_steps(progress):
-        calls.append(progress)
-        if len(calls) == 5:
-            stop.set()
-
+    stopper = StopAfter(5)  # a few steps in
     store = RunStore(tmp_path)
-    record = train_run(RunConfig(epochs=3), store, on_progress=stop_after_a_few_steps, stop=stop)
+    record = train_run(RunConfig(epochs=3), store, on_progress=stopper, stop=stopper.event)
     assert record.state == "stopped" and "stopped by the user" in record.status["message"]
     assert store.load_weights(record.run_id)
-    assert calls[-1].status == "stopped"
+    assert stopper.reports[-1].status == "stopped"
 
 
 def test_a_failing_run_does_not_stop_the_next_one(tmp_path, monkeypatch, trainer_log):

@@ -64,7 +64,7 @@ def test_type_is_sniffed_from_the_content_not_the_name():
     assert check_upload(png, "drawing.txt") == ("PNG", 64, 64)
 
 
-def test_colour_becomes_luma_and_transparency_becomes_white():
+def test_color_becomes_luma_and_transparency_becomes_white():
     red = _encode(Image.new("RGB", (16, 16), (255, 0, 0)), "PNG")
     assert load_upload(red, "red.png", channels=1, image_size=8).unique().tolist() == [76]
     clear = _encode(Image.new("RGBA", (16, 16), (0, 0, 0, 0)), "PNG")
@@ -146,3 +146,23 @@ def test_damaged_headers_and_truncated_pixels_get_their_own_messages():
 def test_limits_text_names_the_limits():
     text = uploads.limits_text()
     assert "5.0 MB" in text and "1024 x 1024 pixels" in text and "GIF" in text and "12 images" in text
+
+
+def test_an_upload_is_decoded_once_per_content_and_settings(monkeypatch):
+    from ui import loaders
+
+    decoded = []
+    real = loaders.load_upload
+
+    def counting(data, name, **settings):
+        decoded.append((name, settings["invert"]))
+        return real(data, name, **settings)
+
+    monkeypatch.setattr(loaders, "load_upload", counting)
+    loaders.decoded_upload.clear()
+    data = _encode(Image.new("L", (20, 20), 200), "PNG")
+    first = loaders.decoded_upload(data, "a.png", 1, 28, False)
+    for _ in range(3):  # the page's reruns
+        assert np.array_equal(loaders.decoded_upload(data, "a.png", 1, 28, False), first)
+    loaders.decoded_upload(data, "a.png", 1, 28, True)
+    assert decoded == [("a.png", False), ("a.png", True)]

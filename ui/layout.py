@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from lab.figures import class_colours, scaled
+from lab.figures import class_colors, scaled
 from lab.images import enlarge, whole_factor
 from ui import session
 
@@ -139,8 +139,8 @@ def class_legend(class_names: Sequence[str]) -> None:
         return
     swatches = " ".join(
         f'<span style="white-space:nowrap;margin-right:10px"><span style="display:inline-block;width:10px;'
-        f'height:10px;border-radius:2px;background:{colour};margin-right:4px"></span>{name}</span>'
-        for name, colour in zip(class_names, class_colours(len(class_names)), strict=True)
+        f'height:10px;border-radius:2px;background:{color};margin-right:4px"></span>{name}</span>'
+        for name, color in zip(class_names, class_colors(len(class_names)), strict=True)
     )
     st.markdown(f'<div style="font-size:0.85rem;line-height:1.8">{swatches}</div>', unsafe_allow_html=True)
 

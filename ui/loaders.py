@@ -26,8 +26,10 @@ from lab import analysis
 from lab.arraycache import ArrayCache
 from lab.config import ConfigError
 from lab.data import Dataset, default_data_dir, load_dataset
+from lab.export import projector_bundle
 from lab.restore import load_trained
 from lab.runstore import RunRecord, RunStore, RunStoreError, require_config
+from lab.uploads import MAX_UPLOADS, load_upload
 
 ALLOW_DATA_ROOTS = "LOSSLENS_ALLOW_DATA_ROOTS"  # more folders (os.pathsep between them) a data folder may be in
 CACHE_DIR = "LOSSLENS_CACHE_DIR"  # where projections are kept; default ~/.cache/losslens
@@ -229,3 +231,17 @@ def _projection(_record: RunRecord, key: tuple[str, float], source: str, method:
 def projection(record: RunRecord, source: str, method: str) -> tuple[np.ndarray, str]:
     """2-D PCA or UMAP of the snapshot subset's features or penultimate activations."""
     return _projection(record, cache_key(record), source, method)
+
+
+@st.cache_data(max_entries=2 * MAX_UPLOADS, show_spinner=False)
+def decoded_upload(data: bytes, name: str, channels: int, image_size: int, invert: bool) -> np.ndarray:
+    """An uploaded image as the model's uint8 input, decoded once per content and settings: every rerun
+    of the Grad-CAM page would otherwise decode each upload again. Refusals raise
+    :class:`lab.uploads.UploadError` (not cached; they are cheap, made before decoding)."""
+    return load_upload(data, name, channels=channels, image_size=image_size, invert=invert).numpy()
+
+
+def projector_zip(record: RunRecord) -> bytes:
+    """The run's TensorFlow Embedding Projector bundle, made when its download is clicked: the sprite needs
+    the run's dataset, which a page should not load (or download) just to offer the button."""
+    return projector_bundle(_store_of(record), record.run_id, dataset_of(record))

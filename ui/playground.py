@@ -121,12 +121,7 @@ def draw() -> None:
     field = _field(name, tuple(map(tuple, directions)), int(label), tuple(sorted(params.items())), float(extent))
     point = st.session_state.get(session.PLAYGROUND_POINT)
     fig = figures.loss_field_figure(
-        field.axis,
-        field.loss,
-        field.classes,
-        field.band,
-        field.arrow_points,
-        field.downhill,
+        field,
         directions,
         class_names,
         int(label),

@@ -80,7 +80,7 @@ COOKIE = "losslens_owner"
 COOKIE_SECONDS = 365 * 24 * 3600
 CREDENTIAL_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
-DEFAULT_EXAMPLE = "example-digits-2d"  # what a new browser opens on
+DEFAULT_EXAMPLE = "example-fashion-3d"  # what a new browser opens on: 28x28 images give readable 7x7 CAMs
 EXAMPLE_RUNS = Path(__file__).resolve().parents[1] / "assets" / "example-runs"
 VIEWABLE = ("finished", "stopped")
 MAX_LINKED = 20  # experiments opened from links that a session keeps in its sidebar

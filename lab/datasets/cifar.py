@@ -86,25 +86,18 @@ class CifarDataset(TorchvisionDataset):
         )
 
 
-register(
-    CifarDataset(
-        name="cifar10",
-        label="CIFAR-10",
-        class_names=CIFAR10_CLASSES,
-        source="Krizhevsky's 32x32 color photos in 10 classes (50,000 train, 10,000 test), as python batches.",
-        torchvision_class="CIFAR10",
-        folder="cifar-10-batches-py",
-        archive="cifar-10-python.tar.gz",
+def cifar(n_classes: int, class_names: tuple[str, ...], folder: str, kind: str = "classes") -> CifarDataset:
+    """CIFAR-``n_classes``: the two archives are one family and differ only in these."""
+    return CifarDataset(
+        name=f"cifar{n_classes}",
+        label=f"CIFAR-{n_classes}",
+        class_names=class_names,
+        source=f"Krizhevsky's 32x32 color photos in {n_classes} {kind} (50,000 train, 10,000 test), as python batches.",
+        torchvision_class=f"CIFAR{n_classes}",
+        folder=folder,
+        archive=f"cifar-{n_classes}-python.tar.gz",
     )
-)
-register(
-    CifarDataset(
-        name="cifar100",
-        label="CIFAR-100",
-        class_names=CIFAR100_CLASSES,
-        source="Krizhevsky's 32x32 color photos in 100 fine classes (50,000 train, 10,000 test), as python batches.",
-        torchvision_class="CIFAR100",
-        folder="cifar-100-python",
-        archive="cifar-100-python.tar.gz",
-    )
-)
+
+
+register(cifar(10, CIFAR10_CLASSES, "cifar-10-batches-py"))
+register(cifar(100, CIFAR100_CLASSES, "cifar-100-python", kind="fine classes"))

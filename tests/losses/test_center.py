@@ -33,7 +33,7 @@ def test_value_is_half_the_mean_squared_distance_and_its_gradient_is_residual_ov
     assert torch.allclose(features.grad, residuals / 3)
 
 
-def test_one_update_with_alpha_one_and_a_single_sample_moves_the_centre_halfway() -> None:
+def test_one_update_with_alpha_one_and_a_single_sample_moves_the_center_halfway() -> None:
     head = center_head(alpha=1.0)
     head.centers = torch.tensor([[0.0, 0.0], [2.0, 2.0], [5.0, 5.0], [-1.0, 0.0]])
     head.train()

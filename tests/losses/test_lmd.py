@@ -79,7 +79,7 @@ def test_margin_term_is_the_shortfall_to_the_closest_boundary() -> None:
     assert parts["lmd_margin"].item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_var_term_is_zero_when_every_sample_is_within_delta_var_of_its_centre() -> None:
+def test_var_term_is_zero_when_every_sample_is_within_delta_var_of_its_center() -> None:
     head = lmd_head(delta_var=0.5, delta_dist=2.0)
     features, labels = three_class_batch()
     _, parts = term_of(head, features, labels)
@@ -97,7 +97,7 @@ def test_var_term_is_the_squared_hinge_on_the_distance_to_the_batch_mean_when_rh
     assert torch.equal(head.centers[:2], torch.tensor([[1.0, 0.0], [5.0, 6.5]]))
 
 
-def test_first_sighting_sets_the_centre_to_the_batch_mean_so_a_lone_sample_costs_nothing() -> None:
+def test_first_sighting_sets_the_center_to_the_batch_mean_so_a_lone_sample_costs_nothing() -> None:
     head = lmd_head(delta_var=0.25)
     features = torch.tensor([[3.0, -2.0], [1.0, 1.0], [2.0, 2.0]])
     _, parts = term_of(head, features, torch.tensor([0, 1, 1]))
@@ -109,7 +109,7 @@ def test_first_sighting_sets_the_centre_to_the_batch_mean_so_a_lone_sample_costs
 
 
 @pytest.mark.parametrize("rho", [0.0, 0.5, 0.99])
-def test_a_second_identical_batch_moves_the_centre_by_one_minus_rho_of_the_gap(rho: float) -> None:
+def test_a_second_identical_batch_moves_the_center_by_one_minus_rho_of_the_gap(rho: float) -> None:
     head = lmd_head(momentum=rho)
     term_of(head, torch.tensor([[4.0, 4.0], [0.0, 0.0]]), torch.tensor([0, 1]))
     previous = head.centers.clone()
@@ -135,8 +135,8 @@ def test_gradient_reaches_the_features_through_the_current_share_only_and_never_
     value.backward()
     assert not head.centers.requires_grad and head.centers.grad is None
     # L = mean_i ||f_i - mu||^2 with mu = (1 - rho) * mean(f) + rho * c_prev, residuals r_i = f_i - mu
-    centre = (1 - rho) * torch.tensor([1.0, 0.0]) + rho * torch.tensor([10.0, 10.0])
-    residuals = features.detach() - centre
+    center = (1 - rho) * torch.tensor([1.0, 0.0]) + rho * torch.tensor([10.0, 10.0])
+    residuals = features.detach() - center
     share = (1 - rho) / 2
     expected = residuals - share * residuals.sum(dim=0)  # (2/n) * (r_i - (1 - rho)/n * sum_k r_k), n = 2
     assert torch.allclose(features.grad, expected, atol=1e-5)
