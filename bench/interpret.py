@@ -34,10 +34,8 @@ from pathlib import Path
 import torch
 
 from bench.common import Report, parser, resolve
-from lab import gradcam
-from lab.commands.interpret import ProgressBar
-from lab.restore import load_trained
-from lab.runstore import RunStore, require_config
+from lab.commands.interpret import finished_runs, score_runs
+from lab.runstore import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "assets" / "example-runs"
@@ -57,30 +55,17 @@ def copy_examples(experiment: str, into: Path) -> RunStore:
 
 
 def metrics_seconds(store: RunStore, experiment: str, images: int, runs: int | None, report: Report) -> float:
-    """Score every run's maps as ``python -m lab interpret`` does; one figure per run and the total."""
-    records = [r for r in store.list() if r.experiment == experiment and r.state == "finished"][:runs]
-    if not records:
-        raise RuntimeError(f"no finished runs of {experiment} in {store.root}")
+    """Score every run's maps as ``python -m lab interpret`` does; one figure per run (loading the model
+    included) and the total."""
+    records = finished_runs(store, experiment)[:runs]
     total = 0.0
-    for i, record in enumerate(records):
-        config = require_config(record)
-        stored = store.load_features(record.run_id).snapshot_images
-        if stored is None:
-            raise RuntimeError(f"{record.run_id} stores no test images: retrain the example")
-        model, head = load_trained(store, record)
-        started = time.perf_counter()
-        gradcam.interpretability(
-            model,
-            head,
-            stored[:images].numpy(),
-            gradcam.train_statistics(config.dataset),
-            foreground_known=config.dataset in gradcam.FOREGROUND_KNOWN,
-            progress=ProgressBar(i, len(records), config.loss),
-        )
+    started = time.perf_counter()
+    for scored in score_runs(store, records, images):
         seconds = time.perf_counter() - started
         total += seconds
-        sys.stderr.write("\n")
-        report.figure(f"metrics/{config.loss}", seconds, "s", note=f"{min(images, len(stored))} images")
+        sys.stderr.write("\n")  # the progress bar's line ends before the figure's
+        report.figure(f"metrics/{scored.config.loss}", seconds, "s", note=f"{scored.images} images")
+        started = time.perf_counter()
     met = total < METRICS_TARGET_SECONDS
     report.figure(
         "metrics/total",

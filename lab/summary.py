@@ -83,6 +83,33 @@ def paired_difference(
 
 
 @dataclasses.dataclass(frozen=True)
+class SeedFigure:
+    """One figure of one variant over its seeds; ``difference`` is its paired difference to the baseline
+    variant over ``paired_seeds`` (None for the baseline itself, or when they share no seed)."""
+
+    variant: str
+    stats: Interval
+    difference: Interval | None
+    paired_seeds: list[int]
+
+
+def over_seeds(values: Mapping[str, Mapping[int, float]], baseline: str | None) -> list[SeedFigure]:
+    """``values[variant][seed]`` holds one figure per run (a test accuracy, or a run's mean deletion AUC over
+    its images): each variant's interval over its seeds and, but for ``baseline``, its paired difference to
+    ``baseline`` seed by seed (none at all when ``baseline`` is None). Variants without a value are left out."""
+    if baseline is not None and baseline not in values:
+        raise ValueError(f"baseline: no variant is labelled {baseline!r} (variants: {', '.join(values)})")
+    figures = []
+    for variant, by_seed in values.items():
+        if not by_seed:
+            continue
+        paired_to_baseline = baseline is not None and variant != baseline
+        difference, paired = paired_difference(by_seed, values[baseline]) if paired_to_baseline else (None, [])
+        figures.append(SeedFigure(variant, interval(list(by_seed.values())), difference, paired))
+    return figures
+
+
+@dataclasses.dataclass(frozen=True)
 class RunResult:
     """One run of an experiment as the summary sees it; ``figures`` is None for a run not averaged in,
     and ``message`` then says why."""
@@ -189,17 +216,17 @@ def summarize(results: Sequence[RunResult], baseline: str | None = None) -> list
                 for metric in METRICS:
                     values[metric][run.seed] = run.figures[metric]
         counted[variant], left_out[variant] = values, skipped
+    by_metric = {
+        metric: {figure.variant: figure for figure in over_seeds({v: counted[v][metric] for v in order}, baseline)}
+        for metric in METRICS
+    }
     summaries = []
     for variant, runs in order.items():
         values = counted[variant]
-        stats = {metric: interval(list(values[metric].values())) for metric in METRICS if values[metric]}
-        difference: dict[str, Interval] = {}
-        paired: list[int] = []
-        if variant != baseline:
-            for metric in METRICS:
-                found, paired = paired_difference(values[metric], counted[baseline][metric])
-                if found is not None:
-                    difference[metric] = found
+        figures = {metric: by_metric[metric][variant] for metric in METRICS if variant in by_metric[metric]}
+        stats = {metric: figure.stats for metric, figure in figures.items()}
+        difference = {metric: f.difference for metric, f in figures.items() if f.difference is not None}
+        paired = figures[METRICS[0]].paired_seeds if METRICS[0] in figures else []
         summaries.append(
             VariantSummary(
                 variant=variant,

@@ -13,7 +13,8 @@ from ui import cams, health, interpretability, layout, loaders, seeds, titles
 ui.run_inside_app()
 
 st.title("Grad-CAM")
-loaded = seeds.one_seed(health.loaded_runs_or_stop())  # one training seed at a time
+every_seed = health.loaded_runs_or_stop()
+loaded = seeds.one_seed(every_seed)  # one training seed at a time
 runs = [record for record, _ in loaded]
 source = cams.image_source(runs[0], loaded[0][1])
 class_names = source.class_names
@@ -141,4 +142,4 @@ st.download_button(
 )
 
 st.header("How interpretable are these maps?")
-interpretability.section(loaded, method, view.layer)
+interpretability.section(loaded, method, view.layer, every_seed)

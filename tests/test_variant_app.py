@@ -189,3 +189,49 @@ def test_the_live_view_names_each_run_by_its_variant_and_seed():
         "Softmax cross-entropy",
         "AMC-Loss",
     ]
+
+
+# --- Grad-CAM interpretability over seeds -------------------------------------------------------------
+
+
+def test_seed_rows_give_each_variant_its_interval_over_seeds_and_its_paired_difference():
+    from ui.interpretability import seed_rows
+
+    values = {"deletion_auc": {"Softmax": {0: 0.50, 1: 0.52, 2: 0.54}, "AMC-Loss": {0: 0.40, 1: 0.43, 2: 0.43}}}
+    rows = {row["loss"]: row for row in seed_rows(values, "Softmax")}
+    assert rows["Softmax"]["seeds"] == "3" and rows["Softmax"]["mean"] == "0.520"
+    assert "minus softmax" not in rows["Softmax"]
+    amc = rows["AMC-Loss"]
+    assert amc["minus softmax"] == "-0.100"  # seed by seed: -0.10, -0.09, -0.11
+    low, high = (float(x) for x in amc["95% CI of the difference"].split(" to "))
+    assert low < -0.1 < high < 0 and amc["outcome"] == "better", "lower deletion AUC is better"
+    values["deletion_auc"]["AMC-Loss"] = {0: 0.40, 1: 0.60, 2: 0.55}
+    assert {r["loss"]: r for r in seed_rows(values, "Softmax")}["AMC-Loss"]["outcome"] == "no significant difference"
+    one_seed = seed_rows({"road": {"Softmax": {0: 0.1}, "AMC-Loss": {0: 0.2}}}, "Softmax")
+    assert [r["95% CI"] for r in one_seed] == ["one seed: no interval"] * 2
+    assert one_seed[1]["outcome"] == "needs two paired seeds"
+
+
+def test_gradcam_scores_every_seed_and_shows_each_variant_over_its_seeds(runs_dir):
+    app = open_page("pages/gradcam.py")
+    app.number_input(key="cam_metric_images").set_value(10).run()
+    assert app.subheader and "Over training seeds" in [s.value for s in app.subheader]
+    app.toggle(key="cam_score_seeds").set_value(True).run()
+    assert not app.exception
+    tables = [frame.value for frame in app.dataframe]
+    table = next(t for t in tables if "seeds" in t.columns)
+    assert set(table["loss"]) == set(LABELS)
+    assert set(table["seeds"]) == {"2"}, "both seeds of every variant are scored"
+    others = table[table["loss"] != "Softmax cross-entropy"]
+    assert len(others) and all(others["outcome"].isin(["better", "worse", "no significant difference"]))
+    assert any("verdict" in t.columns for t in tables), "the chosen seed's table is drawn as well"
+
+
+def test_the_sidebar_counts_variants_and_seeds(runs_dir):
+    from ui import titles
+
+    records = [r for r in RunStore(runs_dir).list() if r.experiment == EXPERIMENT]
+    assert "digits · 2-D · 3 variants × 2 seeds" in titles.experiment_label(EXPERIMENT, records)
+    one_each = [r for r in records if r.config.seed == 0 and r.config.loss == "lsoftmax"]
+    assert "· 2 variants " in titles.experiment_label(EXPERIMENT, one_each) + " "
+    assert "· 1 loss" in titles.experiment_label(EXPERIMENT, one_each[:1])

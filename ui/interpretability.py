@@ -10,16 +10,20 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from lab import interpret
+from lab import interpret, summary
 from lab.interpret import MetricResult
 from lab.runstore import RunRecord
-from ui import cams, loaders, titles
+from ui import cams, loaders, seeds, titles
 
 NOT_DISTINGUISHABLE = "not distinguishable from a random map"
 PASSES_SANITY = "passes the sanity check"
 PARTLY_FAILS_SANITY = "partly fails the sanity check"
 BASELINE_COLUMNS = {"random": "random map", "gaussian": "centred Gaussian", "blurred": "blurred image"}
 REFERENCE_LOSS = "softmax"
+SCORING_TIME = (
+    "Scoring takes about four seconds per run for 200 28x28 images on two quiet CPU cores, more when other work "
+    "shares them (`bench/interpret.py`); the results are kept for this server."
+)
 
 
 def verdict(result: MetricResult) -> str:
@@ -132,8 +136,15 @@ def _same_images(loaded: list[tuple[RunRecord, loaders.RunArrays]], n_images: in
     return all(np.array_equal(arrays.snapshot_indices[:n_images], first) for _, arrays in loaded)
 
 
-def section(loaded: list[tuple[RunRecord, loaders.RunArrays]], method: str, layer: str) -> None:
-    """Draw the interpretability section for the runs in ``loaded`` and the page's method and layer."""
+def section(
+    loaded: list[tuple[RunRecord, loaders.RunArrays]],
+    method: str,
+    layer: str,
+    every_seed: list[tuple[RunRecord, loaders.RunArrays]] | None = None,
+) -> None:
+    """Draw the interpretability section for the runs in ``loaded`` (one training seed) and the page's
+    method and layer; with ``every_seed`` (the experiment's runs of all its seeds), also the figures over
+    the seeds when there are several."""
     usable = [(record, arrays) for record, arrays in loaded if arrays.snapshot_images is not None]
     if not usable:
         st.info("These runs store no test images (they were trained before runs kept them): retrain to score maps.")
@@ -160,24 +171,19 @@ def section(loaded: list[tuple[RunRecord, loaders.RunArrays]], method: str, laye
         "fail* it when they stay more like the trained model's maps than random maps do, since then they do not "
         "depend on what those layers learned. ↑ higher is better, ↓ lower is better."
     )
+    _one_seed(usable, method, layer, n_images)
+    if every_seed is not None and len(seeds.seeds_of([record for record, _ in every_seed])) > 1:
+        _over_seeds(every_seed, method, layer, n_images)
+
+
+def _one_seed(usable: list[tuple[RunRecord, loaders.RunArrays]], method: str, layer: str, n_images: int) -> None:
+    """The metric table of the runs shown and each loss's paired difference to softmax over the images."""
     cached = [cams.cached_metrics(record, method, layer, n_images) for record, _ in usable]
     if any(result is None for result in cached):
         if not st.toggle("Score the maps", key="cam_score"):
-            st.caption(
-                "Scoring takes about ten seconds per run for 100 28x28 images on two CPU cores, more when other "
-                "work shares them (`bench/interpret.py`); the results are kept for this server."
-            )
+            st.caption(SCORING_TIME)
             return
-        bar = st.progress(0.0, text="Scoring the maps...")
-        cached = []
-        for i, (record, arrays) in enumerate(usable):
-            name = titles.loss_label(record)
-
-            def report(fraction: float, text: str, i: int = i, name: str = name) -> None:
-                bar.progress(min(1.0, (i + fraction) / len(usable)), text=f"{name}: {text}")
-
-            cached.append(cams.metrics(record, arrays, method, layer, n_images, report))
-        bar.empty()
+        cached = _score(usable, method, layer, n_images)
     names = [titles.loss_label(record) for record, _ in usable]
     table = metric_rows(names, cached)
     st.dataframe(
@@ -215,3 +221,89 @@ def section(loaded: list[tuple[RunRecord, loaders.RunArrays]], method: str, laye
         "95% CIs. They say how sure these numbers are for these trained models and images, not across training "
         "seeds: train several seeds to see how much the difference varies from run to run."
     )
+
+
+def _score(
+    runs: list[tuple[RunRecord, loaders.RunArrays]], method: str, layer: str, n_images: int
+) -> list[dict[str, MetricResult | None]]:
+    """Every run's metrics (kept per run and settings), with one progress bar over all of them."""
+    bar = st.progress(0.0, text="Scoring the maps...")
+    results = []
+    for i, (record, arrays) in enumerate(runs):
+        name = titles.loss_label(record) + (f", seed {record.config.seed}" if record.config else "")
+
+        def report(fraction: float, text: str, i: int = i, name: str = name) -> None:
+            bar.progress(min(1.0, (i + fraction) / len(runs)), text=f"{name}: {text}")
+
+        results.append(cams.metrics(record, arrays, method, layer, n_images, report))
+    bar.empty()
+    return results
+
+
+def seed_rows(values: dict[str, dict[str, dict[int, float]]], reference: str | None) -> list[dict[str, str]]:
+    """One row per metric and variant from ``values[metric][variant][seed]`` (each run's mean over the
+    images): the mean over seeds with its t interval and, but for ``reference``, the paired difference to
+    it seed by seed and what that says."""
+    rows = []
+    for metric, by_variant in values.items():
+        spec = interpret.METRICS[metric]
+        for figure in summary.over_seeds(by_variant, reference if reference in by_variant else None):
+            stats, difference = figure.stats, figure.difference
+            row = {
+                "loss": figure.variant,
+                "metric": spec.label + (" ↑" if spec.higher_is_better else " ↓"),
+                "seeds": str(stats.n),
+                "mean": _number(stats.mean, spec.percent),
+                "95% CI": _interval(stats, spec.percent),
+            }
+            if figure.variant != reference:
+                row["minus softmax"] = _number(difference.mean, spec.percent, signed=True) if difference else "–"
+                row["95% CI of the difference"] = _interval(difference, spec.percent, signed=True)
+                row["outcome"] = _seed_outcome(difference, spec.higher_is_better)
+            rows.append(row)
+    return rows
+
+
+def _interval(interval: summary.Interval | None, percent: bool, signed: bool = False) -> str:
+    if interval is None or interval.ci_low is None:
+        return "one seed: no interval"
+    return f"{_number(interval.ci_low, percent, signed)} to {_number(interval.ci_high, percent, signed)}"
+
+
+def _seed_outcome(difference: summary.Interval | None, higher_is_better: bool) -> str:
+    if difference is None or difference.ci_low is None:
+        return "needs two paired seeds"
+    if difference.ci_low <= 0 <= difference.ci_high:
+        return "no significant difference"
+    return "better" if (difference.mean > 0) == higher_is_better else "worse"
+
+
+def _over_seeds(every_seed: list[tuple[RunRecord, loaders.RunArrays]], method: str, layer: str, n_images: int) -> None:
+    """The metrics over training seeds: each run scored on the same images, each variant's mean over its
+    seeds with a t interval, and the paired difference to softmax seed by seed."""
+    usable = [(r, a) for r, a in every_seed if a.snapshot_images is not None and r.config is not None]
+    st.subheader("Over training seeds")
+    st.caption(
+        f"Each run's value is its mean over the same {n_images} images; the interval is Student's t over the "
+        "training seeds, and the difference to softmax pairs the runs seed by seed (same data subset, initial "
+        "weights and batch order). This says whether a difference survives retraining, which the CIs over "
+        "images above cannot."
+    )
+    cached = [cams.cached_metrics(record, method, layer, n_images) for record, _ in usable]
+    if any(result is None for result in cached):
+        if not st.toggle(f"Score every seed ({len(usable)} runs)", key="cam_score_seeds"):
+            st.caption(SCORING_TIME)
+            return
+        _score(usable, method, layer, n_images)
+        st.rerun()  # the shown seed's table above is drawn from the same results
+    values: dict[str, dict[str, dict[int, float]]] = {}
+    for (record, _), results in zip(usable, cached, strict=True):
+        for metric in interpret.REPORTED:
+            result = results.get(metric)
+            if result is not None and result.value is not None:
+                by_seed = values.setdefault(metric, {}).setdefault(titles.loss_label(record), {})
+                by_seed[record.config.seed] = result.value
+    references = {titles.loss_label(r) for r, _ in usable if r.config.loss == REFERENCE_LOSS}
+    reference = min(references) if references else None
+    rows = seed_rows(values, reference)
+    st.dataframe(rows, hide_index=True, height=table_height(len(rows)), key="cam_seed_table")

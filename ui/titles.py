@@ -19,7 +19,8 @@ def loss_label(record: RunRecord) -> str:
 
 
 def experiment_label(experiment: str, records: list[RunRecord]) -> str:
-    """``dataset · 2-D · 5 losses 01/12 14:05`` with the time the experiment's first run started (from
+    """``dataset · 2-D · 5 losses 01/12 14:05`` (``4 variants × 3 seeds`` when a loss appears with several
+    settings and the runs have several seeds) with the time the experiment's first run started (from
     status.json, when believable); the shipped example says "example" instead of when it was made."""
     config = next((r.config for r in records if r.config is not None), None)
     if config is None:
@@ -27,6 +28,17 @@ def experiment_label(experiment: str, records: list[RunRecord]) -> str:
     example = experiment.startswith("example") and not any(r.owner for r in records)
     starts = [s for s in map(started_at, records) if s is not None]
     when = time.strftime("%d/%m %H:%M", time.localtime(min(starts))) if starts and not example else ""
-    count = f"{len(records)} loss" if len(records) == 1 else f"{len(records)} losses"
+    configs = [r.config for r in records if r.config is not None]
+    variants = {variant_label(c) for c in configs}
+    noun = "loss" if len(variants) == len({c.loss for c in configs}) else "variant"
+    count = _count(len(variants), noun)
+    seeds = {c.seed for c in configs}
+    if len(seeds) > 1:
+        count += f" × {_count(len(seeds), 'seed')}"
     prefix = "example · " if example else ""
     return f"{prefix}{config.dataset} · {config.feat_dim}-D · {count} {when}".strip()
+
+
+def _count(n: int, noun: str) -> str:
+    plural = "losses" if noun == "loss" else f"{noun}s"
+    return f"{n} {noun if n == 1 else plural}"
