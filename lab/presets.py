@@ -128,6 +128,15 @@ class Preset:
 # about twice the CPU time; two idle cores with two threads take less (bench/RESULTS.md: `small` trains
 # 3,900 images/s there, eight times this rate). MNIST is the same size; the 8x8 digits stand-in is faster.
 ONE_THREAD = "one torch thread's CPU time on a shared 2-core machine"
+EXTRAPOLATED_FROM_AMC_GRADCAM = f"{ONE_THREAD}, extrapolated from amc-gradcam's runs of the same size"
+
+
+def against_softmax(loss: str, **declared: Any) -> Preset:
+    """A preset that trains ``loss`` beside softmax over three seeds, 5 epochs on 6,000 images: the paired
+    comparisons, which share amc-gradcam's size and so its measured time."""
+    return Preset(variants=("softmax", loss), seeds=(0, 1, 2), epochs=5, train_limit=6_000, seconds=430, **declared)
+
+
 PRESETS: tuple[Preset, ...] = (
     Preset(
         name="lsoftmax-fig2",
@@ -142,8 +151,6 @@ PRESETS: tuple[Preset, ...] = (
             "falling as m grows."
         ),
         variants=("lsoftmax:margin=1", "lsoftmax:margin=2", "lsoftmax:margin=3", "lsoftmax:margin=4"),
-        epochs=6,
-        train_limit=10_000,
         seconds=545,
         measured=f"{ONE_THREAD}: 1 epoch measured (123 s), 5 more extrapolated",
     ),
@@ -164,12 +171,11 @@ PRESETS: tuple[Preset, ...] = (
         # the paper's four values only: the preset reproduces its figure, and a fifth would be a guess
         variants=("center:weight=0.0001", "center:weight=0.001", "center:weight=0.01", "center:weight=0.1"),
         hparams={"center": {"alpha": 0.5}},
-        epochs=6,
-        train_limit=10_000,
         seconds=540,
         measured=f"{ONE_THREAD}, extrapolated from lsoftmax-fig2's and amc-gradcam's runs",
     ),
-    Preset(
+    against_softmax(
+        "amc",
         name="amc-gradcam",
         title="Softmax vs AMC-Loss on 28x28 images, 3 seeds",
         paper="Choi et al. 2020, AMC-Loss: Angular Margin Contrastive Loss for Improved Explainability",
@@ -181,16 +187,12 @@ PRESETS: tuple[Preset, ...] = (
             "on Grad-CAM the maps and faithfulness of each variant seed by seed, and in the summary whether the "
             "accuracy difference is larger than its confidence interval."
         ),
-        variants=("softmax", "amc"),
-        seeds=(0, 1, 2),
         feat_dim=16,
-        epochs=5,
-        train_limit=6_000,
         datasets=("mnist", "fashion-mnist"),
-        seconds=430,
         measured=f"{ONE_THREAD}: 1 and 2 epochs measured (127 s, 202 s), 3 more extrapolated",
     ),
-    Preset(
+    against_softmax(
+        "opl",
         name="opl-vs-ce",
         title="Orthogonal Projection Loss vs cross-entropy, 3 seeds",
         paper="Ranasinghe et al. 2021, Orthogonal Projection Loss",
@@ -202,15 +204,11 @@ PRESETS: tuple[Preset, ...] = (
             "in the summary the paired accuracy difference and its interval, and between-class angles near 90 "
             "degrees on Angles (16-D features: room for 10 orthogonal classes)."
         ),
-        variants=("softmax", "opl"),
-        seeds=(0, 1, 2),
         feat_dim=16,
-        epochs=5,
-        train_limit=6_000,
-        seconds=430,
-        measured=f"{ONE_THREAD}, extrapolated from amc-gradcam's runs of the same size",
+        measured=EXTRAPOLATED_FROM_AMC_GRADCAM,
     ),
-    Preset(
+    against_softmax(
+        "lmd",
         name="lmd-vs-softmax",
         title="Large Margin Discriminative loss vs softmax, 3 seeds",
         paper="Nguyen et al. 2024, Large Margin Discriminative Loss for Classification",
@@ -222,12 +220,7 @@ PRESETS: tuple[Preset, ...] = (
             "on Feature space round blobs instead of softmax's wedges, and in the summary whether a one-run "
             "accuracy gap survives three seeds."
         ),
-        variants=("softmax", "lmd"),
-        seeds=(0, 1, 2),
-        epochs=5,
-        train_limit=6_000,
-        seconds=430,
-        measured=f"{ONE_THREAD}, extrapolated from amc-gradcam's runs of the same size",
+        measured=EXTRAPOLATED_FROM_AMC_GRADCAM,
     ),
     Preset(
         name="face-margins",
@@ -243,8 +236,6 @@ PRESETS: tuple[Preset, ...] = (
         ),
         variants=("softmax", "sphereface", "cosface", "arcface"),
         feat_dim=3,
-        epochs=6,
-        train_limit=10_000,
         seconds=540,
         measured=f"{ONE_THREAD}, extrapolated from lsoftmax-fig2's and amc-gradcam's runs",
     ),

@@ -1,11 +1,14 @@
-"""Shared fixtures: a tiny digits run trained once per module, and writers of small dataset files in real
-layouts."""
+"""Shared fixtures and helpers: a tiny digits run trained once per module, ``python -m lab`` in a fresh
+process, and writers of small dataset files in real layouts."""
 
 from __future__ import annotations
 
 import gzip
 import pickle
+import subprocess
+import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,8 @@ from lab.config import RunConfig
 from lab.data import load_dataset
 from lab.runstore import RunStore
 from lab.trainer import train_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +38,13 @@ def digits_run(tmp_path_factory):
     record = train_run(RunConfig(epochs=3), store)
     assert record.state == "finished", record.status
     return store, record, load_dataset("digits")
+
+
+def run_cli(*args: str, timeout: float = 600, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m lab ARGS`` from the repository root, as a user runs it; ``env`` replaces the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "lab", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 class StopAfter:

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lab.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lab", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
+from tests.conftest import run_cli
 
 
 def test_train_prints_one_json_line_per_run_and_learns(tmp_path):
@@ -64,32 +55,33 @@ def test_train_prints_one_json_line_per_run_and_learns(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("command", "message"),
     [
-        (["train", "--feat-dim", "0"], "feat_dim: must be an integer from 2"),
-        (["train", "--epochs", "abc"], "invalid int value: 'abc'"),
-        (["train", "--lr", "nan"], "lr: must be a number"),
-        (["train", "--losses", "softmax,nope"], "loss: must be one of"),
-        (["train", "--losses", "softmax,softmax"], "softmax named more than once with the same settings"),
-        (["train", "--losses", "lsoftmax,lsoftmax:margin=2"], "lsoftmax named more than once with the same settings"),
-        (["train", "--losses", "lsoftmax:margin"], "write a variant as NAME or NAME:key=value:key=value"),
-        (["train", "--losses", "lsoftmax:margin=7"], "lsoftmax.margin: must be"),
-        (["train", "--seeds", "0,one"], "seeds: 'one' is not an integer"),
-        (["train", "--seeds", "1,1"], "seeds: 1 named more than once"),
-        (["train", "--ray-address", "10.0.0.5:6379"], "--ray-address needs --backend ray"),
-        (["train", "--backend", "spark"], "argument --backend: invalid choice: 'spark'"),
-        (["preset"], "name a preset"),
-        (["summary"], "required: experiment"),
-        (["train", "--hparam", "margin=3"], "write it as LOSS.NAME=VALUE"),
-        (["train", "--hparam", "amc.margin=3"], "loss 'amc' is not in --losses"),
-        (["train", "--hparam", "softmax.margin=3"], "softmax: unknown hyperparameter margin"),
-        (["train", "--device", "cuda9"], "device: must be one of"),
-        (["train", "--dataset", "mnist", "--data-root", "/nonexistent/folder"], "not a folder"),
-        (["frobnicate"], "invalid choice: 'frobnicate'"),
-        ([], "required: command"),
+        ("train --feat-dim 0", "feat_dim: must be an integer from 2"),
+        ("train --epochs abc", "invalid int value: 'abc'"),
+        ("train --lr nan", "lr: must be a number"),
+        ("train --losses softmax,nope", "loss: must be one of"),
+        ("train --losses softmax,softmax", "softmax named more than once with the same settings"),
+        ("train --losses lsoftmax,lsoftmax:margin=2", "lsoftmax named more than once with the same settings"),
+        ("train --losses lsoftmax:margin", "write a variant as NAME or NAME:key=value:key=value"),
+        ("train --losses lsoftmax:margin=7", "lsoftmax.margin: must be"),
+        ("train --seeds 0,one", "seeds: 'one' is not an integer"),
+        ("train --seeds 1,1", "seeds: 1 named more than once"),
+        ("train --ray-address 10.0.0.5:6379", "--ray-address needs --backend ray"),
+        ("train --backend spark", "argument --backend: invalid choice: 'spark'"),
+        ("preset", "name a preset"),
+        ("summary", "required: experiment"),
+        ("train --hparam margin=3", "write it as LOSS.NAME=VALUE"),
+        ("train --hparam amc.margin=3", "loss 'amc' is not in --losses"),
+        ("train --hparam softmax.margin=3", "softmax: unknown hyperparameter margin"),
+        ("train --device cuda9", "device: must be one of"),
+        ("train --dataset mnist --data-root /nonexistent/folder", "not a folder"),
+        ("frobnicate", "invalid choice: 'frobnicate'"),
+        ("", "required: command"),
     ],
 )
-def test_bad_arguments_exit_2_with_one_readable_line(args, message, tmp_path):
+def test_bad_arguments_exit_2_with_one_readable_line(command, message, tmp_path):
+    args = command.split()
     result = run_cli(*args, "--runs-dir", str(tmp_path)) if args[:1] == ["train"] else run_cli(*args)
     assert result.returncode == 2
     assert result.stdout == ""

@@ -17,25 +17,16 @@ from lab.config import RunConfig
 from lab.data import load_dataset
 from lab.restore import load_trained
 from lab.runstore import RunStore
-from lab.trainer import train_run
 
 N_IMAGES = 6
 # pytorch-grad-cam's ROAD imputer calls np.argwhere on a torch tensor, which numpy 2 warns about
 pytestmark = pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning")
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    store = RunStore(tmp_path_factory.mktemp("runs"))
-    record = train_run(RunConfig(epochs=3), store)
-    assert record.state == "finished", record.status
-    return store, record, load_dataset("digits")
-
-
 @pytest.fixture
-def trained(run):
+def trained(digits_run):
     """A freshly loaded model and head, so no test sees what another did to them."""
-    store, record, digits = run
+    store, record, digits = digits_run
     model, head = load_trained(store, record, digits)
     return model, head, digits.test.normalized[:N_IMAGES], digits.test.labels[:N_IMAGES].numpy()
 
@@ -291,8 +282,8 @@ def test_colorbar_and_marked_grid_render():
     assert red.any() and grid.shape[0] > 96 + bar.height  # a red border, and the bar under the cells
 
 
-def test_interpretability_scores_every_reported_metric_against_its_baseline(run):
-    store, record, digits = run
+def test_interpretability_scores_every_reported_metric_against_its_baseline(digits_run):
+    store, record, digits = digits_run
     model, head = load_trained(store, record)
     raw = digits.test.images[:24].numpy()
     seen = []

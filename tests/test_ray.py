@@ -11,9 +11,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
-from pathlib import Path
+from collections.abc import Mapping
 
 import pytest
 import streamlit as st
@@ -26,9 +25,9 @@ from lab.backends.ray_cluster import RayBackend  # noqa: E402
 from lab.config import RunConfig  # noqa: E402
 from lab.experiment import make_experiment  # noqa: E402
 from lab.runstore import RunStore  # noqa: E402
+from tests.conftest import ROOT, run_cli  # noqa: E402
 from ui import session, train_form  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 CREDENTIAL = "ray-test-credential-".ljust(43, "0")
 
 
@@ -37,55 +36,24 @@ def raylet_pids() -> set[int]:
     return {int(pid) for pid in found}
 
 
+def train_digits_on_ray(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess:
+    """``python -m lab train --backend ray`` for one epoch on digits, with ``args`` after that."""
+    return run_cli("train", "--backend", "ray", "--dataset", "digits", "--epochs", "1", *args, env=env)
+
+
 # The tests without the module's cluster come first: it lives from its first user to the end of the module.
 def test_the_cli_starts_a_local_ray_for_the_sweep_and_shuts_it_down(tmp_path):
     before = raylet_pids()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lab",
-            "train",
-            "--backend",
-            "ray",
-            "--dataset",
-            "digits",
-            "--epochs",
-            "1",
-            "--losses",
-            "softmax",
-            "--runs-dir",
-            str(tmp_path),
-        ],  # fmt: skip
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={key: value for key, value in os.environ.items() if key != "LOSSLENS_RAY_ADDRESS"},
-    )
+    without_address = {key: value for key, value in os.environ.items() if key != "LOSSLENS_RAY_ADDRESS"}
+    result = train_digits_on_ray("--losses", "softmax", "--runs-dir", str(tmp_path), env=without_address)
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == ["finished"]
     assert raylet_pids() <= before, "the local Ray it started is gone"
 
 
 def test_an_unreachable_cluster_is_one_error_line_before_anything_starts(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lab",
-            "train",
-            "--backend",
-            "ray",
-            "--ray-address",
-            "127.0.0.1:9",
-            "--runs-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_cli(
+        "train", "--backend", "ray", "--ray-address", "127.0.0.1:9", "--runs-dir", str(tmp_path), timeout=120
     )
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -231,30 +199,9 @@ def test_a_worker_without_the_dataset_fails_that_run_with_the_usual_message(clus
 
 
 def test_the_cli_runs_on_a_cluster_named_by_the_environment_and_prints_variants_and_seeds(cluster, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lab",
-            "train",
-            "--backend",
-            "ray",
-            "--dataset",
-            "digits",
-            "--epochs",
-            "1",
-            "--losses",
-            "softmax,lsoftmax:margin=4",
-            "--seeds",
-            "0,1",
-            "--runs-dir",
-            str(tmp_path),
-        ],  # fmt: skip
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "LOSSLENS_RAY_ADDRESS": cluster},
+    with_address = {**os.environ, "LOSSLENS_RAY_ADDRESS": cluster}
+    result = train_digits_on_ray(
+        "--losses", "softmax,lsoftmax:margin=4", "--seeds", "0,1", "--runs-dir", str(tmp_path), env=with_address
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,10 +25,7 @@ from lab.summary import (
     swept_settings,
     t_quantile,
 )
-from tests.conftest import write_idx_dataset
-
-ROOT = Path(__file__).resolve().parents[1]
-
+from tests.conftest import run_cli, write_idx_dataset
 
 # --- variants ---------------------------------------------------------------------------------------
 
@@ -262,13 +256,7 @@ def test_summarize_experiment_reads_the_figures_from_each_runs_stored_features(t
     assert center.paired_seeds == [0, 1] and [r.run_id for r in center.left_out] == [ids["Center loss lambda=0.01", 2]]
     assert set(softmax.values) == set(METRICS)
 
-    printed = subprocess.run(
-        [sys.executable, "-m", "lab", "summary", "exp", "--runs-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    printed = run_cli("summary", "exp", "--runs-dir", str(tmp_path), timeout=300)
     assert printed.returncode == 0, printed.stderr
     lines = [json.loads(line) for line in printed.stdout.splitlines()]
     assert [(line["experiment"], line["variant"], line["n"]) for line in lines] == [
@@ -279,13 +267,7 @@ def test_summarize_experiment_reads_the_figures_from_each_runs_stored_features(t
 
 
 def test_the_summary_of_an_unknown_experiment_is_one_error_line(tmp_path):
-    printed = subprocess.run(
-        [sys.executable, "-m", "lab", "summary", "nope", "--runs-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    printed = run_cli("summary", "nope", "--runs-dir", str(tmp_path), timeout=300)
     assert printed.returncode == 2 and printed.stderr.startswith("error: experiment 'nope' not found")
 
 
@@ -344,14 +326,10 @@ def test_a_preset_falls_back_from_mnist_to_fashion_mnist_to_digits_with_a_note(t
 
 
 def test_preset_list_prints_one_line_per_preset_and_an_unknown_name_is_an_error():
-    listed = subprocess.run(
-        [sys.executable, "-m", "lab", "preset", "--list"], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    listed = run_cli("preset", "--list", timeout=300)
     assert listed.returncode == 0, listed.stderr
     lines = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [line["name"] for line in lines] == presets.names()
     assert all(line["seconds"] > 0 and line["about"] and line["dataset"] for line in lines)
-    unknown = subprocess.run(
-        [sys.executable, "-m", "lab", "preset", "nope"], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    unknown = run_cli("preset", "nope", timeout=300)
     assert unknown.returncode == 2 and "no preset called 'nope' (choose from: lsoftmax-fig2" in unknown.stderr

@@ -6,20 +6,22 @@
   local Ray started for the sweep), progress streamed back, the run's files written into the driver's
   run store.
 
-A backend is a context manager: entering it connects (a Ray cluster that cannot be reached is a
-:class:`BackendError` before anything starts), leaving it lets go of what it started.
-``run(configs, store, on_progress=..., stop=..., owner=...)`` trains and returns the runs' records,
-reporting :class:`lab.trainer.Progress` with the store's run ids as a local run does.
+Both subclass :class:`Backend`, which declares the interface once. A backend is a context manager:
+entering it connects (a Ray cluster that cannot be reached is a :class:`BackendError` before anything
+starts), leaving it lets go of what it started. ``run(configs, store, on_progress=..., stop=..., owner=...)``
+trains and returns the runs' records, reporting :class:`lab.trainer.Progress` with the store's run ids as a
+local run does.
 
 This module imports neither torch nor Ray, so the Ray workers' message channel can live in the package.
 """
 
 from __future__ import annotations
 
+import abc
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Self, TypedDict, Unpack
 
 if TYPE_CHECKING:
     from lab.config import RunConfig
@@ -34,26 +36,34 @@ class BackendError(ValueError):
     """A backend cannot run: Ray is not installed or not reachable, or lacks what the runs ask for."""
 
 
-class Backend(Protocol):
-    """What the CLI (and the app's jobs) train through."""
+class RunOptions(TypedDict, total=False):
+    """The keywords of :meth:`Backend.run`, each optional: ``on_progress`` is called with every
+    :class:`lab.trainer.Progress`, ``stop`` stops the runs once it is set, and ``owner`` owns the run
+    folders written (default: no owner)."""
 
-    def __enter__(self) -> Backend: ...
+    on_progress: Callable[[Progress], None] | None
+    stop: threading.Event | None
+    owner: str
 
-    def __exit__(self, *exc: object) -> None: ...
 
+class Backend(abc.ABC):
+    """What the CLI (and the app's jobs) train through. Entering and leaving do nothing unless a backend
+    has something to connect to and let go of."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    @abc.abstractmethod
     def describe(self) -> str:
         """Where the runs train, in words: ``this machine``, ``Ray cluster at ADDRESS: 16 CPUs, 2 GPUs``."""
-        ...
 
-    def run(
-        self,
-        configs: Sequence[RunConfig],
-        store: RunStore,
-        *,
-        on_progress: Callable[[Progress], None] | None = None,
-        stop: threading.Event | None = None,
-        owner: str = "",
-    ) -> list[RunRecord]: ...
+    @abc.abstractmethod
+    def run(self, configs: Sequence[RunConfig], store: RunStore, **options: Unpack[RunOptions]) -> list[RunRecord]:
+        """Train ``configs`` into ``store`` and return the records of the runs that started, in the order of
+        ``configs`` (a stop keeps the others from starting)."""
 
 
 def ray_address(address: str | None = None) -> str | None:

@@ -28,14 +28,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import ray
 import torch
 from ray import exceptions as ray_errors
 
 from lab import runfiles
-from lab.backends import BackendError
+from lab.backends import Backend, BackendError, RunOptions
 from lab.backends.channel import Channel
 from lab.config import RunConfig
 from lab.runstore import RunRecord, RunStore, RunWriter
@@ -116,7 +116,7 @@ def _cause(err: Exception) -> str:
     return str(cause) if isinstance(cause, BaseException) else str(err).strip().splitlines()[-1]
 
 
-class RayBackend:
+class RayBackend(Backend):
     """Runs on a Ray cluster at ``address``, or on a local Ray of ``num_cpus`` CPUs (default: all) started
     on entry and shut down on exit. When Ray is already initialized in this process, that connection is
     used and left open."""
@@ -200,20 +200,13 @@ class RayBackend:
             raise BackendError(f"gpus per run: {gpus:g} asked, the Ray cluster has {gpus_in_cluster:g}")
         return config, gpus
 
-    def run(
-        self,
-        configs: Sequence[RunConfig],
-        store: RunStore,
-        *,
-        on_progress: Callable[[Progress], None] | None = None,
-        stop: threading.Event | None = None,
-        owner: str = "",
-    ) -> list[RunRecord]:
-        """Train every config as a Ray task and return their records in config order (runs that never
-        started because of a stop have none). Connects first if the backend was not entered."""
+    def run(self, configs: Sequence[RunConfig], store: RunStore, **options: Unpack[RunOptions]) -> list[RunRecord]:
+        """Every config as a Ray task; connects first if the backend was not entered."""
         if not ray.is_initialized():
             with self:
-                return self.run(configs, store, on_progress=on_progress, stop=stop, owner=owner)
+                return self.run(configs, store, **options)
+        owner, stop = options.get("owner", ""), options.get("stop")
+        on_progress = options.get("on_progress") or (lambda progress: None)
         for config in configs:
             config.validate()
         found = self.resources()
@@ -228,7 +221,7 @@ class RayBackend:
             ): index
             for index, (config, gpus) in enumerate(placed)
         }
-        sweep = _Sweep([config for config, _ in placed], store, owner, on_progress or (lambda progress: None))
+        sweep = _Sweep([config for config, _ in placed], store, owner, on_progress)
         logger.info("Ray: %d runs submitted to %s", len(tasks), self.describe())
         pending = list(tasks)
         stopping = False

@@ -8,7 +8,7 @@ import sys
 
 from lab import presets
 from lab.cli import UsageError, print_json
-from lab.commands.train import add_backend_arguments, train_and_print
+from lab.commands.train import add_destination_arguments, add_setting_flags, train_and_print
 
 HELP = "train one of the papers' experiments (--list shows them)"
 
@@ -16,15 +16,8 @@ HELP = "train one of the papers' experiments (--list shows them)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help=f"the preset: {', '.join(presets.names())}")
     parser.add_argument("--list", action="store_true", help="print every preset as a JSON line and train nothing")
-    parser.add_argument("--runs-dir", default="runs", help="where run folders are written (default: runs)")
-    parser.add_argument(
-        "--data-root",
-        default=None,
-        metavar="DIR",
-        help="a folder holding MNIST or Fashion-MNIST (default: the usual places)",
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
-    add_backend_arguments(parser)
+    add_setting_flags(parser, names=("data_root", "device"))
+    add_destination_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

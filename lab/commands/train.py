@@ -13,7 +13,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import losses
@@ -51,11 +51,14 @@ def _metavar(declared: Setting) -> str:
     return {int: "N", float: "X"}.get(declared.kind, "NAME" if declared.choices is not None else "TEXT")
 
 
-def _add_setting_flags(parser: argparse.ArgumentParser, config_cls: type[RunConfig] = RunConfig) -> None:
-    """One flag per declared setting that has one; each stores under the setting's name. Values are
-    checked by the config's validation, so every bad value gets the same message as everywhere else."""
+def add_setting_flags(
+    parser: argparse.ArgumentParser, config_cls: type[RunConfig] = RunConfig, names: Collection[str] | None = None
+) -> None:
+    """One flag per declared setting that has one (of those in ``names``, when given); each stores under the
+    setting's name. Values are checked by the config's validation, so every bad value gets the same message
+    as everywhere else."""
     for declared in settings(config_cls):
-        if declared.flag is None:
+        if declared.flag is None or (names is not None and declared.name not in names):
             continue
         if declared.kind is bool:
             action = "store_false" if declared.default else "store_true"
@@ -95,13 +98,14 @@ def add_arguments(parser: argparse.ArgumentParser, config_cls: type[RunConfig] =
         metavar="LIST",
         help="comma-separated seeds, e.g. 0,1,2: every variant trains once per seed (default: --seed)",
     )
-    _add_setting_flags(parser, config_cls)
+    add_setting_flags(parser, config_cls)
+    add_destination_arguments(parser)
+
+
+def add_destination_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the runs go: the folder their files are written to, and where they train, this process or a Ray
+    cluster (``train`` and ``preset`` take these)."""
     parser.add_argument("--runs-dir", default="runs", help="where run folders are written (default: runs)")
-    add_backend_arguments(parser)
-
-
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where the runs train: this process, or a Ray cluster (``train`` and ``preset`` take these)."""
     parser.add_argument(
         "--backend",
         default="local",
