@@ -3,6 +3,7 @@
     python -m bench.app_latency           # the default experiment on digits; UMAP of 10,000 points
     python -m bench.app_latency --quick   # 1 epoch, UMAP of 300 points (CI)
     python -m bench.app_latency --sections pages,first_heading   # some of the sections in SECTIONS
+    python -m bench.app_latency --sections pages,gradcam_method,first_heading,umap --checkout 3e85ef3
 
 * ``train/start_to_done``: from 'Start' to all five default losses trained on digits with the
   default settings. 'Start' submits the Train form's configs (``ui.train_form.DEFAULT_LOSSES``, each
@@ -26,9 +27,11 @@
   functions, called in bare mode (no server) twice; the second call is what a rerun pays. Target for
   the rerun: under 0.2 s. ``analysis/angles_page_rerun`` reruns the whole Angles page in Streamlit's
   ``AppTest`` (analysis from the cache plus drawing the figures).
-* ``umap/...``: UMAP of 10,000 points (128-d penultimate activations of ``small`` on 28x28 test
-  images, Fashion-MNIST when present): importing umap, the first projection in a process (numba
-  compiles UMAP's kernels), a second one (compiled), and a cached rerun through ``st.cache_data``.
+* ``umap/...``: UMAP of 10,000 points (128-d penultimate activations of ``small``, seed 0, untrained, on
+  28x28 test images, Fashion-MNIST when present; made once and saved as ``.npy``) by ``lab.analysis.umap``
+  in a fresh process: importing umap, the first projection (numba compiles UMAP's kernels), the two
+  together (``umap/import_and_first_10000``, what the first UMAP costs a server that has not imported
+  umap; target: under 15 s), a second one (compiled), and a cached rerun through ``st.cache_data``.
 * ``pages/first/<page>`` and ``pages/warm/<page>``: every page of the default example (the app's own
   runs folder, seeded with the shipped examples) in ``AppTest``: the script run of a first visit, then of
   a second visit after all the others, everything the page caches cached. Target for the warm visits:
@@ -36,27 +39,36 @@
 * ``gradcam/method_change/<method>``: the Grad-CAM page in ``AppTest`` with 8 images of the example's 5
   losses: the script run after choosing another method (maps not yet computed). Target: under 1 s.
 * ``first_heading``: a real ``streamlit run app.py``; from its health check answering (the server accepts
-  connections) to the first heading in headless Chromium, then to the first script run's end. Target:
-  under 3 s. Needs Debian's ``chromium``.
+  connections) to the first heading in headless Chromium, then to the first script run's end
+  (``first_page_settled``). Target: under 3 s. Needs Debian's ``chromium``.
 
-The AppTest and browser sections run in full mode only (minutes): ``--quick`` keeps CI to seconds.
+The last four (``APP_SECTIONS``) are measured by :mod:`bench.browser` in a fresh Python process started in
+the checkout it measures, 3 times (UMAP once), and the figures are medians. ``--checkout REV`` measures them
+also for git revision REV (e.g. ``3e85ef3``, the app before the issue-14 speed work): a temporary ``git
+worktree`` of REV, whose process imports REV's own ``app.py``, ``pages/``, ``ui/`` and ``lab/``; the runs of
+the two alternate (before, after, then after, before, ...), REV's figures are named ``before/...``, and a
+table sets the two side by side. The worktree is removed at the end. The AppTest and browser sections run
+in full mode only (minutes): ``--quick`` keeps CI to seconds (UMAP of 300 points, once per checkout).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import models
-from bench.common import Report, fashion_or_synthetic, parse_sections, parser, resolve
+from bench import browser
+from bench.common import Report, fashion_or_synthetic, median, parse_sections, parser, resolve
 from lab import datasets
 from lab.config import RunConfig
 from lab.data import load_dataset, normalize
@@ -64,9 +76,8 @@ from lab.experiment import make_experiment
 from lab.jobs import JobManager
 from lab.runstore import RunStore
 
-OWNER = "benchowner0001"
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
+OWNER = browser.OWNER
+ROOT = browser.ROOT
 
 
 def default_configs(experiment: str, epochs: int | None) -> list[RunConfig]:
@@ -114,20 +125,23 @@ def in_browser_seconds(epochs: int | None) -> float | None:
     """Seconds from clicking Start on the Train page (defaults, or ``epochs``) to the page saying the
     default losses' runs are done, with the app served by ``streamlit run`` and driven by headless Chromium on
     this machine; None when Chromium is not installed."""
-    from bench.browser import CHROMIUM, chromium, streamlit_server, wait_until_idle
     from ui.train_form import DEFAULT_LOSSES
 
-    if not Path(CHROMIUM).exists():
+    if not Path(browser.CHROMIUM).exists():
         return None
-    with tempfile.TemporaryDirectory() as root, streamlit_server(Path(root) / "runs") as url, chromium() as browser:
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    with (
+        tempfile.TemporaryDirectory() as root,
+        browser.streamlit_server(Path(root) / "runs") as url,
+        browser.chromium() as chromium,
+    ):
+        page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         page.goto(f"{url}/train")
-        wait_until_idle(page)
+        browser.wait_until_idle(page)
         if epochs is not None:
             field = page.get_by_role("spinbutton", name="Epochs")
             field.fill(str(epochs))
             field.press("Enter")
-            wait_until_idle(page)
+            browser.wait_until_idle(page)
         started = time.perf_counter()
         page.get_by_role("button", name="Start training").click()
         done = f"Done: {len(DEFAULT_LOSSES)} of {len(DEFAULT_LOSSES)} runs finished"
@@ -204,26 +218,13 @@ def analysis_latency(records: list, report: Report) -> None:
 def angles_page_rerun(root: Path, experiment: str, report: Report) -> None:
     """The Angles page in AppTest: first draw, then a rerun (what a slider move or page revisit costs)."""
     import streamlit as st
-    from streamlit.testing.v1 import AppTest
 
     previous = os.environ.get("LOSSLENS_RUNS_DIR")
-    os.environ["LOSSLENS_RUNS_DIR"] = str(root)
-    st.cache_resource.clear()
-    st.cache_data.clear()
     try:
-        app = AppTest.from_file(APP, default_timeout=300)
-        app.query_params["u"] = OWNER
-        app.query_params["exp"] = experiment
-        app.run()
-        app.switch_page("pages/angles.py")
-        started = time.perf_counter()
-        app.run()
-        first = time.perf_counter() - started
-        if app.exception:
-            raise RuntimeError(f"the Angles page failed: {[e.value for e in app.exception]}")
-        started = time.perf_counter()
-        app.run()
-        rerun = time.perf_counter() - started
+        app = browser.app_test(ROOT, root, exp=experiment)
+        app.switch_page(browser.PAGES["angles"])
+        first = browser.timed_run(app, "the Angles page")
+        rerun = browser.timed_run(app, "the Angles page's rerun")
     finally:
         if previous is None:
             os.environ.pop("LOSSLENS_RUNS_DIR", None)
@@ -235,137 +236,156 @@ def angles_page_rerun(root: Path, experiment: str, report: Report) -> None:
     report.figure("analysis/angles_page_rerun", rerun, "s", note="AppTest rerun, includes drawing")
 
 
-def umap_latency(report: Report, quick: bool) -> None:
-    import streamlit as st
+SECTIONS = ("train", "gradcam", "analysis", "umap", "pages", "gradcam_method", "first_heading")
+APP_SECTIONS = {  # measured in a fresh process at each checkout: (function in bench.browser, runs per arm)
+    "pages": ("page_seconds", 3),
+    "gradcam_method": ("gradcam_method_seconds", 3),
+    "first_heading": ("first_heading_seconds", 3),
+    "umap": ("umap_seconds", 1),
+}
+TARGETS = {  # the start of a figure's name: (target, the bound it must stay under); the first that fits
+    "pages/warm/": ("< 0.5 s", 0.5),
+    "gradcam/method_change/HiResCAM": ("< 1 s", 1.0),
+    "gradcam/method_change/GradCAM++": ("< 1 s", 1.0),
+    "first_heading": ("< 3 s", 3.0),
+    "umap/import_and_first_10000": ("< 15 s", 15.0),
+}
+NOTES = {  # the same, for the note each figure carries
+    "pages/": "AppTest script run, the default example",
+    "gradcam/method_change/back_cached": "AppTest script run, maps cached",
+    "gradcam/method_change/": "AppTest script run, 8 images x 5 losses, maps not cached",
+    "first_heading": "from the server accepting connections, headless Chromium",
+    "first_page_settled": "from the server accepting connections to the first script run's end",
+    "umap/import_and_first": "what the first UMAP costs a process that has not imported umap",
+    "umap/import": "fresh process",
+    "umap/first": "numba compiles UMAP's kernels",
+    "umap/second": "compiled, not cached",
+    "umap/cached": "st.cache_data hit",
+}
 
-    from lab import analysis
 
+def matching(table: dict, name: str):
+    """The value of the first key of ``table`` that ``name`` starts with; else None."""
+    return next((value for start, value in table.items() if name.startswith(start)), None)
+
+
+@contextlib.contextmanager
+def worktree(revision: str) -> Iterator[tuple[Path, str]]:
+    """A temporary ``git worktree`` of ``revision`` of this repository and its short commit hash; removed
+    (``git worktree remove --force``) at the end."""
+    commit = git("rev-parse", "--short", f"{revision}^{{commit}}")
+    folder = Path(tempfile.mkdtemp(prefix="losslens-checkout-"))
+    path = folder / commit
+    git("worktree", "add", "--detach", str(path), commit)
+    try:
+        yield path, commit
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, capture_output=True, check=False)
+        subprocess.run(["git", "worktree", "prune"], cwd=ROOT, capture_output=True, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def git(*arguments: str) -> str:
+    return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def umap_points(folder: Path, quick: bool) -> tuple[Path, str]:
+    """10,000 (quick: 300) points to project, saved once as ``.npy`` so every checkout projects the same
+    ones: the 128-d penultimate activations of ``small`` (seed 0, untrained) on 28x28 test images."""
     n = 300 if quick else 10_000
     dataset, source = fashion_or_synthetic(quick, n_train=10, n_test=n)
     torch.manual_seed(0)
     model = models.build("small", 1, 28, 2).eval()
     with torch.inference_mode():
         points = model.trunk(dataset.test.normalized[:n]).numpy()
-    already = "umap" in __import__("sys").modules
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import umap  # noqa: F401
-    report.figure("umap/import", time.perf_counter() - started, "s", note="already imported" if already else "")
-    started = time.perf_counter()
-    analysis.umap(points)
-    report.figure(f"umap/first_{n}", time.perf_counter() - started, "s", note=f"{source} penultimate, JIT included")
-    started = time.perf_counter()
-    analysis.umap(points)
-    report.figure(f"umap/second_{n}", time.perf_counter() - started, "s", note="compiled, not cached")
-    cached = st.cache_data(show_spinner=False)(analysis.umap)
-    cached(points)
-    started = time.perf_counter()
-    cached(points)
-    report.figure(f"umap/cached_rerun_{n}", time.perf_counter() - started, "s", note="st.cache_data hit")
+    path = folder / f"umap-points-{n}.npy"
+    np.save(path, points)
+    return path, f"{n} points of {source} penultimate activations"
 
 
-PAGES = {  # the app's pages by the name their figures use
-    "train": "pages/train.py",
-    "feature_space": "pages/feature_space.py",
-    "angles": "pages/angles.py",
-    "gradcam": "pages/gradcam.py",
-    "compare": "pages/compare.py",
-    "learn": "pages/learn.py",
-}
-SECTIONS = ("train", "gradcam", "analysis", "umap", "pages", "gradcam_method", "first_heading")
-
-
-def examples_app(runs_dir: Path):
-    """The app in ``AppTest`` over a fresh runs folder (which the app seeds with the shipped examples),
-    opened on the default example; every Streamlit cache cleared first."""
-    import streamlit as st
-    from streamlit.testing.v1 import AppTest
-
-    os.environ["LOSSLENS_RUNS_DIR"] = str(runs_dir)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    app = AppTest.from_file(APP, default_timeout=600)
-    app.query_params["u"] = OWNER
-    app.run()
-    if app.exception:
-        raise RuntimeError(f"the app failed: {[e.value for e in app.exception]}")
-    return app
-
-
-def timed_run(app, what: str) -> float:
-    """Seconds of one script run of ``app`` (after a widget change or a page switch)."""
-    started = time.perf_counter()
-    app.run()
-    seconds = time.perf_counter() - started
-    if app.exception:
-        raise RuntimeError(f"{what} failed: {[e.value for e in app.exception]}")
-    return seconds
-
-
-def page_switches(report: Report) -> None:
-    """Every page of the default example in ``AppTest``: a first visit, then a second (warm: everything the
-    page caches is cached) after visiting every other page. Target for the warm visits: under 0.5 s."""
-    with tempfile.TemporaryDirectory(prefix="losslens-bench-") as root:
-        app = examples_app(Path(root) / "runs")
-        for visit in ("first", "warm"):
-            for name, path in PAGES.items():
-                app.switch_page(path)
-                seconds = timed_run(app, f"the {name} page")
-                warm = visit == "warm"
-                report.figure(
-                    f"pages/{visit}/{name}",
-                    seconds,
-                    "s",
-                    target="< 0.5 s" if warm else "",
-                    met=seconds < 0.5 if warm else None,
-                    note="AppTest script run, the default example",
-                )
-
-
-def gradcam_method_change(report: Report) -> None:
-    """The Grad-CAM page with 8 images of the default example's 5 losses: changing the method (the maps of
-    a method not yet computed), and changing back (cached). Target: under 1 s."""
-    with tempfile.TemporaryDirectory(prefix="losslens-bench-") as root:
-        app = examples_app(Path(root) / "runs")
-        app.switch_page(PAGES["gradcam"])
-        timed_run(app, "the Grad-CAM page")
-        app.slider(key="cam_count").set_value(8)
-        timed_run(app, "8 images")
-        for method in ("HiResCAM", "GradCAM++"):
-            app.selectbox(key="cam_method").set_value(method)
-            seconds = timed_run(app, f"method {method}")
-            report.figure(
-                f"gradcam/method_change/{method}",
-                seconds,
-                "s",
-                target="< 1 s",
-                met=seconds < 1.0,
-                note="AppTest script run, 8 images x 5 losses, maps not cached",
+def app_sections(report: Report, sections: list[str], quick: bool, checkout: str | None) -> None:
+    """The app's own latencies (``APP_SECTIONS``), each measured by ``bench.browser`` in a fresh process
+    at this checkout (the figures under their names, with their targets) and, with ``checkout``, in one at
+    that revision's temporary worktree (``before/...``), the two alternating; medians of the runs."""
+    chosen = [s for s in APP_SECTIONS if s in sections and (s == "umap" or not quick)]  # AppTest, browser: minutes
+    if not chosen:
+        return
+    with contextlib.ExitStack() as stack:
+        arms = {"after": ROOT}
+        if checkout:
+            before, commit = stack.enter_context(worktree(checkout))
+            arms = {"before": before, **arms}
+            dirty = git("status", "--porcelain", "--", "app.py", "pages", "ui", "lab", "losses", "models")
+            report.note(
+                f"before: {checkout}{f' ({commit})' if commit != checkout else ''} in a temporary git worktree; "
+                f"after: this working tree at "
+                f"{git('rev-parse', '--short', 'HEAD')}"
+                + (f" with {len(dirty.splitlines())} uncommitted app file(s)" if dirty else "")
             )
-        app.selectbox(key="cam_method").set_value("HiResCAM")
-        report.figure("gradcam/method_change/back_cached", timed_run(app, "back"), "s", note="maps cached")
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="losslens-bench-")))
+        rows = []
+        for section in chosen:
+            function, runs = APP_SECTIONS[section]
+            runs = 1 if quick else runs
+            arguments: tuple = ()
+            if section == "umap":
+                points, described = umap_points(folder, quick)
+                arguments = (str(points),)
+                report.note(f"umap: {described}")
+            if section == "first_heading" and not Path(browser.CHROMIUM).exists():
+                report.note("first_heading: skipped (Debian's chromium is not installed)")
+                continue
+            measured: dict[str, dict[str, list[float]]] = {arm: {} for arm in arms}
+            for run in range(runs):
+                for arm in list(arms)[:: 1 if run % 2 == 0 else -1]:  # before first, then after first, ...
+                    for name, seconds in browser.in_checkout(arms[arm], function, *arguments).items():
+                        measured[arm].setdefault(name, []).append(seconds)
+            rows += report_arms(report, measured, quick)
+        if checkout and rows:
+            report.table(
+                f"before ({checkout}) and after (this checkout), medians of alternating fresh-process runs",
+                ["figure", "before", "after", "target", "met"],
+                rows,
+            )
 
 
-def first_heading_seconds() -> tuple[float, float] | None:
-    """Seconds from a real ``streamlit run app.py`` accepting connections (its health check answers) to
-    the first heading in headless Chromium, and to the first script run's end; None without Chromium."""
-    from bench.browser import CHROMIUM, chromium, streamlit_server, wait_until_idle
-
-    if not Path(CHROMIUM).exists():
-        return None
-    with tempfile.TemporaryDirectory() as root, chromium() as browser, streamlit_server(Path(root) / "runs") as url:
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        started = time.perf_counter()
-        page.goto(url)
-        page.wait_for_selector("h1, h2, h3", timeout=300_000)
-        heading = time.perf_counter() - started
-        wait_until_idle(page, timeout=300_000)
-        return heading, time.perf_counter() - started
+def report_arms(report: Report, measured: dict[str, dict[str, list[float]]], quick: bool) -> list[list[str]]:
+    """One figure per arm and name (before's prefixed ``before/``; the target on after's), and the rows of
+    the before/after table."""
+    rows = []
+    for name, values in measured["after"].items():
+        target, bound = (None if quick else matching(TARGETS, name)) or ("", None)
+        for arm in measured:
+            runs = measured[arm].get(name, [])
+            if not runs:
+                continue
+            note = matching(NOTES, name) or ""
+            if len(runs) > 1:
+                note += f"; median of {', '.join(f'{s:.3g}' for s in runs)}"
+            after = arm == "after"
+            report.figure(
+                name if after else f"{arm}/{name}",
+                median(runs),
+                "s",
+                target=target if after else "",
+                met=median(runs) < bound if after and bound is not None else None,
+                note=note.lstrip("; "),
+            )
+        before = measured.get("before", {}).get(name)
+        met = "" if bound is None else ("yes" if median(values) < bound else "**no**")
+        rows.append([name, f"{median(before):.3g} s" if before else "", f"{median(values):.3g} s", target, met])
+    return rows
 
 
 def main(argv: list[str] | None = None) -> Report:
-    args, sections = parse_sections(parser(__doc__.splitlines()[0]), argv, SECTIONS)
+    parse = parser(__doc__.splitlines()[0])
+    parse.add_argument(
+        "--checkout",
+        metavar="REV",
+        help="also measure the app sections (pages, gradcam_method, first_heading, umap) at git revision REV, "
+        "in a temporary worktree, alternating with this checkout (figures before/...)",
+    )
+    args, sections = parse_sections(parse, argv, SECTIONS)
     device = resolve(args.device)
     epochs = 1 if args.quick else None
     report = Report(
@@ -383,26 +403,7 @@ def main(argv: list[str] | None = None) -> Report:
     try:
         if {"train", "gradcam", "analysis"} & set(sections):
             trained_sections(report, args.quick, epochs, sections)
-        if "umap" in sections:
-            umap_latency(report, args.quick)
-        if "pages" in sections and not args.quick:  # AppTest over every page: minutes, not CI's seconds
-            page_switches(report)
-        if "gradcam_method" in sections and not args.quick:
-            gradcam_method_change(report)
-        if "first_heading" in sections and not args.quick:
-            seconds = first_heading_seconds()
-            if seconds is None:
-                report.note("first_heading: skipped (Debian's chromium is not installed)")
-            else:
-                report.figure(
-                    "first_heading",
-                    seconds[0],
-                    "s",
-                    target="< 3 s",
-                    met=seconds[0] < 3.0,
-                    note="from the server accepting connections, headless Chromium",
-                )
-                report.figure("first_page_settled", seconds[1], "s", note="the first script run done")
+        app_sections(report, sections, args.quick, args.checkout)
     finally:
         if previous_runs_dir is None:
             os.environ.pop("LOSSLENS_RUNS_DIR", None)

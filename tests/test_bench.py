@@ -4,6 +4,8 @@ never to the committed bench/RESULTS.md."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from bench import app_latency, interpret, loss_overhead, memory, playground, quality, throughput
@@ -25,3 +27,18 @@ def test_benchmark_runs_in_quick_mode_and_prints_its_figures(bench_module, tmp_p
     written = results.read_text()
     assert written.count(f"## {report.benchmark} (quick)") == 1
     assert "torch:" in written and "cores:" in written and "device:" in written
+
+
+def test_app_latency_measures_another_checkout_in_its_own_process(tmp_path):
+    """``--checkout``: the app sections also measured at another revision (here HEAD) in a temporary git
+    worktree, whose figures are named before/...; the worktree is gone afterwards."""
+    listed = subprocess.run(["git", "worktree", "list"], cwd=app_latency.ROOT, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    results = tmp_path / "RESULTS.md"
+    report = app_latency.main(["--quick", "--results", str(results), "--sections", "umap", "--checkout", "HEAD"])
+    names = {figure.name for figure in report.figures}
+    assert "app_latency/umap/first_300" in names and "app_latency/before/umap/first_300" in names
+    assert "| umap/first_300 |" in results.read_text()
+    after = subprocess.run(["git", "worktree", "list"], cwd=app_latency.ROOT, capture_output=True, text=True)
+    assert "losslens-checkout-" not in after.stdout
