@@ -119,22 +119,18 @@ class Preset:
         }
 
 
-# The times (bench/RESULTS.md, "presets, 2026-12-02"): this 2-core machine was shared with other jobs (load
-# 4-6), where two torch threads spin-wait against them and a full lsoftmax-fig2 had not finished its second
-# epoch after 13 minutes. So each time is the CPU seconds of one torch thread, measured for one epoch (two
-# for amc-gradcam) at the preset's real settings on Fashion-MNIST and extrapolated: 8.5 s per run (data,
-# the epoch-0 snapshot, the final full test set) plus 2.1 ms per training image per epoch (that epoch's
-# evaluation included), which predicted lsoftmax-fig2's measured first epoch within 4%. Wall time there was
-# about twice the CPU time; two idle cores with two threads take less (bench/RESULTS.md: `small` trains
-# 3,900 images/s there, eight times this rate). MNIST is the same size; the 8x8 digits stand-in is faster.
-ONE_THREAD = "one torch thread's CPU time on a shared 2-core machine"
-EXTRAPOLATED_FROM_AMC_GRADCAM = f"{ONE_THREAD}, extrapolated from amc-gradcam's runs of the same size"
+# The times (bench/RESULTS.md, "presets (full), 2026-12-02 09:22"): each preset trained in full, as
+# declared, on Fashion-MNIST with two torch threads on an otherwise quiet 2-core machine, one preset after
+# another in one process (so imports and the first read of the dataset are not in these figures; a fresh
+# ``python -m lab preset`` adds a few seconds). MNIST is the same size; the 8x8 digits stand-in is faster.
+# On a machine whose cores other work keeps busy, expect two to four times longer.
+MEASURED = "wall time of the whole preset on 2 quiet CPU cores, Fashion-MNIST"
 
 
 def against_softmax(loss: str, **declared: Any) -> Preset:
     """A preset that trains ``loss`` beside softmax over three seeds, 5 epochs on 6,000 images: the paired
-    comparisons, which share amc-gradcam's size and so its measured time."""
-    return Preset(variants=("softmax", loss), seeds=(0, 1, 2), epochs=5, train_limit=6_000, seconds=430, **declared)
+    comparisons."""
+    return Preset(variants=("softmax", loss), seeds=(0, 1, 2), epochs=5, train_limit=6_000, **declared)
 
 
 PRESETS: tuple[Preset, ...] = (
@@ -151,8 +147,8 @@ PRESETS: tuple[Preset, ...] = (
             "falling as m grows."
         ),
         variants=("lsoftmax:margin=1", "lsoftmax:margin=2", "lsoftmax:margin=3", "lsoftmax:margin=4"),
-        seconds=545,
-        measured=f"{ONE_THREAD}: 1 epoch measured (123 s), 5 more extrapolated",
+        seconds=208,
+        measured=MEASURED,
     ),
     Preset(
         name="center-lambda",
@@ -171,8 +167,8 @@ PRESETS: tuple[Preset, ...] = (
         # the paper's four values only: the preset reproduces its figure, and a fifth would be a guess
         variants=("center:weight=0.0001", "center:weight=0.001", "center:weight=0.01", "center:weight=0.1"),
         hparams={"center": {"alpha": 0.5}},
-        seconds=540,
-        measured=f"{ONE_THREAD}, extrapolated from lsoftmax-fig2's and amc-gradcam's runs",
+        seconds=210,
+        measured=MEASURED,
     ),
     against_softmax(
         "amc",
@@ -189,7 +185,8 @@ PRESETS: tuple[Preset, ...] = (
         ),
         feat_dim=16,
         datasets=("mnist", "fashion-mnist"),
-        measured=f"{ONE_THREAD}: 1 and 2 epochs measured (127 s, 202 s), 3 more extrapolated",
+        seconds=139,
+        measured=MEASURED,
     ),
     against_softmax(
         "opl",
@@ -205,7 +202,8 @@ PRESETS: tuple[Preset, ...] = (
             "degrees on Angles (16-D features: room for 10 orthogonal classes)."
         ),
         feat_dim=16,
-        measured=EXTRAPOLATED_FROM_AMC_GRADCAM,
+        seconds=142,
+        measured=MEASURED,
     ),
     against_softmax(
         "lmd",
@@ -220,7 +218,8 @@ PRESETS: tuple[Preset, ...] = (
             "on Feature space round blobs instead of softmax's wedges, and in the summary whether a one-run "
             "accuracy gap survives three seeds."
         ),
-        measured=EXTRAPOLATED_FROM_AMC_GRADCAM,
+        seconds=145,
+        measured=MEASURED,
     ),
     Preset(
         name="face-margins",
@@ -236,8 +235,8 @@ PRESETS: tuple[Preset, ...] = (
         ),
         variants=("softmax", "sphereface", "cosface", "arcface"),
         feat_dim=3,
-        seconds=540,
-        measured=f"{ONE_THREAD}, extrapolated from lsoftmax-fig2's and amc-gradcam's runs",
+        seconds=137,
+        measured=MEASURED,
     ),
 )
 

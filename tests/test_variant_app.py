@@ -200,7 +200,7 @@ def test_seed_rows_give_each_variant_its_interval_over_seeds_and_its_paired_diff
     values = {"deletion_auc": {"Softmax": {0: 0.50, 1: 0.52, 2: 0.54}, "AMC-Loss": {0: 0.40, 1: 0.43, 2: 0.43}}}
     rows = {row["loss"]: row for row in seed_rows(values, "Softmax")}
     assert rows["Softmax"]["seeds"] == "3" and rows["Softmax"]["mean"] == "0.520"
-    assert "minus softmax" not in rows["Softmax"]
+    assert rows["Softmax"]["outcome"] == "the reference" and rows["Softmax"]["minus softmax"] == ""
     amc = rows["AMC-Loss"]
     assert amc["minus softmax"] == "-0.100"  # seed by seed: -0.10, -0.09, -0.11
     low, high = (float(x) for x in amc["95% CI of the difference"].split(" to "))

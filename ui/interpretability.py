@@ -256,7 +256,9 @@ def seed_rows(values: dict[str, dict[str, dict[int, float]]], reference: str | N
                 "mean": _number(stats.mean, spec.percent),
                 "95% CI": _interval(stats, spec.percent),
             }
-            if figure.variant != reference:
+            if figure.variant == reference:
+                row |= {"minus softmax": "", "95% CI of the difference": "", "outcome": "the reference"}
+            else:
                 row["minus softmax"] = _number(difference.mean, spec.percent, signed=True) if difference else "–"
                 row["95% CI of the difference"] = _interval(difference, spec.percent, signed=True)
                 row["outcome"] = _seed_outcome(difference, spec.higher_is_better)

@@ -8,7 +8,7 @@ from collections import Counter
 import streamlit as st
 
 from lab.runstore import ACTIVE_STATES, RunRecord, RunStoreError
-from ui import session, titles
+from ui import seeds, session, titles
 from ui.text import plain
 
 STATUS_BADGE = {
@@ -108,11 +108,12 @@ def _manage(experiment: str, records: list[RunRecord]) -> None:
             st.button("Delete", type="primary", key="confirm_delete", on_click=_delete, args=(experiment,))
 
 
-def _run_line(record: RunRecord) -> None:
+def _run_line(record: RunRecord, several_seeds: bool) -> None:
     accuracy = record.test_acc
     accuracy_text = f" · {accuracy:.1%}" if accuracy is not None else ""
     badge = STATUS_BADGE.get(record.state, plain(record.state))
-    st.markdown(f"**{plain(titles.loss_label(record))}** {badge}{accuracy_text}")
+    seed = f" · seed {record.config.seed}" if several_seeds and record.config is not None else ""
+    st.markdown(f"**{plain(titles.loss_label(record))}**{seed} {badge}{accuracy_text}")
     if record.error:
         st.caption(f":red[{plain(record.error)}]")
     elif record.state in ("diverged", "failed", "interrupted", "elsewhere"):
@@ -136,13 +137,15 @@ def draw() -> None:
             return
         records = groups[experiment]
         config = next((r.config for r in records if r.config is not None), None)
+        trained_seeds = seeds.seeds_of(records)
         if config is not None:
+            seed_text = "seed" if len(trained_seeds) == 1 else "seeds"
             st.caption(
                 f"{config.dataset} · model `{config.model}` · {config.feat_dim}-D features · "
-                f"{config.epochs} epochs · seed {config.seed}"
+                f"{config.epochs} epochs · {seed_text} {', '.join(map(str, trained_seeds))}"
             )
         for record in records:
-            _run_line(record)
+            _run_line(record, len(trained_seeds) > 1)
         st.divider()
         _share(experiment)
         _manage(experiment, records)
