@@ -49,18 +49,10 @@ from collections.abc import Iterator, Sequence
 import cv2
 import matplotlib
 import numpy as np
+import pytorch_grad_cam
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from pytorch_grad_cam import (
-    EigenCAM,
-    GradCAM,
-    GradCAMPlusPlus,
-    HiResCAM,
-    LayerCAM,
-    RandomCAM,
-    ScoreCAM,
-    XGradCAM,
-)
+from pytorch_grad_cam import RandomCAM
 from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.metrics.road import ROADCombined
 from pytorch_grad_cam.utils.image import scale_cam_image
@@ -70,18 +62,13 @@ from torch import nn
 import losses
 import models
 from lab import interpret
+from lab.cam_methods import CAM_METHOD_CLASSES
 from lab.data import normalize
 from lab.images import enlarge
 from lab.interpret_metrics import Progress
 
 CAM_METHODS: dict[str, type[BaseCAM]] = {
-    "GradCAM": GradCAM,
-    "GradCAM++": GradCAMPlusPlus,
-    "HiResCAM": HiResCAM,
-    "XGradCAM": XGradCAM,
-    "LayerCAM": LayerCAM,
-    "EigenCAM": EigenCAM,
-    "ScoreCAM": ScoreCAM,
+    name: getattr(pytorch_grad_cam, cls) for name, cls in CAM_METHOD_CLASSES.items()
 }
 TARGET_MODES = ("predicted", "true", "class")
 FAITHFULNESS_METRIC = "ROAD combined: (LeRF - MoRF) / 2 of the target's softmax probability; higher is better"

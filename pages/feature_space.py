@@ -7,11 +7,13 @@ import html
 import textwrap
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 import ui
 from lab import datasets, figures
 from lab.analysis import angles_deg, shared_directions
+from lab.runstore import RunRecord
 from ui import health, inspect, layout, loaders, regions, seeds, titles
 from ui.text import plain
 
@@ -78,6 +80,45 @@ def same_ray_note(directions: np.ndarray | None, shape: str) -> str:
     return f"On the unit {shape}, {'; '.join(notes)}: they differ in length (radius), not in angle. See the Raw view."
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
+def panel_figure(
+    _record: RunRecord,
+    _arrays: loaders.RunArrays,
+    _regions: regions.RunRegions | None,
+    key: tuple[str, float],
+    view: str,
+    row: int,
+    picked: int | None,
+    scale: float,
+    regions_shown: bool,
+) -> go.Figure:
+    """One loss's panel with every epoch as a frame, opening on ``row``, already scaled for presentation
+    mode (``regions_shown`` keys the cache on whether ``_regions`` shades it). Built once per run, view,
+    epoch, pick and scale and shared read-only: rebuilding five 3-D panels of a dozen frames each took
+    most of a rerun of this page (bench/RESULTS.md, issue 14)."""
+    frames = [
+        figures.FeatureFrame(
+            epoch=int(e),
+            features=_arrays.snapshots[i],
+            directions=directions_at(_arrays, i),
+            title=frame_title(_record, _arrays, i),
+            shading=_regions.by_epoch[int(e)] if _regions else None,
+        )
+        for i, e in enumerate(_arrays.snapshot_epochs)
+    ]
+    fig = figures.feature_figure(
+        frames,
+        _arrays.labels[_arrays.snapshot_indices],
+        datasets.info(_record.config.dataset).class_names,
+        indices=_arrays.snapshot_indices,
+        view=view,
+        start=row,
+        highlight=picked,
+        height=380 if _record.config.feat_dim == 3 else 360,
+    )
+    return figures.scaled(fig, scale)
+
+
 def start_row(arrays: loaders.RunArrays, epoch: int) -> int:
     """The stored epoch shown for ``epoch``: the latest one at or before it (a run that did not store
     epoch 0 starts at epoch 1)."""
@@ -125,34 +166,18 @@ if feat_dim in (2, 3):
             "inference logits), and in grey the band a margin loss reserves around each boundary.",
         )
         notes: dict[str, list[str]] = {}  # a note under the charts, and the losses it is about
+        chart_scale = layout.presentation_scale()
         for column, (record, arrays) in layout.grid(shown, layout.per_row(PANELS_PER_ROW)):
             found = regions.run_regions(record, arrays, view) if show_regions else None
-            frames = [
-                figures.FeatureFrame(
-                    epoch=int(e),
-                    features=arrays.snapshots[row],
-                    directions=directions_at(arrays, row),
-                    title=frame_title(record, arrays, row),
-                    shading=found.by_epoch[int(e)] if found else None,
-                )
-                for row, e in enumerate(arrays.snapshot_epochs)
-            ]
             row = start_row(arrays, epoch)
-            fig = figures.feature_figure(
-                frames,
-                arrays.labels[arrays.snapshot_indices],
-                class_names,
-                indices=arrays.snapshot_indices,
-                view=view,
-                start=row,
-                highlight=picked,
-                height=380 if feat_dim == 3 else 360,
+            fig = panel_figure(
+                record, arrays, found, loaders.cache_key(record), view, row, picked, chart_scale, found is not None
             )
             key = f"features-{record.run_id}-{view}"
             if feat_dim == 2 or view == "map":
-                layout.pickable_chart(column, fig, key, layout.pick_image)
+                layout.pickable_chart(column, fig, key, layout.pick_image, scale=1)
             else:
-                layout.chart(column, fig, key)
+                layout.chart(column, fig, key, scale=1)
             label = plain(titles.loss_label(record))
             if view != "raw":
                 note = same_ray_note(directions_at(arrays, row), shape)

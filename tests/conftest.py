@@ -4,6 +4,7 @@ process, and writers of small dataset files in real layouts."""
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import subprocess
 import sys
@@ -21,6 +22,9 @@ from lab.runstore import RunStore
 from lab.trainer import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
+# The README's test command (and CI) runs every check, the slowest in a smaller form; LOSSLENS_FULL_TESTS=1
+# runs those at full size (every page in every mode for the screenshots, for example).
+FULL_TESTS = os.environ.get("LOSSLENS_FULL_TESTS") == "1"
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from lab.config import RunConfig
 from lab.runstore import RunStore
 from lab.trainer import train_experiment
 from tests.browser import chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
+from tests.conftest import FULL_TESTS
 
 pytestmark = [pytest.mark.browser, requires_chromium]
 
@@ -181,14 +182,27 @@ def test_presentation_mode_folds_the_sidebar_and_enlarges_text_and_charts(app_ur
     page.close()
 
 
+def screenshot_views() -> list[tuple[str, str, str, str]]:
+    """(page, experiment, dimension, presentation) to draw: every page in 2-D and 3-D with presentation off
+    and on with LOSSLENS_FULL_TESTS=1; else every page once, each mode on some pages (a quarter of the time)."""
+    views = [
+        (path, experiment, dim, present)
+        for experiment, dim in ((TWO_D, "2d"), (THREE_D, "3d"))
+        for present in ("0", "1")
+        for path in PAGES
+    ]
+    if FULL_TESTS:
+        return views
+    modes = [(experiment, dim, present) for path, experiment, dim, present in views if path == PAGES[0]]
+    return [(path, *modes[i % len(modes)]) for i, path in enumerate(PAGES)]
+
+
 def test_screenshots_of_every_page_in_2d_and_3d_with_presentation_off_and_on(app_url, browser):
     """Not an assertion about looks: these are for a person to check. Each page must draw without an
     exception box."""
-    for experiment, dim in ((TWO_D, "2d"), (THREE_D, "3d")):
-        for present in ("0", "1"):
-            for path in PAGES:
-                page = open_page(browser, app_url, path, experiment, {"width": 1440, "height": 2200}, present=present)
-                assert page.locator("[data-testid='stException']").count() == 0, (path, dim, present)
-                mode = "presentation" if present == "1" else "normal"
-                screenshot(page, f"teach-{path or 'features'}-{dim}-{mode}")
-                page.close()
+    for path, experiment, dim, present in screenshot_views():
+        page = open_page(browser, app_url, path, experiment, {"width": 1440, "height": 2200}, present=present)
+        assert page.locator("[data-testid='stException']").count() == 0, (path, dim, present)
+        mode = "presentation" if present == "1" else "normal"
+        screenshot(page, f"teach-{path or 'features'}-{dim}-{mode}")
+        page.close()

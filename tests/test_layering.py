@@ -81,3 +81,17 @@ def test_the_rules_catch_a_violation(tmp_path: Path):
     bad.write_text("import streamlit\nfrom ui import state\n\ndef f():\n    from tests.browser import x\n")
     assert [module for module, _ in imports_of(bad)] == ["streamlit", "ui", "tests.browser"]
     assert "streamlit" not in RULES["lab"] and "ui" not in RULES["lab"]
+
+
+def test_the_command_line_parser_does_not_import_the_grad_cam_library():
+    # Every command builds every subcommand's parser; pytorch-grad-cam's import chain took seconds of each.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom lab import cli\ncli.make_parser()\n"
+        "print(sorted(m for m in ('pytorch_grad_cam', 'torchvision', 'cv2', 'lab.gradcam') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert done.stdout.strip() == "[]"

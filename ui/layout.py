@@ -37,7 +37,7 @@ def presenting() -> bool:
     return bool(st.session_state[session.PRESENTATION])
 
 
-def scale() -> float:
+def presentation_scale() -> float:
     """How much larger charts are drawn: :data:`PRESENTATION_SCALE` in presentation mode, else 1."""
     return PRESENTATION_SCALE if presenting() else 1.0
 
@@ -89,9 +89,10 @@ def grid(items: Sequence[Item], per_row: int = PER_ROW) -> Iterator[tuple[Any, I
         yield from zip(columns, items[start : start + per_row], strict=False)
 
 
-def chart(where: Any, fig: go.Figure, key: str) -> None:
-    """Draw ``fig`` in ``where`` (a column, ``st``), enlarged in presentation mode."""
-    where.plotly_chart(scaled(fig, scale()), key=key, config=CHART_CONFIG)
+def chart(where: Any, fig: go.Figure, key: str, scale: float | None = None) -> None:
+    """Draw ``fig`` in ``where`` (a column, ``st``), enlarged in presentation mode; ``scale=1`` for a figure
+    already scaled (a cached one, which must not be changed)."""
+    where.plotly_chart(scaled(fig, presentation_scale() if scale is None else scale), key=key, config=CHART_CONFIG)
 
 
 def selection_round() -> int:
@@ -108,12 +109,15 @@ def _picked(key: str, on_pick: Callable[[dict], None]) -> None:
         st.session_state[session.SELECTION_ROUND] = selection_round() + 1
 
 
-def pickable_chart(where: Any, fig: go.Figure, key: str, on_pick: Callable[[dict], None]) -> None:
+def pickable_chart(
+    where: Any, fig: go.Figure, key: str, on_pick: Callable[[dict], None], scale: float | None = None
+) -> None:
     """Draw ``fig`` in ``where``; a click on a point calls ``on_pick`` with it (its ``customdata``) before
-    the rerun, and clears every chart's selection (the pages ring the picked point themselves)."""
+    the rerun, and clears every chart's selection (the pages ring the picked point themselves). ``scale``
+    as for :func:`chart`."""
     widget_key = f"{key}-{selection_round()}"
     where.plotly_chart(
-        scaled(fig, scale()),
+        scaled(fig, presentation_scale() if scale is None else scale),
         key=widget_key,
         on_select=lambda: _picked(widget_key, on_pick),
         selection_mode="points",

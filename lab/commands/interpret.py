@@ -15,10 +15,11 @@ import sys
 from collections.abc import Iterator
 
 import models
-from lab import gradcam, interpret
+from lab.cam_methods import CAM_METHOD_CLASSES
 from lab.cli import print_json
 from lab.config import RunConfig
 from lab.experiment import variant_label
+from lab.interpret_stats import MetricResult, to_json
 from lab.restore import load_trained
 from lab.runstore import RunRecord, RunStore, require_config
 
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method",
         default="GradCAM",
-        choices=list(gradcam.CAM_METHODS),
+        choices=list(CAM_METHOD_CLASSES),
         help="the CAM method (default: GradCAM)",
     )
     parser.add_argument(
@@ -71,7 +72,7 @@ class ScoredRun:
     record: RunRecord
     config: RunConfig
     images: int
-    metrics: dict[str, interpret.MetricResult | None]
+    metrics: dict[str, MetricResult | None]
 
 
 def finished_runs(store: RunStore, experiment: str) -> list[RunRecord]:
@@ -91,6 +92,8 @@ def score_runs(
 ) -> Iterator[ScoredRun]:
     """Score each run's maps on its first ``images`` stored test images, one run at a time (the caller may
     time each), with a progress bar on stderr."""
+    from lab import gradcam  # pytorch-grad-cam and its imports: only when maps are scored
+
     for i, record in enumerate(records):
         config = require_config(record)
         stored = store.load_features(record.run_id).snapshot_images
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
                 "method": args.method,
                 "layer": args.layer,
                 "images": scored.images,
-                "metrics": interpret.to_json(scored.metrics),
+                "metrics": to_json(scored.metrics),
             }
         )
     return 0
