@@ -174,7 +174,8 @@ def test_a_worker_killed_mid_run_is_retried_once_and_a_second_death_fails_only_t
 
 def test_stop_cancels_the_runs_not_started_and_stops_the_running_ones(cluster, tmp_path):
     store = RunStore(tmp_path / "runs")
-    configs = digits_runs(["softmax", "lsoftmax:margin=2", "lsoftmax:margin=4", "center"], epochs=10)
+    # long enough that no run finishes before the stop reaches it (a run reads the stop one report late)
+    configs = digits_runs(["softmax", "lsoftmax:margin=2", "lsoftmax:margin=4", "center"], epochs=60)
     stop = threading.Event()
 
     def stop_after_first_epoch(progress):

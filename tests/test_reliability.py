@@ -240,7 +240,7 @@ def app_runs(tmp_path_factory):
 def test_app_shows_a_diverged_run_and_the_others(app_runs):
     app = open_page("pages/feature_space.py")
     sidebar = " ".join(m.value for m in app.sidebar.markdown)
-    assert f"**{plain(loss_title('softmax'))}** :red[diverged]" in sidebar
+    assert f"**{plain(loss_title('softmax'))}** · seed 3 :red[diverged]" in sidebar, "named by its seed"
     assert any("try a lower learning rate" in c.value for c in app.sidebar.caption)
     assert len([c for c in app.get("plotly_chart") if "test accuracy" in c.proto.spec]) == 3
 

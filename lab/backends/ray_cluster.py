@@ -48,23 +48,40 @@ PROGRESS_INTERVAL = 0.5  # a worker sends step progress at most this often; epoc
 POLL_SECONDS = 0.25  # how often the driver passes progress on
 
 
+def _answer(ref: Any) -> Any:
+    """The value of ``ref``, polled through its future rather than waited for in ``ray.get`` or
+    ``ray.wait``: a task blocked in those lends its CPU back to the scheduler, which started another run
+    on it (a 2-CPU cluster trained three runs at once)."""
+    future = ref.future()
+    while not future.done():
+        time.sleep(0.01)
+    return future.result()
+
+
 class _Reporter:
-    """A worker's progress callback: sends reports to the channel, sets ``stop`` when the sweep stops."""
+    """A worker's progress callback: sends reports to the channel, sets ``stop`` when the sweep stops. A
+    report is not waited for; the answer to the previous one (has the sweep stopped?) is read at the
+    next, so a stop reaches the run within one report."""
 
     def __init__(self, channel: Any, index: int, stop: threading.Event) -> None:
         self.channel = channel
         self.index = index
         self.stop = stop
         self.last_sent = 0.0
+        self.answer: Any = None
 
     def __call__(self, progress: Progress) -> None:
         now = time.monotonic()
         ends_something = progress.status is not None or progress.metrics is not None
+        if self.answer is not None and self.answer.done() and self.answer.result():
+            self.stop.set()
         if not ends_something and now - self.last_sent < PROGRESS_INTERVAL:
             return
         self.last_sent = now
-        if ray.get(self.channel.put.remote(self.index, pickle.dumps(progress))):
-            self.stop.set()
+        ref = self.channel.put.remote(self.index, pickle.dumps(progress))
+        self.answer = ref.future()
+        if progress.status is not None:  # the run's last report: it must arrive before the files do
+            _answer(ref)
 
 
 @ray.remote(max_retries=1, retry_exceptions=False)
@@ -73,7 +90,7 @@ def _train_task(
 ) -> dict[str, bytes] | None:
     """Train run ``index`` on this worker and return its files; None when the sweep stopped before it began.
     A dataset this worker cannot load raises, and the driver marks the run failed with the message."""
-    if not ray.get(channel.start.remote(index, socket.gethostname(), os.getpid())):
+    if not _answer(channel.start.remote(index, socket.gethostname(), os.getpid())):
         return None
     torch.set_num_threads(threads)
     config = RunConfig.from_dict(config_data)
