@@ -84,18 +84,17 @@ def same_ray_note(directions: np.ndarray | None, shape: str) -> str:
 def panel_figure(
     _record: RunRecord,
     _arrays: loaders.RunArrays,
-    _regions: regions.RunRegions | None,
     key: tuple[str, float],
     view: str,
     row: int,
     picked: int | None,
     scale: float,
-    regions_shown: bool,
+    show_regions: bool,
 ) -> go.Figure:
     """One loss's panel with every epoch as a frame, opening on ``row``, already scaled for presentation
-    mode (``regions_shown`` keys the cache on whether ``_regions`` shades it). Built once per run, view,
-    epoch, pick and scale and shared read-only: rebuilding five 3-D panels of a dozen frames each took
-    most of a rerun of this page (bench/RESULTS.md, issue 14)."""
+    mode. Built once per run, view, epoch, pick, scale and shading and shared read-only: rebuilding five
+    3-D panels of a dozen frames each took most of a rerun of this page (bench/RESULTS.md, issue 14)."""
+    _regions = regions.run_regions(_record, _arrays, view) if show_regions else None
     frames = [
         figures.FeatureFrame(
             epoch=int(e),
@@ -170,9 +169,7 @@ if feat_dim in (2, 3):
         for column, (record, arrays) in layout.grid(shown, layout.per_row(PANELS_PER_ROW)):
             found = regions.run_regions(record, arrays, view) if show_regions else None
             row = start_row(arrays, epoch)
-            fig = panel_figure(
-                record, arrays, found, loaders.cache_key(record), view, row, picked, chart_scale, found is not None
-            )
+            fig = panel_figure(record, arrays, loaders.cache_key(record), view, row, picked, chart_scale, show_regions)
             key = f"features-{record.run_id}-{view}"
             if feat_dim == 2 or view == "map":
                 layout.pickable_chart(column, fig, key, layout.pick_image, scale=1)
