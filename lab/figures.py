@@ -37,6 +37,7 @@ REGION_ALPHA = 0.16
 FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=12)
 JITTER = 0.06
 UNIT_REACH = 1.18  # class-direction rays end a little outside the unit circle or sphere
+GRATICULE_DEG = 30  # the unit sphere's parallels and meridians
 SPHERE_CAMERA = dict(eye=dict(x=0.88, y=0.88, z=0.52), center=dict(x=0, y=0, z=-0.03))  # the sphere fills its panel
 
 
@@ -370,19 +371,35 @@ def _static_traces(view: str, dim: int, shaded: bool) -> list:
             )
         ]
     if view == "unit" and dim == 3 and not shaded:
-        grid = sphere_points(40, 20)
-        return [
-            go.Surface(
-                x=grid[..., 0],
-                y=grid[..., 1],
-                z=grid[..., 2],
-                opacity=0.12,
-                showscale=False,
-                colorscale=[[0, "#DDDDDD"], [1, "#DDDDDD"]],
-                hoverinfo="skip",
-            )
-        ]
+        return [_graticule()]
     return []
+
+
+def _graticule(step_deg: int = GRATICULE_DEG) -> go.Scatter3d:
+    """The unit sphere as parallels and meridians every ``step_deg`` degrees, one trace of lines broken
+    by gaps. Lines rather than a translucent surface: angles can be read off them, points behind the
+    sphere stay visible, and a browser without graphics hardware draws five such spheres in about a
+    quarter of the time (bench/RESULTS.md)."""
+    t = np.radians(np.arange(0, 361, 5))
+    circles = [
+        np.stack([np.cos(lat) * np.cos(t), np.cos(lat) * np.sin(t), np.full_like(t, np.sin(lat))], axis=1)
+        for lat in np.radians(np.arange(-90 + step_deg, 90, step_deg))
+    ] + [
+        np.stack([np.cos(t) * np.cos(lon), np.cos(t) * np.sin(lon), np.sin(t)], axis=1)
+        for lon in np.radians(np.arange(0, 180, step_deg))
+    ]
+    gap = np.full((1, 3), np.nan)  # plotly breaks a line at a missing point
+    points = np.concatenate([part for circle in circles for part in (circle, gap)])
+    return go.Scatter3d(
+        x=points[:, 0],
+        y=points[:, 1],
+        z=points[:, 2],
+        mode="lines",
+        line=dict(color="#D0D0D0", width=1),
+        hoverinfo="skip",
+        showlegend=False,
+        connectgaps=False,
+    )
 
 
 def raw_reach(features: Sequence[np.ndarray]) -> float:

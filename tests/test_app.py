@@ -93,8 +93,11 @@ def test_feature_space_projection_and_image_inspector(runs_dir):
 
 def test_three_d_features_are_drawn_on_a_sphere(runs_dir):
     app = open_page("pages/feature_space.py", experiment=THREE_D)
-    spheres = [f for f in figures(app) if f["data"][0]["type"] == "surface"]
+    spheres = [f for f in figures(app) if f["data"][0]["type"] == "scatter3d" and f["data"][0]["mode"] == "lines"]
     assert len(spheres) == 1
+    graticule = np.stack([values(spheres[0]["data"][0], axis) for axis in "xyz"], axis=1)
+    drawn = graticule[~np.isnan(graticule).any(axis=1)]
+    assert np.isnan(graticule).any() and np.allclose(np.linalg.norm(drawn, axis=1), 1.0)  # circles on the sphere
     markers = [t for t in spheres[0]["data"] if t["type"] == "scatter3d" and t.get("mode") == "markers"]
     assert len([t for t in markers if t.get("name") != "selected"]) == 10
 

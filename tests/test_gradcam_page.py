@@ -134,3 +134,20 @@ def test_inspector_follows_the_shared_settings(runs_dir, where):
         missing = int(np.setdiff1d(np.arange(360), stored)[0])
         app.number_input(key=session.INSPECT_INDEX).set_value(missing).run()
         assert any("not among" in i.value for i in app.info)
+
+
+def test_inspector_loads_the_dataset_only_for_an_image_the_runs_did_not_store(runs_dir, monkeypatch):
+    loads = []
+    dataset_of = loaders.dataset_of
+    monkeypatch.setattr(loaders, "dataset_of", lambda record: loads.append(record) or dataset_of(record))
+    st.cache_data.clear()
+    app = open_page("pages/feature_space.py")
+    stored = loaders.run_arrays(RunStore(runs_dir).list()[0]).snapshot_indices
+    app.number_input(key=session.INSPECT_INDEX).set_value(int(stored[2])).run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert not loads, "a stored image was looked up in the dataset"
+    outside = int(np.setdiff1d(np.arange(360), stored)[0])
+    app.number_input(key=session.INSPECT_INDEX).set_value(outside).run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert loads and not app.info
+    assert any(f"#{outside} · true class" in str(image.proto) for image in app.get("image"))

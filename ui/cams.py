@@ -89,28 +89,34 @@ def dataset_on_machine(record: RunRecord) -> bool:
         return False
 
 
-def image_source(record: RunRecord, arrays: loaders.RunArrays) -> ImageSource:
-    """The dataset's test images when this machine has them, else the run's stored snapshot images."""
-    config = require_config(record)
-    info = datasets.info(config.dataset)
-    if arrays.snapshot_images is None or dataset_on_machine(record):
-        dataset = loaders.dataset_of(record)
-        return ImageSource(
-            dataset.test.images.numpy(),
-            dataset.test.labels.numpy(),
-            np.arange(len(dataset.test)),
-            tuple(dataset.class_names),
-            stored=False,
-            test_size=len(dataset.test),
-        )
+def stored_images(record: RunRecord, arrays: loaders.RunArrays) -> ImageSource | None:
+    """The uint8 test images ``record`` stored for its snapshot subset; None for a run that stored none."""
+    if arrays.snapshot_images is None:
+        return None
     indices = np.asarray(arrays.snapshot_indices, dtype=np.int64)
     return ImageSource(
         np.asarray(arrays.snapshot_images),
         np.asarray(arrays.labels)[indices],
         indices,
-        tuple(info.class_names),
+        tuple(datasets.info(require_config(record).dataset).class_names),
         stored=True,
         test_size=len(arrays.labels),
+    )
+
+
+def image_source(record: RunRecord, arrays: loaders.RunArrays) -> ImageSource:
+    """The dataset's test images when this machine has it, else the run's stored snapshot images."""
+    stored = stored_images(record, arrays)
+    if stored is not None and not dataset_on_machine(record):
+        return stored
+    dataset = loaders.dataset_of(record)
+    return ImageSource(
+        dataset.test.images.numpy(),
+        dataset.test.labels.numpy(),
+        np.arange(len(dataset.test)),
+        tuple(dataset.class_names),
+        stored=False,
+        test_size=len(dataset.test),
     )
 
 

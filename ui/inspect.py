@@ -20,10 +20,14 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 def image_panel(loaded: list, selected: list[int], per_row: int | None = None) -> None:
     """Show one test image under every loss; ``selected`` are image indices clicked in the charts. The
-    images go ``per_row`` to a row (default: all in one). The panel finds the image in the dataset when
-    this machine has it, else among the runs' stored images."""
+    images go ``per_row`` to a row (default: all in one). The panel takes the image from the runs' stored
+    images when they hold it, else from the dataset when this machine has it."""
     st.subheader("Inspect an image")
-    source = cams.image_source(loaded[0][0], loaded[0][1])
+    record, arrays = loaded[0]
+    on_machine = cams.dataset_on_machine(record)
+    # The stored images answer every pick among them, so the dataset (70,000 images for Fashion-MNIST) is
+    # loaded only for an index outside them.
+    source = cams.stored_images(record, arrays) or cams.image_source(record, arrays)
     if selected:
         st.session_state[session.INSPECT_INDEX] = int(selected[-1])
     default = int(st.session_state.get(session.INSPECT_INDEX, int(source.indices[0])))
@@ -36,13 +40,15 @@ def image_panel(loaded: list, selected: list[int], per_row: int | None = None) -
             key=session.INSPECT_INDEX,
             help="Click a point in a chart, or type an index."
             + (
-                " Only the runs' stored test images can be shown here: the dataset is not on this machine."
-                if source.stored
-                else ""
+                ""
+                if on_machine
+                else " Only the runs' stored test images can be shown here: the dataset is not on this machine."
             ),
         )
     )
-    if index not in set(source.indices.tolist()):
+    if index not in source.indices and source.stored and on_machine:
+        source = cams.image_source(record, arrays)
+    if index not in source.indices:
         st.info(
             f"Image #{index} is not among the {len(source.indices)} test images the runs stored, and the dataset "
             f"is not on this machine: pick a point in a chart (stored images include #{int(source.indices[0])})."
