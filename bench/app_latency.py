@@ -28,7 +28,7 @@
   the rerun: under 0.2 s. ``analysis/angles_page_rerun`` reruns the whole Angles page in Streamlit's
   ``AppTest`` (analysis from the cache plus drawing the figures).
 * ``umap/...``: UMAP of 10,000 points (128-d penultimate activations of ``small``, seed 0, untrained, on
-  28x28 test images, Fashion-MNIST when present; made once and saved as ``.npy``) by ``lab.analysis.umap``
+  28x28 test images, Fashion-MNIST when present; made once and saved as ``.npy``) by ``lab.projection.umap``
   in a fresh process: importing umap, the first projection (numba compiles UMAP's kernels), the two
   together (``umap/import_and_first_10000``, what the first UMAP costs a server that has not imported
   umap; target: under 15 s), a second one (compiled), and a cached rerun through ``st.cache_data``.

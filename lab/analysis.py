@@ -1,4 +1,4 @@
-"""Feature-geometry analysis of a finished run: angles, summary metrics, projections. No UI.
+"""Feature-geometry analysis of a finished run: angles, neighbours, summary metrics. No UI.
 
 Definitions used everywhere in the app (and in bench/quality.py):
 
@@ -18,7 +18,6 @@ Definitions used everywhere in the app (and in bench/quality.py):
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import numpy as np
 import torch
@@ -28,7 +27,6 @@ from losses.geometry import best_spacing_degrees
 KNN_K = 5
 KNN_BLOCK = 1024
 TREE_MAX_DIM = 4
-UMAP_EXACT_FROM = 4096  # UMAP's own exact path below this many points
 SILHOUETTE_POINTS = 2000
 
 
@@ -232,40 +230,3 @@ def summary(
         "cosine_silhouette": cosine_silhouette(features, labels),
         "knn_accuracy": knn_accuracy(features, labels),
     }
-
-
-def pca(x: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """PCA coordinates and the explained-variance ratio of each component."""
-    from sklearn.decomposition import PCA
-
-    n_components = min(n_components, x.shape[1], len(x))
-    model = PCA(n_components=n_components, random_state=0)
-    return model.fit_transform(np.asarray(x, dtype=np.float64)), model.explained_variance_ratio_
-
-
-def umap(x: np.ndarray, n_components: int = 2, seed: int = 0, metric: str = "euclidean") -> np.ndarray:
-    """UMAP coordinates (``metric``: euclidean or cosine). ``umap`` is imported here, not at module import
-    (it takes seconds).
-
-    For wide data (the penultimate activations) the exact neighbour graph from :func:`nearest_neighbours`
-    (one matrix product per block) is handed to UMAP: its own approximate search is most of its time on
-    10,000 points (about 40 of 60 s here) and finds only part of the true neighbours in 128 dimensions.
-    Low-dimensional data keeps UMAP's own search: on an exact graph of points along a circle, UMAP's
-    spectral initialisation converges far more slowly (measured: 89 s against 23 s for 10,000 points).
-    Below 4,096 points UMAP computes all distances itself either way.
-    """
-    import umap as umap_module
-
-    x = np.asarray(x, dtype=np.float32)
-    n_neighbors = min(15, len(x) - 1)
-    knn: tuple = (None, None, None)  # UMAP's own neighbour search
-    if x.shape[1] > TREE_MAX_DIM and len(x) >= UMAP_EXACT_FROM:
-        indices, distances = nearest_neighbours(x, n_neighbors, metric, include_self=True)
-        knn = (indices, distances.astype(np.float32), None)
-    reducer = umap_module.UMAP(
-        n_components=n_components, random_state=seed, metric=metric, n_neighbors=n_neighbors, precomputed_knn=knn
-    )
-    with warnings.catch_warnings():  # said on every call: a fixed seed runs single-threaded; no transform()
-        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
-        return reducer.fit_transform(x)

@@ -65,7 +65,7 @@ from lab import interpret
 from lab.cam_methods import CAM_METHOD_CLASSES
 from lab.data import normalize
 from lab.images import enlarge
-from lab.interpret_metrics import Progress
+from lab.progress import Progress
 
 CAM_METHODS: dict[str, type[BaseCAM]] = {
     name: getattr(pytorch_grad_cam, cls) for name, cls in CAM_METHOD_CLASSES.items()

@@ -70,7 +70,6 @@ from lab.interpret_metrics import (
     BLUR_SIGMA,
     DELETION_STEPS,
     GAUSSIAN_SIGMA,
-    Progress,
     blurred,
     check_inputs,
     confidence_change,
@@ -78,7 +77,6 @@ from lab.interpret_metrics import (
     gaussian_map,
     inference_copy,
     object_mass,
-    progress_span,
     random_maps,
     randomization_similarity,
     rank_correlation,
@@ -100,6 +98,7 @@ from lab.interpret_stats import (
     summarize,
     to_json,
 )
+from lab.progress import Progress, progress_span
 
 logger = logging.getLogger(__name__)
 

@@ -28,22 +28,14 @@ from scipy.stats import rankdata
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-logger = logging.getLogger(__name__)
+from lab.progress import Progress
 
-Progress = Callable[[float, str], None]
-"""``progress(fraction_done, text)``: fraction in [0, 1], text says what is being computed."""
+logger = logging.getLogger(__name__)
 
 DELETION_STEPS = 8  # 98 pixels a step on 28x28, about 6 cells of a 7x7 map; each step costs 2 passes per image
 BLUR_SIGMA = 0.125  # of the image side: 3.5 px on 28x28, enough to blur away a digit's strokes
 GAUSSIAN_SIGMA = 0.25  # of the image side
 BATCH_SIZE = 256  # scored faster per image than 1024 on two cores (activations stay in cache)
-
-
-def progress_span(progress: Progress | None, start: float, stop: float) -> Progress | None:
-    """``progress`` rescaled so that 0..1 reported by a part of the work maps to ``start..stop``."""
-    if progress is None:
-        return None
-    return lambda fraction, text: progress(start + (stop - start) * min(max(fraction, 0.0), 1.0), text)
 
 
 @contextlib.contextmanager

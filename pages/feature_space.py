@@ -221,13 +221,16 @@ with panels_col:
         methods,
         default="UMAP" if rotation_only or feat_dim > 3 else "PCA",
         key=f"projection_method_{'umap_only' if rotation_only else 'any'}",
-        help="UMAP takes ~25 s the first time this app computes one; results are kept.",
+        help="The first UMAP since the app started compiles UMAP's code (about 10 s, with a progress bar); "
+        "later ones take seconds. Every projection is kept, also across restarts.",
     )
     if rotation_only:
         st.caption("PCA of a 2-D feature is only a rotation of it (the Raw view above), so only UMAP is offered.")
     if method and source:
-        with st.spinner(f"Computing {method}..."):
-            projections = [(record, arrays, *loaders.projection(record, source, method)) for record, arrays in shown]
+        computed = layout.each_with_progress(
+            shown, label_of, lambda item, report: loaders.projection(item[0], source, method, report)
+        )
+        projections = [(record, arrays, *found) for (record, arrays), found in zip(shown, computed, strict=True)]
         for column, (record, arrays, coords, note) in layout.grid(projections, layout.per_row(PANELS_PER_ROW)):
             fig = figures.projection_scatter(
                 coords,

@@ -86,6 +86,10 @@ def test_feature_space_projection_and_image_inspector(runs_dir):
     projections = [f for f in figures(app) if "PC1" in f["layout"]["title"]["text"]]
     assert len(projections) == len(LOSSES)
     assert sum(len(values(t, "x")) for t in projections[0]["data"]) == 200
+    app.segmented_control(key="projection_method_any").set_value("UMAP").run()
+    assert not app.exception, [e.value for e in app.exception]
+    umaps = [f for f in figures(app) if "UMAP (euclidean)" in f["layout"]["title"]["text"]]
+    assert len(umaps) == len(LOSSES) and not app.get("progress")  # the bar is gone once all are drawn
     app.number_input(key="inspect_index").set_value(5).run()
     images = app.get("image")
     assert len(images) == 1 + len(LOSSES) + 1  # the image, one map per loss, the colour bar

@@ -11,7 +11,6 @@ data folder. Normalising them uses the train split's statistics (:func:`lab.grad
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
@@ -21,6 +20,7 @@ from lab import datasets, gradcam
 from lab.data import normalize
 from lab.gradcam import CamResult, compute_cams, resolve_targets
 from lab.interpret import MetricResult
+from lab.progress import Progress
 from lab.runstore import RunRecord, require_config
 from ui import loaders, session
 
@@ -258,7 +258,7 @@ def metrics(
     method: str,
     layer: str,
     n_images: int,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, MetricResult | None]:
     """Interpretability metrics of ``record``'s maps on the first ``n_images`` stored test images,
     computed once per run and settings (``progress`` is told how far a computation is)."""

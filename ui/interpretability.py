@@ -13,7 +13,7 @@ import streamlit as st
 from lab import interpret, summary
 from lab.interpret import MetricResult
 from lab.runstore import RunRecord
-from ui import cams, loaders, seeds, titles
+from ui import cams, layout, loaders, seeds, titles
 
 NOT_DISTINGUISHABLE = "not distinguishable from a random map"
 PASSES_SANITY = "passes the sanity check"
@@ -227,17 +227,13 @@ def _score(
     runs: list[tuple[RunRecord, loaders.RunArrays]], method: str, layer: str, n_images: int
 ) -> list[dict[str, MetricResult | None]]:
     """Every run's metrics (kept per run and settings), with one progress bar over all of them."""
-    bar = st.progress(0.0, text="Scoring the maps...")
-    results = []
-    for i, (record, arrays) in enumerate(runs):
-        name = titles.loss_label(record) + (f", seed {record.config.seed}" if record.config else "")
 
-        def report(fraction: float, text: str, i: int = i, name: str = name) -> None:
-            bar.progress(min(1.0, (i + fraction) / len(runs)), text=f"{name}: {text}")
+    def name(run: tuple[RunRecord, loaders.RunArrays]) -> str:
+        return titles.loss_label(run[0]) + (f", seed {run[0].config.seed}" if run[0].config else "")
 
-        results.append(cams.metrics(record, arrays, method, layer, n_images, report))
-    bar.empty()
-    return results
+    return layout.each_with_progress(
+        runs, name, lambda run, report: cams.metrics(run[0], run[1], method, layer, n_images, report)
+    )
 
 
 def seed_rows(values: dict[str, dict[str, dict[int, float]]], reference: str | None) -> list[dict[str, str]]:

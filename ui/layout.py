@@ -1,5 +1,5 @@
 """Small layout helpers the pages share: grids of per-loss panels, charts (scaled for presentation mode),
-charts a click picks from, legends, and the presentation-mode switch."""
+charts a click picks from, legends, one progress bar over per-run work, and the presentation-mode switch."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import streamlit as st
 
 from lab.figures import class_colors, scaled
 from lab.images import enlarge, whole_factor
+from lab.progress import Progress
 from ui import session
 
 Item = TypeVar("Item")
+Result = TypeVar("Result")
 PER_ROW = 3
 PRESENTATION_SCALE = 1.5
 PRESENTATION_CSS = """
@@ -153,3 +155,26 @@ def crisp(image: np.ndarray, min_side: int = 160) -> np.ndarray:
     """An H x W x 3 image enlarged by a whole factor with nearest-neighbour, so 8x8 digits stay sharp
     in the browser instead of being smoothed."""
     return enlarge(image, whole_factor(image.shape[0], image.shape[1], min_side))
+
+
+def each_with_progress(
+    items: Sequence[Item], label: Callable[[Item], str], work: Callable[[Item, Progress], Result]
+) -> list[Result]:
+    """``work(item, report)`` for every item, under one progress bar: ``report(fraction, text)`` sets it
+    to ``(i + fraction) / len(items)`` with the item's label and ``text``. The bar appears at the first
+    report, so work that reports nothing (a cache hit) draws none, and it goes when all is done."""
+    bar = None
+    results = []
+    for i, item in enumerate(items):
+
+        def report(fraction: float, text: str, i: int = i, item: Item = item) -> None:
+            nonlocal bar
+            share = min(1.0, (i + fraction) / len(items))
+            if bar is None:
+                bar = st.progress(share)
+            bar.progress(share, text=f"{label(item)}: {text}")
+
+        results.append(work(item, report))
+    if bar is not None:
+        bar.empty()
+    return results

@@ -23,10 +23,12 @@ import numpy as np
 import streamlit as st
 
 from lab import analysis
+from lab import projection as projections
 from lab.arraycache import ArrayCache
 from lab.config import ConfigError
 from lab.data import Dataset, default_data_dir, load_dataset
 from lab.export import projector_bundle
+from lab.progress import Progress
 from lab.restore import load_trained
 from lab.runstore import RunRecord, RunStore, RunStoreError, require_config
 from lab.uploads import MAX_UPLOADS, load_upload
@@ -34,7 +36,8 @@ from lab.uploads import MAX_UPLOADS, load_upload
 ALLOW_DATA_ROOTS = "LOSSLENS_ALLOW_DATA_ROOTS"  # more folders (os.pathsep between them) a data folder may be in
 CACHE_DIR = "LOSSLENS_CACHE_DIR"  # where projections are kept; default ~/.cache/losslens
 PROJECTION_CACHE_MB = 64  # at most this much on disk; the least recently used projections go first
-PROJECTION_FORMAT = 1  # part of every projection's cache key: a change of what is stored misses old entries
+PROJECTIONS_KEPT = 64  # projections the server keeps in memory (80 kB each at 10,000 points)
+PROJECTION_FORMAT = 2  # part of every projection's cache key: a change of what is stored misses old entries
 
 
 def cache_key(record: RunRecord) -> tuple[str, float]:
@@ -207,30 +210,37 @@ def _stored_projection(stored: dict[str, np.ndarray] | None, rows: int) -> tuple
     return coords, ratio
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _projection(_record: RunRecord, key: tuple[str, float], source: str, method: str) -> tuple[np.ndarray, str]:
-    arrays = run_arrays(_record)
+@st.cache_resource(show_spinner=False)
+def _projections_kept() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    # What this server has read or computed, oldest first: a rerun reads no file.
+    return {}
+
+
+def projection(record: RunRecord, source: str, method: str, progress: Progress | None = None) -> tuple[np.ndarray, str]:
+    """2-D PCA or UMAP of the snapshot subset's features or penultimate activations, with a note on how
+    it was made: kept in memory and on disk, else computed (a UMAP reports its steps to ``progress``).
+    Not ``st.cache_data``, whose replay forbids drawing a progress bar made outside the function."""
+    arrays = run_arrays(record)
     data = arrays.penultimate if source == "penultimate" else arrays.features[arrays.snapshot_indices]
     metric = "cosine" if source == "features" else "euclidean"
-    cache = projection_cache()
-    entry = json.dumps([*key, source, method, PROJECTION_FORMAT])
-    stored = _stored_projection(cache.get(entry), len(data))
-    if stored is None:
+    entry = json.dumps([*cache_key(record), source, method, PROJECTION_FORMAT])
+    kept = _projections_kept()
+    found = kept.get(entry) or _stored_projection(projection_cache().get(entry), len(data))
+    if found is None:
         if method == "PCA":
-            coords, ratio = analysis.pca(data, 2)
+            coords, ratio = projections.pca(data, 2)
         else:
-            coords, ratio = analysis.umap(data, 2, metric=metric), np.zeros(2)
-        stored = np.asarray(coords, dtype=np.float32), np.asarray(ratio[:2], dtype=np.float64)
-        cache.put(entry, {"coords": stored[0], "ratio": stored[1]})
-    coords, ratio = stored
+            coords, ratio = projections.umap(data, 2, metric=metric, progress=progress), np.zeros(2)
+        found = np.asarray(coords, dtype=np.float32), np.asarray(ratio[:2], dtype=np.float64)
+        projection_cache().put(entry, {"coords": found[0], "ratio": found[1]})
+    kept.pop(entry, None)
+    kept[entry] = found
+    while len(kept) > PROJECTIONS_KEPT:
+        kept.pop(next(iter(kept)), None)
+    coords, ratio = found
     if method == "PCA":
         return coords, f"PC1 {ratio[0]:.0%} · PC2 {ratio[1]:.0%} of variance"
     return coords, f"UMAP ({metric})"
-
-
-def projection(record: RunRecord, source: str, method: str) -> tuple[np.ndarray, str]:
-    """2-D PCA or UMAP of the snapshot subset's features or penultimate activations."""
-    return _projection(record, cache_key(record), source, method)
 
 
 @st.cache_data(max_entries=2 * MAX_UPLOADS, show_spinner=False)
