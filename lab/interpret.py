@@ -65,6 +65,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lab.inference import inference_copy
 from lab.interpret_metrics import (
     BATCH_SIZE,
     BLUR_SIGMA,
@@ -75,7 +76,6 @@ from lab.interpret_metrics import (
     confidence_change,
     deletion_insertion,
     gaussian_map,
-    inference_copy,
     object_mass,
     random_maps,
     randomization_similarity,

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from pytorch_grad_cam.metrics.road import neighbors_weights
 from torch import nn
 
-from lab.interpret_metrics import BATCH_SIZE, Progress, check_inputs, evaluating, model_device, target_probability
+from lab.interpret_metrics import BATCH_SIZE, check_inputs, evaluating, model_device, target_probability
+from lab.progress import Progress
 
 logger = logging.getLogger(__name__)
 

@@ -41,6 +41,7 @@ import models
 from lab.config import RunConfig
 from lab.data import Dataset, Split, load_dataset, normalize
 from lab.device import resolve_device
+from lab.inference import inference_copy
 from lab.runfiles import RunFeatures, RunSnapshots
 from lab.runstore import RunRecord, RunStore, RunWriteError, RunWriter
 
@@ -116,9 +117,12 @@ def embed(
     model: models.FeatureNet, head: losses.LossHead, images: torch.Tensor, device: torch.device
 ) -> dict[str, torch.Tensor]:
     """Features, penultimate activations and inference logits of normalised ``images``, in large batches
-    (``EVAL_BATCH`` on accelerators, ``CPU_EVAL_BATCH`` on the CPU)."""
+    (``EVAL_BATCH`` on accelerators, ``CPU_EVAL_BATCH`` on the CPU), computed by an inference copy of
+    ``model`` (:func:`lab.inference.inference_copy`: batch norms folded into the convolutions, about twice
+    the images per second of the model itself on a CPU; the outputs differ by float rounding only)."""
     model.eval()
     head.eval()
+    model = inference_copy(model)
     parts: dict[str, list[torch.Tensor]] = {"penultimate": [], "features": [], "logits": []}
     channels_last = _is_channels_last(model)
     size = CPU_EVAL_BATCH if torch.device(device).type == "cpu" else EVAL_BATCH

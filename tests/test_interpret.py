@@ -186,39 +186,6 @@ def test_confidence_change_is_the_library_drop_and_increase():
     np.testing.assert_array_equal(mine.increase, IncreaseInConfidence()(images, maps, softmax_targets, model))
 
 
-def test_the_scoring_copy_gives_the_same_logits_and_leaves_the_model_alone():
-    torch.manual_seed(5)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 8 * 8, 3)).train()
-    model(torch.randn(16, 1, 10, 10))  # running statistics
-    images = torch.randn(6, 1, 10, 10)
-    copy = im.inference_copy(model)
-    assert model.training and all(p.requires_grad for p in model.parameters())
-    assert copy[0].weight.is_contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        assert torch.allclose(copy(images), model.eval()(images), atol=1e-5)
-
-
-@pytest.mark.parametrize("name", ["small", "lenetpp", "resnet8"])
-def test_the_scoring_copy_folds_batch_norms_into_convolutions_without_changing_the_outputs(name):
-    import models
-
-    torch.manual_seed(0)
-    channels, size = (3, 32) if name == "resnet8" else (1, 28)
-    model = models.build(name, channels, size, 3)
-    model(torch.randn(32, channels, size, size))  # running statistics away from their initial values
-    model.eval()
-    images = torch.randn(8, channels, size, size)
-    with torch.no_grad():
-        expected = model(images)
-    before = {key: value.clone() for key, value in model.state_dict().items()}
-    copy = im.inference_copy(model)
-    with torch.inference_mode():
-        assert torch.allclose(copy(images), expected, atol=1e-4)
-    norms = lambda m: sum(isinstance(x, nn.BatchNorm2d) for x in m.modules())  # noqa: E731
-    assert (norms(copy) < norms(model)) == (name != "lenetpp")  # LeNet++ has no batch norm after a conv
-    assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
-
-
 # ---------------------------------------------------------------- the randomization sanity check
 
 
