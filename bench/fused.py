@@ -16,6 +16,10 @@ evaluation and the run files), as a user's Start does, with the dataset already 
 The figures are each arm's seconds, the ratios of the five-loss arms to ``one`` measured side by side
 (target: fused at most 2.5 x), and how far the fused runs' final test accuracies are from the runs
 trained one by one (they agree up to float rounding, which early training can amplify).
+
+``conv/<layer>/...`` say what fusing can share: each convolution of the model on a training batch, forward
+and backward, for one model, for five models one after another, and for five as the fused trainer's
+grouped convolution. Where five grouped cost five single ones, the arithmetic is the limit, not the launches.
 """
 
 from __future__ import annotations
@@ -23,10 +27,15 @@ from __future__ import annotations
 import tempfile
 import time
 
-from bench.common import Report, median, parser, resolve
+import torch
+from torch import nn
+
+import models
+from bench.common import Report, median, parser, resolve, timed
 from lab.config import RunConfig
 from lab.data import load_dataset
 from lab.experiment import make_experiment
+from lab.fused import _GroupedConv2d
 from lab.runstore import RunRecord, RunStore
 from lab.trainer import train_experiment, warm_up
 
@@ -43,6 +52,52 @@ def experiment_seconds(configs: list[RunConfig], fused: bool) -> tuple[float, li
     if failed:
         raise RuntimeError(f"runs did not finish: {failed}")
     return seconds, records
+
+
+def _milliseconds(layer: nn.Module, x: torch.Tensor, repeats: int, device: torch.device) -> float:
+    """Milliseconds of one forward and backward pass of ``layer`` on ``x``, after one not timed."""
+
+    def step() -> None:
+        layer(x).sum().backward()
+
+    step()
+    return timed(lambda: [step() for _ in range(repeats)], device)[0] / repeats * 1e3
+
+
+def convolution_layers(report: Report, template: RunConfig, device: torch.device, repeats: int) -> None:
+    """Forward and backward of each convolution of ``template``'s model on one training batch: one model,
+    five one after another, five as one grouped convolution (:class:`lab.fused._GroupedConv2d`)."""
+    dataset = load_dataset(template.dataset)
+    model = models.build(template.model, dataset.in_channels, dataset.image_size, template.feat_dim).to(device)
+    inputs: dict[str, torch.Size] = {}
+    convolutions = {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+    def keep_input(name: str):
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+            inputs[name] = args[0].shape
+
+        return hook
+
+    hooks = [m.register_forward_hook(keep_input(name)) for name, m in convolutions.items()]
+    model(dataset.train.normalized[: template.batch_size].to(device))
+    for hook in hooks:
+        hook.remove()
+    runs = len(DEFAULT_LOSSES)
+    layout = torch.channels_last if template.channels_last else torch.contiguous_format  # as the trainer's
+    for name, conv in convolutions.items():
+        conv.to(memory_format=layout)
+        grouped = _GroupedConv2d([conv] * runs).to(memory_format=layout)
+        first = name == next(iter(convolutions))  # the images: no gradient wanted
+        single = torch.randn(inputs[name], device=device).contiguous(memory_format=layout).requires_grad_(not first)
+        stacked = torch.randn(single.shape[0], single.shape[1] * runs, *single.shape[2:], device=device)
+        stacked = stacked.contiguous(memory_format=layout).requires_grad_(not first)
+
+        one = _milliseconds(conv, single, repeats, device)
+        together = _milliseconds(grouped, stacked, repeats, device)
+        shape = "x".join(str(n) for n in single.shape)
+        report.figure(f"conv/{name}/one", one, "ms", note=f"input {shape}, forward and backward")
+        report.figure(f"conv/{name}/five_one_by_one", one * runs, "ms", note="five times one")
+        report.figure(f"conv/{name}/five_grouped", together, "ms", note="one grouped convolution for five models")
 
 
 def main(argv: list[str] | None = None) -> Report:
@@ -92,6 +147,7 @@ def main(argv: list[str] | None = None) -> Report:
         for a, b in zip(records["five_one_by_one"], records["five_fused"], strict=True)
     ]
     report.figure("max_test_acc_gap", max(gaps), "", note="fused vs one by one, the five final test accuracies")
+    convolution_layers(report, template, device, repeats=20 if args.quick else 200)
     report.write()
     return report
 
