@@ -31,7 +31,7 @@
   28x28 test images, Fashion-MNIST when present; made once and saved as ``.npy``) by ``lab.projection.umap``
   in a fresh process: importing umap, the first projection (numba compiles UMAP's kernels), the two
   together (``umap/import_and_first_10000``, what the first UMAP costs a server that has not imported
-  umap; target: under 15 s), a second one (compiled), and a cached rerun through ``st.cache_data``.
+  umap; target: under 15 s) and a second one (compiled).
 * ``pages/first/<page>`` and ``pages/warm/<page>``: every page of the default example (the app's own
   runs folder, seeded with the shipped examples) in ``AppTest``: the script run of a first visit, then of
   a second visit after all the others, everything the page caches cached. Target for the warm visits:

@@ -35,7 +35,7 @@ from bench.common import Report, median, parser, resolve, timed
 from lab.config import RunConfig
 from lab.data import load_dataset
 from lab.experiment import make_experiment
-from lab.fused import _GroupedConv2d
+from lab.fused import group_layers
 from lab.runstore import RunRecord, RunStore
 from lab.trainer import train_experiment, warm_up
 
@@ -55,10 +55,13 @@ def experiment_seconds(configs: list[RunConfig], fused: bool) -> tuple[float, li
 
 
 def _milliseconds(layer: nn.Module, x: torch.Tensor, repeats: int, device: torch.device) -> float:
-    """Milliseconds of one forward and backward pass of ``layer`` on ``x``, after one not timed."""
+    """Milliseconds of one forward and backward pass of ``layer`` on ``x``, after one not timed. The
+    output's gradient is made once, in the output's layout, as a loss's would arrive."""
+    with torch.no_grad():
+        gradient = torch.ones_like(layer(x))
 
     def step() -> None:
-        layer(x).sum().backward()
+        layer(x).backward(gradient)
 
     step()
     return timed(lambda: [step() for _ in range(repeats)], device)[0] / repeats * 1e3
@@ -66,7 +69,7 @@ def _milliseconds(layer: nn.Module, x: torch.Tensor, repeats: int, device: torch
 
 def convolution_layers(report: Report, template: RunConfig, device: torch.device, repeats: int) -> None:
     """Forward and backward of each convolution of ``template``'s model on one training batch: one model,
-    five one after another, five as one grouped convolution (:class:`lab.fused._GroupedConv2d`)."""
+    five one after another, five as one grouped convolution (:func:`lab.fused.group_layers`)."""
     dataset = load_dataset(template.dataset)
     model = models.build(template.model, dataset.in_channels, dataset.image_size, template.feat_dim).to(device)
     inputs: dict[str, torch.Size] = {}
@@ -86,7 +89,7 @@ def convolution_layers(report: Report, template: RunConfig, device: torch.device
     layout = torch.channels_last if template.channels_last else torch.contiguous_format  # as the trainer's
     for name, conv in convolutions.items():
         conv.to(memory_format=layout)
-        grouped = _GroupedConv2d([conv] * runs).to(memory_format=layout)
+        grouped = group_layers([conv] * runs).to(memory_format=layout)
         first = name == next(iter(convolutions))  # the images: no gradient wanted
         single = torch.randn(inputs[name], device=device).contiguous(memory_format=layout).requires_grad_(not first)
         stacked = torch.randn(single.shape[0], single.shape[1] * runs, *single.shape[2:], device=device)
@@ -96,7 +99,7 @@ def convolution_layers(report: Report, template: RunConfig, device: torch.device
         together = _milliseconds(grouped, stacked, repeats, device)
         shape = "x".join(str(n) for n in single.shape)
         report.figure(f"conv/{name}/one", one, "ms", note=f"input {shape}, forward and backward")
-        report.figure(f"conv/{name}/five_one_by_one", one * runs, "ms", note="five times one")
+        report.figure(f"conv/{name}/five_times_one", one * runs, "ms", note="computed: five models one after another")
         report.figure(f"conv/{name}/five_grouped", together, "ms", note="one grouped convolution for five models")
 
 

@@ -2,7 +2,7 @@
 
 Runs that agree on everything but the loss, its hyperparameters, the learning rate, the weight decay and
 the seed (:data:`FUSION_FIELDS`) form a group. Their models become one channel-stacked model
-(:func:`_group`): run r's channels are the r-th block of every activation, each convolution is one grouped
+(:func:`group_layers`): run r's channels are the r-th block of every activation, each convolution is one grouped
 convolution (R times the groups), each BatchNorm one BatchNorm over R times the channels (its statistics
 are per channel, so every run's are its own), each linear layer one batched matrix product. Every batch
 then takes one forward and one backward pass for all the runs instead of one per run: the same
@@ -18,7 +18,7 @@ run's model parameters and buffers are views into the stacked model's tensors: i
 its part in place, and its own module (for evaluation and saving) always holds its current weights.
 
 A run that diverges or fails drops out (its status says why) and the others train on; the stacked model is
-then rebuilt from the runs that are left. A model with a layer :func:`_group` does not know trains its
+then rebuilt from the runs that are left. A model with a layer :func:`group_layers` does not know trains its
 runs one by one (:func:`stackable` tries each model shape once).
 """
 
@@ -91,7 +91,7 @@ _STACKABLE: dict[tuple[Any, ...], bool] = {}
 
 
 def stackable(config: RunConfig) -> bool:
-    """Whether the models of this config's shape train stacked: two fresh ones, grouped (:func:`_group`),
+    """Whether the models of this config's shape train stacked: two fresh ones, grouped (:func:`group_layers`),
     must compute the features they compute alone and take a backward pass. Tried once per shape; a model
     with a layer that cannot be grouped trains its runs one by one."""
     from lab import datasets
@@ -244,7 +244,7 @@ _GROUPED: dict[type[nn.Module], type[_Grouped]] = {
 _PER_CHANNEL = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Identity)
 
 
-def _group(layers: Sequence[nn.Module]) -> nn.Module:
+def group_layers(layers: Sequence[nn.Module]) -> nn.Module:
     """One module that computes all of ``layers`` (the same layer of R models of one architecture) on
     channel-stacked tensors; TypeError for a layer it does not know how to group."""
     first = layers[0]
@@ -259,14 +259,14 @@ def _group(layers: Sequence[nn.Module]) -> nn.Module:
     container = copy.copy(first)  # the same forward over grouped children
     container._parameters, container._buffers = {}, {}
     container._modules = {
-        name: None if child is None else _group([layer.get_submodule(name) for layer in layers])
+        name: None if child is None else group_layers([layer.get_submodule(name) for layer in layers])
         for name, child in first._modules.items()
     }
     return container
 
 
 class _Stack:
-    """The models of several runs as one channel-stacked model (:func:`_group`) whose tensors every model's
+    """The models of several runs as one channel-stacked model (:func:`group_layers`) whose tensors every model's
     own parameters and buffers are views of, so each run's optimizer updates its part in place."""
 
     def __init__(self, modules: Sequence[nn.Module], channels_last: bool) -> None:
@@ -275,7 +275,7 @@ class _Stack:
         self.channels_last = channels_last
         self.grads: list[tuple[nn.Parameter, nn.Parameter, _Grouped, str, int]] = []
         with torch.no_grad():
-            self.grouped = _group(self.modules).train()
+            self.grouped = group_layers(self.modules).train()
             for path, layer in self.grouped.named_modules():
                 if not isinstance(layer, _Grouped):
                     continue

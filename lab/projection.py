@@ -3,15 +3,16 @@
 UMAP is the slow one, and what users wait for the first time the app draws it:
 
 * **Epochs.** UMAP runs 500 optimisation epochs on up to 10,000 points and 200 above; here it always
-  runs :data:`UMAP_EPOCHS` = 200. On 10,000 penultimate activations that cuts the layout from about
-  8 s to 3 s and leaves the trustworthiness of the picture unchanged (bench/RESULTS.md).
+  runs :data:`UMAP_EPOCHS` = 200. Measured once on 10,000 and on 2,000 penultimate activations, that
+  cut the time by more than half and by a quarter, and left the picture's trustworthiness unchanged
+  (bench/RESULTS.md).
 * **Compiling.** numba compiles UMAP's kernels on the first call in a process, about two thirds of a
   first projection's time. :func:`warm_up_umap` does it once, on a few hundred random points, so that
   :func:`umap` can report it as a step of its own instead of a stall in the middle of another.
-* **Progress.** :func:`umap` reports each step to a ``progress(fraction, text)`` callback: importing,
-  compiling, the neighbour graph, then every epoch as UMAP's own loop completes it (its progress bar,
-  formatted as ``n/total`` into :class:`_EpochCounter`), so the fraction shown is the share of epochs
-  done, not a guess.
+* **Progress.** :func:`umap` reports each step to a ``progress(fraction, text)`` callback: compiling,
+  the neighbour graph, then the epochs done as UMAP's own loop counts them (its progress bar, formatted
+  as ``n/total`` into :class:`_EpochCounter`, at most four times a second), so the fraction shown is the
+  share of epochs done, not a guess.
 * **Neighbours.** For wide data the exact neighbour graph from :func:`lab.analysis.nearest_neighbours`
   (one matrix product per block) is handed to UMAP: its own approximate search was most of its time on
   10,000 points and finds only part of the true neighbours in 128 dimensions. Low-dimensional data keeps
@@ -51,19 +52,32 @@ def pca(x: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _EpochCounter:
-    """A file for UMAP's progress bar (a tqdm bar formatted ``n/total``) that passes each count on."""
+    """A file for UMAP's progress bar (a tqdm bar formatted ``n/total``) that passes each count on.
+
+    tqdm writes while holding its process-wide lock and releases it only when the write returns, so
+    nothing may leave :meth:`write` by an exception: a Streamlit rerun or stop, raised inside the page's
+    progress call, would keep that lock held and hang every later bar in the server. Whatever the
+    callback raises is kept, reporting stops, and :meth:`raise_kept` raises it once UMAP has returned."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
+        self.kept: BaseException | None = None
 
     def write(self, text: str) -> None:
         counts = re.findall(r"(\d+)/(\d+)", text)
-        if counts:
+        if counts and self.kept is None:
             done, total = (int(n) for n in counts[-1])
-            self.progress(done / max(total, 1), f"epoch {done} of {total}")
+            try:
+                self.progress(done / max(total, 1), f"epoch {done} of {total}")
+            except BaseException as err:  # noqa: BLE001 (raised again by raise_kept, outside tqdm's lock)
+                self.kept = err
 
     def flush(self) -> None:
         pass
+
+    def raise_kept(self) -> None:
+        if self.kept is not None:
+            raise self.kept
 
 
 def _fit(x: np.ndarray, seed: int, metric: str, n_components: int, progress: Progress | None) -> np.ndarray:
@@ -76,9 +90,11 @@ def _fit(x: np.ndarray, seed: int, metric: str, n_components: int, progress: Pro
         indices, distances = nearest_neighbours(x, n_neighbors, metric, include_self=True)
         knn = (indices, distances.astype(np.float32), None)
     bar: dict = {"disable": True}
+    counter = None
     if progress is not None:
         progress(0.0, "building the neighbour graph")
-        bar = {"disable": False, "file": _EpochCounter(progress), "bar_format": "{n}/{total}", "mininterval": 0.25}
+        counter = _EpochCounter(progress)
+        bar = {"disable": False, "file": counter, "bar_format": "{n}/{total}", "mininterval": 0.25}
     reducer = umap_module.UMAP(
         n_components=n_components,
         random_state=seed,
@@ -91,7 +107,10 @@ def _fit(x: np.ndarray, seed: int, metric: str, n_components: int, progress: Pro
     with warnings.catch_warnings():  # said on every call: a fixed seed runs single-threaded; no transform()
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
         warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
-        return reducer.fit_transform(x)
+        coords = reducer.fit_transform(x)
+    if counter is not None:
+        counter.raise_kept()
+    return coords
 
 
 def umap_compiled() -> bool:

@@ -222,7 +222,7 @@ with panels_col:
         default="UMAP" if rotation_only or feat_dim > 3 else "PCA",
         key=f"projection_method_{'umap_only' if rotation_only else 'any'}",
         help="The first UMAP since the app started compiles UMAP's code (about 10 s, with a progress bar); "
-        "later ones take seconds. Every projection is kept, also across restarts.",
+        "later ones take seconds. Projections are kept, in memory and in a cache folder that outlasts a restart.",
     )
     if rotation_only:
         st.caption("PCA of a 2-D feature is only a rotation of it (the Raw view above), so only UMAP is offered.")

@@ -3,9 +3,10 @@
 CAMs are computed once per (run, images, method, target, layer) and kept by ``st.cache_data``; a rerun
 that changes only the display (overlay or raw map, scale, opacity) recomputes nothing.
 
-Images come from the dataset when this machine has it, else from the uint8 test images every run stores
-for its snapshot subset (:class:`ImageSource`), so the Grad-CAM page and the inspector work with an empty
-data folder. Normalising them uses the train split's statistics (:func:`lab.gradcam.train_statistics`).
+The Grad-CAM page draws its images from the dataset when this machine has it, else from the uint8 test
+images every run stores for its snapshot subset (:class:`ImageSource`); the inspector starts from the
+stored images. Both work with an empty data folder. Normalising the images uses the train split's
+statistics (:func:`lab.gradcam.train_statistics`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lab.interpret import MetricResult
 from lab.progress import Progress
 from lab.runstore import RunRecord, require_config
 from ui import loaders, session
+from ui.memo import ServerMemo
 
 IMAGE_MODES = ("random", "by class", "misclassified", "upload")
 SCALES = {
@@ -42,13 +44,13 @@ LAYER_HELP = (
 )
 DEFAULT_OPACITY = 0.5
 INTERPRET_IMAGES = 100  # the Grad-CAM page's default number of stored images the metrics score
-METRICS_KEPT = 64  # computed metric sets the server keeps (a few kB each), oldest dropped first
+METRICS_KEPT = 64  # computed metric sets the server keeps (a few kB each), least recently used dropped first
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ImageSource:
     """Test images to explain: ``images`` (uint8 N x C x H x W) with their ``labels`` and test-set
-    ``indices``; ``stored`` says they are the run's stored snapshot subset (no dataset on this machine)."""
+    ``indices``; ``stored`` says they are the run's stored snapshot subset, not the whole test set."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -238,9 +240,9 @@ def cams(
 
 
 @st.cache_resource(show_spinner=False)
-def _metrics_done() -> dict[tuple, dict[str, MetricResult | None]]:
+def _metrics_done() -> ServerMemo[dict[str, MetricResult | None]]:
     # What this server has computed, so another page (Compare) can show it without computing.
-    return {}
+    return ServerMemo(METRICS_KEPT)
 
 
 def metrics_key(record: RunRecord, method: str, layer: str, n_images: int) -> tuple:
@@ -262,20 +264,17 @@ def metrics(
 ) -> dict[str, MetricResult | None]:
     """Interpretability metrics of ``record``'s maps on the first ``n_images`` stored test images,
     computed once per run and settings (``progress`` is told how far a computation is)."""
-    key = metrics_key(record, method, layer, n_images)
-    done = _metrics_done()
-    if key not in done:
-        while len(done) >= METRICS_KEPT:
-            done.pop(next(iter(done)))
-        if arrays.snapshot_images is None:
-            raise ValueError(
-                f"run {record.run_id} stores no test images (it was trained before runs kept them): "
-                "retrain it to score its maps"
-            )
+    if arrays.snapshot_images is None:
+        raise ValueError(
+            f"run {record.run_id} stores no test images (it was trained before runs kept them): "
+            "retrain it to score its maps"
+        )
+
+    def score() -> dict[str, MetricResult | None]:
         config = require_config(record)
         model, head, lock = loaders.trained_model(record)
         with lock:
-            done[key] = gradcam.interpretability(
+            return gradcam.interpretability(
                 model,
                 head,
                 np.asarray(arrays.snapshot_images[:n_images]),
@@ -285,4 +284,5 @@ def metrics(
                 foreground_known=config.dataset in gradcam.FOREGROUND_KNOWN,
                 progress=progress,
             )
-    return done[key]
+
+    return _metrics_done().compute(metrics_key(record, method, layer, n_images), score)

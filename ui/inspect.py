@@ -1,7 +1,8 @@
 """The selected-image panel of the Feature space page: the image, each loss's prediction, its Grad-CAM.
 
-It draws the maps as the Grad-CAM page does (the same scale, opacity and layer, kept in the session), and
-uses the runs' stored test images when the dataset is not on this machine.
+It draws the maps as the Grad-CAM page does (the same scale, opacity and layer, kept in the session). An
+image comes from the runs' stored test images when they hold it, and from the dataset otherwise (when this
+machine has it).
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ def image_panel(loaded: list, selected: list[int], per_row: int | None = None) -
             key=session.INSPECT_INDEX,
             help="Click a point in a chart, or type an index."
             + (
-                ""
-                if on_machine
-                else " Only the runs' stored test images can be shown here: the dataset is not on this machine."
+                " Only the runs' stored test images can be shown here: the dataset is not on this machine."
+                if source.stored and not on_machine
+                else ""
             ),
         )
     )

@@ -169,10 +169,11 @@ def each_with_progress(
 
         def report(fraction: float, text: str, i: int = i, item: Item = item) -> None:
             nonlocal bar
-            share = min(1.0, (i + fraction) / len(items))
+            share, said = min(1.0, (i + fraction) / len(items)), f"{label(item)}: {text}"
             if bar is None:
-                bar = st.progress(share)
-            bar.progress(share, text=f"{label(item)}: {text}")
+                bar = st.progress(share, text=said)
+            else:
+                bar.progress(share, text=said)
 
         results.append(work(item, report))
     if bar is not None:

@@ -32,12 +32,13 @@ from lab.progress import Progress
 from lab.restore import load_trained
 from lab.runstore import RunRecord, RunStore, RunStoreError, require_config
 from lab.uploads import MAX_UPLOADS, load_upload
+from ui.memo import ServerMemo
 
 ALLOW_DATA_ROOTS = "LOSSLENS_ALLOW_DATA_ROOTS"  # more folders (os.pathsep between them) a data folder may be in
 CACHE_DIR = "LOSSLENS_CACHE_DIR"  # where projections are kept; default ~/.cache/losslens
 PROJECTION_CACHE_MB = 64  # at most this much on disk; the least recently used projections go first
 PROJECTIONS_KEPT = 64  # projections the server keeps in memory (80 kB each at 10,000 points)
-PROJECTION_FORMAT = 2  # part of every projection's cache key: a change of what is stored misses old entries
+PROJECTION_FORMAT = 2  # in every projection's cache key: changing what is stored or how it is made misses old ones
 
 
 def cache_key(record: RunRecord) -> tuple[str, float]:
@@ -199,7 +200,7 @@ def projection_cache() -> ArrayCache:
 
 
 def _stored_projection(stored: dict[str, np.ndarray] | None, rows: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """A cache entry's coordinates and variance ratios when they are what :func:`_projection` stores."""
+    """A cache entry's coordinates and variance ratios when they are what :func:`projection` stores."""
     if stored is None or set(stored) != {"coords", "ratio"}:
         return None
     coords, ratio = stored["coords"], stored["ratio"]
@@ -211,9 +212,9 @@ def _stored_projection(stored: dict[str, np.ndarray] | None, rows: int) -> tuple
 
 
 @st.cache_resource(show_spinner=False)
-def _projections_kept() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    # What this server has read or computed, oldest first: a rerun reads no file.
-    return {}
+def _projections_kept() -> ServerMemo[tuple[np.ndarray, np.ndarray]]:
+    # What this server has read or computed: a rerun reads no file, two sessions compute a UMAP once.
+    return ServerMemo(PROJECTIONS_KEPT)
 
 
 def projection(record: RunRecord, source: str, method: str, progress: Progress | None = None) -> tuple[np.ndarray, str]:
@@ -224,20 +225,19 @@ def projection(record: RunRecord, source: str, method: str, progress: Progress |
     data = arrays.penultimate if source == "penultimate" else arrays.features[arrays.snapshot_indices]
     metric = "cosine" if source == "features" else "euclidean"
     entry = json.dumps([*cache_key(record), source, method, PROJECTION_FORMAT])
-    kept = _projections_kept()
-    found = kept.get(entry) or _stored_projection(projection_cache().get(entry), len(data))
-    if found is None:
-        if method == "PCA":
-            coords, ratio = projections.pca(data, 2)
-        else:
-            coords, ratio = projections.umap(data, 2, metric=metric, progress=progress), np.zeros(2)
-        found = np.asarray(coords, dtype=np.float32), np.asarray(ratio[:2], dtype=np.float64)
-        projection_cache().put(entry, {"coords": found[0], "ratio": found[1]})
-    kept.pop(entry, None)
-    kept[entry] = found
-    while len(kept) > PROJECTIONS_KEPT:
-        kept.pop(next(iter(kept)), None)
-    coords, ratio = found
+
+    def read_or_compute() -> tuple[np.ndarray, np.ndarray]:
+        found = _stored_projection(projection_cache().get(entry), len(data))
+        if found is None:
+            if method == "PCA":
+                coords, ratio = projections.pca(data, 2)
+            else:
+                coords, ratio = projections.umap(data, 2, metric=metric, progress=progress), np.zeros(2)
+            found = np.asarray(coords, dtype=np.float32), np.asarray(ratio[:2], dtype=np.float64)
+            projection_cache().put(entry, {"coords": found[0], "ratio": found[1]})
+        return found
+
+    coords, ratio = _projections_kept().compute(entry, read_or_compute)
     if method == "PCA":
         return coords, f"PC1 {ratio[0]:.0%} · PC2 {ratio[1]:.0%} of variance"
     return coords, f"UMAP ({metric})"
