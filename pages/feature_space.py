@@ -14,7 +14,7 @@ import ui
 from lab import datasets, figures
 from lab.analysis import angles_deg, shared_directions
 from lab.runstore import RunRecord
-from ui import health, inspect, layout, loaders, regions, seeds, titles
+from ui import health, layout, loaders, regions, seeds, titles
 from ui.text import plain
 
 PANELS_PER_ROW = 2  # beside the image panel: three would leave each loss a 260-pixel chart at 1440 pixels
@@ -246,4 +246,7 @@ with panels_col:
         layout.class_legend(class_names)
 
 with inspect_col:
+    # Imported last: it brings in pytorch-grad-cam (1.6 s on a first visit), which the charts above need not wait for.
+    from ui import inspect
+
     inspect.image_panel(loaded, [], per_row=2)
