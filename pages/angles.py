@@ -18,7 +18,6 @@ from ui.text import plain
 
 ui.run_inside_app()
 
-st.title("Angles")
 loaded = seeds.one_seed(health.loaded_runs_or_stop())  # one training seed at a time
 runs = [record for record, _ in loaded]
 
