@@ -18,6 +18,7 @@ from ui.text import plain
 
 ui.run_inside_app()
 
+st.title("Angles")
 loaded = seeds.one_seed(health.loaded_runs_or_stop())  # one training seed at a time
 runs = [record for record, _ in loaded]
 

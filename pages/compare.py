@@ -16,6 +16,7 @@ from ui.text import plain
 
 ui.run_inside_app()
 
+st.title("Compare")
 records = session.selected_runs(viewable_only=False)
 runs = [record for record, _ in health.loaded_runs_or_stop()]
 

@@ -14,7 +14,7 @@ import ui
 from lab import datasets, figures
 from lab.analysis import angles_deg, shared_directions
 from lab.runstore import RunRecord
-from ui import health, layout, loaders, presentation, regions, seeds, titles
+from ui import health, layout, loaders, regions, seeds, titles
 from ui.text import plain
 
 PANELS_PER_ROW = 2  # beside the image panel: three would leave each loss a 260-pixel chart at 1440 pixels
@@ -24,6 +24,7 @@ VIEWS = {"unit": "Unit {shape}", "raw": "Raw", "map": "Map"}
 
 ui.run_inside_app()
 
+st.title("Feature space")
 loaded = seeds.one_seed(health.loaded_runs_or_stop())  # one training seed at a time
 runs = [record for record, _ in loaded]
 
@@ -164,7 +165,7 @@ if feat_dim in (2, 3):
             "inference logits), and in grey the band a margin loss reserves around each boundary.",
         )
         notes: dict[str, list[str]] = {}  # a note under the charts, and the losses it is about
-        chart_scale = presentation.scale()
+        chart_scale = layout.presentation_scale()
         for column, (record, arrays) in layout.grid(shown, layout.per_row(PANELS_PER_ROW)):
             found = regions.run_regions(record, arrays, view) if show_regions else None
             row = start_row(arrays, epoch)

@@ -12,6 +12,7 @@ from ui import cams, health, interpretability, layout, loaders, seeds, titles
 
 ui.run_inside_app()
 
+st.title("Grad-CAM")
 every_seed = health.loaded_runs_or_stop()
 loaded = seeds.one_seed(every_seed)  # one training seed at a time
 runs = [record for record, _ in loaded]

@@ -20,6 +20,7 @@ def value_text(value: object) -> str:
     return str(value)
 
 
+st.title("Learn")
 st.caption(
     "What each loss asks of the features: its formula, a short explanation of what to look for on the other "
     "pages, its paper and its settings. Below them, a playground draws what a loss asks of one feature anywhere "

@@ -15,6 +15,7 @@ from ui.text import plain
 
 ui.run_inside_app()
 
+st.title("Train an experiment")
 st.caption(
     "Train one model per variant (a loss with its settings) and seed on the same data and schedule, then compare "
     "them on the other pages."

@@ -1,6 +1,5 @@
 """Small layout helpers the pages share: grids of per-loss panels, charts (scaled for presentation mode),
-charts a click picks from, legends, one progress bar over per-run work; in presentation mode
-(:mod:`ui.presentation`) one panel per row."""
+charts a click picks from, legends, one progress bar over per-run work, and the presentation-mode switch."""
 
 from __future__ import annotations
 
@@ -15,16 +14,57 @@ from lab.figures import class_colors, scaled
 from lab.images import enlarge, whole_factor
 from lab.progress import Progress
 from ui import session
-from ui.presentation import presenting
-from ui.presentation import scale as presentation_scale
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 PER_ROW = 3
+PRESENTATION_SCALE = 1.5
+PRESENTATION_CSS = """
+<style>
+  html { font-size: 21px; }
+  [data-testid="stMainBlockContainer"] { padding-left: 2rem; padding-right: 2rem; max-width: 100%; }
+  [data-testid="stCaptionContainer"] { font-size: 0.95rem; }
+</style>
+"""
 CHART_CONFIG = {"displaylogo": False}
 
 
 # ---------------------------------------------------------------- presentation mode
+
+
+def presenting() -> bool:
+    """Whether presentation mode is on (the switch, or ``?present=1`` on the first view of a session)."""
+    if session.PRESENTATION not in st.session_state:
+        st.session_state[session.PRESENTATION] = st.query_params.get(session.URL_PRESENTATION) == "1"
+    return bool(st.session_state[session.PRESENTATION])
+
+
+def presentation_scale() -> float:
+    """How much larger charts are drawn: :data:`PRESENTATION_SCALE` in presentation mode, else 1."""
+    return PRESENTATION_SCALE if presenting() else 1.0
+
+
+def _presentation_changed() -> None:
+    if st.session_state[session.PRESENTATION]:
+        st.query_params[session.URL_PRESENTATION] = "1"
+    else:
+        st.query_params.pop(session.URL_PRESENTATION, None)
+
+
+def presentation_switch() -> None:
+    """The switch for a projector, top right of every page; in presentation mode, larger type and charts,
+    one loss per screen (a picker chooses which) and the sidebar collapsed."""
+    presenting()
+    _, right = st.columns([5, 1])
+    right.toggle(
+        "Presentation",
+        key=session.PRESENTATION,
+        on_change=_presentation_changed,
+        help="For a projector: larger text, markers and charts, one loss at a time, the sidebar folded away. "
+        "Add ?present=1 to a link to open it this way.",
+    )
+    if presenting():
+        st.html(PRESENTATION_CSS)
 
 
 def per_row(default: int = PER_ROW) -> int:

@@ -52,7 +52,6 @@ import streamlit as st
 from lab import runfiles
 from lab.jobs import JobManager
 from lab.runstore import RunRecord, RunStore, RunStoreError, read_run_file
-from ui.presentation import PRESENTATION, URL_PRESENTATION  # noqa: F401 (declared with the switch, listed here)
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +64,7 @@ LISTING_PROBLEM = "listing_problem"  # why the runs folder could not be listed o
 LINKED = "linked_experiments"  # experiments of other browsers this session opened from a link (read-only)
 INSPECT_INDEX = "inspect_index"  # the Feature space image panel's index field, also set by a click
 SELECTION_ROUND = "selection_round"  # counts chart clicks: charts keyed by it start without a selection
+PRESENTATION = "presentation"  # the projector switch (larger fonts, one view per screen)
 PLAYGROUND_POINT = "playground_point"  # the feature the Learn page's playground reads every loss at
 CAM_SCALE = "cam_scale"  # Grad-CAM colour scale ("each map" or "shared raw"), the page's and the inspector's
 CAM_OPACITY = "cam_opacity"  # Grad-CAM overlay opacity, shared likewise
@@ -73,6 +73,7 @@ SEEN_DONE = "seen-done-{job_id}"  # the live view has rerun the whole page once 
 
 # st.query_params keys
 URL_EXPERIMENT = "exp"
+URL_PRESENTATION = "present"  # ?present=1: open in presentation mode
 RETIRED_URL_KEYS = ("u", "job")  # the owner token and job id old links carried: ignored and removed
 
 COOKIE = "losslens_owner"
