@@ -46,6 +46,8 @@ def test_two_browsers_train_at_once_refresh_reattaches_and_divergence_is_shown(t
         bob.get_by_role("button", name="Start training").click()
         bob.get_by_text("Waiting for a free training slot: position 1").wait_for(timeout=60_000)
         screenshot(bob, "two-users-queued")
+        bob.reload()  # a refresh (a new session) while queued: the experiment has no folder yet
+        bob.get_by_text("Waiting for a free training slot: position 1").wait_for(timeout=60_000)
 
         alice.reload()  # a refresh mid-training re-attaches to the job
         alice.get_by_role("heading", name="Training").wait_for(timeout=60_000)

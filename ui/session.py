@@ -315,11 +315,24 @@ def selected_runs(viewable_only: bool = True) -> list[RunRecord]:
     return records
 
 
+def _pending_after_refresh(groups: dict[str, list[RunRecord]]) -> None:
+    """A new session (a refresh, a reconnect) of a browser whose training job has not written its first
+    run folder yet, a queued one say, takes the job's experiment as pending again, as the session that
+    started it had it: otherwise the sidebar would settle on another experiment and never come back."""
+    if PENDING_EXPERIMENT in st.session_state:
+        return
+    manager, me = job_manager(), owner()
+    job = manager.get(manager.active_job(me), me)
+    if job is not None and job.configs and job.configs[0].experiment not in groups:
+        st.session_state[PENDING_EXPERIMENT] = job.configs[0].experiment
+
+
 def preselected_experiment(groups: dict[str, list[RunRecord]]) -> str | None:
     """Which of ``groups`` the experiment choice opens on: a pending experiment whose first run folder now
     exists (it stops being pending), else the URL's, else the session's, else :data:`DEFAULT_EXAMPLE`,
     else this browser's newest; None when none of these exists (another browser's run or a run with
     a start time from the future never becomes the default)."""
+    _pending_after_refresh(groups)
     pending = pending_experiment()
     if pending in groups:
         del st.session_state[PENDING_EXPERIMENT]
