@@ -65,6 +65,7 @@ from lab import interpret
 from lab.cam_methods import CAM_METHOD_CLASSES
 from lab.data import normalize
 from lab.images import enlarge
+from lab.inference import model_device
 from lab.progress import Progress
 
 CAM_METHODS: dict[str, type[BaseCAM]] = {
@@ -281,7 +282,7 @@ def compute_cams(
         raise ValueError(f"targets must be classes from 0 to {head.n_classes - 1}, got {sorted(set(targets.tolist()))}")
     target_layer = model.cam_layer_for(layer)
     wrapper = InferenceLogits(model, head)
-    device = next(model.parameters()).device
+    device = model_device(model)
     with _untouched(wrapper), torch.inference_mode(False), torch.enable_grad():
         images = images.detach().to(device=device, dtype=torch.float32).clone()
         wrapper.eval()

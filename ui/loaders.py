@@ -221,14 +221,14 @@ def projection(record: RunRecord, source: str, method: str, progress: Progress |
     """2-D PCA or UMAP of the snapshot subset's features or penultimate activations, with a note on how
     it was made: kept in memory and on disk, else computed (a UMAP reports its steps to ``progress``).
     Not ``st.cache_data``, whose replay forbids drawing a progress bar made outside the function."""
-    arrays = run_arrays(record)
-    data = arrays.penultimate if source == "penultimate" else arrays.features[arrays.snapshot_indices]
     metric = "cosine" if source == "features" else "euclidean"
     entry = json.dumps([*cache_key(record), source, method, PROJECTION_FORMAT])
 
     def read_or_compute() -> tuple[np.ndarray, np.ndarray]:
-        found = _stored_projection(projection_cache().get(entry), len(data))
+        arrays = run_arrays(record)
+        found = _stored_projection(projection_cache().get(entry), len(arrays.snapshot_indices))
         if found is None:
+            data = arrays.penultimate if source == "penultimate" else arrays.features[arrays.snapshot_indices]
             if method == "PCA":
                 coords, ratio = projections.pca(data, 2)
             else:

@@ -53,7 +53,3 @@ class ServerMemo(Generic[Value]):
         finally:
             with self._lock:
                 self._making.pop(key, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._values.clear()
