@@ -7,8 +7,8 @@ The experiment runs in a fresh child process (``python -m bench.memory --child``
 this process holds is counted. The child reports its resident memory after the imports, after
 loading the dataset (the raw uint8 images plus the normalised float32 copy the trainer slices), and
 its peak (``VmHWM``) after training the five default losses of the Train form with
-``train_experiment``, once one run after another (``one_by_one``) and once trained together in one
-stacked model (``fused``, :mod:`lab.fused`: five models' activations at once). Memory does not grow with
+``train_experiment``, once one run after another (``one_by_one``) and once step by step together
+(``lockstep``: five models, optimizers and evaluation copies held at once). Memory does not grow with
 the number of epochs (only the per-epoch feature snapshots of 500 test points do), so one epoch per loss
 measures the same peak as the defaults.
 """
@@ -42,7 +42,7 @@ def rss_mb(field: str = "VmRSS") -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def child(dataset_name: str, device: str, quick: bool, fused: bool) -> None:
+def child(dataset_name: str, device: str, quick: bool, lockstep: bool) -> None:
     """Train the experiment and print one JSON line of memory figures."""
     import losses  # noqa: F401
     from lab.config import RunConfig
@@ -58,7 +58,7 @@ def child(dataset_name: str, device: str, quick: bool, fused: bool) -> None:
     if quick:
         base = base.replace(train_limit=64, snapshot_points=10)
     configs = [base.replace(loss=loss) for loss in DEFAULT_LOSSES]
-    records = train_experiment(configs, RunStore(tempfile.mkdtemp(prefix="losslens-bench-")), fused=fused)
+    records = train_experiment(configs, RunStore(tempfile.mkdtemp(prefix="losslens-bench-")), lockstep=lockstep)
     figures["after_training"] = rss_mb()
     figures["peak"] = rss_mb("VmHWM")
     figures["states"] = [r.state for r in records]
@@ -68,20 +68,20 @@ def child(dataset_name: str, device: str, quick: bool, fused: bool) -> None:
 def main(argv: list[str] | None = None) -> Report:
     parse = parser(__doc__.splitlines()[0])
     parse.add_argument("--child", default="", help=argparse_hidden())
-    parse.add_argument("--child-fused", action="store_true", help=argparse_hidden())
+    parse.add_argument("--child-lockstep", action="store_true", help=argparse_hidden())
     args = parse.parse_args(argv)
     if args.child:
-        child(args.child, args.device, args.quick, args.child_fused)
+        child(args.child, args.device, args.quick, args.child_lockstep)
         return None  # type: ignore[return-value]
     device = resolve(args.device)
     dataset_name = "digits" if args.quick else "fashion-mnist"
     report = Report("memory", args, device, f"{dataset_name}, losses {', '.join(DEFAULT_LOSSES)}, 1 epoch each")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    for arm, fused in (("one_by_one", False), ("fused", True)):
+    for arm, lockstep in (("one_by_one", False), ("lockstep", True)):
         done = subprocess.run(
             [sys.executable, "-m", "bench.memory", "--child", dataset_name, "--device", args.device, "--results", "-"]
             + (["--quick"] if args.quick else [])
-            + (["--child-fused"] if fused else []),
+            + (["--child-lockstep"] if lockstep else []),
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> Report:
         if done.returncode != 0 or not lines:
             raise RuntimeError(f"the memory child failed ({done.returncode}): {done.stderr[-2000:]}")
         figures = json.loads(lines[-1])
-        how = "trained together (lab.fused)" if fused else "trained one after another"
+        how = "trained step by step together" if lockstep else "trained one after another"
         report.figure(f"{arm}/after_imports", figures["after_imports"], "MB", note="RSS")
         report.figure(
             f"{arm}/after_data", figures["after_data"], "MB", note=f"RSS, {dataset_name} loaded and normalised"

@@ -6,10 +6,9 @@
 The sweep is 2 variants x 4 seeds (softmax and L-Softmax m=4, ``small``, 2-D features) on digits, the
 dataset every machine has. Three arms, back to back in one process, each into its own runs folder:
 
-* ``local``: :class:`lab.backends.local.LocalBackend` with ``fused=False``: one run after another,
+* ``local``: :class:`lab.backends.local.LocalBackend` with ``lockstep=False``: one run after another,
   torch using every core;
-* ``local-fused``: the local backend as the CLI and the app use it, the runs that can train together
-  stacked (:mod:`lab.fused`), for reference: Ray trains each run on its own;
+* ``local-lockstep``: the local backend as the CLI and the app use it, the runs step by step together;
 * ``ray-one-at-a-time``: a local Ray of every core, each task asking for every CPU, so the runs also go
   one after another with the same thread count: the difference to ``local``, per run, is what Ray adds
   (scheduling, a worker process, sending progress and the run's files back, writing them);
@@ -78,10 +77,10 @@ def main(argv: list[str] | None = None) -> Report:
     )
     with tempfile.TemporaryDirectory(prefix="losslens-ray-sweep-") as folder:
         root = Path(folder)
-        with make_backend("local", fused=False) as local:
+        with make_backend("local", lockstep=False) as local:
             local_seconds, records = timed_sweep(local, configs, root / "local")
-        with make_backend("local") as local_fused:
-            fused_seconds, _ = timed_sweep(local_fused, configs, root / "local-fused")
+        with make_backend("local") as local_lockstep:
+            lockstep_seconds, _ = timed_sweep(local_lockstep, configs, root / "local-lockstep")
         run_bytes = [sum(path.stat().st_size for path in r.run_dir.iterdir() if path.is_file()) for r in records]
         started = time.perf_counter()
         with make_backend("ray", num_cpus=cores, cpus_per_run=cores) as whole_cluster_per_run:
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> Report:
         shutdown = time.perf_counter() - stopping
     n = len(configs)
     report.figure("local/sweep", local_seconds, "s", note=f"{n} runs one after another, {cores} torch threads")
-    report.figure("local-fused/sweep", fused_seconds, "s", note="the runs that can train together stacked")
+    report.figure("local-lockstep/sweep", lockstep_seconds, "s", note="the runs step by step together")
     report.figure("ray/startup", startup, "s", note=f"ray.init of a local cluster with {cores} CPUs")
     report.figure("ray-one-at-a-time/sweep", one_at_a_time, "s", note="first Ray arm: includes starting workers")
     report.figure("ray-parallel/sweep", parallel, "s", note=f"{cores} runs at once, 1 thread each")

@@ -7,9 +7,10 @@ first step and after every epoch, the features, class directions and accuracy of
 After every epoch it measures the accuracy on a fixed evaluation subset (``RunConfig.eval_images``, which
 holds the snapshot subset), and the whole test set once, at the end (the final accuracy and features).
 ``train_experiment`` trains several configs, its runs sharing one :class:`DeviceData` per dataset and
-device, and those that can train together in one stacked model (:mod:`lab.fused`). Both report
-:class:`Progress` and stop between steps when asked; :class:`lab.jobs.TrainingJob` runs an experiment on
-a background thread.
+device and training in lockstep (:func:`train_group`: each step of an epoch, every run takes its own step).
+A run alone is a group of one, so there is one training loop, and a run's numbers never depend on the runs
+trained beside it. Both report :class:`Progress` and stop between steps when asked;
+:class:`lab.jobs.TrainingJob` runs an experiment on a background thread.
 
 Divergence (a non-finite loss or weights) stops a run at once and marks it ``diverged``; an
 unexpected error marks it ``failed``; either way the next run of the experiment still trains.
@@ -19,7 +20,7 @@ tensors already on the device; the shuffled order moves to the device once per e
 accuracies and term sums accumulate on the device and are read once per epoch; each step's loss is
 checked for divergence through :class:`_LossWatch` without a per-step host sync on an accelerator.
 The model and its batches use the channels-last memory layout (``RunConfig.channels_last``), which
-oneDNN's CPU convolutions run about 1.3-1.5 times faster than the default layout.
+oneDNN's CPU convolutions run faster than the default layout.
 """
 
 from __future__ import annotations
@@ -277,10 +278,12 @@ class _LossWatch:
             self._check_oldest()
 
 
-class _RunTrainer:
-    """Trains one config; kept as an object so the loop body stays readable. :meth:`run` trains it alone;
-    :mod:`lab.fused` drives several through :meth:`prepare`, :meth:`start_epoch`, :meth:`take_step`,
-    :meth:`end_epoch` and :meth:`finish`, computing their forward and backward passes together."""
+class RunTrainer:
+    """Trains one config, one step at a time, so that :func:`train_group` can interleave several runs.
+
+    Every run owns everything it computes: its model, head, optimizer, schedule, batch order, divergence
+    watch and writer. Interleaving runs therefore changes nothing in any of them: a run's weights and
+    numbers are bit for bit those it gets when trained alone on the same machine."""
 
     def __init__(
         self,
@@ -288,7 +291,6 @@ class _RunTrainer:
         data: DeviceData,
         writer: RunWriter,
         on_progress: ProgressCallback | None,
-        stop: threading.Event | None,
         run_index: int,
         n_runs: int,
     ) -> None:
@@ -297,8 +299,8 @@ class _RunTrainer:
         self.dataset = data.dataset
         self.device = data.device
         self.writer = writer
+        self.run_id = writer.run_id
         self.on_progress = on_progress or (lambda progress: None)
-        self.stop = stop or threading.Event()
         self.run_index = run_index
         self.n_runs = n_runs
         self.metrics: list[dict[str, Any]] = []
@@ -309,11 +311,12 @@ class _RunTrainer:
         self.last_test: dict[str, torch.Tensor] | None = None  # the whole test set's embedding of the current weights
         self.train_seconds = 0.0
         self.images_seen = 0
+        self.final_acc: float | None = None
 
-    def _report(self, epoch: int, step: int, steps: int, **extra: Any) -> None:
+    def report(self, epoch: int, step: int, steps: int, **extra: Any) -> None:
         self.on_progress(
             Progress(
-                self.writer.run_id,
+                self.run_id,
                 self.config.loss,
                 self.run_index,
                 self.n_runs,
@@ -352,33 +355,31 @@ class _RunTrainer:
         self.max_grad_norm = self.head.max_grad_norm()
         self.watch = _LossWatch(device)
 
-    def start_epoch(self) -> list[torch.Tensor]:
+    def start_epoch(self) -> None:
         """Training mode, empty sums for the epoch, and its shuffled index batches."""
         self.model.train()
         self.head.train()
-        self.started = time.perf_counter()
         self.loss_sum = torch.zeros((), device=self.device)
         self.term_sums: dict[str, torch.Tensor] = {}
         self.correct = torch.zeros((), device=self.device, dtype=torch.long)
         self.seen = 0
-        return _batches(len(self.train_y), self.config.batch_size, self.generator, self.device)
+        self.epoch_seconds = 0.0
+        self.epoch_batches = _batches(len(self.train_y), self.config.batch_size, self.generator, self.device)
 
-    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The images (in the model's memory layout) and labels of one index batch."""
-        return self.train_x[idx].contiguous(memory_format=self.memory_format), self.train_y[idx]
-
-    def take_step(
-        self,
-        loss: torch.Tensor,
-        terms: dict[str, torch.Tensor],
-        features: torch.Tensor,
-        labels: torch.Tensor,
-        epoch: int,
-        step: int,
-    ) -> None:
-        """Once the gradients are in: clip them, step the optimizer and the schedule, add the batch to the
-        epoch's sums and report progress."""
+    def step(self, epoch: int, step: int) -> None:
+        """Train on the epoch's batch number ``step`` (from 1): forward, loss, backward, clipping, the
+        optimizer and the schedule, then add the batch to the epoch's sums and report progress. Its time
+        counts as this run's training time (on an accelerator the queued work is paid for at the end of
+        the epoch, where :meth:`end_epoch` waits for it)."""
+        started = time.perf_counter()
+        idx = self.epoch_batches[step - 1]
+        images, labels = self.train_x[idx].contiguous(memory_format=self.memory_format), self.train_y[idx]
         self.last_test = None
+        features = self.model(images)
+        loss, terms = self.head(features, labels)
+        self.watch.record(loss, epoch, step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
         if self.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
         self.optimizer.step()
@@ -389,40 +390,20 @@ class _RunTrainer:
             self.term_sums[name] = self.term_sums.get(name, 0.0) + value.detach() * n
         self.correct += (self.head.logits(features.detach()).argmax(1) == labels).sum()
         self.seen += n
-        self._report(epoch, step, self.steps)
+        self.epoch_seconds += time.perf_counter() - started
+        self.report(epoch, step, self.steps)
 
     def end_epoch(self, epoch: int) -> None:
         """Check the epoch for divergence, then evaluate, record and report it."""
+        started = time.perf_counter()
         self.watch.flush()
         _synchronize(self.device)
-        seconds = time.perf_counter() - self.started
+        seconds = self.epoch_seconds + time.perf_counter() - started
         if not _all_finite([self.model, self.head]):
             raise Diverged(f"the weights became non-finite in epoch {epoch}")
         self.train_seconds += seconds
         self.images_seen += self.seen
-        self._end_epoch(epoch, seconds)
-
-    def run(self) -> str:
-        self.prepare()
-        model, head = self.model, self.head
-        for epoch in range(1, self.config.epochs + 1):
-            for step, idx in enumerate(self.start_epoch(), start=1):
-                if self.stop.is_set():
-                    return self.stopped(epoch)
-                x, y = self.batch(idx)
-                features = model(x)
-                loss, terms = head(features, y)
-                self.watch.record(loss, epoch, step)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.take_step(loss, terms, features, y, epoch, step)
-            self.end_epoch(epoch)
-        return self.finish("finished", f"trained {self.config.epochs} epochs")
-
-    def stopped(self, epoch: int) -> str:
-        """End the run as stopped by the user in ``epoch``, keeping what it learned."""
-        self.watch.flush()
-        return self.finish("stopped", f"stopped by the user in epoch {epoch}")
+        self._evaluate_epoch(epoch, seconds)
 
     def _record_epoch_zero(self) -> None:
         """The snapshot subset before the first step. Only the subset is embedded (not the evaluation subset
@@ -450,7 +431,7 @@ class _RunTrainer:
             )
         )
 
-    def _end_epoch(self, epoch: int, seconds: float) -> None:
+    def _evaluate_epoch(self, epoch: int, seconds: float) -> None:
         """Evaluate the fixed evaluation subset (the whole test set when ``eval_images`` asks for it) and
         write the epoch's metrics, snapshot and status."""
         evaluated = embed(self.model, self.head, self.eval_x, self.device)
@@ -475,7 +456,7 @@ class _RunTrainer:
         self.writer.set_status(
             "running", message=f"epoch {epoch} of {self.config.epochs}", epoch=epoch, test_acc=test_acc
         )
-        self._report(
+        self.report(
             epoch,
             self.steps,
             self.steps,
@@ -484,9 +465,9 @@ class _RunTrainer:
             snapshot_labels=self.dataset.test.labels[self.snapshot_idx],
         )
 
-    def finish(self, status: str, message: str) -> str:
-        """Evaluate the whole test set, save weights and final features, then the status; a stopped run
-        keeps what it learned."""
+    def finish(self, status: str, message: str) -> tuple[str, str]:
+        """Evaluate the whole test set, save weights and final features, then the status (a stopped run
+        keeps what it learned); returns the status and message as written."""
         test = self.last_test or embed(self.model, self.head, self.test_x, self.device)  # no step since: reuse
         labels = self.dataset.test.labels
         directions = self.head.class_directions()
@@ -501,28 +482,99 @@ class _RunTrainer:
         )
         self.writer.save_weights(self.model, self.head)
         self.writer.save_features(features)
-        test_acc = self.final_acc = float((test["logits"].argmax(1) == labels).float().mean())
+        self.final_acc = float((test["logits"].argmax(1) == labels).float().mean())
         self.writer.set_status(
             status,
             message=message,
-            test_acc=test_acc,
+            test_acc=self.final_acc,
             train_seconds=self.train_seconds,
             images_per_second=self.images_seen / max(self.train_seconds, 1e-9),
             finished=time.time(),
         )
-        return status
+        logger.info(
+            "run %s %s after %d epochs, test accuracy %.4f", self.run_id, status, len(self.metrics), self.final_acc
+        )
+        return status, ""
+
+    def fail(self, err: Exception) -> tuple[str, str]:
+        """Log and write how ``err`` ended the run (diverged or failed); call it where ``err`` is handled."""
+        if isinstance(err, Diverged):
+            message = f"{err}; try a lower learning rate than {self.config.lr:g}"
+            logger.warning("run %s diverged: %s", self.run_id, message)
+            return self._record_end("diverged", message, finished=time.time())
+        message = str(err) if isinstance(err, RunWriteError) else f"{type(err).__name__}: {err}"
+        logger.error("run %s failed: %s", self.run_id, message, exc_info=err)
+        return self._record_end("failed", message, traceback=traceback.format_exc(), finished=time.time())
+
+    def _record_end(self, status: str, message: str, **fields: Any) -> tuple[str, str]:
+        """Write how the run ended and return (status, message) as reported. When even that write fails (a
+        full disk), the run is ``failed`` with the write's problem: RunStore.load in this process says so
+        too, so the run is never shown training forever and can be deleted."""
+        try:
+            self.writer.set_status(status, message=message, **fields)
+        except RunWriteError as err:
+            logger.error("run %s %s, and that could not be written: %s", self.run_id, status, err)
+            return "failed", str(err)
+        return status, message
 
 
-def _record_end(writer: RunWriter, status: str, message: str, **fields: Any) -> tuple[str, str]:
-    """Write how a run ended and return (status, message) as reported. When even that write fails (a full
-    disk), the run is ``failed`` with the write's problem: RunStore.load in this process says so too, so the
-    run is never shown training forever and can be deleted."""
-    try:
-        writer.set_status(status, message=message, **fields)
-    except RunWriteError as err:
-        logger.error("run %s %s, and that could not be written: %s", writer.run_id, status, err)
-        return "failed", str(err)
-    return status, message
+class _Group:
+    """Runs trained in lockstep: every step of an epoch, each run still training takes its own step.
+
+    A run alone is a group of one, so there is one training loop. Runs may differ in anything (epochs and
+    batches included): a run whose epochs are done finishes, the others go on. A run that diverges or fails
+    ends alone (its status says why); Stop ends them all, keeping what they learned."""
+
+    def __init__(self, trainers: list[RunTrainer], store: RunStore, stop: threading.Event | None) -> None:
+        self.trainers = trainers
+        self.store = store
+        self.stop = stop or threading.Event()
+        self.records: dict[int, RunRecord] = {}
+        self.alive: list[RunTrainer] = []
+
+    def _end(self, trainer: RunTrainer, ended: tuple[str, str]) -> None:
+        status, message = ended
+        trainer.report(len(trainer.metrics), 0, 1, status=status, message=message)
+        self.records[trainer.run_index] = self.store.load(trainer.run_id)
+        self.alive.remove(trainer)
+
+    def _guarded(self, trainer: RunTrainer, work: Callable[[], Any]) -> None:
+        """Run ``work`` for ``trainer``; if it raises, that run ends diverged or failed, the others go on."""
+        try:
+            work()
+        except Exception as err:  # one run's failure must not take the rest of the experiment down
+            self._end(trainer, trainer.fail(err))
+
+    def run(self) -> list[RunRecord]:
+        for trainer in self.trainers:
+            self.alive.append(trainer)
+            self._guarded(trainer, trainer.prepare)
+        epoch = 0
+        while self.alive:
+            epoch += 1
+            for trainer in [t for t in self.alive if t.config.epochs < epoch]:
+                message = f"trained {trainer.config.epochs} epochs"
+                self._guarded(trainer, lambda t=trainer, m=message: self._end(t, t.finish("finished", m)))
+            if self.alive and not self._epoch(epoch):
+                for trainer in list(self.alive):
+                    message = f"stopped by the user in epoch {epoch}"
+                    self._guarded(trainer, lambda t=trainer, m=message: self._end(t, t.finish("stopped", m)))
+        return [self.records[t.run_index] for t in self.trainers]
+
+    def _epoch(self, epoch: int) -> bool:
+        """Train one epoch of every run still training; False when stopped."""
+        for trainer in list(self.alive):
+            self._guarded(trainer, trainer.start_epoch)
+        for step in range(1, max((t.steps for t in self.alive), default=0) + 1):
+            if self.stop.is_set():
+                for trainer in list(self.alive):
+                    self._guarded(trainer, trainer.watch.flush)  # a divergence before the stop still counts
+                return False
+            for trainer in [t for t in self.alive if step <= t.steps]:
+                self._guarded(trainer, lambda t=trainer, s=step: t.step(epoch, s))
+        for trainer in list(self.alive):
+            self._guarded(trainer, lambda t=trainer: t.end_epoch(epoch))
+        return True
 
 
 def _device_data(config: RunConfig, data: DeviceData | None, dataset: Dataset | None) -> DeviceData:
@@ -537,60 +589,36 @@ def _device_data(config: RunConfig, data: DeviceData | None, dataset: Dataset | 
     return data
 
 
-def _start(
-    config: RunConfig,
+def train_group(
+    configs: Sequence[RunConfig],
     store: RunStore,
     data: DeviceData,
-    on_progress: ProgressCallback | None,
-    stop: threading.Event | None,
-    run_index: int,
-    n_runs: int,
-    owner: str,
-) -> _RunTrainer:
-    """The run's folder and its trainer, logged as started."""
-    writer = store.create(config, owner=owner)
-    logger.info(
-        "run %s started: %s on %s, %s, %d-D, %d epochs, on %s in %s",
-        writer.run_id,
-        config.loss,
-        config.dataset,
-        config.model,
-        config.feat_dim,
-        config.epochs,
-        data.device,
-        writer.run_dir,
-    )
-    return _RunTrainer(config, data, writer, on_progress, stop, run_index, n_runs)
-
-
-def _ended(trainer: _RunTrainer, status: str) -> tuple[str, str]:
-    """Log a run that ended as it should (finished or stopped); its status is written."""
-    logger.info(
-        "run %s %s after %d epochs, test accuracy %s",
-        trainer.writer.run_id,
-        status,
-        len(trainer.metrics),
-        f"{trainer.final_acc:.4f}",
-    )
-    return status, ""
-
-
-def _failed(trainer: _RunTrainer, err: Exception) -> tuple[str, str]:
-    """Log and write how ``err`` ended the run (diverged or failed); call it where ``err`` is handled."""
-    writer, config = trainer.writer, trainer.config
-    if isinstance(err, Diverged):
-        message = f"{err}; try a lower learning rate than {config.lr:g}"
-        logger.warning("run %s diverged: %s", writer.run_id, message)
-        return _record_end(writer, "diverged", message, finished=time.time())
-    message = str(err) if isinstance(err, RunWriteError) else f"{type(err).__name__}: {err}"
-    logger.error("run %s failed: %s", writer.run_id, message, exc_info=err)
-    return _record_end(writer, "failed", message, traceback=traceback.format_exc(), finished=time.time())
-
-
-def _concluded(trainer: _RunTrainer, store: RunStore, status: str, message: str) -> RunRecord:
-    """Report the run's end and return its record as stored."""
-    trainer._report(len(trainer.metrics), 0, 1, status=status, message=message)
-    return store.load(trainer.writer.run_id)
+    *,
+    run_indices: Sequence[int] | None = None,
+    n_runs: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+    owner: str = "",
+) -> list[RunRecord]:
+    """Train ``configs`` in lockstep on ``data`` (one dataset on one device) and return their records in
+    order; ``run_indices`` are their places in the experiment and ``n_runs`` its size, for progress."""
+    indices = list(range(len(configs))) if run_indices is None else list(run_indices)
+    trainers = []
+    for config, index in zip(configs, indices, strict=True):
+        writer = store.create(config, owner=owner)
+        logger.info(
+            "run %s started: %s on %s, %s, %d-D, %d epochs, on %s in %s",
+            writer.run_id,
+            config.loss,
+            config.dataset,
+            config.model,
+            config.feat_dim,
+            config.epochs,
+            data.device,
+            writer.run_dir,
+        )
+        trainers.append(RunTrainer(config, data, writer, on_progress, index, n_runs or len(configs)))
+    return _Group(trainers, store, stop).run()
 
 
 def train_run(
@@ -605,19 +633,15 @@ def train_run(
     n_runs: int = 1,
     owner: str = "",
 ) -> RunRecord:
-    """Train one run and return its record; divergence and errors end up in the record's status.
+    """Train one run (a group of one) and return its record; divergence and errors end up in its status.
 
     ``data`` is the dataset already on the config's device (shared with other runs); without it the run
     puts ``dataset`` (loaded from the config when None) on the device itself. ``owner`` identifies the app
     session that started it (empty for the CLI)."""
     config.validate()
     data = _device_data(config, data, dataset)
-    trainer = _start(config, store, data, on_progress, stop, run_index, n_runs, owner)
-    try:
-        status, message = _ended(trainer, trainer.run())
-    except Exception as err:  # a failed run must not take the rest of the experiment down
-        status, message = _failed(trainer, err)
-    return _concluded(trainer, store, status, message)
+    common = {"on_progress": on_progress, "stop": stop, "owner": owner}
+    return train_group([config], store, data, run_indices=[run_index], n_runs=n_runs, **common)[0]
 
 
 def train_experiment(
@@ -627,32 +651,46 @@ def train_experiment(
     on_progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     owner: str = "",
-    fused: bool = True,
+    lockstep: bool = True,
 ) -> list[RunRecord]:
     """Train several configs, loading each dataset once and putting it on each device once, and return
-    their records in the order of ``configs``. With ``fused``, the runs that can train together
-    (:func:`lab.fused.fusable_groups`) do, one stacked forward and backward pass per batch; the others,
-    and all of them without ``fused``, train one after another. Stops early when ``stop`` is set."""
-    from lab import fused as fusing  # here, not at the top: lab.fused builds on this module
-
+    their records in the order of ``configs``. With ``lockstep`` the runs on one dataset and device train
+    together, step by step (up to :data:`MAX_GROUP` at a time), so the live view shows them all forming at
+    once; without, one after another. Either way every run computes exactly what it computes alone.
+    Stops early when ``stop`` is set."""
     for config in configs:
         config.validate()
         resolve_device(config.device)
-    groups = fusing.fusable_groups(configs) if fused else [[index] for index in range(len(configs))]
+    groups = lockstep_groups(configs) if lockstep else [[index] for index in range(len(configs))]
     records: dict[int, RunRecord] = {}
     shared: dict[tuple[str, str | None, str], DeviceData] = {}  # freed when the experiment ends
     for group in groups:
         if stop is not None and stop.is_set():
             break
-        first = configs[group[0]]
-        device = resolve_device(first.device)
-        key = (first.dataset, first.data_root, str(device))
+        key = data_key(configs[group[0]])
         if key not in shared:
-            shared[key] = DeviceData(load_dataset(first.dataset, first.data_root), device)
-        common = {"on_progress": on_progress, "stop": stop, "n_runs": len(configs), "owner": owner}
-        if len(group) > 1:
-            trained = fusing.train_fused([configs[i] for i in group], store, shared[key], run_indices=group, **common)
-            records.update(zip(group, trained, strict=True))
-        else:
-            records[group[0]] = train_run(configs[group[0]], store, data=shared[key], run_index=group[0], **common)
+            first = configs[group[0]]
+            shared[key] = DeviceData(load_dataset(first.dataset, first.data_root), key[2])
+        members = [configs[i] for i in group]
+        common = {"on_progress": on_progress, "stop": stop, "owner": owner, "n_runs": len(configs)}
+        records.update(zip(group, train_group(members, store, shared[key], run_indices=group, **common), strict=True))
     return [records[index] for index in sorted(records)]
+
+
+MAX_GROUP = 16  # runs in lockstep at once: each holds its model, optimizer and evaluation copies in memory
+
+
+def data_key(config: RunConfig) -> tuple[str, str | None, str]:
+    """What runs must share to train in one group: the dataset (and its folder) on one device."""
+    return config.dataset, config.data_root, str(resolve_device(config.device))
+
+
+def lockstep_groups(configs: Sequence[RunConfig], limit: int = MAX_GROUP) -> list[list[int]]:
+    """Indices of ``configs`` in the groups that train in lockstep (at most ``limit`` each, sharing
+    :func:`data_key`), in the order of their first run."""
+    by_key: dict[tuple[str, str | None, str], list[int]] = {}
+    for index, config in enumerate(configs):
+        by_key.setdefault(data_key(config), []).append(index)
+    return sorted(
+        indices[start : start + limit] for indices in by_key.values() for start in range(0, len(indices), limit)
+    )

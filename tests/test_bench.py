@@ -8,12 +8,12 @@ import subprocess
 
 import pytest
 
-from bench import app_latency, interpret, loss_overhead, memory, playground, quality, throughput
+from bench import app_latency, interpret, lockstep, loss_overhead, memory, playground, quality, throughput
 
 
 @pytest.mark.parametrize(
     "bench_module",
-    [throughput, loss_overhead, app_latency, quality, memory, playground, interpret],
+    [throughput, loss_overhead, app_latency, quality, memory, playground, interpret, lockstep],
     ids=lambda module: module.__name__.rsplit(".", 1)[-1],
 )
 def test_benchmark_runs_in_quick_mode_and_prints_its_figures(bench_module, tmp_path, capsys):

@@ -176,7 +176,8 @@ def test_a_failing_run_does_not_stop_the_next_one(tmp_path, monkeypatch, trainer
 
     monkeypatch.setattr(SoftmaxHead, "forward", nan_in_first_run)
     configs = [RunConfig(epochs=1, lr=0.1), RunConfig(epochs=1, lr=0.1, seed=1)]
-    first, second = train_experiment(configs, RunStore(tmp_path), fused=False)  # tests/test_fused.py: together
+    # one after another, so the third call of the head is the first run's
+    first, second = train_experiment(configs, RunStore(tmp_path), lockstep=False)
     assert first.state == "diverged" and "epoch 1, step 3" in first.status["message"]
     assert "lower learning rate" in first.status["message"]
     assert second.state == "finished"

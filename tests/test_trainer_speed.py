@@ -63,10 +63,10 @@ def test_an_experiment_prepares_its_data_once_and_evaluates_once_per_epoch(tmp_p
     monkeypatch.setattr(trainer, "_training_tensors", lambda *a: prepared.append(a) or original_tensors(*a))
     monkeypatch.setattr(trainer, "embed", lambda *a: embedded.append(a) or original_embed(*a))
     configs = [RunConfig(epochs=2, loss=loss, experiment="shared") for loss in ("softmax", "amc", "opl")]
-    for fused in (True, False):
+    for lockstep in (True, False):
         prepared.clear()
         embedded.clear()
-        records = train_experiment(configs, RunStore(tmp_path / str(fused)), fused=fused)
+        records = train_experiment(configs, RunStore(tmp_path / str(lockstep)), lockstep=lockstep)
         assert [r.state for r in records] == ["finished"] * 3
         assert len(prepared) == 2  # the training and the test split, once for all three runs
         # per run: the snapshot subset before training, then one evaluation per epoch (digits' 360 test images

@@ -1,7 +1,7 @@
 """Where an experiment's runs train: one interface, two backends.
 
 * ``local`` (:class:`lab.backends.local.LocalBackend`): this process (:func:`lab.trainer.train_experiment`:
-  the runs that can train together stacked, the others one after another).
+  the runs of one dataset in lockstep, each computing exactly what it computes alone).
 * ``ray`` (:class:`lab.backends.ray_cluster.RayBackend`): one Ray task per run on a Ray cluster (or a
   local Ray started for the sweep), progress streamed back, the run's files written into the driver's
   run store.
@@ -72,7 +72,7 @@ def ray_address(address: str | None = None) -> str | None:
 
 
 def make_backend(name: str = "local", address: str | None = None, **options: Any) -> Backend:
-    """The backend called ``name``. ``options``: the local backend's ``fused``; the Ray backend's
+    """The backend called ``name``. ``options``: the local backend's ``lockstep``; the Ray backend's
     ``cpus_per_run``, ``gpus_per_run`` and ``num_cpus`` (``address`` is the Ray cluster's)."""
     if name == "local":
         from lab.backends.local import LocalBackend

@@ -1,4 +1,4 @@
-"""The local backend: every run in this process, one after another (what LossLens always did)."""
+"""The local backend: every run in this process, the runs of one dataset in lockstep."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from lab.trainer import train_experiment
 
 
 class LocalBackend(Backend):
-    """Trains with :func:`lab.trainer.train_experiment`; ``fused`` False trains strictly one run after
-    another instead of stacking the runs that can train together (:mod:`lab.fused`)."""
+    """Trains with :func:`lab.trainer.train_experiment`; ``lockstep`` False trains strictly one run after
+    another instead of step by step together (the runs' numbers are the same either way)."""
 
-    def __init__(self, fused: bool = True) -> None:
-        self.fused = fused
+    def __init__(self, lockstep: bool = True) -> None:
+        self.lockstep = lockstep
 
     def describe(self) -> str:
         return "this machine"
 
     def run(self, configs: Sequence[RunConfig], store: RunStore, **options: Unpack[RunOptions]) -> list[RunRecord]:
-        return train_experiment(configs, store, fused=self.fused, **options)
+        return train_experiment(configs, store, lockstep=self.lockstep, **options)
