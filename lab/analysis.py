@@ -10,6 +10,9 @@ Definitions used everywhere in the app (and in bench/quality.py):
 * **within-class angle**: angle between a feature and the mean direction of its class's features;
   **between-class angle**: angle between two classes' mean feature directions. The summary reports
   the mean of the first and the minimum of the second.
+* **class spread**: the mean distance of a feature to its class's mean feature over the mean distance
+  from a class's mean to the nearest other class's mean (lengths count: the figure for losses that
+  shape distances, not only angles).
 * **cosine silhouette**: scikit-learn's silhouette score with cosine distance (on at most 2,000
   points); **k-NN accuracy**: leave-one-out 5-nearest-neighbour accuracy under cosine similarity on
   the test features.
@@ -72,6 +75,51 @@ def _sample_pairs(n: int, count: int, rng: np.random.Generator) -> tuple[np.ndar
     return i, j
 
 
+def own_and_nearest_other(
+    features: np.ndarray, labels: np.ndarray, n_classes: int, directions: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Each feature's angle to its own class direction and to the nearest other one (degrees), the class
+    directions used, and whether they are the head's (else the classes' mean directions)."""
+    labels = np.asarray(labels)
+    uses_head = directions is not None and len(directions) == n_classes
+    directions = np.asarray(directions) if uses_head else class_mean_directions(features, labels, n_classes)
+    to_classes = angles_deg(features, directions)
+    own = to_classes[np.arange(len(labels)), labels]
+    to_classes[np.arange(len(labels)), labels] = np.inf
+    return own, to_classes.min(axis=1), directions, uses_head
+
+
+def share_beyond_margin(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    directions: np.ndarray | None,
+    margin_deg: float = 10.0,
+) -> float:
+    """The share of samples at least ``margin_deg`` closer in angle to their own class direction than to
+    the nearest other one (see the module's definitions)."""
+    own, nearest_other, _, _ = own_and_nearest_other(features, labels, n_classes, directions)
+    return float(np.mean(nearest_other - own >= margin_deg))
+
+
+def class_spread(features: np.ndarray, labels: np.ndarray) -> float:
+    """How spread out the classes are for how far apart they lie, by distance rather than angle: the mean
+    distance of a feature to its class's mean feature over the mean distance from a class's mean to the
+    nearest other class's mean. Scale-free; lower means tighter classes farther apart (center loss and
+    LMD ask for it). NaN with fewer than two classes."""
+    features = np.asarray(features, dtype=np.float64)
+    labels = np.asarray(labels)
+    present = np.unique(labels)
+    if len(present) < 2:
+        return float("nan")
+    means = np.stack([features[labels == c].mean(axis=0) for c in present])
+    index = np.searchsorted(present, labels)
+    spread = float(np.linalg.norm(features - means[index], axis=1).mean())
+    gaps = np.linalg.norm(means[:, None, :] - means[None, :, :], axis=2)
+    nearest = float(nearest_off_diagonal(gaps).mean())
+    return spread / nearest if nearest > 0 else float("inf")
+
+
 def angle_stats(
     features: np.ndarray,
     labels: np.ndarray,
@@ -82,19 +130,14 @@ def angle_stats(
 ) -> AngleStats:
     """Angles of each feature to the class directions, and a seeded sample of pairwise angles."""
     labels = np.asarray(labels)
-    uses_head = directions is not None and len(directions) == n_classes
-    directions = np.asarray(directions) if uses_head else class_mean_directions(features, labels, n_classes)
-    to_classes = angles_deg(features, directions)
-    own = to_classes[np.arange(len(labels)), labels]
-    others = to_classes.copy()
-    others[np.arange(len(labels)), labels] = np.inf
+    own, nearest_other, directions, uses_head = own_and_nearest_other(features, labels, n_classes, directions)
     rng = np.random.default_rng(seed)
     i, j = _sample_pairs(len(labels), pairs, rng)
     unit = unit_rows(features)
     pair_angles = np.degrees(np.arccos(np.clip(np.sum(unit[i] * unit[j], axis=1), -1.0, 1.0)))
     same = labels[i] == labels[j]
     return AngleStats(
-        own, others.min(axis=1), pair_angles[same], pair_angles[~same], angles_deg(directions, directions), uses_head
+        own, nearest_other, pair_angles[same], pair_angles[~same], angles_deg(directions, directions), uses_head
     )
 
 

@@ -6,7 +6,7 @@ below, so adding a loss means adding a module, its table in ``losses/about.toml`
 shows about it) and one import line.
 """
 
-from losses.base import HparamError, HparamSpec, LossHead
+from losses.base import Expected, HparamError, HparamSpec, LossHead
 from losses.registry import LossInfo, available, build, get, info, make_params, names, register, warnings_for
 
 from losses import softmax  # noqa: E402,F401  (registers itself)
@@ -20,6 +20,7 @@ from losses import cosface  # noqa: E402,F401  (registers itself)
 from losses import arcface  # noqa: E402,F401  (registers itself)
 
 __all__ = [
+    "Expected",
     "HparamError",
     "HparamSpec",
     "LossHead",

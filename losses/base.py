@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -189,6 +189,15 @@ def normalize(features: torch.Tensor) -> torch.Tensor:
     return features / lengths.clamp(min=floor)
 
 
+class Expected(NamedTuple):
+    """A figure the loss's lesson promises to move against softmax on the same data and seeds: its name
+    (one of the experiment summary's figures), ``lower`` or ``higher``, and the lesson's words for it."""
+
+    figure: str
+    direction: str
+    because: str
+
+
 class LossHead(nn.Module):
     """Base of every loss head. Subclasses declare ``name`` (the registry key), ``Params`` (the
     hyperparameter dataclass), ``bias`` (whether the classifier has a bias) and ``scheduled``
@@ -198,9 +207,10 @@ class LossHead(nn.Module):
     What the app shows about a loss is text for students, kept in ``losses/about.toml`` and attached
     by ``losses.registry.register``: ``title`` (the loss's name as its paper writes it, e.g.
     "L-Softmax"), ``summary`` (one line for menus), ``paper`` (citation with link),
-    ``formula_latex`` (the training loss as LaTeX) and ``lesson`` (a few plain sentences on what the
-    loss asks of the features and what to look for in the plots). The module docstring is for
-    developers.
+    ``formula_latex`` (the training loss as LaTeX), ``lesson`` (a few plain sentences on what the
+    loss asks of the features and what to look for in the plots) and ``expected``: what the lesson
+    promises as measurable figures against softmax, which the app checks on each experiment instead of
+    taking the lesson's word for it. The module docstring is for developers.
 
     The head owns a ``classifier`` (``Linear`` from the features to the classes). Learned tensors are
     parameters and running state (centers, step counters) buffers, so ``state_dict()`` saves and
@@ -214,6 +224,7 @@ class LossHead(nn.Module):
     paper: ClassVar[str]
     formula_latex: ClassVar[str]
     lesson: ClassVar[str]
+    expected: ClassVar[tuple[Expected, ...]] = ()
     Params: ClassVar[type]
     bias: ClassVar[bool] = True
     scheduled: ClassVar[bool] = False

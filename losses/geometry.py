@@ -68,6 +68,12 @@ def best_spacing_degrees(n_classes: int, dim: int) -> float:
     return repulsion_spacing_degrees(n_classes, dim)
 
 
+def best_spacing_is_known(n_classes: int, dim: int) -> bool:
+    """Whether :func:`best_spacing_degrees` is a known optimum (a closed form or the Tammes table) rather
+    than the numerical estimate, which the true optimum may exceed by a fraction of a degree."""
+    return n_classes <= 2 or dim <= 2 or n_classes <= 2 * dim or (dim == 3 and n_classes in TAMMES_3D_DEGREES)
+
+
 @functools.lru_cache(maxsize=64)
 def repulsion_spacing_degrees(n_classes: int, dim: int, restarts: int = 2, iterations: int = 1000) -> float:
     """Minimum pairwise angle of ``n_classes`` points spread on the unit sphere of R^dim by Adam steps

@@ -81,6 +81,6 @@ class OPLHead(CrossEntropyPlusHead):
             f"dimensions; with {feat_dim} it cannot be met. The orthogonality term stays above zero and "
             f"pushes the classes into a few clumps along {feat_dim} perpendicular lines through the origin "
             "(a direction and its opposite count as parallel); cross-entropy keeps the classes within a "
-            "clump apart. Expect uneven spacing, not evenly spread classes, and possibly lower accuracy "
-            "than softmax in 2-D."
+            "clump apart. Expect uneven spacing, not evenly spread classes"
+            + (", and possibly lower accuracy than softmax." if feat_dim == 2 else ".")
         ]

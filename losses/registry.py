@@ -9,10 +9,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from losses.base import HparamError, HparamSpec, LossHead, hparam_specs, validate_hparams
+from losses.base import Expected, HparamError, HparamSpec, LossHead, hparam_specs, validate_hparams
 
 ABOUT = Path(__file__).with_name("about.toml")
 ABOUT_FIELDS = ("title", "summary", "paper", "formula_latex", "lesson")
+DIRECTIONS = ("lower", "higher")
 
 _REGISTRY: dict[str, type[LossHead]] = {}
 
@@ -36,7 +37,8 @@ class LossInfo:
 
 def register(cls: type[LossHead]) -> type[LossHead]:
     """Class decorator: add a loss head to the registry under ``cls.name``, with its ``title``,
-    ``summary``, ``paper``, ``formula_latex`` and ``lesson`` from its table in ``losses/about.toml``."""
+    ``summary``, ``paper``, ``formula_latex``, ``lesson`` and ``expected`` (its ``expect`` entries) from
+    its table in ``losses/about.toml``."""
     if cls.name in _REGISTRY:
         raise ValueError(f"loss {cls.name!r} is registered twice")
     about = about_table().get(cls.name, {})
@@ -45,8 +47,24 @@ def register(cls: type[LossHead]) -> type[LossHead]:
         raise ValueError(f"loss {cls.name!r}: {ABOUT.name} has no {', '.join(missing)} for it")
     for field in ABOUT_FIELDS:
         setattr(cls, field, about[field])
+    cls.expected = tuple(_expected(cls.name, about.get("expect", [])))
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def _expected(name: str, entries: list[dict[str, str]]) -> list[Expected]:
+    """The ``expect`` entries of a loss's table, checked: each names a figure, ``lower`` or ``higher``
+    (than softmax) and the lesson's words for it."""
+    found = []
+    for entry in entries:
+        direction = entry.get("than_softmax", "")
+        if direction not in DIRECTIONS or not entry.get("figure") or not entry.get("because"):
+            raise ValueError(
+                f"loss {name!r}: each expect entry in {ABOUT.name} needs figure, than_softmax "
+                f"({' or '.join(DIRECTIONS)}) and because; got {entry!r}"
+            )
+        found.append(Expected(entry["figure"], direction, entry["because"]))
+    return found
 
 
 def names() -> list[str]:

@@ -6,6 +6,7 @@ import streamlit as st
 
 import losses
 import ui
+from lab.summary import SEED_METRICS
 from ui import playground
 
 ui.run_inside_app()
@@ -32,6 +33,14 @@ for info in losses.available():
     with st.expander(f"**{cls.title}**: {info.summary}", expanded=info.name == "softmax"):
         st.latex(cls.formula_latex)
         st.markdown(cls.lesson)
+        if cls.expected:
+            promises = "; ".join(
+                f"{SEED_METRICS[e.figure].title} {e.direction} than softmax ({e.because})" for e in cls.expected
+            )
+            st.markdown(
+                f"**What to check.** {promises}. Feature space checks these on every experiment that has a softmax "
+                "variant, over its seeds, and says when the experiment does not show them."
+            )
         st.markdown(f"**Paper.** {cls.paper}")
         if info.hparams:
             st.markdown(f"**Settings** (name in the CLI: `--hparam {info.name}.NAME=VALUE`)")
