@@ -17,14 +17,20 @@ Then the image is decoded (first frame of a GIF; JPEG via draft mode when it is 
 needed), turned upright by its EXIF orientation, composited over white where it is transparent,
 16-bit greyscale scaled to 8 bits, converted to the dataset's channel count (L or RGB), centre-
 cropped to a square and resized to the dataset's image size (area averaging when shrinking, as
-the 8x8 digits and MNIST were made; bicubic when enlarging). ``invert`` turns dark-on-light
-drawings into the light-on-dark digits the models were trained on.
+the 8x8 digits and MNIST were made; bicubic when enlarging).
+
+Polarity comes last (:func:`orient`): the digits, MNIST and Fashion-MNIST are light objects on a dark
+background, while a drawing or photo is often dark on light. Where the border lies between the image's
+darkest and brightest pixel tells the two apart (:func:`polarity`): a border near the dark end is a dark
+background. The dataset's own images decide its polarity the same way (:func:`dataset_polarity`; CIFAR's
+photos have none), and an upload of the other polarity is inverted, unless the user says otherwise.
 
 Every refusal is an :class:`UploadError` whose message names the file and says what to change.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from typing import BinaryIO
 
@@ -57,6 +63,13 @@ _REFUSED_MAGIC = (
 )
 _HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF"}
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L")
+
+LIGHT_ON_DARK, DARK_ON_LIGHT = "light-on-dark", "dark-on-light"
+BORDER_SHARE = 0.1  # the border is the outer tenth of each side, at least one pixel
+DARK_BORDER, LIGHT_BORDER = 0.4, 0.6  # border position between darkest and brightest: dark below, light above
+FLAT_SPAN = 32  # grey levels: an image whose darkest and brightest pixels are closer has no polarity
+DATASET_AGREEMENT = 0.9  # share of a dataset's images that must share a polarity for it to have one
+DATASET_SAMPLE = 1000  # images measured for that share: within a few percent, and a few megabytes for CIFAR
 
 
 class UploadError(ValueError):
@@ -155,11 +168,10 @@ def _to_mode(image: Image.Image, mode: str) -> Image.Image:
     return image.convert(mode)
 
 
-def load_upload(
-    source: bytes | BinaryIO, name: str, *, channels: int, image_size: int, invert: bool = False
-) -> torch.Tensor:
-    """The uploaded image as a uint8 ``channels x image_size x image_size`` tensor (see the module
-    docstring for every step); :class:`UploadError` with a plain message for anything refused."""
+def load_upload(source: bytes | BinaryIO, name: str, *, channels: int, image_size: int) -> torch.Tensor:
+    """The uploaded image as a uint8 ``channels x image_size x image_size`` tensor, as it was drawn (see
+    the module docstring for every step; :func:`orient` turns it to the dataset's polarity);
+    :class:`UploadError` with a plain message for anything refused."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     data = read_upload(source, name)
@@ -179,8 +191,84 @@ def load_upload(
     shrinking = min(converted.size) >= image_size
     method = Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC
     square = ImageOps.fit(converted, (image_size, image_size), method=method)
-    if invert:
-        square = ImageOps.invert(square)
     pixels = np.array(square, dtype=np.uint8)
     pixels = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(pixels))
+
+
+# ---------------------------------------------------------------- polarity
+
+
+def border_positions(images: np.ndarray) -> np.ndarray:
+    """Where each image's border (mean grey of the outer ``BORDER_SHARE`` of each side) lies between its
+    darkest and brightest pixel: 0 as dark as the darkest, 1 as bright as the brightest; NaN for an image
+    with less than ``FLAT_SPAN`` grey levels between them. ``images``: N x C x H x W (or C x H x W)."""
+    grey = np.asarray(images, dtype=np.float64)
+    grey = grey.reshape(-1, *grey.shape[-3:]).mean(axis=1)
+    height, width = grey.shape[-2:]
+    ring = max(1, round(BORDER_SHARE * min(height, width)))
+    edge = np.ones((height, width), dtype=bool)
+    edge[ring:-ring, ring:-ring] = False
+    flat = grey.reshape(len(grey), -1)
+    darkest, brightest = flat.min(axis=1), flat.max(axis=1)
+    span = brightest - darkest
+    with np.errstate(invalid="ignore", divide="ignore"):
+        position = (grey[:, edge].mean(axis=1) - darkest) / span
+    return np.where(span >= FLAT_SPAN, position, np.nan)
+
+
+def polarity(image: np.ndarray) -> str | None:
+    """``LIGHT_ON_DARK`` when the image's border is near its dark end, ``DARK_ON_LIGHT`` when near its
+    light end, None when it cannot tell (a border half-way, or a flat image). ``image``: C x H x W."""
+    position = float(border_positions(image)[0])
+    if position < DARK_BORDER:
+        return LIGHT_ON_DARK
+    if position > LIGHT_BORDER:
+        return DARK_ON_LIGHT
+    return None
+
+
+def dataset_polarity(images: np.ndarray) -> str | None:
+    """The polarity that at least ``DATASET_AGREEMENT`` of ``images`` (N x C x H x W; at most
+    ``DATASET_SAMPLE`` of them, evenly spaced, are measured) share, or None (photos such as CIFAR's, where
+    objects are darker or lighter than their surroundings from image to image)."""
+    positions = border_positions(images[:: max(1, len(images) // DATASET_SAMPLE)])
+    for found, share in (
+        (LIGHT_ON_DARK, np.mean(positions < DARK_BORDER)),
+        (DARK_ON_LIGHT, np.mean(positions > LIGHT_BORDER)),
+    ):
+        if share >= DATASET_AGREEMENT:
+            return found
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Orientation:
+    """What :func:`orient` did to an upload's polarity, and why."""
+
+    inverted: bool
+    image: str | None  # the upload's polarity as drawn; None: could not tell
+    dataset: str | None  # the dataset's; None: it has none
+    chosen: bool  # the user said whether to invert, instead of the image's polarity
+
+    def note(self) -> str:
+        """One line for the page: what was done and why."""
+        image = f"the image is {self.image}" if self.image else "the image's polarity is unclear"
+        dataset = f"the dataset is {self.dataset}" if self.dataset else "the dataset has no single polarity"
+        if self.chosen:
+            return f"{'inverted' if self.inverted else 'not inverted'}, as chosen ({image}; {dataset})"
+        if self.inverted:
+            return f"inverted: the image was {self.image}; {dataset}"
+        if self.image == self.dataset:
+            return f"not inverted: {image}, like the dataset"
+        return f"not inverted: {image}; {dataset}"
+
+
+def orient(pixels: torch.Tensor, dataset: str | None, invert: bool | None = None) -> tuple[torch.Tensor, Orientation]:
+    """``pixels`` (uint8, as :func:`load_upload` decoded them) turned to the ``dataset``'s polarity: inverted
+    when the image's polarity is the other one, or as ``invert`` says when it is given; and what was done."""
+    found = polarity(pixels.numpy())
+    decided = dataset is not None and found is not None and found != dataset
+    inverted = decided if invert is None else bool(invert)
+    oriented = 255 - pixels if inverted else pixels
+    return oriented, Orientation(inverted=inverted, image=found, dataset=dataset, chosen=invert is not None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 
@@ -12,6 +13,8 @@ import torch
 from PIL import Image, ImageFile
 
 from lab import uploads
+from lab.data import load_dataset
+from lab.datasets import idx
 from lab.uploads import UploadError, check_upload, load_upload
 
 
@@ -74,8 +77,9 @@ def test_color_becomes_luma_and_transparency_becomes_white():
 def test_invert_turns_dark_on_light_into_light_on_dark():
     data = _encode(_square_on_black(), "PNG")
     plain = load_upload(data, "a.png", channels=1, image_size=8)
-    inverted = load_upload(data, "a.png", channels=1, image_size=8, invert=True)
+    inverted, orientation = uploads.orient(plain, uploads.LIGHT_ON_DARK, invert=True)
     assert (inverted.int() == 255 - plain.int()).all()
+    assert orientation.note() == "inverted, as chosen (the image is light-on-dark; the dataset is light-on-dark)"
 
 
 def test_sixteen_bit_greyscale_is_scaled_not_clipped():
@@ -155,14 +159,86 @@ def test_an_upload_is_decoded_once_per_content_and_settings(monkeypatch):
     real = loaders.load_upload
 
     def counting(data, name, **settings):
-        decoded.append((name, settings["invert"]))
+        decoded.append(name)
         return real(data, name, **settings)
 
     monkeypatch.setattr(loaders, "load_upload", counting)
     loaders.decoded_upload.clear()
     data = _encode(Image.new("L", (20, 20), 200), "PNG")
-    first = loaders.decoded_upload(data, "a.png", 1, 28, False)
+    first, _ = loaders.decoded_upload(data, "a.png", 1, 28, uploads.LIGHT_ON_DARK, None)
     for _ in range(3):  # the page's reruns
-        assert np.array_equal(loaders.decoded_upload(data, "a.png", 1, 28, False), first)
-    loaders.decoded_upload(data, "a.png", 1, 28, True)
-    assert decoded == [("a.png", False), ("a.png", True)]
+        assert np.array_equal(loaders.decoded_upload(data, "a.png", 1, 28, uploads.LIGHT_ON_DARK, None)[0], first)
+    inverted, orientation = loaders.decoded_upload(data, "a.png", 1, 28, uploads.LIGHT_ON_DARK, True)
+    assert decoded == ["a.png", "a.png"] and orientation.inverted and np.array_equal(inverted, 255 - first)
+
+
+# ---------------------------------------------------------------- polarity
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    if not idx.DEBIAN_FASHION_MNIST.is_dir() and not os.environ.get("CI"):
+        pytest.skip("Debian package dataset-fashion-mnist not installed (CI installs it)")
+    return load_dataset("fashion-mnist")
+
+
+def _upload_as_drawn(pixels: np.ndarray) -> bytes:
+    return _encode(Image.fromarray(pixels[0]), "PNG")
+
+
+def test_fashion_mnist_is_light_on_dark_and_its_images_arrive_so_in_either_polarity(fashion):
+    images = fashion.test.images.numpy()
+    dataset = uploads.dataset_polarity(images)
+    assert dataset == uploads.LIGHT_ON_DARK
+    trousers = np.flatnonzero(fashion.test.labels.numpy() == fashion.class_names.index("Trouser"))[:20]
+    for index in trousers:
+        original = images[index]
+        for drawn, was in ((original, uploads.LIGHT_ON_DARK), (255 - original, uploads.DARK_ON_LIGHT)):
+            decoded = load_upload(_upload_as_drawn(drawn), "trouser.png", channels=1, image_size=28)
+            assert np.array_equal(decoded.numpy(), drawn)  # decoding alone keeps the image as drawn
+            pixels, orientation = uploads.orient(decoded, dataset)
+            assert np.array_equal(pixels.numpy(), original), f"test image {index} drawn {was}"
+            assert orientation.image == was and orientation.inverted == (was == uploads.DARK_ON_LIGHT)
+    inverted = uploads.orient(torch.from_numpy(255 - images[trousers[0]]), dataset)[1]
+    assert inverted.note() == "inverted: the image was dark-on-light; the dataset is light-on-dark"
+    kept = uploads.orient(torch.from_numpy(images[trousers[0]]), dataset)[1]
+    assert kept.note() == "not inverted: the image is light-on-dark, like the dataset"
+
+
+def test_nearly_every_fashion_mnist_image_is_read_as_light_on_dark_and_its_inverse_as_dark_on_light(fashion):
+    images = fashion.test.images.numpy()
+    found = [uploads.polarity(image) for image in images[::10]]
+    flipped = [uploads.polarity(255 - image) for image in images[::10]]
+    assert found.count(uploads.LIGHT_ON_DARK) >= 0.995 * len(found) and uploads.DARK_ON_LIGHT not in found
+    assert flipped.count(uploads.DARK_ON_LIGHT) >= 0.995 * len(flipped) and uploads.LIGHT_ON_DARK not in flipped
+
+
+def test_a_dataset_of_both_polarities_has_none_and_its_uploads_are_kept(fashion):
+    images = fashion.test.images.numpy()[:1000].copy()
+    images[::2] = 255 - images[::2]  # half dark-on-light, as photos of objects darker or lighter than their scene
+    assert uploads.dataset_polarity(images) is None
+    rgb = np.repeat(images, 3, axis=1)  # the same for colour images
+    assert uploads.dataset_polarity(rgb) is None
+    pixels, orientation = uploads.orient(torch.from_numpy(images[0]), None)
+    assert not orientation.inverted and np.array_equal(pixels.numpy(), images[0])
+    assert orientation.note() == "not inverted: the image is dark-on-light; the dataset has no single polarity"
+
+
+def test_a_flat_image_has_no_polarity_and_is_kept():
+    grey = torch.full((1, 28, 28), 128, dtype=torch.uint8)
+    grey[0, 10:18, 10:18] = 140  # 12 grey levels of contrast: not enough to tell
+    assert uploads.polarity(grey.numpy()) is None
+    pixels, orientation = uploads.orient(grey, uploads.LIGHT_ON_DARK)
+    assert not orientation.inverted and torch.equal(pixels, grey)
+    assert orientation.note() == "not inverted: the image's polarity is unclear; the dataset is light-on-dark"
+
+
+def test_the_digits_are_light_on_dark_and_an_upload_on_white_is_inverted():
+    digits = load_dataset("digits")
+    assert uploads.dataset_polarity(digits.test.images.numpy()) == uploads.LIGHT_ON_DARK
+    drawing = Image.new("L", (64, 64), 255)
+    drawing.paste(0, (28, 8, 36, 56))  # a dark "1" on white paper
+    pixels, orientation = uploads.orient(
+        load_upload(_encode(drawing, "PNG"), "one.png", channels=1, image_size=8), "light-on-dark"
+    )
+    assert orientation.inverted and pixels[0, 0, 0] == 0 and pixels[0, 4, 3:5].min() > 100  # the stroke is light

@@ -31,7 +31,7 @@ from lab.export import projector_bundle
 from lab.progress import Progress
 from lab.restore import load_trained
 from lab.runstore import RunRecord, RunStore, RunStoreError, require_config
-from lab.uploads import MAX_UPLOADS, load_upload
+from lab.uploads import MAX_UPLOADS, Orientation, load_upload, orient
 from ui.memo import ServerMemo
 
 ALLOW_DATA_ROOTS = "LOSSLENS_ALLOW_DATA_ROOTS"  # more folders (os.pathsep between them) a data folder may be in
@@ -244,11 +244,15 @@ def projection(record: RunRecord, source: str, method: str, progress: Progress |
 
 
 @st.cache_data(max_entries=2 * MAX_UPLOADS, show_spinner=False)
-def decoded_upload(data: bytes, name: str, channels: int, image_size: int, invert: bool) -> np.ndarray:
-    """An uploaded image as the model's uint8 input, decoded once per content and settings: every rerun
-    of the Grad-CAM page would otherwise decode each upload again. Refusals raise
+def decoded_upload(
+    data: bytes, name: str, channels: int, image_size: int, dataset: str | None, invert: bool | None
+) -> tuple[np.ndarray, Orientation]:
+    """An uploaded image as the model's uint8 input, turned to the ``dataset``'s polarity (or as ``invert``
+    says, see :func:`lab.uploads.orient`), and what was done; decoded once per content and settings: every
+    rerun of the Grad-CAM page would otherwise decode each upload again. Refusals raise
     :class:`lab.uploads.UploadError` (not cached; they are cheap, made before decoding)."""
-    return load_upload(data, name, channels=channels, image_size=image_size, invert=invert).numpy()
+    pixels, orientation = orient(load_upload(data, name, channels=channels, image_size=image_size), dataset, invert)
+    return pixels.numpy(), orientation
 
 
 def projector_zip(record: RunRecord) -> bytes:

@@ -1,6 +1,6 @@
-"""The Learn page's loss playground: pick a loss, its settings and the class directions, and see what the
-loss asks of one feature anywhere in a 2-D feature space (computed by :mod:`lab.playground` with the real
-heads); a click reads every loss at that point."""
+"""The Learn page's loss playground: pick a loss, its settings, the class directions and how far training
+has come, and see what the loss asks of one feature anywhere in a 2-D feature space (computed by
+:mod:`lab.playground` with the real heads); a click reads every loss at that point."""
 
 from __future__ import annotations
 
@@ -19,13 +19,14 @@ from ui.text import plain
 
 EVEN, RUN = "even", "run"
 DEFAULT_EXTENT = 2.5
+END_OF_TRAINING = 1.0  # margins at full strength: what the loss asks of a trained model
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _field(
-    name: str, directions: tuple[tuple[float, ...], ...], label: int, params: tuple, extent: float
+    name: str, directions: tuple[tuple[float, ...], ...], label: int, params: tuple, extent: float, progress: float
 ) -> playground.LossField:
-    return playground.loss_field(name, np.array(directions), label, dict(params), extent=extent)
+    return playground.loss_field(name, np.array(directions), label, dict(params), extent=extent, progress=progress)
 
 
 def _trained_directions() -> dict[str, tuple[RunRecord, np.ndarray, float]]:
@@ -70,8 +71,10 @@ def draw() -> None:
         "A feature of one class, placed anywhere in a 2-D feature space. The colour is the loss the chosen head "
         "gives it, the white arrows point downhill (the negative gradient: where training pushes the feature), "
         "the white lines are the decision boundaries and the pale band is where a margin loss still penalises a "
-        "feature it already classifies right. Click anywhere to read every loss there. The losses that add a "
-        "term over the whole batch (AMC, OPL, LMD, center loss) need other samples, so they are not offered."
+        "feature of this class that it already classifies right. A loss whose margin follows a schedule is "
+        "shown at the end of training unless you move the training progress. Click anywhere to read every loss "
+        "there. The losses that add a term over the whole batch (AMC, OPL, LMD, center loss) need other samples, "
+        "so they are not offered."
     )
     names = [name for name in losses.names() if playground.has_own_value(name)]
     controls, plot = st.columns([1, 2.4], gap="medium")
@@ -115,10 +118,25 @@ def draw() -> None:
             0.5,
             key="playground_extent",
         )
+        progress = END_OF_TRAINING
+        if losses.get(name).scheduled:
+            progress = st.slider(
+                "Training progress",
+                0.0,
+                1.0,
+                END_OF_TRAINING,
+                0.05,
+                key="playground_progress",
+                help="Where in training the loss's schedule stands: 0 is the first step, 1 the last. "
+                "L-Softmax and SphereFace start as almost plain softmax and bring their margin in as lambda "
+                "falls; CosFace and ArcFace warm their margin up from 0.",
+            )
         params = _settings(name)
     if params is None:
         return
-    field = _field(name, tuple(map(tuple, directions)), int(label), tuple(sorted(params.items())), float(extent))
+    field = _field(
+        name, tuple(map(tuple, directions)), int(label), tuple(sorted(params.items())), float(extent), progress
+    )
     point = st.session_state.get(session.PLAYGROUND_POINT)
     fig = figures.loss_field_figure(
         field,
@@ -129,10 +147,13 @@ def draw() -> None:
         picked=None if point is None else np.array(point),
     )
     layout.pickable_chart(plot, fig, f"playground-{name}", _pick)
+    if field.schedule:
+        values = ", ".join(f"{key} {value:.3g}" for key, value in field.schedule.items())
+        plot.caption(f"At {field.progress:.0%} of training {loss_title(name)}'s schedule gives {values}.")
     if point is None:
         st.caption("Click a point of the plane to compare every loss there.")
         return
-    rows = playground.readings(names, directions, int(label), np.array(point), {name: params})
+    rows = playground.readings(names, directions, int(label), np.array(point), {name: params}, progress)
     st.markdown(f"**Every loss at ({point[0]:.2f}, {point[1]:.2f}), for a feature of class {class_names[label]}**")
     st.dataframe(
         [
@@ -154,4 +175,7 @@ def draw() -> None:
             "steepness": st.column_config.NumberColumn(format="%.3f", help="Length of the gradient"),
         },
     )
-    st.caption("Every other loss at its default settings, with the same class directions.")
+    st.caption(
+        f"Every other loss at its default settings, with the same class directions and its schedule at "
+        f"{progress:.0%} of training."
+    )
