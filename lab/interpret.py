@@ -47,11 +47,15 @@ means the curve never left it).
 For ``randomization_similarity`` the random baseline is the similarity of each map to a random map (what
 "changed completely" looks like), so there, and only there, not distinguishable is the good outcome.
 
-Statistics: mean over images with a bootstrap percentile 95% CI (2,000 resamples of the images, fixed
-seed; images whose value is undefined, such as an all-zero map's object mass, are left out).
-``distinguishable``: the bootstrap CI of the paired difference (method map minus random map, image by
-image) excludes 0; a metric that is not distinguishable says nothing about the maps. A CI is over
-images: it says how sure these numbers are for this trained model, not across training seeds.
+Statistics (:mod:`lab.interpret_stats`): each value is a mean over images with a bootstrap percentile 95%
+CI (2,000 resamples of the images, fixed seed; images whose value is undefined, such as an all-zero map's
+object mass, are left out). Each metric is tested against each baseline by a paired t-test over the
+images (method map minus baseline, image by image); the p-values against one baseline are adjusted by
+Holm-Bonferroni over the metrics scored, and the ``verdict`` against the random map is ``better``,
+``worse`` or ``not distinguishable`` at the 5% level of the adjusted p, by the metric's direction. A
+metric that is not distinguishable says nothing about the maps; one that is worse than a random map is
+a finding. A test over images says how sure these numbers are for this trained model, not across
+training seeds: :func:`lab.interpret_stats.over_seeds` repeats the tests over the runs of several seeds.
 """
 
 from __future__ import annotations
@@ -91,8 +95,12 @@ from lab.interpret_stats import (
     Interval,
     MetricResult,
     MetricSpec,
+    SeedResult,
+    adjust,
     compare,
+    compare_all,
     mean_ci,
+    over_seeds,
     paired_difference,
     sentence,
     summarize,
@@ -110,10 +118,15 @@ __all__ = [
     "Interval",
     "MetricResult",
     "MetricSpec",
+    "SeedResult",
     "Settings",
+    "adjust",
+    "coarseness",
     "compare",
+    "compare_all",
     "evaluate",
     "mean_ci",
+    "over_seeds",
     "paired_difference",
     "sentence",
     "summarize",
@@ -121,6 +134,21 @@ __all__ = [
 ]
 
 BASELINES = ("random", "gaussian")
+READABLE_SIDE = 16  # pixels: a smaller image has too few pixels, and its maps too few cells, to show a shape
+
+
+def coarseness(image_shape: tuple[int, int], cam_shape: Sequence[int]) -> str | None:
+    """What a reader must know before reading maps of images this small (``image_shape``, H x W) with
+    ``cam_shape`` cells; None when the images are large enough."""
+    height, width = image_shape
+    if min(height, width) >= READABLE_SIDE:
+        return None
+    cells = "x".join(str(c) for c in cam_shape[-2:]) if len(cam_shape) >= 2 else "a few"
+    return (
+        f"These {height}x{width} images have {height * width} pixels, so their maps ({cells} cells) are too coarse "
+        "to show which strokes or parts the model looked at: read them as rough blocks, not outlines, and do not "
+        "compare losses by their shapes. Maps of 28x28 images can be read: open the 28x28 example."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +209,8 @@ def evaluate(
     object (MNIST-like data); otherwise ``object_mass`` is None. ``cam_fn(model) -> maps`` and
     ``top_layers`` (module names for :func:`lab.interpret_metrics.randomized_copy`) enable
     ``randomization_similarity``, else it is None. ``cam_shape``: the CAM's resolution before upsampling,
-    at which the random baseline is drawn. ``metrics``: which to compute (the others are left out);
+    at which the random baseline is drawn. ``metrics``: which to compute (the others are left out), and
+    the family the p-values are adjusted over;
     ``settings``: steps, percentiles, baselines, bootstrap. ``progress(fraction, text)`` is told how far
     the work is, in proportion to the model passes each stage needs.
     """
@@ -283,6 +312,7 @@ def evaluate(
         results[name] = summarize(
             name, values["method"], baselines, level=settings.level, resamples=settings.resamples, seed=settings.seed
         )
+    results = adjust(results, settings.level)
     if progress:
         progress(1.0, "done")
     logger.info("interpretability metrics for %d images in %.1f s", n, time.perf_counter() - started)

@@ -1,8 +1,18 @@
-"""The statistics behind LossLens's interpretability claims: means with bootstrap CIs over images, each
-metric against its random-map baseline, paired differences between two models, plain sentences. No UI.
+"""The statistics behind LossLens's interpretability claims: means with confidence intervals, each metric
+tested against each baseline map, one loss tested against another, and plain sentences. No UI.
 
-Every metric's direction (is higher better?) lives in :data:`METRICS`; :mod:`lab.interpret` documents
-each metric's definition and source in one table.
+Two scopes, one method. Over the images of one trained model (:func:`summarize`, :func:`compare`): the
+mean with a bootstrap percentile CI, and a paired t-test over the images (maps minus baseline maps, or
+model A minus model B, image by image). Over training seeds (:func:`over_seeds`, :func:`compare_seeds`):
+each run's mean over the images is one value, the mean over the seeds has a Student's t interval, and the
+test is a paired t-test over the seeds. In both scopes the p-values of one comparison (the maps against
+the random map, the maps against the Gaussian, A against softmax) are adjusted by Holm-Bonferroni over the
+metrics of that comparison (:func:`holm`), and a difference counts at the 5% level of the adjusted p-value.
+
+Every verdict has a direction: ``better``, ``worse`` or ``not distinguishable``, by the metric's direction
+in :data:`METRICS`. A loss is called better than the reference only on a metric where its own maps are
+better than a random map (:func:`outcome`): maps that a random map beats are no improvement, whatever
+the reference scored. :mod:`lab.interpret` documents each metric's definition and source in one table.
 """
 
 from __future__ import annotations
@@ -10,19 +20,36 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
 
+from lab import summary
+
 REPORTED = ("deletion_auc", "insertion_auc", "road", "confidence_drop", "object_mass", "randomization_similarity")
-"""The metrics the command line prints under ``metrics.<name>``."""
+"""The metrics the command line prints under ``metrics.<name>`` and the page shows."""
 CI_LEVEL = 0.95
 RESAMPLES = 2000
+RANDOM = "random"  # the baseline a verdict is against
+REFERENCE_LOSS = "softmax"  # what "does this loss make the maps more interpretable?" compares with
+
+BETTER, WORSE, NOT_DISTINGUISHABLE = "better", "worse", "not distinguishable"
+VERDICTS = (BETTER, WORSE, NOT_DISTINGUISHABLE)
+NO_DIFFERENCE = "no significant difference"
+
+IMAGE_TEST = "paired t-test over the images"
+SEED_TEST = "paired t-test over the training seeds"
+CORRECTION = "Holm-Bonferroni over the metrics of each comparison"
+
+Key = TypeVar("Key")
 
 
 @dataclasses.dataclass(frozen=True)
 class MetricSpec:
     """A metric's label, its direction and its sentences. A sentence template is filled with ``a`` and
-    ``b`` (the two models' names), ``m`` (the difference with its CI half-width) and ``n`` (images)."""
+    ``b`` (the two models' names), ``m`` (the difference with its CI half-width) and ``on`` (what the
+    difference is over: "on these 200 images", "over 3 training seeds"). ``bounds``: the lowest and
+    highest value the metric can take, which an interval over seeds stays inside."""
 
     name: str
     label: str
@@ -30,6 +57,7 @@ class MetricSpec:
     percent: bool
     more: str
     less: str
+    bounds: tuple[float, float] = (0.0, 1.0)
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -40,92 +68,158 @@ METRICS: dict[str, MetricSpec] = {
             "deletion AUC",
             False,
             False,
-            "{a} has a {m} higher deletion AUC than {b} on these {n} images: deleting the pixels its maps rank "
-            "first lowers the prediction more slowly (worse)",
-            "{a} has a {m} lower deletion AUC than {b} on these {n} images: deleting the pixels its maps rank "
-            "first lowers the prediction sooner (better)",
+            "{a} has a {m} higher deletion AUC than {b} {on}: deleting the pixels its maps rank first lowers the "
+            "prediction more slowly",
+            "{a} has a {m} lower deletion AUC than {b} {on}: deleting the pixels its maps rank first lowers the "
+            "prediction sooner",
         ),
         MetricSpec(
             "insertion_auc",
             "insertion AUC",
             True,
             False,
-            "{a} has a {m} higher insertion AUC than {b} on these {n} images: inserting the pixels its maps "
-            "rank first restores the prediction sooner (better)",
-            "{a} has a {m} lower insertion AUC than {b} on these {n} images: inserting the pixels its maps "
-            "rank first restores the prediction more slowly (worse)",
+            "{a} has a {m} higher insertion AUC than {b} {on}: inserting the pixels its maps rank first restores "
+            "the prediction sooner",
+            "{a} has a {m} lower insertion AUC than {b} {on}: inserting the pixels its maps rank first restores "
+            "the prediction more slowly",
         ),
         MetricSpec(
             "road",
             "ROAD",
             True,
             False,
-            "{a} scores {m} higher on ROAD than {b} on these {n} images: its maps are more faithful to the model",
-            "{a} scores {m} lower on ROAD than {b} on these {n} images: its maps are less faithful to the model",
+            "{a} scores {m} higher on ROAD than {b} {on}",
+            "{a} scores {m} lower on ROAD than {b} {on}",
+            (-0.5, 0.5),
         ),
         MetricSpec(
             "road_morf",
             "ROAD most-relevant-first",
             False,
             True,
-            "{a} keeps {m} more of the prediction than {b} when the pixels its maps rank highest are imputed, "
-            "on these {n} images (worse)",
-            "{a} keeps {m} less of the prediction than {b} when the pixels its maps rank highest are imputed, "
-            "on these {n} images (better)",
+            "{a} keeps {m} more of the prediction than {b} when the pixels its maps rank highest are imputed, {on}",
+            "{a} keeps {m} less of the prediction than {b} when the pixels its maps rank highest are imputed, {on}",
+            (-1.0, 1.0),
         ),
         MetricSpec(
             "road_lerf",
             "ROAD least-relevant-first",
             True,
             True,
-            "{a} keeps {m} more of the prediction than {b} when the pixels its maps rank lowest are imputed, "
-            "on these {n} images (better)",
-            "{a} keeps {m} less of the prediction than {b} when the pixels its maps rank lowest are imputed, "
-            "on these {n} images (worse)",
+            "{a} keeps {m} more of the prediction than {b} when the pixels its maps rank lowest are imputed, {on}",
+            "{a} keeps {m} less of the prediction than {b} when the pixels its maps rank lowest are imputed, {on}",
+            (-1.0, 1.0),
         ),
         MetricSpec(
             "confidence_drop",
             "confidence drop",
             False,
             True,
-            "Multiplying the image by {a}'s maps lowers the prediction by {m} more than by {b}'s on these "
-            "{n} images (worse)",
-            "Multiplying the image by {a}'s maps lowers the prediction by {m} less than by {b}'s on these "
-            "{n} images (better)",
+            "Multiplying the image by {a}'s maps lowers the prediction by {m} more than by {b}'s, {on}",
+            "Multiplying the image by {a}'s maps lowers the prediction by {m} less than by {b}'s, {on}",
         ),
         MetricSpec(
             "confidence_increase",
             "confidence increase",
             True,
             True,
-            "Multiplying the image by {a}'s maps raises the prediction on {m} more of these {n} images than "
-            "by {b}'s (better)",
-            "Multiplying the image by {a}'s maps raises the prediction on {m} fewer of these {n} images than "
-            "by {b}'s (worse)",
+            "Multiplying the image by {a}'s maps raises the prediction on {m} more of the images than by {b}'s, {on}",
+            "Multiplying the image by {a}'s maps raises the prediction on {m} fewer of the images than by {b}'s, {on}",
         ),
         MetricSpec(
             "object_mass",
             "object mass",
             True,
             True,
-            "{a} puts {m} more of the map on the object than {b} on these {n} images",
-            "{a} puts {m} less of the map on the object than {b} on these {n} images",
+            "{a} puts {m} more of the map on the object than {b} {on}",
+            "{a} puts {m} less of the map on the object than {b} {on}",
         ),
         MetricSpec(
             "randomization_similarity",
             "randomization similarity",
             False,
             False,
-            "{a}'s maps stay {m} more similar (rank correlation) than {b}'s when the top layers are "
-            "re-initialized, on these {n} images: they depend less on what the model learned (worse)",
-            "{a}'s maps stay {m} less similar (rank correlation) than {b}'s when the top layers are "
-            "re-initialized, on these {n} images: they depend more on what the model learned (better)",
+            "{a}'s maps stay {m} more similar (rank correlation) than {b}'s when the top layers are re-initialized, "
+            "{on}: they depend less on what the model learned",
+            "{a}'s maps stay {m} less similar (rank correlation) than {b}'s when the top layers are re-initialized, "
+            "{on}: they depend more on what the model learned",
+            (-1.0, 1.0),
         ),
     )
 }
 
 
-# ---------------------------------------------------------------- statistics
+# ---------------------------------------------------------------- tests and their correction
+
+
+def paired_t(differences: Sequence[float] | np.ndarray) -> tuple[float | None, float | None, int]:
+    """``(mean, p, n)``: the mean of the finite ``differences`` and the two-sided p-value of a one-sample
+    t-test of mean 0 on them (a paired t-test when they are paired differences). p is None under two
+    values; with no spread it is 1 for a mean of exactly 0 and 0 otherwise."""
+    from scipy.special import stdtr  # here: every ``python -m lab`` command imports this module
+
+    d = np.asarray(differences, dtype=np.float64).ravel()
+    d = d[np.isfinite(d)]
+    n = len(d)
+    if n == 0:
+        return None, None, 0
+    mean = float(d.mean())
+    if n < 2:
+        return mean, None, 1
+    spread = float(d.std(ddof=1))
+    if spread == 0:
+        return mean, (1.0 if mean == 0 else 0.0), n
+    t = mean / (spread / math.sqrt(n))
+    return mean, float(min(1.0, 2 * stdtr(n - 1, -abs(t)))), n
+
+
+def holm(p_values: Mapping[Key, float | None]) -> dict[Key, float | None]:
+    """Holm-Bonferroni adjusted p-values of one family of tests: the i-th smallest of m p-values times
+    ``m - i + 1``, made non-decreasing in that order, at most 1. Rejecting where the adjusted p is under
+    alpha keeps the chance of any false "difference" in the family under alpha. None (no test) stays None
+    and does not count in m."""
+    tested = sorted(((p, key) for key, p in p_values.items() if p is not None), key=lambda item: item[0])
+    m = len(tested)
+    adjusted: dict[Key, float | None] = dict.fromkeys(p_values)
+    running = 0.0
+    for i, (p, key) in enumerate(tested):
+        running = max(running, min(1.0, (m - i) * p))
+        adjusted[key] = running
+    return adjusted
+
+
+def direction(name: str, difference: float | None, p_adjusted: float | None, level: float = CI_LEVEL) -> str | None:
+    """``better``, ``worse`` or ``not distinguishable``: what a difference (first minus second) of metric
+    ``name`` says by the metric's direction, at ``1 - level`` of the adjusted p; None when untested."""
+    if difference is None or p_adjusted is None:
+        return None
+    if p_adjusted >= 1 - level:
+        return NOT_DISTINGUISHABLE
+    return BETTER if (difference > 0) == METRICS[name].higher_is_better else WORSE
+
+
+@dataclasses.dataclass(frozen=True)
+class Test:
+    """The maps against one baseline on one metric: the mean difference (maps minus baseline), the raw and
+    Holm-adjusted p-values, how many images or seeds, and the verdict (None when untested)."""
+
+    difference: float | None
+    p: float | None
+    p_adjusted: float | None
+    n: int
+    verdict: str | None
+
+    def to_json(self, baseline: float | None) -> dict[str, float | str | None]:
+        return {"baseline": baseline, "verdict": self.verdict, "p": self.p, "p_adjusted": self.p_adjusted}
+
+
+def _test(name: str, differences: Sequence[float] | np.ndarray, level: float) -> Test:
+    """A test alone (its family of one: adjusted p = p), to be adjusted with its family by :func:`adjust`."""
+    mean, p, n = paired_t(differences)
+    return Test(mean, p, p, n, direction(name, mean, p, level))
+
+
+# ---------------------------------------------------------------- means over images
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,37 +262,71 @@ def paired_difference(
     return mean_ci(a - b, level=level, resamples=resamples, seed=seed)
 
 
+class _Judged:
+    """What a metric's result over images and over seeds share: its tests against the baselines."""
+
+    name: str
+    value: float | None
+    baselines: dict[str, float | None]
+    tests: dict[str, Test]
+
+    @property
+    def baseline(self) -> float | None:
+        """The metric for the random maps."""
+        return self.baselines.get(RANDOM)
+
+    @property
+    def verdict(self) -> str | None:
+        """The maps against the random map: ``better``, ``worse``, ``not distinguishable`` (None: untested)."""
+        test = self.tests.get(RANDOM)
+        return test.verdict if test is not None else None
+
+    @property
+    def p_adjusted(self) -> float | None:
+        """The Holm-adjusted p-value of the test against the random map."""
+        test = self.tests.get(RANDOM)
+        return test.p_adjusted if test is not None else None
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
-class MetricResult:
+class MetricResult(_Judged):
     """One metric of one model's maps on N images.
 
-    ``value``, ``ci_low``, ``ci_high``: the mean over the images with a value and its CI (None without
-    one); ``baseline``: the same metric for random maps, ``baselines``: for each baseline (``random``,
-    ``gaussian``, ``blurred`` where computed); ``distinguishable``: the CI of the paired difference to the
-    random maps excludes 0. ``values`` and ``baseline_values``: the N per-image values (NaN where
-    undefined) of the maps and of the random maps, for :func:`compare`; ``n_images``: how many are defined.
+    ``value``, ``ci_low``, ``ci_high``: the mean over the images with a value and its bootstrap CI (None
+    without one); ``baselines``: the same metric's mean for each baseline map (``random``, ``gaussian``,
+    ``blurred`` where computed); ``tests``: the maps against each baseline, image by image (a paired
+    t-test; Holm-adjusted over the metrics once :func:`adjust` has seen them all). ``values`` and
+    ``baseline_values``: the N per-image values (NaN where undefined) of the maps and of the random maps,
+    for :func:`compare`; ``n_images``: how many are defined.
     """
 
     name: str
     value: float | None
     ci_low: float | None
     ci_high: float | None
-    baseline: float | None
-    distinguishable: bool
     baselines: dict[str, float | None]
+    tests: dict[str, Test]
     values: np.ndarray
     baseline_values: np.ndarray
     n_images: int
 
-    def to_json(self) -> dict[str, float | bool | None]:
+    def to_json(self) -> dict[str, object]:
         """What the command line prints under ``metrics.<name>``."""
-        return {
-            "value": self.value,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "baseline": self.baseline,
-            "distinguishable": self.distinguishable,
-        }
+        return _json(self, self.ci_low, self.ci_high)
+
+
+def _json(result: MetricResult | SeedResult, low: float | None, high: float | None) -> dict[str, object]:
+    random = result.tests.get(RANDOM)
+    return {
+        "value": result.value,
+        "ci_low": low,
+        "ci_high": high,
+        "baseline": result.baseline,
+        "verdict": result.verdict,
+        "p": random.p if random else None,
+        "p_adjusted": result.p_adjusted,
+        "against": {key: test.to_json(result.baselines.get(key)) for key, test in result.tests.items()},
+    }
 
 
 def summarize(
@@ -211,31 +339,105 @@ def summarize(
     seed: int = 0,
 ) -> MetricResult:
     """A :class:`MetricResult` from per-image values of the maps and of each baseline on the same images
-    (``baselines["random"]`` is required: it decides ``distinguishable``)."""
+    (``baselines["random"]`` is required: the verdict is against it). Its tests are each a family of one
+    until :func:`adjust` corrects them over the metrics."""
     if name not in METRICS:
         raise ValueError(f"unknown metric {name!r} (choose from: {', '.join(METRICS)})")
     boot = {"level": level, "resamples": resamples, "seed": seed}
     values = np.asarray(values, dtype=np.float32)
-    random_values = np.asarray(baselines["random"], dtype=np.float32)
+    per_baseline = {key: np.asarray(v, dtype=np.float32) for key, v in baselines.items()}
     own = mean_ci(values, **boot)
-    means = {key: mean_ci(v, **boot).mean for key, v in baselines.items()}
     return MetricResult(
         name=name,
         value=own.mean,
         ci_low=own.low,
         ci_high=own.high,
-        baseline=means["random"],
-        distinguishable=paired_difference(values, random_values, **boot).excludes_zero,
-        baselines=means,
+        baselines={key: mean_ci(v, **boot).mean for key, v in per_baseline.items()},
+        tests={key: _test(name, values.astype(np.float64) - v, level) for key, v in per_baseline.items()},
         values=values,
-        baseline_values=random_values,
+        baseline_values=per_baseline[RANDOM],
         n_images=own.n,
     )
 
 
+Judged = TypeVar("Judged", "MetricResult", "SeedResult")
+
+
+def adjust(results: Mapping[str, Judged | None], level: float = CI_LEVEL) -> dict[str, Judged | None]:
+    """``results`` (one model's metrics, or one variant's over seeds) with each baseline's p-values
+    Holm-adjusted over the metrics tested against that baseline, and the verdicts redone from them."""
+    present = {name: r for name, r in results.items() if r is not None}
+    tests = {name: dict(r.tests) for name, r in present.items()}
+    for key in {key for r in present.values() for key in r.tests}:
+        family = {name: r.tests[key].p for name, r in present.items() if key in r.tests}
+        for name, p_adjusted in holm(family).items():
+            test = tests[name][key]
+            verdict = direction(name, test.difference, p_adjusted, level)
+            tests[name][key] = dataclasses.replace(test, p_adjusted=p_adjusted, verdict=verdict)
+    return {name: (dataclasses.replace(r, tests=tests[name]) if r is not None else None) for name, r in results.items()}
+
+
 def to_json(results: Mapping[str, MetricResult | None], names: Sequence[str] = REPORTED) -> dict[str, object]:
-    """``{name: {"value", "ci_low", "ci_high", "baseline", "distinguishable"} or None}`` for ``names``."""
+    """``{name: {"value", "ci_low", "ci_high", "baseline", "verdict", "p", "p_adjusted", "against"} or None}``
+    for ``names``; ``against`` holds each baseline's mean and the verdict of the maps against it."""
     return {name: (r.to_json() if (r := results.get(name)) is not None else None) for name in names}
+
+
+# ---------------------------------------------------------------- over training seeds
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SeedResult(_Judged):
+    """One metric of one variant over its training seeds. ``values[seed]``: each run's mean over the
+    images; ``stats``: their mean with a Student's t interval kept inside the metric's range
+    (:func:`lab.summary.interval`);
+    ``baselines``: each baseline's mean over the seeds; ``tests``: the runs' values against their own
+    baselines' values, seed by seed (a paired t-test over the seeds, Holm-adjusted over the metrics)."""
+
+    name: str
+    values: dict[int, float]
+    stats: summary.Interval
+    baselines: dict[str, float | None]
+    tests: dict[str, Test]
+
+    @property
+    def value(self) -> float | None:
+        return self.stats.mean
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(self.values)
+
+    def to_json(self) -> dict[str, object]:
+        return {"seeds": self.seeds, **_json(self, self.stats.ci_low, self.stats.ci_high)}
+
+
+def over_seeds(
+    runs: Mapping[int, Mapping[str, MetricResult | None]], names: Sequence[str] = REPORTED, level: float = CI_LEVEL
+) -> dict[str, SeedResult | None]:
+    """One variant's metrics over its seeds from ``runs[seed][metric]`` (each run's results over the same
+    images): for each metric with a value in some run, a :class:`SeedResult` whose tests are adjusted over
+    the metrics (None where no run has a value)."""
+    results: dict[str, SeedResult | None] = {}
+    for name in names:
+        found = {seed: per_metric.get(name) for seed, per_metric in sorted(runs.items())}
+        scored = {seed: r for seed, r in found.items() if r is not None and r.value is not None}
+        if not scored:
+            results[name] = None
+            continue
+        keys = set.intersection(*(set(r.baselines) for r in scored.values()))
+        tests, baselines = {}, {}
+        for key in sorted(keys):
+            paired = [r.value - r.baselines[key] for r in scored.values() if r.baselines[key] is not None]
+            tests[key] = _test(name, paired, level)
+            means = [r.baselines[key] for r in scored.values() if r.baselines[key] is not None]
+            baselines[key] = float(np.mean(means)) if means else None
+        low, high = METRICS[name].bounds
+        # float32 rounding can put a mean a hair outside its range, which the bounded interval refuses
+        values = {seed: min(max(float(r.value), low), high) for seed, r in scored.items()}
+        stats = summary.interval(list(values.values()), level, bounds=(low, high))
+        results[name] = SeedResult(name, values, stats, baselines, tests)
+    return adjust(results, level)
 
 
 # ---------------------------------------------------------------- comparing two models
@@ -243,31 +445,138 @@ def to_json(results: Mapping[str, MetricResult | None], names: Sequence[str] = R
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
-    """Model A minus model B on one metric, image by image: the mean difference and its CI.
-    ``better``: whether A is better than B by the metric's direction (None when not significant)."""
+    """Model A minus model B on one metric, paired image by image (``over="images"``) or seed by seed
+    (``over="seeds"``): the mean difference with its CI, the paired t-test's raw and Holm-adjusted p, and
+    ``n`` images or seeds."""
 
     name: str
     difference: float | None
     ci_low: float | None
     ci_high: float | None
-    n_images: int
-    significant: bool
-    better: bool | None
+    n: int
+    p: float | None
+    p_adjusted: float | None
+    over: str = "images"
     level: float = CI_LEVEL
+
+    @property
+    def significant(self) -> bool:
+        return self.p_adjusted is not None and self.p_adjusted < 1 - self.level
+
+    @property
+    def better(self) -> bool | None:
+        """Whether A is better than B by the metric's direction (None when not significant)."""
+        if not self.significant or self.difference is None:
+            return None
+        return (self.difference > 0) == METRICS[self.name].higher_is_better
+
+    @property
+    def n_images(self) -> int:
+        return self.n
+
+    def where(self) -> str:
+        """What the difference is over, for a sentence: "on these 200 images", "over 3 training seeds"."""
+        if self.over == "seeds":
+            return f"over {self.n} training seed{'s' if self.n != 1 else ''}"
+        return f"on these {self.n} images"
+
+    def to_json(self) -> dict[str, float | None]:
+        return {
+            "difference": self.difference,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p": self.p,
+            "p_adjusted": self.p_adjusted,
+        }
 
 
 def compare(
     a: MetricResult, b: MetricResult, *, level: float = CI_LEVEL, resamples: int = RESAMPLES, seed: int = 0
 ) -> Comparison:
     """The paired difference ``a - b`` of one metric for two models on the same images in the same order
-    (for example AMC against softmax), with its bootstrap CI."""
+    (for example AMC against softmax), with its bootstrap CI and a paired t-test over the images (a family
+    of one: :func:`compare_all` adjusts over the metrics)."""
     if a.name != b.name:
         raise ValueError(f"cannot compare {a.name} with {b.name}")
     diff = paired_difference(a.values, b.values, level=level, resamples=resamples, seed=seed)
-    better = None
-    if diff.excludes_zero:
-        better = (diff.mean > 0) == METRICS[a.name].higher_is_better
-    return Comparison(a.name, diff.mean, diff.low, diff.high, diff.n, diff.excludes_zero, better, level)
+    _, p, _ = paired_t(np.asarray(a.values, dtype=np.float64) - np.asarray(b.values, dtype=np.float64))
+    return Comparison(a.name, diff.mean, diff.low, diff.high, diff.n, p, p, "images", level)
+
+
+def compare_seeds(a: SeedResult, b: SeedResult, level: float = CI_LEVEL) -> Comparison:
+    """``a - b`` seed by seed over the seeds both have: the mean with its t interval and a paired t-test
+    over the seeds (a family of one: :func:`compare_all` adjusts over the metrics)."""
+    if a.name != b.name:
+        raise ValueError(f"cannot compare {a.name} with {b.name}")
+    interval, seeds = summary.paired_difference(a.values, b.values, level)
+    if interval is None:
+        return Comparison(a.name, None, None, None, 0, None, None, "seeds", level)
+    _, p, _ = paired_t([a.values[s] - b.values[s] for s in seeds])
+    return Comparison(a.name, interval.mean, interval.ci_low, interval.ci_high, len(seeds), p, p, "seeds", level)
+
+
+def compare_all(
+    a: Mapping[str, MetricResult | SeedResult | None],
+    b: Mapping[str, MetricResult | SeedResult | None],
+    names: Sequence[str] = REPORTED,
+    level: float = CI_LEVEL,
+) -> dict[str, Comparison]:
+    """A against B on every metric of ``names`` that both have (over images for :class:`MetricResult`,
+    over seeds for :class:`SeedResult`), the p-values Holm-adjusted over those metrics."""
+    found = {}
+    for name in names:
+        x, y = a.get(name), b.get(name)
+        if x is None or y is None:
+            continue
+        found[name] = compare_seeds(x, y, level) if isinstance(x, SeedResult) else compare(x, y, level=level)
+    adjusted = holm({name: c.p for name, c in found.items()})
+    return {name: dataclasses.replace(c, p_adjusted=adjusted[name]) for name, c in found.items()}
+
+
+def meets_baseline(result: MetricResult | SeedResult) -> bool:
+    """Whether ``result``'s maps do what maps should against the random map on its metric: better than
+    it, and for the randomization check no more like the trained model's maps than a random map is."""
+    if result.name == "randomization_similarity":
+        return result.verdict in (BETTER, NOT_DISTINGUISHABLE)
+    return result.verdict == BETTER
+
+
+def against_random(result: MetricResult | SeedResult) -> str:
+    """The verdict against the random map in words: "worse than a random map", "passes the sanity check"."""
+    verdict = result.verdict
+    if result.name == "randomization_similarity":
+        if verdict is None:
+            return "sanity check not tested"
+        return "partly fails the sanity check" if verdict == WORSE else "passes the sanity check"
+    if verdict is None:
+        return "not tested against a random map"
+    return {BETTER: "better than", WORSE: "worse than", NOT_DISTINGUISHABLE: "not distinguishable from"}[
+        verdict
+    ] + " a random map"
+
+
+def _maps_are(result: MetricResult | SeedResult) -> str:
+    if result.name == "randomization_similarity":
+        return "partly fail the sanity check" if result.verdict == WORSE else "were not tested against a random map"
+    return f"are {against_random(result)}" if result.verdict is not None else "were not tested against a random map"
+
+
+def outcome(comparison: Comparison, own: MetricResult | SeedResult) -> str:
+    """A against the reference in a word or a qualified phrase: ``better`` only where A's own maps meet
+    the random-map baseline (:func:`meets_baseline`); a significant difference in the good direction by
+    maps that do not reads "higher, but worse than a random map"; else ``worse`` or
+    ``no significant difference``."""
+    if comparison.better is None:
+        return NO_DIFFERENCE
+    if not comparison.better:
+        return WORSE
+    if meets_baseline(own):
+        return BETTER
+    side = "higher" if (comparison.difference or 0.0) > 0 else "lower"
+    return f"{side}, but {against_random(own)}"
+
+
+# ---------------------------------------------------------------- sentences
 
 
 def _magnitude(value: float, half_width: float, percent: bool) -> str:
@@ -279,20 +588,33 @@ def _magnitude(value: float, half_width: float, percent: bool) -> str:
     return f"{value:.{decimals}f} ± {half_width:.{decimals}f}{unit}"
 
 
-def sentence(comparison: Comparison, a: str, b: str) -> str:
+def p_text(p: float | None) -> str:
+    """An adjusted p-value as the page and sentences show it: ``p = 0.034``, ``p < 0.001``."""
+    if p is None:
+        return "p: untested"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def sentence(comparison: Comparison, a: str, b: str, own: MetricResult | SeedResult | None = None) -> str:
     """A plain sentence with the number, e.g. "AMC puts 12 ± 3% more of the map on the object than softmax
-    on these 500 images"; "No significant difference ..." when the CI includes 0. ± is half the CI's width."""
+    on these 500 images (better; Holm-adjusted p = 0.002)." ± is half the CI's width. With ``own`` (A's
+    result on this metric), a difference in the good direction by maps that do not beat a random map says
+    so instead of "better"."""
     spec = METRICS[comparison.name]
-    n = comparison.n_images
+    on = comparison.where()
     if comparison.difference is None or comparison.ci_low is None or comparison.ci_high is None:
-        return f"Too few images with a {spec.label} to compare {a} and {b} ({n})."
+        unit = "seeds" if comparison.over == "seeds" else "images"
+        return f"Too few {unit} with a {spec.label} to compare {a} and {b} ({comparison.n})."
     half = (comparison.ci_high - comparison.ci_low) / 2
+    shown = _magnitude(comparison.difference, half, spec.percent)
+    p = f"Holm-adjusted {p_text(comparison.p_adjusted)}"
     if not comparison.significant:
-        shown = _magnitude(comparison.difference, half, spec.percent)
         sign = "-" if comparison.difference < 0 else "+"
         return (
-            f"No significant difference in {spec.label} between {a} and {b} on these {n} images "
-            f"({a} minus {b}: {sign}{shown}; the {comparison.level:.0%} CI includes 0)."
+            f"No significant difference in {spec.label} between {a} and {b} {on} ({a} minus {b}: {sign}{shown}; {p})."
         )
     template = spec.more if comparison.difference > 0 else spec.less
-    return template.format(a=a, b=b, m=_magnitude(comparison.difference, half, spec.percent), n=n) + "."
+    text = template.format(a=a, b=b, m=shown, on=on)
+    if comparison.better and own is not None and not meets_baseline(own):
+        return f"{text}; not better maps, since {a}'s maps {_maps_are(own)} on this metric ({p})."
+    return f"{text} ({'better' if comparison.better else 'worse'}; {p})."

@@ -6,9 +6,8 @@ import numpy as np
 import streamlit as st
 
 import ui
-from lab import gradcam
-from lab.uploads import ACCEPTED_FORMATS, MAX_UPLOADS, UploadError, limits_text
-from ui import cams, health, interpretability, layout, loaders, seeds, titles
+from lab import gradcam, interpret
+from ui import cams, health, interpretability, layout, seeds, session, titles, uploads
 
 ui.run_inside_app()
 
@@ -49,26 +48,8 @@ with view_col:
     view = cams.view_controls()
 
 if image_mode == "upload":
-    uploads = st.file_uploader(
-        f"Your images ({limits_text()})",
-        type=[f.lower() for f in ACCEPTED_FORMATS] + ["jpg"],
-        accept_multiple_files=True,
-        key="cam_uploads",
-    )
-    invert = st.toggle("Dark drawing on a light background (invert)", value=source.channels == 1, key="cam_invert")
-    images, labels, row_titles = [], None, []
-    uploads = uploads or []
-    if len(uploads) > MAX_UPLOADS:
-        ignored = len(uploads) - MAX_UPLOADS
-        st.warning(f"Only the first {MAX_UPLOADS} of your {len(uploads)} images are explained; {ignored} are ignored.")
-    for upload in uploads[:MAX_UPLOADS]:
-        try:
-            images.append(
-                loaders.decoded_upload(upload.getvalue(), upload.name, source.channels, source.image_size, invert)
-            )
-            row_titles.append(upload.name)
-        except UploadError as err:
-            st.error(str(err), icon=":material/error:")
+    images, row_titles = uploads.uploaded_images(source)
+    labels = None
     if not images:
         st.info("Upload one or more images to explain them with every loss's model.")
         st.stop()
@@ -92,6 +73,18 @@ with st.spinner(f"Computing {method} for {len(pixels)} images x {len(loaded)} lo
     results = [
         cams.cams(record, pixels, labels, method, target_mode, chosen_class, layer=view.layer) for record in runs
     ]
+
+coarse = interpret.coarseness(pixels.shape[-2:], results[0].cam_shape)
+if coarse:
+    st.info(coarse, icon=":material/grid_view:")
+    if session.DEFAULT_EXAMPLE in session.experiments() and runs[0].experiment != session.DEFAULT_EXAMPLE:
+        st.button(
+            "Open the 28x28 example",
+            key="cam_open_example",
+            icon=":material/open_in_new:",
+            on_click=session.select_experiment,  # before the sidebar is drawn, so it shows the example
+            args=(session.DEFAULT_EXAMPLE,),
+        )
 
 loss_names = [titles.loss_label(record) for record in runs]
 header = st.columns(len(loaded) + 1)

@@ -307,11 +307,12 @@ def test_interpretability_scores_every_reported_metric_against_its_baseline(digi
 
 def test_interpret_command_prints_a_json_line_per_run_without_the_dataset(tmp_path, capsys, monkeypatch):
     from lab import cli, datasets
+    from lab.experiment import make_experiment
     from lab.trainer import train_experiment
 
     store = RunStore(tmp_path)
-    configs = [RunConfig(loss=loss, epochs=1, experiment="cli-cam", snapshot_points=30) for loss in ("softmax", "amc")]
-    train_experiment(configs, store)
+    base = RunConfig(epochs=1, experiment="cli-cam", snapshot_points=30)
+    train_experiment(make_experiment(base, ("softmax", "amc"), seeds=[0, 1]), store)
 
     def no_dataset(*args, **kwargs):
         raise AssertionError("interpret loaded the dataset")
@@ -321,13 +322,29 @@ def test_interpret_command_prints_a_json_line_per_run_without_the_dataset(tmp_pa
     out, err = capsys.readouterr()
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
-    assert sorted(line["loss"] for line in lines) == ["amc", "softmax"]
-    for line in lines:
+    runs = [line for line in lines if line["over"] == "images"]
+    assert sorted(line["loss"] for line in runs) == ["amc", "amc", "softmax", "softmax"]
+    for line in runs:
         assert line["method"] == "GradCAM" and line["images"] == 20 and line["layer"] == "last"
+        assert "paired t-test over the images" in line["test"] and "Holm" in line["test"]
         assert set(line["metrics"]) == set(interpret.REPORTED)
         for name, metric in line["metrics"].items():
-            assert set(metric) == {"value", "ci_low", "ci_high", "baseline", "distinguishable"}, name
-            assert isinstance(metric["distinguishable"], bool)
+            if metric is None:
+                continue
+            assert {"verdict", "p", "p_adjusted", "against"} <= set(metric) and "distinguishable" not in metric, name
+            assert metric["verdict"] in ("better", "worse", "not distinguishable"), name
+            assert metric["p_adjusted"] >= metric["p"], name
+            assert metric["against"]["random"]["verdict"] == metric["verdict"], name
+    # with several seeds, a line per variant gives the verdict over the seeds and against softmax
+    over_seeds = {line["variant"]: line for line in lines if line["over"] == "seeds"}
+    assert set(over_seeds) == {"Softmax cross-entropy", "AMC-Loss"}
+    amc = over_seeds["AMC-Loss"]
+    assert amc["seeds"] == [0, 1] and "paired t-test over the training seeds" in amc["test"]
+    assert amc["metrics"]["road"]["verdict"] in ("better", "worse", "not distinguishable")
+    assert amc["vs_reference"]["variant"] == "Softmax cross-entropy"
+    versus = amc["vs_reference"]["metrics"]["road"]
+    assert {"difference", "p_adjusted", "outcome"} <= set(versus)
+    assert over_seeds["Softmax cross-entropy"]["vs_reference"] is None
     assert "100%" in err  # the progress bar reached the end
     assert cli.main(["interpret", "--experiment", "nope", "--runs-dir", str(tmp_path)]) == 2
     assert "experiments there: cli-cam" in capsys.readouterr().err

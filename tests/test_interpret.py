@@ -22,6 +22,7 @@ from torch import nn
 from lab import interpret
 from lab import interpret_metrics as im
 from lab import interpret_road as ir
+from lab import interpret_stats as stats
 
 # pytorch-grad-cam's ROAD imputer calls np.argwhere on a torch tensor, which numpy 2 warns about
 pytestmark = pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning")
@@ -107,7 +108,7 @@ def test_a_map_on_the_pixels_the_model_reads_beats_a_random_map_in_deletion_and_
     deletion, insertion = patch_case["deletion_auc"], patch_case["insertion_auc"]
     assert deletion.value < deletion.baseline - 0.1  # the prediction falls at the first step
     assert insertion.value > insertion.baseline + 0.1  # and comes back at the first step
-    assert deletion.distinguishable and insertion.distinguishable
+    assert deletion.verdict == insertion.verdict == "better"
     assert (deletion.values < deletion.baseline_values).mean() > 0.9
     blurred_level = deletion.baselines["blurred"]
     assert deletion.value == pytest.approx(blurred_level, abs=0.1)  # it sits at the blurred image's level
@@ -117,7 +118,7 @@ def test_a_map_on_the_pixels_the_model_reads_beats_a_random_map_in_deletion_and_
 def test_multiplying_by_a_map_on_the_read_pixels_keeps_the_prediction(patch_case):
     drop, increase = patch_case["confidence_drop"], patch_case["confidence_increase"]
     assert drop.value == pytest.approx(0.0, abs=1e-6)  # the patch is multiplied by 1, the rest is not read
-    assert drop.baseline > 0.01 and drop.distinguishable
+    assert drop.baseline > 0.01 and drop.verdict == "better"
     assert increase.value == 0.0
 
 
@@ -127,14 +128,14 @@ def test_road_ranks_a_graded_map_on_the_read_pixels_above_a_random_map():
     maps = _patch_maps(n) * 0.9 + im.random_maps(n, (SIZE, SIZE), seed=5) * 0.1  # no ties: ROAD's thresholds
     result = interpret.evaluate(PatchModel(), images, None, np.zeros(n), maps, metrics=("road",))["road"]
     assert result.value > result.baseline + 0.05
-    assert result.distinguishable
+    assert result.verdict == "better"
 
 
 def test_a_random_map_is_not_distinguishable_from_another_random_map():
     n = 60
     maps = im.random_maps(n, (SIZE, SIZE), seed=123)
     result = interpret.evaluate(PatchModel(), _patch_images(n), None, np.zeros(n), maps, metrics=("deletion_auc",))
-    assert not result["deletion_auc"].distinguishable
+    assert result["deletion_auc"].verdict == "not distinguishable"
 
 
 # ---------------------------------------------------------------- agreement with pytorch-grad-cam
@@ -358,13 +359,13 @@ def test_a_real_difference_reads_as_a_sentence_with_its_number_and_direction():
     assert comparison.significant and comparison.better
     text = interpret.sentence(comparison, "AMC", "softmax")
     assert text.startswith("AMC puts ") and text.endswith(
-        "% more of the map on the object than softmax on these 500 images."
+        "% more of the map on the object than softmax on these 500 images (better; Holm-adjusted p < 0.001)."
     )
     shown = float(text.split()[2])
     assert shown == pytest.approx(comparison.difference * 100, abs=1)
     # lower is better for deletion: the same improvement in the other direction is "better"
     worse = interpret.compare(_result("deletion_auc", amc), _result("deletion_auc", softmax))
-    assert worse.better is False and "(worse)" in interpret.sentence(worse, "AMC", "softmax")
+    assert worse.better is False and "(worse; Holm-adjusted p" in interpret.sentence(worse, "AMC", "softmax")
 
 
 def test_the_direction_table_in_the_docstring_matches_the_sentences():
@@ -377,7 +378,7 @@ def test_the_direction_table_in_the_docstring_matches_the_sentences():
     assert set(interpret.REPORTED) <= set(interpret.METRICS)
     for spec in interpret.METRICS.values():
         for template in (spec.more, spec.less):
-            assert all(part in template for part in ("{a}", "{b}", "{m}", "{n}")), template
+            assert all(part in template for part in ("{a}", "{b}", "{m}", "{on}")), template
 
 
 # ---------------------------------------------------------------- the whole evaluation
@@ -395,11 +396,131 @@ def test_evaluate_reports_progress_leaves_the_model_alone_and_prints_the_cli_jso
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) > 5
     assert model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    raw = {name: r.tests["random"].p for name, r in results.items() if r is not None}
+    assert {name: r.p_adjusted for name, r in results.items() if r is not None} == stats.holm(raw)
     printed = interpret.to_json(results)
     assert list(printed) == list(interpret.REPORTED)
     assert printed["object_mass"] is None and printed["randomization_similarity"] is None
-    assert set(printed["road"]) == {"value", "ci_low", "ci_high", "baseline", "distinguishable"}
+    assert set(printed["road"]) == {"value", "ci_low", "ci_high", "baseline", "verdict", "p", "p_adjusted", "against"}
+    assert printed["road"]["verdict"] in ("better", "worse", "not distinguishable")
+    assert set(printed["road"]["against"]) == {"random", "gaussian"}
     with pytest.raises(ValueError, match="unknown metrics"):
         interpret.evaluate(model, images, None, np.zeros(10), maps, metrics=("accuracy",))
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         interpret.evaluate(model, images, None, np.zeros(10), maps * 2, metrics=("road",))
+
+
+# ---------------------------------------------------------------- tests, Holm-Bonferroni and verdicts
+
+
+def test_holm_adjusts_known_p_values():
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1, then made non-decreasing: 0.02, 0.03, 0.06, 0.06
+    adjusted = stats.holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.005, "untested": None})
+    assert adjusted["untested"] is None
+    assert {k: v for k, v in adjusted.items() if v is not None} == pytest.approx(
+        {"a": 0.03, "b": 0.06, "c": 0.06, "d": 0.02}
+    )
+    assert stats.holm({"x": 0.5, "y": 0.6}) == {"x": 1.0, "y": 1.0}  # capped at 1
+    assert stats.holm({"alone": 0.02}) == {"alone": 0.02}  # a family of one is not adjusted
+
+
+def test_paired_t_is_scipys_paired_t_test():
+    from scipy.stats import ttest_rel
+
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(0.5, 0.1, 40), rng.normal(0.47, 0.1, 40)
+    mean, p, n = stats.paired_t(a - b)
+    assert n == 40 and mean == pytest.approx(float(np.mean(a - b)))
+    assert p == pytest.approx(ttest_rel(a, b).pvalue, rel=1e-9)
+    assert stats.paired_t(np.zeros(5))[1] == 1.0 and stats.paired_t(np.full(5, 0.2))[1] == 0.0
+    assert stats.paired_t([0.3]) == (0.3, None, 1)
+
+
+def _differences(t: float, n: int = 200, seed: int = 0) -> np.ndarray:
+    """``n`` differences whose one-sample t statistic is exactly ``t``."""
+    noise = np.random.default_rng(seed).normal(size=n)
+    noise = (noise - noise.mean()) / noise.std(ddof=1)
+    return noise + t / np.sqrt(n)
+
+
+def test_each_verdict_has_a_direction_and_is_adjusted_over_the_metrics():
+    random = np.random.default_rng(6).uniform(0.4, 0.6, 200)
+    marginal = {  # each alone at p = 0.017 in its own direction
+        "insertion_auc": random + _differences(2.4, seed=1),  # higher is better
+        "deletion_auc": random + _differences(2.4, seed=2),  # lower is better
+        "object_mass": random - _differences(2.4, seed=3),
+    }
+    alone = {name: interpret.summarize(name, v, {"random": random}) for name, v in marginal.items()}
+    assert [r.verdict for r in alone.values()] == ["better", "worse", "worse"]
+    assert all(r.p_adjusted == pytest.approx(0.0173, abs=5e-4) for r in alone.values())
+    strong = interpret.summarize("road", random - 0.05 + _differences(0.0, seed=4) * 0.01, {"random": random})
+    family = interpret.adjust(alone | {"road": strong, "randomization_similarity": None})
+    assert family["randomization_similarity"] is None
+    assert family["road"].verdict == "worse"  # far below the random map: a finding, stated
+    for name in marginal:  # three tests at 0.017 among four: Holm gives each 3 x 0.017 > 0.05
+        assert family[name].p_adjusted == pytest.approx(3 * alone[name].p_adjusted)
+        assert family[name].verdict == "not distinguishable"
+    printed = interpret.to_json(family, names=("road", "object_mass"))
+    assert printed["road"]["verdict"] == "worse" and printed["road"]["p_adjusted"] < 0.05
+    assert printed["object_mass"]["p"] == pytest.approx(alone["object_mass"].p_adjusted)
+    assert "distinguishable" not in printed["road"]
+
+
+def test_maps_worse_than_a_random_map_are_never_called_better_than_softmax():
+    # the filed case: AMC 2 points above softmax on object mass, image by image, both below a random map
+    rng = np.random.default_rng(4)
+    random = np.clip(rng.normal(0.495, 0.05, 200), 0, 1)
+    softmax = random - 0.047 + rng.normal(0, 0.03, 200)
+    amc = softmax + 0.020 + rng.normal(0, 0.01, 200)
+    amc_result, softmax_result = (interpret.summarize("object_mass", v, {"random": random}) for v in (amc, softmax))
+    assert amc_result.verdict == softmax_result.verdict == "worse"
+    comparison = interpret.compare(amc_result, softmax_result)
+    assert comparison.significant and comparison.better  # ahead of softmax ...
+    assert stats.outcome(comparison, amc_result) == "higher, but worse than a random map"  # ... but not better
+    text = interpret.sentence(comparison, "AMC", "softmax", amc_result)
+    assert "(better" not in text and "AMC's maps are worse than a random map" in text
+    # maps that beat the random map are better than softmax when they are ahead of it
+    above = interpret.summarize("object_mass", amc + 0.2, {"random": random})
+    ahead = interpret.compare(above, softmax_result)
+    assert stats.outcome(ahead, above) == "better" and "(better; Holm-adjusted p" in interpret.sentence(
+        ahead, "AMC", "softmax", above
+    )
+
+
+RANDOM_MASS = (0.495, 0.494, 0.496)  # each run's random-map object mass
+
+
+def _seeds(values: tuple[float, ...]) -> dict[int, dict[str, interpret.MetricResult]]:
+    """Runs of seeds 0, 1, 2 with these object masses (each run's mean over two images)."""
+    return {
+        seed: {"object_mass": interpret.summarize("object_mass", np.full(2, v), {"random": np.full(2, r)})}
+        for seed, (v, r) in enumerate(zip(values, RANDOM_MASS, strict=True))
+    }
+
+
+def test_over_seeds_each_run_is_one_value_and_the_verdict_is_a_paired_t_test_over_the_seeds():
+    from scipy.stats import ttest_rel
+
+    from lab import summary
+
+    softmax, amc = _seeds((0.44, 0.452, 0.446)), _seeds((0.462, 0.470, 0.471))
+    amc_seeds, softmax_seeds = interpret.over_seeds(amc), interpret.over_seeds(softmax)
+    mass = amc_seeds["object_mass"]
+    assert amc_seeds["road"] is None
+    assert mass.seeds == [0, 1, 2] and list(mass.values.values()) == pytest.approx([0.462, 0.470, 0.471])
+    assert mass.stats == summary.interval(list(mass.values.values()), bounds=(0.0, 1.0))  # t, inside [0, 1]
+    assert mass.verdict == "worse" and mass.baseline == pytest.approx(0.495, abs=1e-6)
+    expected = ttest_rel([0.462, 0.470, 0.471], RANDOM_MASS).pvalue
+    assert mass.p_adjusted == pytest.approx(expected, rel=1e-4)  # one metric: nothing to adjust
+    comparisons = interpret.compare_all(amc_seeds, softmax_seeds)
+    comparison = comparisons["object_mass"]
+    difference, paired = summary.paired_difference(mass.values, softmax_seeds["object_mass"].values)
+    assert (comparison.ci_low, comparison.ci_high, comparison.n) == (difference.ci_low, difference.ci_high, 3)
+    assert comparison.significant and comparison.over == "seeds"
+    assert stats.outcome(comparison, mass) == "higher, but worse than a random map"
+    assert "over 3 training seeds" in interpret.sentence(comparison, "AMC", "softmax", mass)
+    # one seed: no interval, no test, so neither a verdict nor an outcome
+    alone = interpret.over_seeds({0: amc[0]})["object_mass"]
+    assert alone.stats.ci_low is None and alone.verdict is None
+    single = interpret.compare_all({"object_mass": alone}, interpret.over_seeds({0: softmax[0]}))["object_mass"]
+    assert single.p_adjusted is None and stats.outcome(single, alone) == "no significant difference"

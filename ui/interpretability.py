@@ -1,45 +1,53 @@
-"""The interpretability section of the Grad-CAM page: each metric next to its baselines with 95% CIs, and
-the paired difference of every loss to softmax ("does this loss make Grad-CAM more interpretable?").
+"""The interpretability section of the Grad-CAM page: each metric next to its baselines with the verdict
+against each, and every loss against softmax ("does this loss make Grad-CAM more interpretable?").
 
-Computed only when asked for (a toggle), with a progress bar fed by the metrics' own progress callback,
-and kept per run and settings (:func:`ui.cams.metrics`), so the Compare page can show what was computed.
+With several training seeds the verdict comes from the seeds and is shown first; one seed's figures over
+its images follow, labelled as one seed. The statistics are :mod:`lab.interpret_stats`'s; this module
+only lays them out. Computed only when asked for (a toggle), with a progress bar fed by the metrics' own
+progress callback, and kept per run and settings (:func:`ui.cams.metrics`), so the Compare page can show
+what was computed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import streamlit as st
 
-from lab import interpret, summary
-from lab.interpret import MetricResult
+from lab import interpret
+from lab import interpret_stats as stats
+from lab.interpret import MetricResult, SeedResult
 from lab.runstore import RunRecord
 from ui import cams, layout, loaders, seeds, titles
+from ui.text import plain
 
+Result = MetricResult | SeedResult
 NOT_DISTINGUISHABLE = "not distinguishable from a random map"
 PASSES_SANITY = "passes the sanity check"
 PARTLY_FAILS_SANITY = "partly fails the sanity check"
+UNDEFINED = "undefined on these images"
 BASELINE_COLUMNS = {"random": "random map", "gaussian": "centred Gaussian", "blurred": "blurred image"}
-REFERENCE_LOSS = "softmax"
+REFERENCE_LOSS = stats.REFERENCE_LOSS
 SCORING_TIME = (
     "Scoring takes about four seconds per run for 200 28x28 images on two quiet CPU cores, more when other work "
     "shares them (`bench/interpret.py`); the results are kept for this server."
 )
+METHOD = (
+    "Each metric is tested against each baseline map with a paired t-test ({test}); the p-values of one "
+    "comparison (against the random map, against the Gaussian, against softmax) are adjusted by Holm-Bonferroni "
+    "over the metrics, and a verdict (better, worse, not distinguishable) is taken at 5% of the adjusted p. "
+    "Worse than a random map is a finding: the maps do less than noise would on that metric. A loss is called "
+    "better than softmax only on a metric where its own maps are better than a random map."
+)
 
 
-def verdict(result: MetricResult) -> str:
-    """What the metric says about the maps, against the random-map baseline."""
+def verdict(result: Result) -> str:
+    """The maps against the random map in words: better, worse or not distinguishable, or for the
+    randomization check whether it passes."""
     if result.value is None:
-        return "undefined on these images"
-    if result.name == "randomization_similarity":
-        # here the baseline is "changed completely", so matching it is the good outcome
-        if result.distinguishable and result.value > (result.baseline or 0.0):
-            return PARTLY_FAILS_SANITY
-        return PASSES_SANITY
-    if not result.distinguishable:
-        return NOT_DISTINGUISHABLE
-    spec = interpret.METRICS[result.name]
-    better = (result.value > (result.baseline or 0.0)) == spec.higher_is_better
-    return "better than a random map" if better else "worse than a random map"
+        return UNDEFINED
+    return stats.against_random(result)
 
 
 def _number(value: float | None, percent: bool, signed: bool = False) -> str:
@@ -49,35 +57,55 @@ def _number(value: float | None, percent: bool, signed: bool = False) -> str:
     return f"{value:{sign}.1%}" if percent else f"{value:{sign}.3f}"
 
 
-ROW_HEIGHT = 35  # pixels, Streamlit's default dataframe row
-# Fixed widths for the short columns leave the verdict the rest of a 1440-pixel screen's main column, so
-# "not distinguishable from a random map" is read whole, not cut off.
-METRIC_COLUMNS = {
-    "loss": st.column_config.TextColumn(width=150),
-    "metric": st.column_config.TextColumn(width=160),
-    "value": st.column_config.TextColumn(width=60),
-    "95% CI": st.column_config.TextColumn(width=115, help="bootstrap 95% confidence interval over the images"),
-    "random map": st.column_config.TextColumn(width=85, help="the metric for seeded random maps"),
-    "centred Gaussian": st.column_config.TextColumn(width=110, help="the metric for one centred Gaussian map"),
-    "blurred image": st.column_config.TextColumn(
-        width=95, help="deletion and insertion: the prediction on the blurred image, where the curves end or start"
-    ),
-    "verdict": st.column_config.TextColumn(
-        help="Against the random map: whether the CI of the paired difference (maps minus random map, image by "
-        "image) excludes 0. The sanity check passes when the maps of the model with its top layers "
-        "re-initialized are no more like its maps than random maps are; it partly fails when they keep part "
-        "of the pattern (the maps then depend less on what the model learned)."
-    ),
-}
+def _against(result: Result, key: str) -> str:
+    """A baseline's cell: its value and which way the maps differ from it."""
+    if key not in result.baselines:
+        return ""
+    value = _number(result.baselines[key], interpret.METRICS[result.name].percent)
+    test = result.tests.get(key)
+    if test is None or test.verdict is None:
+        return value
+    return f"{value} · {'maps ' + test.verdict if test.verdict != stats.NOT_DISTINGUISHABLE else test.verdict}"
 
 
-def table_height(rows: int) -> int:
-    """Pixels that show every row and the header, without an inner scroll bar."""
-    return ROW_HEIGHT * (rows + 1) + 3
+def reading_guide(over: str) -> str:
+    """What the metric table's columns mean, naming the interval and the test that were used."""
+    interval = "Student's t interval over the training seeds" if over == "seeds" else "bootstrap CI over the images"
+    test = stats.SEED_TEST if over == "seeds" else stats.IMAGE_TEST
+    return (
+        f"**95% CI**: {interval}. **random map**, **centred Gaussian**, **blurred image**: the metric for that "
+        "baseline map (the blurred image: the prediction where the deletion curve ends and the insertion curve "
+        "starts) and whether these maps are better or worse than it. **verdict**: the maps against the random "
+        f"map; **adjusted p**: its p-value, from a {test}, Holm-adjusted over the metrics."
+    )
 
 
-def metric_rows(names: list[str], results: list[dict[str, MetricResult | None]]) -> list[dict[str, str]]:
-    """One table row per loss and metric: value with its 95% CI, the baselines, the verdict."""
+def p_cell(p: float | None) -> str:
+    """An adjusted p-value in a table cell: ``0.034``, ``< 0.001``, ``–`` (untested)."""
+    if p is None:
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def metric_tables(names: list[str], results: list[Mapping[str, Result | None]]) -> None:
+    """:func:`metric_rows` as one table per loss under its name (and its number of seeds, over seeds)."""
+    rows = metric_rows(names, results)
+    for name in names:
+        own = [row for row in rows if row["loss"] == name]
+        seeds = next((row["seeds"] for row in own if "seeds" in row), None)
+        st.markdown(f"**{plain(name)}**" + (f" · {seeds} seeds" if seeds else ""))
+        show_table([{k: v for k, v in row.items() if k not in ("loss", "seeds")} for row in own])
+
+
+def show_table(rows: list[dict[str, str]]) -> None:
+    """A static table whose cells wrap, so no column is ever cut off, with every cell shown literally."""
+    columns = list(dict.fromkeys(column for row in rows for column in row))
+    st.table([{column: plain(row.get(column, "")) for column in columns} for row in rows], hide_index=True)
+
+
+def metric_rows(names: list[str], results: list[Mapping[str, Result | None]]) -> list[dict[str, str]]:
+    """One table row per loss and metric: value with its 95% CI, the baselines with the maps' direction
+    against each, the verdict against the random map and its adjusted p (seeds too, over seeds)."""
     rows = []
     for name, per_metric in zip(names, results, strict=True):
         for metric in interpret.REPORTED:
@@ -86,49 +114,78 @@ def metric_rows(names: list[str], results: list[dict[str, MetricResult | None]])
             if result is None:
                 rows.append({"loss": name, "metric": spec.label, "verdict": "not computed for this dataset"})
                 continue
-            row = {
-                "loss": name,
-                "metric": spec.label + (" ↑" if spec.higher_is_better else " ↓"),
-                "value": _number(result.value, spec.percent),
-                "95% CI": f"{_number(result.ci_low, spec.percent)} to {_number(result.ci_high, spec.percent)}",
-            }
+            row = {"loss": name, "metric": spec.label + (" ↑" if spec.higher_is_better else " ↓")}
+            if isinstance(result, SeedResult):
+                row["seeds"] = str(result.stats.n)
+                low, high = result.stats.ci_low, result.stats.ci_high
+            else:
+                low, high = result.ci_low, result.ci_high
+            row["value"] = _number(result.value, spec.percent)
+            row["95% CI"] = (
+                f"{_number(low, spec.percent)} to {_number(high, spec.percent)}" if low is not None else "no interval"
+            )
             for key, column in BASELINE_COLUMNS.items():
-                row[column] = _number(result.baselines.get(key), spec.percent) if key in result.baselines else ""
+                row[column] = _number(result.baseline, spec.percent) if key == stats.RANDOM else _against(result, key)
             row["verdict"] = verdict(result)
+            row["adjusted p"] = p_cell(result.p_adjusted)
             rows.append(row)
     return rows
 
 
 def comparison_rows(
-    name: str, results: dict[str, MetricResult | None], reference: dict[str, MetricResult | None]
+    name: str, results: Mapping[str, Result | None], reference: Mapping[str, Result | None]
 ) -> tuple[list[dict[str, str]], list[str]]:
-    """The paired differences ``name`` minus softmax per metric, and a plain sentence for each."""
+    """``name`` minus softmax on each metric, paired image by image (:class:`MetricResult`) or seed by seed
+    (:class:`SeedResult`), Holm-adjusted over the metrics, with the outcome and a plain sentence each."""
     rows, sentences = [], []
-    for metric in interpret.REPORTED:
-        a, b = results.get(metric), reference.get(metric)
-        if a is None or b is None:
-            continue
+    for metric, comparison in stats.compare_all(results, reference).items():
         spec = interpret.METRICS[metric]
-        comparison = interpret.compare(a, b)
-        if comparison.better is None:
-            outcome = "no significant difference"
-        else:
-            outcome = "better" if comparison.better else "worse"
-        if metric != "randomization_similarity" and not (a.distinguishable or b.distinguishable):
-            outcome += f" (both {NOT_DISTINGUISHABLE})"
+        own = results[metric]
+        interval = "–"
+        if comparison.ci_low is not None:
+            interval = (
+                f"{_number(comparison.ci_low, spec.percent, signed=True)} to "
+                f"{_number(comparison.ci_high, spec.percent, signed=True)}"
+            )
         rows.append(
             {
-                "metric": spec.label,
-                "difference": _number(comparison.difference, spec.percent, signed=True),
-                "95% CI": (
-                    f"{_number(comparison.ci_low, spec.percent, signed=True)} to "
-                    f"{_number(comparison.ci_high, spec.percent, signed=True)}"
-                ),
-                "outcome": outcome,
+                "metric": spec.label + (" ↑" if spec.higher_is_better else " ↓"),
+                "minus softmax": _number(comparison.difference, spec.percent, signed=True),
+                "95% CI": interval,
+                "adjusted p": p_cell(comparison.p_adjusted),
+                "outcome": stats.outcome(comparison, own) if comparison.p_adjusted is not None else "not tested",
             }
         )
-        sentences.append(interpret.sentence(comparison, name, REFERENCE_LOSS))
+        sentences.append(stats.sentence(comparison, name, REFERENCE_LOSS, own))
     return rows, sentences
+
+
+def headline(name: str, rows: list[dict[str, str]], where: str) -> str:
+    """The answer for one loss against softmax, counted from ``rows`` (:func:`comparison_rows`)."""
+    better = sum(row["outcome"] == stats.BETTER for row in rows)
+    worse = sum(row["outcome"] == stats.WORSE for row in rows)
+    untested = sum(row["outcome"] == "not tested" for row in rows)
+    qualified = len(rows) - better - worse - untested - sum(row["outcome"] == stats.NO_DIFFERENCE for row in rows)
+    if untested == len(rows):
+        return f"{name}: too few paired runs to compare with softmax {where}."
+    if better == worse == qualified == 0:
+        return f"{name}: no significant difference from softmax on any of {len(rows)} metrics {where}."
+    text = f"{name}: better than softmax on {better} and worse on {worse} of {len(rows)} metrics {where}"
+    if qualified:
+        text += f"; ahead on {qualified} more where its maps do not beat a random map, so not counted as better"
+    return text + "."
+
+
+def _comparisons(names: list[str], results: list[Mapping[str, Result | None]], reference: int, where: str) -> None:
+    """An expander per loss against softmax: its headline, the table and the sentences."""
+    for i, (name, per_metric) in enumerate(zip(names, results, strict=True)):
+        if i == reference:
+            continue
+        rows, sentences = comparison_rows(name, per_metric, results[reference])
+        with st.expander(headline(name, rows, where), expanded=False):
+            show_table(rows)
+            for text in sentences:
+                st.markdown(f"- {text}")
 
 
 def _same_images(loaded: list[tuple[RunRecord, loaders.RunArrays]], n_images: int) -> bool:
@@ -142,9 +199,9 @@ def section(
     layer: str,
     every_seed: list[tuple[RunRecord, loaders.RunArrays]] | None = None,
 ) -> None:
-    """Draw the interpretability section for the runs in ``loaded`` (one training seed) and the page's
-    method and layer; with ``every_seed`` (the experiment's runs of all its seeds), also the figures over
-    the seeds when there are several."""
+    """Draw the interpretability section for the page's method and layer. ``loaded``: the runs of the seed
+    shown; ``every_seed``: the experiment's runs of all its seeds. With several seeds the verdict over the
+    seeds comes first and the shown seed's figures over its images second; with one, only the latter."""
     usable = [(record, arrays) for record, arrays in loaded if arrays.snapshot_images is not None]
     if not usable:
         st.info("These runs store no test images (they were trained before runs kept them): retrain to score maps.")
@@ -161,66 +218,76 @@ def section(
             help=f"The first images of the {stored} test images each run stores; the same images for every loss.",
         )
     )
+    several = every_seed is not None and len(seeds.seeds_of([record for record, _ in every_seed])) > 1
+    test = f"{stats.SEED_TEST} when there are several, else {stats.IMAGE_TEST}" if several else stats.IMAGE_TEST
     st.caption(
         f"{method} maps of the predicted class at the {cams.LAYERS[layer]}, each on its own scale, on {n_images} "
-        "stored test images. Each value is a mean over the images with a bootstrap 95% CI, next to the same "
-        "metric for maps that know nothing about the model: a random map, a centred Gaussian and, for deletion "
-        "and insertion, the blurred image. A metric whose value cannot be told apart from a random map's "
-        f"(the CI of the paired difference includes 0) is marked *{NOT_DISTINGUISHABLE}*: it says nothing about "
-        "the maps. The sanity check (Adebayo et al., 2018) re-initializes the model's top layers; the maps *partly "
-        "fail* it when they stay more like the trained model's maps than random maps do, since then they do not "
-        "depend on what those layers learned. ↑ higher is better, ↓ lower is better."
+        "stored test images, next to the same metric for maps that know nothing about the model: a random map, a "
+        "centred Gaussian and, for deletion and insertion, the blurred image. "
+        + METHOD.format(test=test)
+        + " The sanity check (Adebayo et al., 2018) re-initializes the model's top layers; the maps *partly fail* "
+        "it when they stay more like the trained model's maps than random maps do. ↑ higher is better, ↓ lower "
+        "is better."
     )
-    _one_seed(usable, method, layer, n_images)
-    if every_seed is not None and len(seeds.seeds_of([record for record, _ in every_seed])) > 1:
-        _over_seeds(every_seed, method, layer, n_images)
+    shown_seed = usable[0][0].config.seed if usable[0][0].config else None
+    if several and every_seed is not None:
+        if not _over_seeds(every_seed, method, layer, n_images):
+            return
+        st.subheader(f"One training seed (seed {shown_seed}), over its images")
+        st.caption(
+            f"One trained model per loss, {n_images} images. The intervals and tests over the images say how sure "
+            "these numbers are for these models, not whether they survive retraining: the verdict is the one over "
+            "the seeds above."
+        )
+    else:
+        st.subheader("One training seed, over the images")
+        st.caption(
+            f"One trained model per loss, {n_images} images: the tests say how sure these numbers are for these "
+            "models, not whether a difference survives retraining. Train several seeds (the Train page's seeds, or "
+            "a preset with 3 seeds) to get a verdict over seeds."
+        )
+    _one_seed(usable, method, layer, n_images, scored=several)
 
 
-def _one_seed(usable: list[tuple[RunRecord, loaders.RunArrays]], method: str, layer: str, n_images: int) -> None:
-    """The metric table of the runs shown and each loss's paired difference to softmax over the images."""
+def _one_seed(
+    usable: list[tuple[RunRecord, loaders.RunArrays]], method: str, layer: str, n_images: int, scored: bool
+) -> None:
+    """The metric table of the runs shown and each loss against softmax over the images. ``scored``: the
+    runs were scored already (by the seeds' section)."""
     cached = [cams.cached_metrics(record, method, layer, n_images) for record, _ in usable]
     if any(result is None for result in cached):
-        if not st.toggle("Score the maps", key="cam_score"):
+        if not scored and not st.toggle("Score the maps", key="cam_score"):
             st.caption(SCORING_TIME)
             return
         cached = _score(usable, method, layer, n_images)
     names = [titles.loss_label(record) for record, _ in usable]
-    table = metric_rows(names, cached)
-    st.dataframe(
-        table, hide_index=True, column_config=METRIC_COLUMNS, height=table_height(len(table)), key="cam_metric_table"
+    reference = next(
+        (i for i, (record, _) in enumerate(usable) if record.config and record.config.loss == REFERENCE_LOSS), None
     )
-
-    st.subheader("Does this loss make Grad-CAM more interpretable than softmax?")
-    reference = [i for i, (record, _) in enumerate(usable) if record.config and record.config.loss == REFERENCE_LOSS]
-    if not reference:
-        st.info("This experiment has no softmax run to compare with: train one in the same experiment.")
-        return
-    if not _same_images(usable, n_images):
+    if reference is not None and not _same_images(usable, n_images):
         st.warning("These runs stored different test images, so their maps cannot be compared image by image.")
-        return
-    ref = cached[reference[0]]
-    for i, (name, results) in enumerate(zip(names, cached, strict=True)):
-        if i == reference[0]:
-            continue
-        rows, sentences = comparison_rows(name, results, ref)
-        better = sum(row["outcome"].startswith("better") for row in rows)
-        worse = sum(row["outcome"].startswith("worse") for row in rows)
-        if better == worse == 0:
-            headline = f"{name}: no significant difference from softmax on any metric on these {n_images} images."
-        else:
-            headline = (
-                f"{name}: significantly better than softmax on {better} and worse on {worse} of {len(rows)} "
-                f"metrics on these {n_images} images; no significant difference on the rest."
-            )
-        with st.expander(headline, expanded=False):
-            st.dataframe(rows, hide_index=True, height=table_height(len(rows)), key=f"cam_compare_{i}")
-            for text in sentences:
-                st.markdown(f"- {text}")
-    st.caption(
-        f"Differences are each loss minus softmax, image by image, over the same {n_images} images, with bootstrap "
-        "95% CIs. They say how sure these numbers are for these trained models and images, not across training "
-        "seeds: train several seeds to see how much the difference varies from run to run."
-    )
+        reference = None
+    _verdicts(names, cached, reference, f"on these {n_images} images", "images")
+
+
+def _verdicts(
+    names: list[str], results: list[Mapping[str, Result | None]], reference: int | None, where: str, over: str
+) -> None:
+    """Each loss against softmax first (the answer), then each loss's metrics against the baseline maps."""
+    st.markdown("**Against softmax**")
+    if reference is None:
+        st.info("No softmax run to compare with on the same images: train one in the same experiment.")
+    else:
+        _comparisons(names, results, reference, where)
+        test = stats.SEED_TEST if over == "seeds" else stats.IMAGE_TEST
+        interval = "Student's t intervals" if over == "seeds" else "bootstrap 95% CIs"
+        st.caption(
+            f"Each loss minus softmax, {'seed by seed' if over == 'seeds' else 'image by image'}, {where}: "
+            f"{interval} and a {test}, Holm-adjusted over the metrics."
+        )
+    st.markdown("**Each metric against the baseline maps**")
+    metric_tables(names, results)
+    st.caption(reading_guide(over))
 
 
 def _score(
@@ -236,72 +303,42 @@ def _score(
     )
 
 
-def seed_rows(values: dict[str, dict[str, dict[int, float]]], reference: str | None) -> list[dict[str, str]]:
-    """One row per metric and variant from ``values[metric][variant][seed]`` (each run's mean over the
-    images): the mean over seeds with its t interval and, but for ``reference``, the paired difference to
-    it seed by seed and what that says."""
-    rows = []
-    for metric, by_variant in values.items():
-        spec = interpret.METRICS[metric]
-        for figure in summary.over_seeds(by_variant, reference if reference in by_variant else None):
-            stats, difference = figure.stats, figure.difference
-            row = {
-                "loss": figure.variant,
-                "metric": spec.label + (" ↑" if spec.higher_is_better else " ↓"),
-                "seeds": str(stats.n),
-                "mean": _number(stats.mean, spec.percent),
-                "95% CI": _interval(stats, spec.percent),
-            }
-            if figure.variant == reference:
-                row |= {"minus softmax": "", "95% CI of the difference": "", "outcome": "the reference"}
-            else:
-                row["minus softmax"] = _number(difference.mean, spec.percent, signed=True) if difference else "–"
-                row["95% CI of the difference"] = _interval(difference, spec.percent, signed=True)
-                row["outcome"] = _seed_outcome(difference, spec.higher_is_better)
-            rows.append(row)
-    return rows
+def seed_results(
+    scored: list[tuple[RunRecord, dict[str, MetricResult | None]]],
+) -> tuple[list[str], list[dict[str, SeedResult | None]], int | None]:
+    """Each variant's metrics over its seeds from each run's results: the variants' labels (in the order
+    they first appear), their :class:`SeedResult` per metric, and which is softmax (None: none is)."""
+    runs: dict[str, dict[int, dict[str, MetricResult | None]]] = {}
+    losses: dict[str, str] = {}
+    for record, results in scored:
+        label = titles.loss_label(record)
+        runs.setdefault(label, {})[record.config.seed] = results
+        losses.setdefault(label, record.config.loss)
+    names = list(runs)
+    reference = next((i for i, label in enumerate(names) if losses[label] == REFERENCE_LOSS), None)
+    return names, [stats.over_seeds(runs[label]) for label in names], reference
 
 
-def _interval(interval: summary.Interval | None, percent: bool, signed: bool = False) -> str:
-    if interval is None or interval.ci_low is None:
-        return "one seed: no interval"
-    return f"{_number(interval.ci_low, percent, signed)} to {_number(interval.ci_high, percent, signed)}"
-
-
-def _seed_outcome(difference: summary.Interval | None, higher_is_better: bool) -> str:
-    if difference is None or difference.ci_low is None:
-        return "needs two paired seeds"
-    if difference.ci_low <= 0 <= difference.ci_high:
-        return "no significant difference"
-    return "better" if (difference.mean > 0) == higher_is_better else "worse"
-
-
-def _over_seeds(every_seed: list[tuple[RunRecord, loaders.RunArrays]], method: str, layer: str, n_images: int) -> None:
-    """The metrics over training seeds: each run scored on the same images, each variant's mean over its
-    seeds with a t interval, and the paired difference to softmax seed by seed."""
+def _over_seeds(every_seed: list[tuple[RunRecord, loaders.RunArrays]], method: str, layer: str, n_images: int) -> bool:
+    """The verdict over training seeds: each run scored on the same images, each variant's mean over its
+    seeds against the baselines, and each loss against softmax seed by seed. False until scored."""
     usable = [(r, a) for r, a in every_seed if a.snapshot_images is not None and r.config is not None]
-    st.subheader("Over training seeds")
+    n_seeds = len(seeds.seeds_of([record for record, _ in usable]))
+    st.subheader(f"Over the {n_seeds} training seeds: the verdict")
     st.caption(
-        f"Each run's value is its mean over the same {n_images} images; the interval is Student's t over the "
-        "training seeds, and the difference to softmax pairs the runs seed by seed (same data subset, initial "
-        "weights and batch order). This says whether a difference survives retraining, which the CIs over "
-        "images above cannot."
+        f"Each run's value is its mean over the same {n_images} images, and each run is one value: the interval "
+        f"is Student's t over the seeds and the tests are a {stats.SEED_TEST} (each run against its own "
+        "baselines, and each loss against softmax seed by seed: same data subset, initial weights and batch "
+        "order), Holm-adjusted over the metrics. This says whether a difference survives retraining. With few "
+        "seeds the test has little power: *not distinguishable* then means these seeds cannot tell, not that "
+        "the maps equal a random map."
     )
     cached = [cams.cached_metrics(record, method, layer, n_images) for record, _ in usable]
     if any(result is None for result in cached):
-        if not st.toggle(f"Score every seed ({len(usable)} runs)", key="cam_score_seeds"):
+        if not st.toggle(f"Score the maps of every seed ({len(usable)} runs)", key="cam_score_seeds"):
             st.caption(SCORING_TIME)
-            return
-        _score(usable, method, layer, n_images)
-        st.rerun()  # the shown seed's table above is drawn from the same results
-    values: dict[str, dict[str, dict[int, float]]] = {}
-    for (record, _), results in zip(usable, cached, strict=True):
-        for metric in interpret.REPORTED:
-            result = results.get(metric)
-            if result is not None and result.value is not None:
-                by_seed = values.setdefault(metric, {}).setdefault(titles.loss_label(record), {})
-                by_seed[record.config.seed] = result.value
-    references = {titles.loss_label(r) for r, _ in usable if r.config.loss == REFERENCE_LOSS}
-    reference = min(references) if references else None
-    rows = seed_rows(values, reference)
-    st.dataframe(rows, hide_index=True, height=table_height(len(rows)), key="cam_seed_table")
+            return False
+        cached = _score(usable, method, layer, n_images)
+    names, results, reference = seed_results([(record, r) for (record, _), r in zip(usable, cached, strict=True)])
+    _verdicts(names, results, reference, f"over {n_seeds} training seeds", "seeds")
+    return True
