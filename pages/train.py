@@ -30,6 +30,10 @@ if job is not None:
     train_live.show(manager, job_id, owner)
 elif manager.queue_length():
     st.caption(f"{manager.queue_length()} trainings are waiting for a free slot on this machine.")
+# the sidebar's experiment, when another browser or the command line trains it (a shared link's viewer follows
+# it here): its progress from its run files, without Stop; the form below stays this browser's own
+if train_live.follows(session.selected_experiment(), job.experiment if job is not None else None):
+    train_live.show_followed()
 
 problem = session.runs_problem()
 if problem:

@@ -1,5 +1,6 @@
-"""Two real browsers (two cookie jars): a link copied from Alice's address bar gives Bob a read-only view,
-Alice's refresh keeps her Stop button and her form, and text planted in a run file shows as text."""
+"""Two real browsers (two cookie jars): a link copied from Alice's address bar gives Bob a read-only view
+(her training's progress without Stop, his own form), Alice's refresh keeps her Stop button and her form,
+and text planted in a run file shows as text."""
 
 from __future__ import annotations
 
@@ -81,16 +82,28 @@ def test_a_copied_link_is_read_only_and_a_refresh_keeps_stop_and_the_form(tmp_pa
         wait_until_idle(bob)
         sidebar = bob.locator("[data-testid='stSidebar']")
         sidebar.get_by_text("Opened from a link").wait_for(timeout=60_000)
+        # Alice's training, read-only from its run files: no Stop, and Bob's form stays his own
+        bob.get_by_text("Only the browser that started it can stop it").wait_for(timeout=60_000)
+        bob.locator("[data-testid='stProgress']").nth(1).wait_for(timeout=60_000)
+        wait_until_idle(bob)
+        assert bob.locator("[data-testid='stProgress']").count() == 2
         assert bob.get_by_role("button", name="Stop").count() == 0
-        assert bob.locator("[data-testid='stProgress']").count() == 0, "no live view of Alice's job"
         assert sidebar.get_by_text("Delete this experiment").count() == 0
         assert bob.get_by_role("button", name="Start training").is_enabled(), "Bob's own form is his"
+        assert bob.get_by_role("spinbutton", name="Epochs").input_value() == "12", "not Alice's 30"
         screenshot(bob, "security-bob-read-only-train")
         bob.get_by_role("link", name="Feature space").click()
         wait_until_idle(bob)
         bob.get_by_text(re.compile(r"training: runs? \d+")).first.wait_for(timeout=60_000)
         assert sidebar.get_by_text("Delete this experiment").count() == 0
         screenshot(bob, "security-bob-read-only-features")
+        bob.get_by_role("link", name="Follow the training on the Train page").click()  # not to an empty form
+        wait_until_idle(bob)
+        bob.get_by_text("Only the browser that started it can stop it").wait_for(timeout=60_000)
+        bob.locator("[data-testid='stProgress']").nth(1).wait_for(timeout=60_000)
+        wait_until_idle(bob)
+        assert bob.locator("[data-testid='stProgress']").count() == 2
+        assert bob.get_by_role("button", name="Stop").count() == 0
 
         alice.reload()  # Alice's refresh: the cookie keeps her the owner; the form keeps her settings
         wait_until_idle(alice)

@@ -138,7 +138,7 @@ def test_a_new_declared_setting_reaches_validation_the_cli_and_the_form(capsys):
     # the form: an input in the advanced group, and its bounds in the limits text
     noise = next(s for s in settings(WithLabelNoise) if s.name == "label_noise")
     widget = train_form.setting_widget(noise)
-    assert (widget.call, widget.key, widget.label, widget.kwargs["value"]) == (
+    assert (widget.call, widget.key, widget.label, widget.value) == (
         "number_input",
         "label_noise",
         "Label noise",
@@ -180,7 +180,7 @@ def test_the_form_shows_every_declared_setting_and_limits_only_what_it_shows():
     assert "learning rate (peak): above 0, at most 10" in limits
     epochs = train_form.setting_widget(next(s for s in settings() if s.name == "epochs"))
     # the range is stated in the help, not enforced by the browser (which would silently put the old value back)
-    assert epochs.kwargs["value"] == 12 and "min_value" not in epochs.kwargs
+    assert epochs.value == 12 and "min_value" not in epochs.kwargs
     assert "(allowed: an integer from 1 to 200)" in epochs.kwargs["help"]
     device = train_form.setting_widget(next(s for s in settings() if s.name == "device"))
     assert device.kwargs["options"][0] == "auto" and device.kwargs["options"][-1] == "cpu"

@@ -51,7 +51,7 @@ import streamlit as st
 
 from lab import runfiles
 from lab.jobs import JobManager
-from lab.runstore import RunRecord, RunStore, RunStoreError, read_run_file
+from lab.runstore import TRASH_PREFIX, RunRecord, RunStore, RunStoreError, read_run_file
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ CAM_SCALE = "cam_scale"  # Grad-CAM colour scale ("each map" or "shared raw"), t
 CAM_OPACITY = "cam_opacity"  # Grad-CAM overlay opacity, shared likewise
 CAM_LAYER = "cam_layer"  # Grad-CAM layer ("last" or "previous"), shared likewise
 SEEN_DONE = "seen-done-{job_id}"  # the live view has rerun the whole page once after this job ended
+FOLLOWED = "followed_experiment"  # another browser's experiment whose training the Train page showed
 
 # st.query_params keys
 URL_EXPERIMENT = "exp"
@@ -116,6 +117,35 @@ def runs_folder() -> RunsFolder:
     return RunsFolder(RunStore(root), None)
 
 
+def _retire_old_examples(root: Path) -> None:
+    """Move to the trash the copies of example runs that LossLens no longer ships (an older release's
+    examples, retrained since): left in place they would join the new runs of their experiment and be
+    averaged with them. Only runs named like an example and recorded as one of its experiments go."""
+    shipped = {run.name: _experiment_of(run) for run in EXAMPLE_RUNS.iterdir()}
+    experiments = set(shipped.values()) - {None}
+    stale = [
+        entry
+        for entry in root.iterdir()
+        if entry.name not in shipped and entry.name.startswith("example-") and _experiment_of(entry) in experiments
+    ]
+    if stale:
+        trash = Path(tempfile.mkdtemp(dir=root, prefix=TRASH_PREFIX))
+        for entry in stale:
+            os.rename(entry, trash / entry.name)
+        logger.info("replaced %d example runs of an older release: %s", len(stale), ", ".join(e.name for e in stale))
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _experiment_of(run_dir: Path) -> str | None:
+    """The experiment a run folder's config names, or None when it cannot be read."""
+    try:
+        config = json.loads(read_run_file(run_dir, runfiles.CONFIG) or b"{}")
+    except (RunStoreError, OSError, ValueError):
+        return None
+    experiment = config.get("experiment") if isinstance(config, dict) else None
+    return experiment if isinstance(experiment, str) else None
+
+
 def _prepare(root: Path) -> None:
     """Create ``root``, check that it can be written and copy in the examples it lacks (each whole or
     not at all: copied under a temporary name, then renamed)."""
@@ -125,6 +155,7 @@ def _prepare(root: Path) -> None:
     os.unlink(probe)
     if not EXAMPLE_RUNS.is_dir():
         return
+    _retire_old_examples(root)
     for run_dir in EXAMPLE_RUNS.iterdir():
         target = root / run_dir.name
         if not run_dir.is_dir() or target.exists() or target.is_symlink():
@@ -375,6 +406,17 @@ def start_pending(experiment: str) -> None:
     st.query_params[URL_EXPERIMENT] = experiment
     st.session_state[EXPERIMENT] = experiment
     st.session_state[PENDING_EXPERIMENT] = experiment
+
+
+def follow(experiment: str) -> None:
+    """Remember that the Train page showed ``experiment``'s training, which another browser or the command
+    line runs, so that it still shows it when the training has ended."""
+    st.session_state[FOLLOWED] = experiment
+
+
+def followed() -> str | None:
+    """The experiment whose training the Train page last followed read-only (see :func:`follow`)."""
+    return st.session_state.get(FOLLOWED)
 
 
 def first_view_when_done(job_id: str) -> bool:

@@ -5,10 +5,11 @@ here, in its group, with no edit to this file.
 Number fields take any number and say their range in their help; a value out of range is named in an
 error under the form as soon as it is typed (a bounded ``st.number_input`` would silently put the old
 value back). Losses are picked as pills, by the papers' names; "Add a variant" adds a loss again with
-other hyperparameters, and each variant is trained with every seed. A preset (:mod:`lab.presets`) fills
-the form with a paper's experiment. The form can start from an earlier experiment's settings
-(:meth:`TrainSettings.of`), so a refresh during a training keeps what was submitted. Every experiment it
-starts is made by :func:`lab.experiment.make_experiment`.
+other hyperparameters, and each variant is trained with every seed. Every input's value lives in the
+session under the input's key (:class:`Widget`), so a preset (:mod:`lab.presets`) fills the form with a
+paper's experiment by writing those values: the browser shows them and Start trains them. The form can
+start from an earlier experiment's settings (:meth:`TrainSettings.of`), so a refresh during a training
+keeps what was submitted. Every experiment it starts is made by :func:`lab.experiment.make_experiment`.
 """
 
 from __future__ import annotations
@@ -92,13 +93,28 @@ DEFAULT_SETTINGS = TrainSettings(RunConfig(), DEFAULT_LOSSES, {})
 @dataclasses.dataclass(frozen=True)
 class Widget:
     """One input: the Streamlit function that draws it (``selectbox``, ``number_input``, ``checkbox``,
-    ``text_input``, or ``presets``: a segmented control with a free number entry), its key, label and
-    keyword arguments."""
+    ``text_input``, ``pills``, or ``presets``: a segmented control with a free number entry), its key, label,
+    keyword arguments and the value it starts at.
+
+    The value lives in the session under the key, never in the widget's arguments: a keyed widget keeps
+    its identity whatever its arguments, so the browser keeps showing (and sends back) its own value until
+    the session's value is written. Filling the form is therefore writing :meth:`state`, which the browser
+    is sent as well."""
 
     call: str
     key: str
     label: str
     kwargs: dict[str, Any]
+    value: Any = None
+
+    def state(self) -> dict[str, Any]:
+        """The session values that make this input show ``value``, by key."""
+        if self.call != "presets":
+            return {self.key: self.value}
+        named = self.kwargs["options"][:-1]
+        if self.value in named:
+            return {f"{self.key}_preset": self.value, self.key: max(named) + 1}
+        return {f"{self.key}_preset": MORE, self.key: self.value}
 
 
 def _input(
@@ -113,23 +129,19 @@ def _input(
     step: float | None = None,
 ) -> Widget:
     if choices:
-        index = list(choices).index(default) if default in choices else 0
-        return Widget(
-            "selectbox",
-            key,
-            label,
-            {"options": list(choices), "index": index, "format_func": format_func, "help": help},
-        )
+        kwargs = {"options": list(choices), "format_func": format_func, "help": help}
+        return Widget("selectbox", key, label, kwargs, default if default in choices else kwargs["options"][0])
     if kind is bool:
-        return Widget("checkbox", key, label, {"value": default, "help": help})
+        return Widget("checkbox", key, label, {"help": help}, bool(default))
     # numbers get no min/max: the browser would put the previous value back without a word; the range is
-    # in the help and an out-of-range value is named under the form (Train page)
+    # in the help and an out-of-range value is named under the form (Train page). The step's type makes
+    # the input an integer or a decimal one, as it has no value argument.
     if kind is int:
-        return Widget("number_input", key, label, {"value": int(default), "step": int(step or 1), "help": help})
+        return Widget("number_input", key, label, {"step": int(step or 1), "help": help}, int(default))
     if kind is float:
-        extra = {"step": step} if step is not None else {}
-        return Widget("number_input", key, label, {"value": float(default), "format": "%g", "help": help, **extra})
-    return Widget("text_input", key, label, {"value": default or "", "help": help})
+        kwargs = {"step": float(step or 0.01), "format": "%g", "help": help}
+        return Widget("number_input", key, label, kwargs, float(default))
+    return Widget("text_input", key, label, {"help": help}, default or "")
 
 
 def _sentence(text: str) -> str:
@@ -146,18 +158,17 @@ def setting_widget(declared: Setting, value: Any = None) -> Widget:
     if declared.describe is not None:
         help += "\n\n" + "\n".join(f"- **{declared.label_of(c)}**: {declared.describe(c)}" for c in choices or ())
     if declared.presets:
-        options = [*declared.presets, MORE]
         return Widget(
             "presets",
             declared.name,
             declared.label,
             {
-                "options": options,
-                "default": value if value in declared.presets else MORE,
+                "options": [*declared.presets, MORE],
                 "format_func": lambda option: declared.presets.get(option, option),
                 "help": help,
-                "value": value if value not in declared.presets else max(declared.presets) + 1,
+                "step": int(declared.step or 1),
             },
+            value,
         )
     return _input(
         declared.name,
@@ -184,26 +195,71 @@ def hparam_widget(loss: str, spec: losses.HparamSpec, value: Any = None, prefix:
     )
 
 
+def losses_widget(chosen: Sequence[str]) -> Widget:
+    """The loss pills, by the papers' names, ``chosen`` pressed."""
+    names = losses.names()
+    kwargs = {
+        "options": names,
+        "selection_mode": "multi",
+        "format_func": loss_title,
+        "help": _losses_help(names),
+        "wrap": True,  # in a column pills would stay on one row and scroll, hiding most losses
+    }
+    return Widget("pills", "losses", "Losses", kwargs, [name for name in chosen if name in names])
+
+
+def seeds_widget(seeds: int) -> Widget:
+    """How many seeds each variant trains with."""
+    help = (
+        "Each variant trains once per seed: the Seed setting and the ones after it. Compare then shows each "
+        "variant's mean with a 95% confidence interval and every seed as a dot; an interval needs 2 seeds, and 3 "
+        f"or more make it useful (allowed: an integer from 1 to {MAX_SEEDS})."
+    )
+    return Widget("number_input", SEEDS, "Seeds per variant", {"step": 1, "help": help}, int(seeds))
+
+
+def form_widgets(chosen: TrainSettings, config_cls: type[RunConfig] = RunConfig) -> list[Widget]:
+    """Every input the form can draw, showing ``chosen``: the run settings, the losses, the chosen losses'
+    hyperparameters and the seeds (the added variants are listed, not inputs)."""
+    config = chosen.config
+    widgets = [setting_widget(each, getattr(config, each.name, None)) for each in settings(config_cls) if each.form]
+    widgets.append(losses_widget(chosen.losses))
+    for loss in chosen.losses:
+        given = chosen.hparams.get(loss, {})
+        widgets += [hparam_widget(loss, spec, given.get(spec.name)) for spec in losses.info(loss).hparams]
+    widgets.append(seeds_widget(chosen.seeds))
+    return widgets
+
+
 def draw(widget: Widget, where: Any = st) -> Any:
-    """Draw ``widget`` in ``where`` (a column, an expander, ``st``) and return its value."""
+    """Draw ``widget`` in ``where`` (a column, an expander, ``st``) and return its value: the session's,
+    else (an input not drawn on the previous run) the widget's own starting value."""
+    for key, value in widget.state().items():
+        st.session_state.setdefault(key, value)
     if widget.call != "presets":
         return getattr(where, widget.call)(widget.label, key=widget.key, **widget.kwargs)
     kwargs = widget.kwargs
     choice = where.segmented_control(
         widget.label,
         kwargs["options"],
-        default=kwargs["default"],
         format_func=kwargs["format_func"],
         key=f"{widget.key}_preset",
         help=kwargs["help"],
+        required=True,  # a click on the chosen segment keeps it
     )
-    if choice is None:  # a click on the selected segment clears it: keep the default
-        choice = kwargs["default"]
     if choice != MORE:
         return choice
     return where.number_input(
-        widget.label, value=kwargs["value"], key=widget.key, label_visibility="collapsed", help=kwargs["help"]
+        widget.label, step=kwargs["step"], key=widget.key, label_visibility="collapsed", help=kwargs["help"]
     )
+
+
+def fill_form(chosen: TrainSettings, config_cls: type[RunConfig] = RunConfig) -> None:
+    """Make every input of the form show ``chosen``, and the added variants be ``chosen``'s; called in a
+    button's callback, before the inputs are drawn (a widget's session value cannot change once it is)."""
+    for widget in form_widgets(chosen, config_cls):
+        st.session_state.update(widget.state())
+    st.session_state[EXTRA_VARIANTS] = [(loss, dict(params)) for loss, params in chosen.extra]
 
 
 def _setting_inputs(config_cls: type[RunConfig], initial: RunConfig) -> dict[str, Any]:
@@ -243,17 +299,8 @@ def _losses_help(names: Sequence[str]) -> str:
 # --- presets ----------------------------------------------------------------------------------------
 
 
-def _form_keys(config_cls: type[RunConfig]) -> list[str]:
-    """The session keys of every input the form draws: cleared to start it afresh from other settings."""
-    named = [name for declared in settings(config_cls) for name in (declared.name, f"{declared.name}_preset")]
-    prefixed = [key for key in st.session_state if str(key).startswith(("hparam.", "variant."))]
-    return [*named, *prefixed, "losses", SEEDS, EXTRA_VARIANTS, VARIANT_LOSS]
-
-
 def _fill_with_preset(name: str, config_cls: type[RunConfig]) -> None:
-    # a callback: the inputs are cleared before they are drawn, so they start again from the preset's values
-    for key in _form_keys(config_cls):
-        st.session_state.pop(key, None)
+    fill_form(preset_settings(name), config_cls)
     st.session_state[LOADED_PRESET] = name
 
 
@@ -263,7 +310,8 @@ def preset_settings(name: str) -> TrainSettings:
 
 
 def initial_settings(job_configs: Sequence[RunConfig] | None) -> TrainSettings:
-    """What the form starts from: the preset it was just filled with, else the settings that started this
+    """What an input starts from when the session holds no value for it (a new session, a page switch, a
+    loss picked again): the preset the form was last filled with, else the settings that started this
     browser's job (a refresh during a training keeps them), else the defaults."""
     loaded = st.session_state.get(LOADED_PRESET)
     if loaded in presets.names():
@@ -407,17 +455,7 @@ def settings_form(
         values = _setting_inputs(config_cls, initial.config)
     with loss_col:
         st.subheader("Losses to compare")
-        names = losses.names()
-        chosen = st.pills(
-            "Losses",
-            names,
-            selection_mode="multi",
-            default=[name for name in initial.losses if name in names],
-            key="losses",
-            format_func=loss_title,
-            help=_losses_help(names),
-            wrap=True,  # in a column pills would stay on one row and scroll, hiding most losses
-        )
+        chosen = draw(losses_widget(initial.losses))
         hparams = {}
         for loss in chosen:
             info = losses.info(loss)
@@ -429,15 +467,7 @@ def settings_form(
                         spec.name: draw(hparam_widget(loss, spec, given.get(spec.name))) for spec in info.hparams
                     }
         extra = _variants_editor(chosen, hparams)
-        seeds = st.number_input(
-            "Seeds per variant",
-            value=initial.seeds,
-            step=1,
-            key=SEEDS,
-            help=f"Each variant trains once per seed: the Seed setting and the ones after it. Compare then shows "
-            f"each variant's mean with a 95% confidence interval and every seed as a dot; an interval needs 2 "
-            f"seeds, and 3 or more make it useful (allowed: an integer from 1 to {MAX_SEEDS}).",
-        )
+        seeds = draw(seeds_widget(initial.seeds))
         backend = _run_on()
     st.button(
         "Start training",
