@@ -35,6 +35,7 @@ BAR_COLOR = "#4A5A70"  # single-metric bars: the x axis names the loss, colour w
 BAND_COLOR = "rgba(60, 60, 60, 0.22)"
 REGION_ALPHA = 0.16
 FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=12)
+PROJECTOR_INK = "#111111"  # every text of a figure in presentation mode
 JITTER = 0.06
 UNIT_REACH = 1.18  # class-direction rays end a little outside the unit circle or sphere
 GRATICULE_DEG = 30  # the unit sphere's parallels and meridians
@@ -93,20 +94,26 @@ def _scale_trace(trace: go.BaseTraceType | dict, scale: float) -> None:
 
 
 def scaled(fig: go.Figure, scale: float) -> go.Figure:
-    """``fig`` with its fonts, markers, lines, margins and height multiplied by ``scale`` (presentation
-    mode on a projector); ``scale`` 1 returns it unchanged."""
+    """``fig`` with its fonts, markers, lines, margins and height multiplied by ``scale`` and its text in
+    :data:`PROJECTOR_INK` (presentation mode: a projector washes plotly's grey text out); ``scale`` 1
+    returns it unchanged."""
     if scale == 1:
         return fig
     layout = fig.layout
-    fig.update_layout(font_size=(layout.font.size or FONT["size"]) * scale)
+    fig.update_layout(font_size=(layout.font.size or FONT["size"]) * scale, font_color=PROJECTOR_INK)
     if layout.height:
         fig.update_layout(height=layout.height * scale)
     if layout.title and layout.title.text:
-        fig.update_layout(title_font_size=(layout.title.font.size or 14) * scale)
+        fig.update_layout(title_font_size=(layout.title.font.size or 14) * scale, title_font_color=PROJECTOR_INK)
     if layout.legend and layout.legend.font and layout.legend.font.size:
         fig.update_layout(legend_font_size=layout.legend.font.size * scale)
     if layout.margin and layout.margin.t is not None:
         fig.update_layout(margin_t=layout.margin.t * scale, margin_b=(layout.margin.b or 0) * scale)
+    for axis in (*fig.select_xaxes(), *fig.select_yaxes()):  # Streamlit's theme gives axes small grey text
+        axis.tickfont.size = (axis.tickfont.size or FONT["size"]) * scale
+        axis.title.font.size = (axis.title.font.size or FONT["size"]) * scale
+        axis.tickfont.color = axis.title.font.color = PROJECTOR_INK
+    fig.update_layout(legend_font_color=PROJECTOR_INK)
     for annotation in layout.annotations:
         annotation.font.size = (annotation.font.size or FONT["size"]) * scale
     for menu in layout.updatemenus:
@@ -465,7 +472,7 @@ def feature_figure(
             go.Frame(name=str(f.epoch), data=dynamic(f), traces=moving, layout=dict(title=dict(text=f.title)))
             for f in frames
         ]
-        _add_play_pause(fig, smooth=not three_d and not shaded)
+        _add_play_pause(fig)
     if dim == 2 or view == "map":
         if view == "map":
             fig.update_xaxes(range=[-180, 180], dtick=90, ticksuffix="°", showgrid=False, zeroline=False)
@@ -496,12 +503,14 @@ def feature_figure(
     return fig
 
 
-def _add_play_pause(fig: go.Figure, smooth: bool) -> None:
-    """Play (from the current epoch, or from the first after the last) and Pause buttons, bottom left."""
+def _add_play_pause(fig: go.Figure) -> None:
+    """Play (from the current epoch, or from the first after the last) and Pause buttons, bottom left.
+    Every frame is redrawn whole and never tweened: plotly draws a frame's title (its layout) only on a
+    redraw, and a tween moves points along straight lines, off the unit circle between two epochs."""
     play = {
-        "frame": {"duration": 700, "redraw": not smooth},
+        "frame": {"duration": 700, "redraw": True},
         "fromcurrent": True,
-        "transition": {"duration": 350 if smooth else 0, "easing": "cubic-in-out"},
+        "transition": {"duration": 0},
         "mode": "immediate",
     }
     pause = {"frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
@@ -634,27 +643,45 @@ def _angle_histograms(
     return fig.update_layout(showlegend=True, legend=legend)
 
 
+def spacing_bound_label(best: float, known: bool = True) -> str:
+    """The dashed line's label: the bound is on the closest pair (the shortest bar) only, so no bar above it
+    contradicts it; ``known`` False for a numerically estimated bound, which the optimum may pass slightly."""
+    return f"closest pair at most {best:.1f}°" if known else f"closest pair at most about {best:.1f}° (estimate)"
+
+
 def direction_spacing(
-    direction_angles: np.ndarray, class_names: Sequence[str], best: float, title: str | None = None, height: int = 300
+    direction_angles: np.ndarray,
+    class_names: Sequence[str],
+    best: float,
+    title: str | None = None,
+    height: int = 300,
+    known: bool = True,
 ) -> go.Figure:
-    """Each class direction's angle to its nearest neighbour direction, against the best possible
-    smallest gap. Every class gets a tick; the bound's label sits on a white box above the bars."""
+    """Each class direction's angle to its nearest neighbour direction, against the widest possible gap
+    between the closest two directions (``best``, known or an estimate). The closest pair's bars (the
+    shortest) are outlined, so the line's label points at them. Every class gets a tick; the label sits on
+    a white box above the bars."""
     nearest = nearest_off_diagonal(direction_angles)
     colors = class_colors(len(class_names))
     names = [str(n) for n in class_names]
+    closest = np.isclose(nearest, nearest.min()) if len(nearest) else np.zeros(0, dtype=bool)
     fig = go.Figure(
         go.Bar(
             x=names,
             y=nearest,
-            marker_color=colors,
+            marker=dict(
+                color=colors,
+                line=dict(color="#000000", width=[2.5 if flag else 0 for flag in closest]),
+            ),
             name="nearest direction",
-            hovertemplate="%{x}: %{y:.1f}°<extra></extra>",
+            customdata=[" (the closest pair)" if flag else "" for flag in closest],
+            hovertemplate="%{x}: %{y:.1f}° to its nearest class%{customdata}<extra></extra>",
         )
     )
     fig.add_hline(y=best, line=dict(color="#333333", dash="dash"))
     top = max(best, float(nearest.max())) * 1.22
     fig.add_annotation(
-        text=f"best possible {best:.1f}°",
+        text=spacing_bound_label(best, known),
         xref="paper",
         x=1.0,
         xanchor="right",
@@ -700,21 +727,19 @@ def training_curves(
         dtick=max(1, len(max(histories.values(), key=len, default=[])) // 10),
     )
     fig.update_yaxes(gridcolor="#EEEEEE", tickformat=".0%" if percent else None)
-    return _layout(fig, title, height)
-
-
-def zoomed_range(values: Sequence[float], floor: float = 0.0, ceiling: float = 1.0) -> tuple[float, float]:
-    """An axis range around ``values`` that shows their spread (a quarter of the spread, at least one
-    point of a percentage, on either side), kept within [floor, ceiling]."""
-    low, high = float(min(values)), float(max(values))
-    pad = max((high - low) * 0.25, 0.01)
-    return max(floor, low - pad), min(ceiling, high + pad)
+    _layout(fig, title, height)
+    # a legend of several rows (a run per variant and seed) would climb over the title: the title keeps the
+    # top of the frame and pushes the legend and the plot below it
+    return fig.update_layout(
+        title=dict(yref="container", y=1, yanchor="top", automargin=True, pad=dict(t=8)), margin_t=10
+    )
 
 
 def metric_bars(values: dict[str, float], title: str, height: int | None = None, percent: bool = False) -> go.Figure:
-    """One horizontal bar per loss (names can be long) for a single metric of the Compare page.
-    Percentages read with one decimal on an axis zoomed to their spread (the title says so), so that a
-    95-97% spread is visible."""
+    """One horizontal bar per loss (names can be long) for a single metric of the Compare page. Every bar
+    starts at zero, so the bars' lengths compare as their numbers do (an axis zoomed to the values' spread
+    drew 86.4% as half of 87.0%); percentages on a 0-100% axis. Each bar carries its value, inside the bar
+    when it fits, else just past its end."""
     names = list(values)
     numbers = [values[n] for n in names]
     fig = go.Figure(
@@ -724,24 +749,26 @@ def metric_bars(values: dict[str, float], title: str, height: int | None = None,
             orientation="h",
             marker_color=BAR_COLOR,
             text=[f"{v:.1%}" if percent else f"{v:.2f}" for v in numbers],
-            textposition="outside",
+            textposition="auto",
             cliponaxis=False,
             hovertemplate="%{y}: %{text}<extra></extra>",
         )
     )
-    if percent and numbers:
-        low, high = zoomed_range(numbers)
-        fig.update_xaxes(range=[low, high + (high - low) * 0.15], tickformat=".1%", nticks=4)
-        title = f"{title}<br><sup>axis zoomed to {low:.1%}–{high:.1%}</sup>"
+    low, high = min([*numbers, 0.0]), max([*numbers, 0.0])
+    if percent:
+        fig.update_xaxes(range=[min(low, 0.0), max(high, 1.0)], tickformat=".0%", dtick=0.25)
     else:
-        top = max([*numbers, 0.0])
-        fig.update_xaxes(range=[min([*numbers, 0.0]), top * 1.25 if top > 0 else 1], nticks=4)
-    fig.update_xaxes(gridcolor="#EEEEEE")
+        pad = 0.25 * (high - low) or 1.0  # room past the longest bar for a value that does not fit inside
+        fig.update_xaxes(range=[low - pad if low < 0 else 0.0, high + pad if high > 0 else 0.0], nticks=4)
+    fig.update_xaxes(gridcolor="#EEEEEE", zeroline=True, zerolinecolor="#999999")
     fig.update_yaxes(autorange="reversed", automargin=True)
-    return _layout(fig, title, height or 70 + 30 * len(names), legend=False)
+    _layout(fig, title, height or 70 + 30 * len(names), legend=False)
+    return fig.update_layout(margin_r=30)  # room for the last tick's label ("100%") centered on the axis's end
 
 
 # ---------------------------------------------------------------- the loss playground
+
+BAND_FILL = "rgba(255, 255, 255, 0.45)"  # the margin band over the loss's heat map
 
 
 def loss_field_figure(
@@ -755,10 +782,12 @@ def loss_field_figure(
     height: int = 520,
 ) -> go.Figure:
     """The loss ``field`` of a feature of class ``label`` over the plane as a heat map, the decision
-    boundaries (white lines), the margin band (grey), the class directions (rays), the negative gradient as
-    arrows, and ``picked`` ringed. An invisible grid of points lets a click report where it landed."""
+    boundaries (white lines), the class's margin band (pale), the class directions (rays), the negative
+    gradient as arrows, and ``picked`` ringed. An invisible grid of points lets a click report where it
+    landed. Boundaries and the band's edges are interpolated between grid points (the field's segments,
+    a contour of its band depth), so they are drawn as smooth lines rather than the edges of grid cells."""
     colors = class_colors(len(class_names))
-    axis, band = field.axis, field.band
+    axis = field.axis
     extent = float(axis[-1])
     fig = go.Figure(
         go.Heatmap(
@@ -772,19 +801,9 @@ def loss_field_figure(
             name="loss",
         )
     )
-    if band is not None and band.any():
-        fig.add_trace(
-            go.Heatmap(
-                x=axis,
-                y=axis,
-                z=np.where(band, 1.0, np.nan),
-                colorscale=[[0, "rgba(255,255,255,0.45)"], [1, "rgba(255,255,255,0.45)"]],
-                showscale=False,
-                hoverinfo="skip",
-                name="margin band",
-            )
-        )
-    fig.add_trace(_boundary_lines(axis, field.classes))
+    if field.band is not None and field.band.any():
+        fig.add_trace(_band(field.band_axis, field.band_depth))
+    fig.add_trace(_segments(field.boundaries, "decision boundary"))
     for c, direction in enumerate(unit_rows(directions)):
         tip = direction * extent * 0.92
         width = 5 if c == label else 2.5
@@ -826,24 +845,32 @@ def loss_field_figure(
     return _layout(fig, title, height, legend=False)
 
 
-def _boundary_lines(axis: np.ndarray, classes: np.ndarray) -> go.Scatter:
-    """The cell edges between grid cells of different classes, as one white line trace (a staircase at
-    the grid's resolution)."""
-    half = (axis[1] - axis[0]) / 2
-    xs: list = []
-    ys: list = []
-    rows, cols = np.nonzero(classes[:, 1:] != classes[:, :-1])  # between columns: vertical edges
-    for r, c in zip(rows, cols, strict=True):
-        x = axis[c] + half
-        xs += [x, x, None]
-        ys += [axis[r] - half, axis[r] + half, None]
-    rows, cols = np.nonzero(classes[1:, :] != classes[:-1, :])  # between rows: horizontal edges
-    for r, c in zip(rows, cols, strict=True):
-        y = axis[r] + half
-        xs += [axis[c] - half, axis[c] + half, None]
-        ys += [y, y, None]
+def _band(axis: np.ndarray, depth: np.ndarray) -> go.Contour:
+    """The margin band: where ``depth`` (over the grid ``axis`` x ``axis``) is positive, filled pale, with a
+    thin white edge interpolated between grid points. Only the rows and columns around the band are sent
+    (it lies in one class's sector), in float32. Plotly fills the side a constraint contour excludes, hence
+    the "<"."""
+    rows, cols = (np.flatnonzero(np.convolve((depth > 0).any(axis=a), [1, 1, 1], "same")) for a in (1, 0))
+    rows, cols = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    return go.Contour(
+        x=axis[cols],
+        y=axis[rows],
+        z=np.asarray(depth[rows, cols], dtype=np.float32),
+        contours=dict(type="constraint", operation="<", value=0.0),
+        fillcolor=BAND_FILL,
+        line=dict(color="white", width=0.8, smoothing=0),
+        showscale=False,
+        hoverinfo="skip",
+        name="margin band",
+    )
+
+
+def _segments(segments: np.ndarray, name: str) -> go.Scatter:
+    """S x 2 x 2 line segments as one white line trace."""
+    gaps = np.full((len(segments), 1, 2), np.nan)
+    path = np.concatenate([segments, gaps], axis=1).reshape(-1, 2)
     return go.Scatter(
-        x=xs, y=ys, mode="lines", line=dict(color="white", width=1.5), hoverinfo="skip", name="decision boundary"
+        x=path[:, 0], y=path[:, 1], mode="lines", line=dict(color="white", width=1.5), hoverinfo="skip", name=name
     )
 
 

@@ -11,21 +11,24 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from lab import datasets, figures
-from lab.analysis import angles_deg, shared_directions
+from lab import datasets, figures, wording
 from lab.runstore import RunRecord
-from ui import health, layout, loaders, regions, seeds, titles
+from ui import health, layout, lessons, loaders, regions, seeds, titles
 from ui.text import plain
 
 PANELS_PER_ROW = 2  # beside the image panel: three would leave each loss a 260-pixel chart at 1440 pixels
+PANEL_HEIGHT = {2: 360, 3: 380}  # pixels, by feature dimension
+PRESENTED_HEIGHT = 700  # pixels as drawn in presentation mode: two panels side by side fill a 1920 x 1080 screen
 TITLE_WIDTH = 30  # characters of a loss's name per title line
+PRESENTED_TITLE_WIDTH = 48  # in presentation mode's wider panels
 OLD_RUN_NOTE = "saved before runs stored each epoch's class directions: the rays are the final ones at every epoch."
 VIEWS = {"unit": "Unit {shape}", "raw": "Raw", "map": "Map"}
 
 ui.run_inside_app()
 
 st.title("Feature space")
-loaded = seeds.one_seed(health.loaded_runs_or_stop())  # one training seed at a time
+every_seed = health.loaded_runs_or_stop()
+loaded = seeds.one_seed(every_seed)  # one training seed at a time
 runs = [record for record, _ in loaded]
 
 # The registry's class names, not the loaded dataset's: the page must draw with only the run files,
@@ -33,30 +36,32 @@ runs = [record for record, _ in loaded]
 class_names = datasets.info(runs[0].config.dataset).class_names
 feat_dim = runs[0].config.feat_dim
 picked = layout.picked_image()
-panels_col, inspect_col = st.columns([3, 1], gap="medium")
+presenting = layout.presenting()
+panels_col, inspect_col = st.columns([4.2 if presenting else 3, 1], gap="medium")
 
 
 def label_of(item: tuple) -> str:
     return titles.loss_label(item[0])
 
 
-def panel_title(record, detail: str) -> str:
-    """The loss in bold, wrapped to fit a panel beside the Play buttons, over ``detail``."""
-    lines = textwrap.wrap(titles.loss_label(record), TITLE_WIDTH) or [""]
-    return "<b>" + "<br>".join(html.escape(line) for line in lines) + f"</b><br>{detail}"
+def panel_title(record, detail: str, width: int = TITLE_WIDTH) -> str:
+    """The loss, wrapped to fit a panel beside the Play buttons, over ``detail``, all in bold: Streamlit draws
+    a figure's title in bold, and an animation frame's title (which it never sees) must look the same."""
+    lines = textwrap.wrap(titles.loss_label(record), width) or [""]
+    return "<b>" + "<br>".join([*(html.escape(line) for line in lines), detail]) + "</b>"
 
 
-def frame_title(record, arrays: loaders.RunArrays, row: int) -> str:
-    """The panel title after the epoch in ``row``: the loss, the epoch and that epoch's accuracy."""
+def frame_title(record, arrays: loaders.RunArrays, row: int, width: int) -> str:
+    """The panel title after the epoch in ``row``: the loss, the epoch and that epoch's accuracy, named by
+    what it was measured on (the run's test accuracy where the frame shows the final weights)."""
     epoch = int(arrays.snapshot_epochs[row])
-    if arrays.snapshot_accuracy is not None:
-        accuracy = float(arrays.snapshot_accuracy[row])
-        if epoch == 0:
-            return panel_title(record, f"before training · accuracy {accuracy:.1%} (shown images)")
-        return panel_title(record, f"epoch {epoch} · test accuracy {accuracy:.1%}")
-    if epoch == arrays.last_epoch:
-        return panel_title(record, f"epoch {epoch} · test accuracy {record.status.get('test_acc', 0):.1%}")
-    return panel_title(record, f"epoch {epoch}")
+    final = row == len(arrays.snapshot_epochs) - 1 and record.state == "finished"
+    accuracy = None if arrays.snapshot_accuracy is None else float(arrays.snapshot_accuracy[row])
+    images = len(arrays.snapshot_indices) if epoch == 0 else wording.eval_images(record, epoch)
+    detail = wording.frame_accuracy(
+        epoch, accuracy, images, len(arrays.labels), wording.test_accuracy(record) if final else None
+    )
+    return panel_title(record, detail, width)
 
 
 def directions_at(arrays: loaders.RunArrays, row: int) -> np.ndarray | None:
@@ -65,19 +70,20 @@ def directions_at(arrays: loaders.RunArrays, row: int) -> np.ndarray | None:
     return arrays.directions
 
 
-def same_ray_note(directions: np.ndarray | None, shape: str) -> str:
-    """A sentence naming the classes whose directions coincide, which the unit view draws as one ray."""
-    if directions is None:
-        return ""
-    notes = []
-    for group in shared_directions(directions):
-        names = [str(class_names[c]) for c in group]
-        spread = float(angles_deg(directions[group], directions[group]).max())
-        listed = " and ".join([", ".join(names[:-1]), names[-1]])
-        notes.append(f"classes {listed} share a direction ({spread:.1f}° apart)")
-    if not notes:
-        return ""
-    return f"On the unit {shape}, {'; '.join(notes)}: they differ in length (radius), not in angle. See the Raw view."
+def same_ray_note(record: RunRecord, arrays: loaders.RunArrays, row: int, shape: str) -> str:
+    """A sentence naming the classes whose directions coincide at the epoch in ``row`` (one ray on the unit
+    view) and what that means for this run's head; the share it confuses is measured on that epoch's
+    features where its directions are that epoch's too."""
+    same_epoch = arrays.snapshot_directions is not None or row == len(arrays.snapshot_epochs) - 1
+    return wording.same_ray_note(
+        directions_at(arrays, row),
+        class_names,
+        shape,
+        titles.loss_label(record),
+        wording.decides_by_angle(record.config.loss),
+        arrays.snapshots[row] if same_epoch else None,
+        arrays.labels[arrays.snapshot_indices],
+    )
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -90,17 +96,19 @@ def panel_figure(
     picked: int | None,
     scale: float,
     show_regions: bool,
+    height: int,
 ) -> go.Figure:
-    """One loss's panel with every epoch as a frame, opening on ``row``, already scaled for presentation
-    mode. Built once per run, view, epoch, pick, scale and shading and shared read-only: rebuilding five
-    3-D panels of a dozen frames each took most of a rerun of this page (bench/RESULTS.md, issue 14)."""
+    """One loss's panel with every epoch as a frame, opening on ``row``, ``height`` pixels high once scaled
+    for presentation mode (whose wider panels take wider title lines). Built once per run, view, epoch, pick,
+    scale, shading and height and shared read-only: rebuilding five 3-D panels of a dozen frames each took
+    most of a rerun of this page (bench/RESULTS.md)."""
     _regions = regions.run_regions(_record, _arrays, view) if show_regions else None
     frames = [
         figures.FeatureFrame(
             epoch=int(e),
             features=_arrays.snapshots[i],
             directions=directions_at(_arrays, i),
-            title=frame_title(_record, _arrays, i),
+            title=frame_title(_record, _arrays, i, PRESENTED_TITLE_WIDTH if scale != 1 else TITLE_WIDTH),
             shading=_regions.by_epoch[int(e)] if _regions else None,
         )
         for i, e in enumerate(_arrays.snapshot_epochs)
@@ -113,9 +121,9 @@ def panel_figure(
         view=view,
         start=row,
         highlight=picked,
-        height=380 if _record.config.feat_dim == 3 else 360,
+        height=round(height / scale),
     )
-    return figures.scaled(fig, scale)
+    return figures.scaled(fig, scale).update_layout(height=height)
 
 
 def start_row(arrays: loaders.RunArrays, epoch: int) -> int:
@@ -125,15 +133,15 @@ def start_row(arrays: loaders.RunArrays, epoch: int) -> int:
     return int(rows[-1]) if len(rows) else 0
 
 
-with panels_col:
-    shown = layout.shown(loaded, label_of, key="feature_loss")
-
+picking = presenting and len(loaded) > layout.PRESENTED  # presentation mode: a Left and a Right loss
 if feat_dim in (2, 3):
     shape = "circle" if feat_dim == 2 else "sphere"
     view_names = ["unit", "raw"] + (["map"] if feat_dim == 3 else [])
     all_epochs = sorted({int(e) for _, arrays in loaded for e in arrays.snapshot_epochs})
     with panels_col:
-        view_col, epoch_col, regions_col = st.columns([2.6, 2.2, 1.6])
+        controls = st.columns([1.7, 1.7, 2.1, 2.1, 1.5] if picking else [2.6, 2.2, 1.6])
+        shown = layout.shown(loaded, label_of, key="feature_loss", where=controls[:2])
+        view_col, epoch_col, regions_col = controls[-3:]
         view = (
             view_col.segmented_control(
                 "View",
@@ -166,10 +174,15 @@ if feat_dim in (2, 3):
         )
         notes: dict[str, list[str]] = {}  # a note under the charts, and the losses it is about
         chart_scale = layout.presentation_scale()
+        height = PRESENTED_HEIGHT if presenting else PANEL_HEIGHT[feat_dim]
+        if presenting:  # above the panels, where a projector's screen still shows it
+            layout.class_legend(class_names)
         for column, (record, arrays) in layout.grid(shown, layout.per_row(PANELS_PER_ROW)):
             found = regions.run_regions(record, arrays, view) if show_regions else None
             row = start_row(arrays, epoch)
-            fig = panel_figure(record, arrays, loaders.cache_key(record), view, row, picked, chart_scale, show_regions)
+            fig = panel_figure(
+                record, arrays, loaders.cache_key(record), view, row, picked, chart_scale, show_regions, height
+            )
             key = f"features-{record.run_id}-{view}"
             if feat_dim == 2 or view == "map":
                 layout.pickable_chart(column, fig, key, layout.pick_image, scale=1)
@@ -177,14 +190,15 @@ if feat_dim in (2, 3):
                 layout.chart(column, fig, key, scale=1)
             label = plain(titles.loss_label(record))
             if view != "raw":
-                note = same_ray_note(directions_at(arrays, row), shape)
+                note = same_ray_note(record, arrays, row, shape)
                 if note:
                     column.caption(f":material/call_merge: {note}", help="Class directions within 2° count as one.")
             if arrays.snapshot_directions is None:
                 notes.setdefault(OLD_RUN_NOTE, []).append(label)
             if found is not None:
                 notes.setdefault(found.note, []).append(label)
-        layout.class_legend(class_names)
+        if not presenting:
+            layout.class_legend(class_names)
         how = {
             2: "Click a point to see its image on the right.",
             3: "Drag to turn a sphere. 3-D charts cannot report clicks: pick a point on the Map view or on a "
@@ -203,6 +217,11 @@ if feat_dim in (2, 3):
         )
         for note, labels in notes.items():
             st.caption(f"**{', '.join(labels)}**: {note}")
+        lessons.draw([record for record, _ in every_seed])
+
+else:
+    with panels_col:
+        shown = layout.shown(loaded, label_of, key="feature_loss")
 
 with panels_col:
     st.subheader("Projections" if feat_dim in (2, 3) else f"{feat_dim}-D features, projected")

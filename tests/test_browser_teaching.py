@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from lab import wording
 from lab.config import RunConfig
+from lab.figures import JITTER
 from lab.runstore import RunStore
 from lab.trainer import train_experiment
 from tests.browser import chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
@@ -20,6 +22,8 @@ pytestmark = [pytest.mark.browser, requires_chromium]
 TWO_D = "browser-digits-2d"
 THREE_D = "browser-digits-3d"
 WIDE = {"width": 1440, "height": 1000}
+PROJECTOR = {"width": 1920, "height": 1080}
+EVAL_IMAGES = 250  # of digits' 360 test images: the accuracy after each epoch is this subset's
 PAGES = ("", "angles", "gradcam", "compare", "learn", "train")  # "": Feature space, the default page
 VIEW_BUTTONS = "[data-testid='stButtonGroup'] button"  # segmented controls' buttons, as Feature space's view choice
 
@@ -32,16 +36,22 @@ CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser-teach")
-    store = RunStore(root / "runs")
+def store(tmp_path_factory) -> RunStore:
+    store = RunStore(tmp_path_factory.mktemp("browser-teach") / "runs")
     for dim, experiment in ((2, TWO_D), (3, THREE_D)):
         configs = [
-            RunConfig(loss=loss, feat_dim=dim, epochs=2, experiment=experiment, snapshot_points=200)
+            RunConfig(
+                loss=loss, feat_dim=dim, epochs=2, experiment=experiment, snapshot_points=200, eval_images=EVAL_IMAGES
+            )
             for loss in ("softmax", "cosface")
         ]
         train_experiment(configs, store)
-    with streamlit_server(root / "runs") as url:
+    return store
+
+
+@pytest.fixture(scope="module")
+def app_url(store):
+    with streamlit_server(store.root) as url:
         yield url
 
 
@@ -117,14 +127,94 @@ def test_a_click_picks_the_image_rings_it_in_every_panel_and_clears_older_picks(
     page.close()
 
 
-def test_play_animates_the_epochs_from_before_training(app_url, browser):
-    page = open_page(browser, app_url, "", TWO_D)
+# What the first panel shows on every animation frame of the browser for ``ms`` milliseconds: plotly's current
+# frame, the title as drawn (its SVG text, not the layout object, which changes before the title is redrawn)
+# and, on a 2-D chart, the smallest and largest distance of a drawn point from the centre in data units.
+RECORD_PLAY = """([ms]) => new Promise(resolve => {
+    const gd = document.querySelector('.js-plotly-plot');
+    const samples = [], start = performance.now();
+    const tick = () => {
+        const full = gd._fullLayout, radii = [];
+        for (const point of gd.querySelectorAll('g.scatterlayer g.trace g.points path.point')) {
+            const m = /translate\\(([-\\d.e]+),\\s*([-\\d.e]+)\\)/.exec(point.getAttribute('transform') || '');
+            if (m && full.xaxis) radii.push(Math.hypot(full.xaxis.p2d(+m[1]), full.yaxis.p2d(+m[2])));
+        }
+        samples.push({t: performance.now() - start, frame: full._currentFrame,
+                      title: (gd.querySelector('.gtitle') || {}).textContent || '',
+                      rmin: radii.length ? Math.min(...radii) : null, rmax: radii.length ? Math.max(...radii) : null});
+        if (performance.now() - start < ms) requestAnimationFrame(tick); else resolve(samples);
+    };
+    tick();
+})"""
+
+
+def expected_titles(store: RunStore, experiment: str) -> dict[str, str]:
+    """The first panel's (softmax's) title line per frame name, from the run files: each epoch's accuracy as the
+    snapshots store it (on the images shown before training, on the evaluation subset after an epoch), the
+    final one the run's test accuracy from its status."""
+    record = next(r for r in store.experiments()[experiment] if r.config.loss == "softmax")
+    snapshots = store.load_snapshots(record.run_id)
+    epochs, measured = snapshots.epochs.tolist(), snapshots.test_acc.tolist()
+    lines = {}
+    for epoch, accuracy in zip(epochs, measured, strict=True):
+        if epoch == 0:
+            lines["0"] = f"before training · accuracy {wording.percent_text(accuracy)} on the 200 images shown"
+        elif epoch == epochs[-1]:
+            lines[str(epoch)] = f"epoch {epoch} · test accuracy {wording.percent_text(record.status['test_acc'])}"
+        else:
+            lines[str(epoch)] = (
+                f"epoch {epoch} · accuracy {wording.percent_text(accuracy)} on {EVAL_IMAGES} test images"
+            )
+    return lines
+
+
+def play_and_record(page, ms: int = 3200) -> list[dict]:
     page.locator(".js-plotly-plot").first.locator("g.updatemenu-button").first.click()
-    seen = set()
-    for _ in range(30):
-        seen.add(page.evaluate("() => document.querySelector('.js-plotly-plot').layout.title.text"))
-        page.wait_for_timeout(100)
-    assert any("before training" in title for title in seen) and any("epoch 1" in title for title in seen)
+    return page.evaluate(RECORD_PLAY, [ms])
+
+
+def check_each_frame(samples: list[dict], expected: dict[str, str], on_circle: bool) -> None:
+    """Every epoch was played, and once a frame has been up 150 ms its title is that epoch's; on the unit
+    circle every point drawn at any moment lies on it (a tween would draw them on chords)."""
+    began: dict[str, float] = {}
+    for sample in samples:
+        began.setdefault(sample["frame"], sample["t"])
+    assert set(expected) <= set(began), f"frames played: {sorted(began, key=str)}"
+    for sample in samples:
+        if sample["frame"] in expected and sample["t"] - began[sample["frame"]] > 150:
+            assert sample["title"].endswith(expected[sample["frame"]]), (sample["frame"], sample["title"])
+        if on_circle and sample["rmin"] is not None:
+            assert 1 - JITTER - 0.02 <= sample["rmin"] and sample["rmax"] <= 1.02, sample
+
+
+def test_every_frame_that_play_shows_has_its_epochs_title_and_points_on_the_circle(store, app_url, browser):
+    expected = expected_titles(store, TWO_D)
+    page = open_page(browser, app_url, "", TWO_D)
+    check_each_frame(play_and_record(page), expected, on_circle=True)
+    click_and_settle(page, "label", "Decision regions", settle_ms=1500)
+    check_each_frame(play_and_record(page), expected, on_circle=True)
+    page.close()
+    page = open_page(browser, app_url, "", THREE_D)
+    check_each_frame(play_and_record(page, ms=4500), expected_titles(store, THREE_D), on_circle=False)
+    page.close()
+
+
+def test_a_paused_frame_keeps_its_epochs_title(store, app_url, browser):
+    expected = expected_titles(store, TWO_D)
+    page = open_page(browser, app_url, "", TWO_D, viewport=PROJECTOR, present="1")
+    chart = page.locator(".js-plotly-plot").first
+    current = "() => document.querySelector('.js-plotly-plot')._fullLayout._currentFrame"
+    for _ in range(3):  # a busy machine may click Pause after epoch 1's 0.7 s; Play then starts over
+        chart.locator("g.updatemenu-button").first.click()  # Play: before training, then epoch 1
+        page.wait_for_function(f"({current})() === '1'")
+        chart.locator("g.updatemenu-button").nth(1).click()  # Pause
+        page.wait_for_timeout(500)
+        frame = page.evaluate(current)
+        if frame != "2":
+            break
+    assert frame != "2", "paused before the last epoch"
+    assert chart.locator(".gtitle").text_content().endswith(expected[frame])
+    screenshot(page, f"play-2d-paused-at-epoch-{frame}")
     page.close()
 
 
@@ -141,11 +231,11 @@ def test_the_sphere_map_picks_points_of_3d_features(app_url, browser):
 
 def test_the_bound_label_on_angles_has_its_own_box(app_url, browser):
     page = open_page(browser, app_url, "angles", TWO_D)
-    label = page.locator(".js-plotly-plot g.annotation").filter(has_text="best possible").first
+    label = page.locator(".js-plotly-plot g.annotation").filter(has_text="closest pair at most").first
     label.wait_for()
     assert label.is_visible()
     assert label.locator("rect.bg").evaluate("r => getComputedStyle(r).fill") in ("rgb(255, 255, 255)",)
-    ticks = page.locator(".js-plotly-plot").filter(has_text="best possible").first.locator("g.xtick text")
+    ticks = page.locator(".js-plotly-plot").filter(has_text="closest pair at most").first.locator("g.xtick text")
     assert ticks.evaluate_all("nodes => nodes.map(n => n.textContent)") == [str(c) for c in range(10)]
     page.close()
 
@@ -171,14 +261,25 @@ def test_a_click_on_the_playground_reads_every_loss_there(app_url, browser):
     page.close()
 
 
-def test_presentation_mode_folds_the_sidebar_and_enlarges_text_and_charts(app_url, browser):
-    page = open_page(browser, app_url, "", TWO_D)
+def test_presentation_mode_fills_a_projector_screen_with_two_losses_side_by_side(app_url, browser):
+    page = open_page(browser, app_url, "", TWO_D, viewport=PROJECTOR)
     click_and_settle(page, "label", "Presentation", settle_ms=1500)
     assert page.evaluate("() => getComputedStyle(document.documentElement).fontSize") == "21px"
     # folded: Streamlit 1.67 marks a collapsed sidebar by its width alone (no aria-expanded)
     assert page.locator("[data-testid='stSidebar']").evaluate("e => e.getBoundingClientRect().width") == 0
     panels = feature_charts(page)
-    assert len(panels) == 1 and panels[0]["font"] == 18
+    assert len(panels) == 2 and all(panel["font"] == 18 for panel in panels)
+    left, right = (page.locator(".js-plotly-plot").nth(i).bounding_box() for i in range(2))
+    assert left["y"] == right["y"] and right["x"] >= left["x"] + left["width"], "side by side"
+    assert left["width"] >= 700 and left["height"] >= 650, "each panel a third of the screen or more"
+    fold = PROJECTOR["height"]
+    for play in page.locator("g.updatemenu-button").all():
+        box = play.bounding_box()
+        assert box["y"] + box["height"] <= fold, "Play is on the first screen"
+    swatches = page.locator("span[style*='nowrap']")  # the class legends: over the panels, and the projections'
+    legend = page.locator("[data-testid='stMarkdown']").filter(has=swatches).first
+    assert legend.bounding_box()["y"] + legend.bounding_box()["height"] <= fold, "the class legend too"
+    screenshot(page, "present-features-2d")
     page.close()
 
 

@@ -15,31 +15,34 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from lab import wording
 from lab.config import RunConfig
-from lab.figures import TOL_MUTED
+from lab.figures import PROJECTOR_INK, TOL_MUTED
 from lab.restore import load_trained
 from lab.runfiles import RunFeatures, RunSnapshots
 from lab.runstore import RunStore
 from lab.trainer import train_experiment
 from tests import apptest
-from tests.apptest import app_reads, figures, values
-from ui import session
+from tests.apptest import app_reads, figures, shown, values
+from ui import session, titles
 
 TWO_D = "teach-digits-2d"
 THREE_D = "teach-digits-3d"
 SAME_RAY = "teach-same-ray"
 OLD_RUN = "teach-old-run"
+THREE_LOSSES = "teach-three-losses"
 EPOCHS = 3
+EVAL_IMAGES = 250  # of digits' 360 test images: each epoch's accuracy is a subset's, the final one the whole set's
 open_page = functools.partial(apptest.open_page, experiment=TWO_D, timeout=300)
 
 
-def _copy_run(store: RunStore, record, experiment: str, change) -> None:
-    """A copy of ``record`` in ``experiment`` whose features and snapshots ``change(features, snapshots)``
-    rewrites, written through the run store like a trained run."""
+def _copy_run(store: RunStore, record, experiment: str, change, **settings) -> None:
+    """A copy of ``record`` in ``experiment`` (with its other ``settings``) whose features and snapshots
+    ``change(features, snapshots)`` rewrites, written through the run store like a trained run."""
     features = store.load_features(record.run_id)
     snapshots = store.load_snapshots(record.run_id)
     features, snapshots = change(features, snapshots)
-    writer = store.create(record.config.replace(experiment=experiment))
+    writer = store.create(record.config.replace(experiment=experiment, **settings))
     model, head = load_trained(store, record)
     writer.save_weights(model, head)
     writer.save_features(features)
@@ -70,12 +73,17 @@ def runs_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("teach-runs")
     store = RunStore(root)
     two_d = train_experiment(
-        [RunConfig(loss=loss, epochs=EPOCHS, experiment=TWO_D, snapshot_points=200) for loss in ("softmax", "cosface")],
+        [
+            RunConfig(loss=loss, epochs=EPOCHS, experiment=TWO_D, snapshot_points=200, eval_images=EVAL_IMAGES)
+            for loss in ("softmax", "cosface")
+        ],
         store,
     )
     train_experiment([RunConfig(loss="cosface", feat_dim=3, epochs=2, experiment=THREE_D)], store)
     _copy_run(store, two_d[1], SAME_RAY, _merge_classes_1_and_2)
     _copy_run(store, two_d[1], OLD_RUN, _as_an_old_run)
+    for record, variant in ((two_d[0], ""), (two_d[1], ""), (two_d[1], "CosFace again")):
+        _copy_run(store, record, THREE_LOSSES, lambda *files: files, variant=variant)
     with app_reads(root):
         yield root
 
@@ -84,6 +92,11 @@ def feature_panels(app: AppTest) -> list[dict]:
     return [
         f for f in figures(app) if "epoch" in f["layout"]["title"]["text"] or "before" in f["layout"]["title"]["text"]
     ]
+
+
+def title_lines(title: str) -> list[str]:
+    """A feature panel's title as its lines: the loss's name (perhaps wrapped), then the epoch and accuracy."""
+    return re.sub(r"</?b>", "", title).split("<br>")
 
 
 def rays(traces: list[dict]) -> list[np.ndarray]:
@@ -123,8 +136,17 @@ def test_each_panel_animates_every_epoch_with_play_and_pause(runs_dir):
     panel = feature_panels(app)[1]
     frames = panel["frames"]
     assert [f["name"] for f in frames] == [str(e) for e in range(EPOCHS + 1)]
-    titles = [f["layout"]["title"]["text"] for f in frames]
-    assert "before training" in titles[0] and all(f"epoch {e} · test accuracy" in titles[e] for e in (1, 2, 3))
+    shown_lines = [title_lines(f["layout"]["title"]["text"])[-1] for f in frames]
+    store = RunStore(runs_dir)
+    record = next(r for r in store.experiments()[TWO_D] if r.config.loss == "cosface")
+    measured = store.load_snapshots(record.run_id).test_acc.tolist()
+    assert shown_lines[0] == f"before training · accuracy {wording.percent_text(measured[0])} on the 200 images shown"
+    for epoch in (1, 2):  # measured on the evaluation subset, and named so
+        assert (
+            shown_lines[epoch]
+            == f"epoch {epoch} · accuracy {wording.percent_text(measured[epoch])} on {EVAL_IMAGES} test images"
+        )
+    assert shown_lines[3] == f"epoch 3 · test accuracy {wording.percent_text(record.status['test_acc'])}"
     assert not np.allclose(np.concatenate(rays(frames[0]["data"])), np.concatenate(rays(frames[-1]["data"])))
     buttons = panel["layout"]["updatemenus"][0]["buttons"]
     assert [b["args"][0] for b in buttons] == [None, [None]]  # play every frame; pause
@@ -195,17 +217,22 @@ def test_angles_name_their_definitions_and_the_same_claim_has_the_same_number(ru
         assert chart["layout"]["title"]["text"].startswith("classifier weights")
         assert chart["layout"]["xaxis"]["tickvals"] == [str(c) for c in range(10)]
         label = chart["layout"]["annotations"][0]
-        assert label["text"] == "best possible 36.0°" and label["bgcolor"].startswith("rgba(255,255,255")
+        assert label["text"] == "closest pair at most 36.0°" and label["bgcolor"].startswith("rgba(255,255,255")
     assert any(f["layout"]["title"]["text"] == "angle of a feature to the classifier weights" for f in figures(app))
 
 
-def test_a_note_explains_bars_above_the_bound():
+def test_the_bound_is_labelled_as_a_bound_on_the_closest_pair_whose_bars_are_outlined():
     from lab import figures as builders
 
-    angles = np.array([[0, 40, 80], [40, 0, 50], [80, 50, 0]], dtype=float)
+    angles = np.array([[0, 30, 80], [30, 0, 50], [80, 50, 0]], dtype=float)
     fig = builders.direction_spacing(angles, ["a", "b", "c"], best=36.0)
-    assert list(fig.data[0].y) == [40, 40, 50]  # above 36: the bound is on the smallest gap only
-    assert fig.layout.yaxis.range[1] > 50
+    assert list(fig.data[0].y) == [30, 30, 50]  # c is 50° from its nearest, above the line: no contradiction
+    (label,) = fig.layout.annotations
+    assert label.text == "closest pair at most 36.0°" and "best possible" not in label.text
+    assert list(fig.data[0].marker.line.width) == [2.5, 2.5, 0], "the closest pair's bars, the ones the label is about"
+    assert fig.layout.yaxis.range[0] == 0 and fig.layout.yaxis.range[1] > 50
+    estimated = builders.direction_spacing(angles, ["a", "b", "c"], best=36.0, known=False)
+    assert estimated.layout.annotations[0].text == "closest pair at most about 36.0° (estimate)"
 
 
 # ---------------------------------------------------------------- 3. same-ray classes
@@ -213,8 +240,11 @@ def test_a_note_explains_bars_above_the_bound():
 
 def test_classes_on_one_ray_are_named_on_the_unit_view_only(runs_dir):
     app = open_page("pages/feature_space.py", experiment=SAME_RAY)
-    note = "classes 1 and 2 share a direction (0.0° apart): they differ in length (radius), not in angle"
-    assert note in captions(app)
+    text = captions(app)
+    assert "classes 1 and 2 share a direction (0.0° apart)" in text, text
+    assert "CosFace (AM-Softmax) has no bias and decides by angle alone" in text
+    assert re.search(r"it takes \d+% of the \d+ of classes 1 and 2", text), text
+    assert "length" not in captions(app), "a bias-free head cannot tell classes apart by length"
     app.segmented_control(key="feature_view").set_value("raw").run()
     assert "share a direction" not in captions(app)
 
@@ -224,8 +254,8 @@ def test_classes_on_one_ray_are_named_on_the_unit_view_only(runs_dir):
 
 def test_titles_use_the_papers_names(runs_dir):
     app = open_page("pages/feature_space.py")
-    names = [f["layout"]["title"]["text"].split("</b>")[0] for f in feature_panels(app)]
-    assert names == ["<b>Softmax cross-entropy", "<b>CosFace (AM-Softmax)"]
+    names = [title_lines(f["layout"]["title"]["text"])[0] for f in feature_panels(app)]
+    assert names == ["Softmax cross-entropy", "CosFace (AM-Softmax)"]
 
 
 def test_pca_is_not_offered_for_2d_features(runs_dir):
@@ -259,7 +289,7 @@ def test_the_picked_image_is_ringed_in_every_panel(runs_dir):
     assert app.get("image"), "the picked image is shown next to the charts"
 
 
-def test_compare_percentages_have_one_decimal_and_bars_show_the_spread(runs_dir):
+def test_compare_percentages_have_one_decimal_and_bars_start_at_zero(runs_dir):
     app = open_page("pages/compare.py")
     config = json.loads(app.dataframe[0].proto.columns)
     assert config["test accuracy"]["type_config"]["format"] == "%.1f%%"
@@ -267,11 +297,28 @@ def test_compare_percentages_have_one_decimal_and_bars_show_the_spread(runs_dir)
     assert all(config[c]["label"] for c in ("test accuracy", "within-class angle (°)", "training time (s)"))
     bars = {f["layout"]["title"]["text"].split("<br>")[0]: f for f in figures(app)}
     accuracy = bars["test accuracy"]
-    low, high = accuracy["layout"]["xaxis"]["range"]
-    assert low > 0.3 and "axis zoomed" in accuracy["layout"]["title"]["text"]
+    assert accuracy["layout"]["xaxis"]["range"][0] == 0  # a truncated bar would exaggerate a small difference
     for fig in bars.values():
         colors = fig["data"][0]["marker"]["color"]
         assert not set(np.atleast_1d(colors)) & set(TOL_MUTED), "loss bars must not reuse class colours"
+
+
+def test_one_test_accuracy_per_run_in_the_titles_the_sidebar_and_compare(runs_dir):
+    """The whole test set's accuracy from the run's status, rounded by one rule, wherever a run's test accuracy
+    is shown; the per-epoch figures of the evaluation subset are named as such (above)."""
+    records = RunStore(runs_dir).experiments()[TWO_D]
+    expected = {titles.loss_label(r): wording.percent_text(r.status["test_acc"]) for r in records}
+    app = open_page("pages/feature_space.py")
+    for panel in feature_panels(app):
+        name, detail = title_lines(panel["layout"]["title"]["text"])
+        assert detail == f"epoch {EPOCHS} · test accuracy {expected[name]}"
+    sidebar = [shown(m.value) for m in app.sidebar.markdown]
+    for name, accuracy in expected.items():
+        assert any(line.startswith(f"**{name}**") and line.endswith(f"· {accuracy}") for line in sidebar), sidebar
+    app.switch_page("pages/compare.py")
+    app.run()
+    table = app.dataframe[0].value
+    assert {row["loss"]: f"{row['test accuracy']:.1f}%" for _, row in table.iterrows()} == expected
 
 
 # ---------------------------------------------------------------- the loss playground
@@ -300,17 +347,21 @@ def test_the_playground_draws_the_real_loss_and_reads_every_loss_at_a_point(runs
 # ---------------------------------------------------------------- presentation mode
 
 
-def test_presentation_mode_enlarges_charts_and_shows_one_loss_at_a_time(runs_dir):
-    app = open_page("pages/feature_space.py", present="1")
+def test_presentation_mode_shows_two_chosen_losses_side_by_side_at_projector_size(runs_dir):
+    app = open_page("pages/feature_space.py", experiment=THREE_LOSSES, present="1")
     assert app.toggle(key=session.PRESENTATION).value is True
-    panels = feature_panels(app)
-    assert len(panels) == 1 and panels[0]["layout"]["font"]["size"] == 18
-    assert panels[0]["layout"]["height"] == 540
-    picker = app.segmented_control(key="feature_loss")
-    picker.set_value(picker.options[1]).run()
-    assert feature_panels(app)[0]["layout"]["title"]["text"].startswith("<b>CosFace")
+
+    def names() -> list[str]:
+        return [title_lines(f["layout"]["title"]["text"])[0] for f in feature_panels(app)]
+
+    assert names() == ["Softmax cross-entropy", "CosFace (AM-Softmax)"]
+    for panel in feature_panels(app):
+        assert panel["layout"]["font"]["size"] == 18 and panel["layout"]["font"]["color"] == PROJECTOR_INK
+        assert panel["layout"]["height"] == 700
+    app.selectbox(key="feature_loss_left").set_value("CosFace again").run()
+    assert names() == ["CosFace again", "CosFace (AM-Softmax)"]
     app.toggle(key=session.PRESENTATION).set_value(False).run()
-    assert len(feature_panels(app)) == 2 and feature_panels(app)[0]["layout"]["font"]["size"] == 12
+    assert len(feature_panels(app)) == 3 and feature_panels(app)[0]["layout"]["font"]["size"] == 12
 
 
 # ---------------------------------------------------------------- 9. Learn is written for students

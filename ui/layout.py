@@ -19,11 +19,13 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 PER_ROW = 3
 PRESENTATION_SCALE = 1.5
+PRESENTED = 2  # panels side by side in presentation mode: a loss beside the one it is compared with
 PRESENTATION_CSS = """
 <style>
   html { font-size: 21px; }
-  [data-testid="stMainBlockContainer"] { padding-left: 2rem; padding-right: 2rem; max-width: 100%; }
+  [data-testid="stMainBlockContainer"] { padding: 3.6rem 1.5rem 2rem 1.5rem; max-width: 100%; }
   [data-testid="stCaptionContainer"] { font-size: 0.95rem; }
+  h1 { font-size: 1.9rem !important; padding: 0 !important; }
 </style>
 """
 CHART_CONFIG = {"displaylogo": False}
@@ -53,14 +55,15 @@ def _presentation_changed() -> None:
 
 def presentation_switch() -> None:
     """The switch for a projector, top right of every page; in presentation mode, larger type and charts,
-    one loss per screen (a picker chooses which) and the sidebar collapsed."""
+    two losses side by side (a Left and a Right picker choose them) and the sidebar collapsed."""
     presenting()
     _, right = st.columns([5, 1])
     right.toggle(
         "Presentation",
         key=session.PRESENTATION,
         on_change=_presentation_changed,
-        help="For a projector: larger text, markers and charts, one loss at a time, the sidebar folded away. "
+        help="For a projector: larger, darker text, markers and charts, two losses side by side (you choose "
+        "which), the sidebar folded away. "
         "Add ?present=1 to a link to open it this way.",
     )
     if presenting():
@@ -68,17 +71,26 @@ def presentation_switch() -> None:
 
 
 def per_row(default: int = PER_ROW) -> int:
-    """Panels per row: one in presentation mode, else ``default``."""
-    return 1 if presenting() else default
+    """Panels per row: at most :data:`PRESENTED` in presentation mode (two losses side by side fill a
+    projector's screen), else ``default``."""
+    return min(default, PRESENTED) if presenting() else default
 
 
-def shown(items: Sequence[Item], label: Callable[[Item], str], key: str) -> list[Item]:
-    """All of ``items``, or in presentation mode the one a row of buttons picks (one view per screen)."""
-    if not presenting() or len(items) <= 1:
+def shown(
+    items: Sequence[Item], label: Callable[[Item], str], key: str, where: Sequence[Any] | None = None
+) -> list[Item]:
+    """All of ``items``, or in presentation mode the two that a Left and a Right picker choose (by default
+    the first two: the first is usually softmax, the baseline a margin loss is shown beside), in the two
+    containers ``where`` (else a row of their own). Picking one item twice shows it once."""
+    if not presenting() or len(items) <= PRESENTED:
         return list(items)
     names = [label(item) for item in items]
-    choice = st.segmented_control("Show", names, default=names[0], key=key) or names[0]
-    return [items[names.index(choice)]]
+    left, right = where if where is not None else st.columns([1, 1, 2])[:PRESENTED]
+    chosen = [
+        left.selectbox("Left", names, index=0, key=f"{key}_left"),
+        right.selectbox("Right", names, index=1, key=f"{key}_right"),
+    ]
+    return [items[names.index(name)] for name in dict.fromkeys(chosen)]
 
 
 # ---------------------------------------------------------------- grids and charts
@@ -143,12 +155,13 @@ def class_legend(class_names: Sequence[str]) -> None:
     if len(class_names) > 20:
         st.caption(f"{len(class_names)} classes, coloured along a rainbow scale.")
         return
+    size = "1.05rem" if presenting() else "0.85rem"  # read from the back of a room in presentation mode
     swatches = " ".join(
-        f'<span style="white-space:nowrap;margin-right:10px"><span style="display:inline-block;width:10px;'
-        f'height:10px;border-radius:2px;background:{color};margin-right:4px"></span>{name}</span>'
+        f'<span style="white-space:nowrap;margin-right:0.8em"><span style="display:inline-block;width:0.75em;'
+        f'height:0.75em;border-radius:2px;background:{color};margin-right:0.3em"></span>{name}</span>'
         for name, color in zip(class_names, class_colors(len(class_names)), strict=True)
     )
-    st.markdown(f'<div style="font-size:0.85rem;line-height:1.8">{swatches}</div>', unsafe_allow_html=True)
+    st.markdown(f'<div style="font-size:{size};line-height:1.8">{swatches}</div>', unsafe_allow_html=True)
 
 
 def crisp(image: np.ndarray, min_side: int = 160) -> np.ndarray:

@@ -7,6 +7,7 @@ from collections import Counter
 
 import streamlit as st
 
+from lab import wording
 from lab.runstore import ACTIVE_STATES, RunRecord, RunStoreError
 from ui import seeds, session, titles
 from ui.text import plain
@@ -109,8 +110,8 @@ def _manage(experiment: str, records: list[RunRecord]) -> None:
 
 
 def _run_line(record: RunRecord, several_seeds: bool) -> None:
-    accuracy = record.test_acc
-    accuracy_text = f" · {accuracy:.1%}" if accuracy is not None else ""
+    accuracy = wording.test_accuracy(record)  # not a running run's last subset figure
+    accuracy_text = f" · {wording.percent_text(accuracy)}" if accuracy is not None else ""
     badge = STATUS_BADGE.get(record.state, plain(record.state))
     seed = f" · seed {record.config.seed}" if several_seeds and record.config is not None else ""
     st.markdown(f"**{plain(titles.loss_label(record))}**{seed} {badge}{accuracy_text}")

@@ -1,0 +1,46 @@
+"""The feature-space figure as Play and a projector show it: every animation frame is redrawn with that epoch's
+title and never tweened (points stay on the unit circle), and presentation mode's scaling makes every text,
+axes included, larger and dark."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from lab import figures
+
+
+def _frames(shaded: bool = False) -> list[figures.FeatureFrame]:
+    rng = np.random.default_rng(0)
+    shading = figures.Shading(np.arange(360) % 3) if shaded else None
+    return [
+        figures.FeatureFrame(epoch, rng.normal(size=(30, 2)), rng.normal(size=(3, 2)), f"epoch {epoch}", shading)
+        for epoch in range(4)
+    ]
+
+
+@pytest.mark.parametrize("shaded", [False, True])
+def test_play_redraws_every_frame_with_its_own_title_and_never_tweens_points_off_the_circle(shaded):
+    frames = _frames(shaded)
+    fig = figures.feature_figure(frames, np.arange(30) % 3, ["a", "b", "c"], start=-1)
+    assert [frame.layout.title.text for frame in fig.frames] == [f.title for f in frames]
+    play = fig.layout.updatemenus[0].buttons[0].args[1]
+    assert play["frame"]["redraw"] is True, "plotly draws a frame's title only on a redraw"
+    assert play["transition"]["duration"] == 0, "a tween draws points on the chord between two epochs"
+    for frame in fig.frames:
+        points = [t for t in frame.data if t.mode == "markers" and t.customdata is not None]
+        radius = np.hypot(np.concatenate([t.x for t in points]), np.concatenate([t.y for t in points]))
+        assert radius.min() >= 1 - figures.JITTER and radius.max() <= 1
+
+
+def test_presentation_scaling_enlarges_and_darkens_every_text_axes_included():
+    fig = go.Figure(go.Bar(x=[1, 2], y=[3, 4]), layout=dict(title=dict(text="t"), legend=dict(font=dict(size=11))))
+    fig.update_xaxes(title="angle")
+    fig.update_yaxes(tickfont=dict(size=10))
+    figures.scaled(fig, 1.5)
+    axes = fig.layout.xaxis, fig.layout.yaxis
+    assert [a.tickfont.size for a in axes] == [18, 15] and axes[0].title.font.size == 18
+    inks = [fig.layout.font.color, fig.layout.title.font.color, fig.layout.legend.font.color]
+    inks += [a.tickfont.color for a in axes] + [a.title.font.color for a in axes]
+    assert set(inks) == {figures.PROJECTOR_INK}
