@@ -6,10 +6,21 @@ numbers; :func:`run_result` and :func:`summarize_experiment` read them from a ru
 only when it finished and its features read back; every other run (stopped, diverged, failed,
 interrupted, still running, a repeated seed) is named in ``left_out`` and never averaged in.
 
-The interval is Student's t: ``mean +- t(0.975, n - 1) * std / sqrt(n)`` with the sample standard
-deviation; one seed has no spread and so no interval (null, with a note saying so). The paired
-difference subtracts the baseline's value seed by seed before the same interval: seeds fix the subset,
-the initial weights and the batch order, so pairing removes what the two variants share.
+The interval is Student's t on a scale that respects the figure's range. A figure declares its range once
+(:data:`SEED_METRICS`: accuracy lies in [0, 1], an angle in [0, 180] degrees); the mean is mapped to the
+logit of its place in that range, ``g(m) = log((m - low) / (high - m))``, the interval there is
+``g(m) +- t(0.975, n - 1) * g'(m) * std / sqrt(n)`` (the delta method, with the sample standard deviation),
+and both ends are mapped back. So an interval always holds the mean, never leaves the range (no negative
+angle, no accuracy above 100%), is asymmetric near a bound, and is the plain t interval
+``mean +- t * std / sqrt(n)`` when the seeds' spread is small against the distance to the bounds. A figure
+with one bound uses the log of its distance to it; one without bounds, the plain t interval. A bootstrap
+over seeds was not used: with the 2 to 5 seeds an experiment has, a percentile bootstrap interval cannot
+be wider than the seeds' own range and covers the mean far less often than 95%.
+
+One seed has no spread and so no interval (null, with a note saying so). The paired difference subtracts
+the baseline's value seed by seed before the same interval, on the difference's own range (``-(high -
+low)`` to ``high - low``: it can be negative): seeds fix the subset, the initial weights and the batch
+order, so pairing removes what the two variants share.
 """
 
 from __future__ import annotations
@@ -19,21 +30,96 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lab.analysis import class_angles
+from lab.analysis import class_angles, class_spread, share_beyond_margin
 from lab.experiment import variant_label
 from lab.runfiles import RunStoreError
 from lab.runstore import RunRecord, RunStore
+from lab.wording import percent
 
-# The figures summarized for every run: accuracy, then the two angle figures of lab.analysis (degrees).
-METRICS = ("test_acc", "mean_within_class_angle", "min_between_class_angle")
-# how pages name them; accuracy is a fraction, drawn as a percentage
-METRIC_TITLES = {
-    "test_acc": "test accuracy",
-    "mean_within_class_angle": "mean within-class angle (°)",
-    "min_between_class_angle": "min between-class angle (°)",
+Bounds = tuple[float | None, float | None]  # a figure's (lowest, highest) possible value; None: no bound
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedMetric:
+    """A figure summarized over seeds: how pages name it, its range (its intervals stay inside it) and
+    whether it is a fraction drawn as a percentage."""
+
+    title: str
+    low: float | None = None
+    high: float | None = None
+    percent: bool = False
+    unit: str = ""
+    column: str = ""  # a table's short header
+    about: str = ""  # what it measures, for a column's help
+
+    @property
+    def bounds(self) -> Bounds:
+        return (self.low, self.high)
+
+    @property
+    def axis_title(self) -> str:
+        """The title with its unit, for an axis or a column: "mean within-class angle (°)"."""
+        return f"{self.title} ({self.unit})" if self.unit else self.title
+
+    def number(self, value: float, signed: bool = False) -> str:
+        """``value`` as pages write it, without its unit: a share in percent by the app's one rounding rule
+        (:func:`lab.wording.percent`), a figure with a unit (an angle) to one decimal, else three
+        significant digits; ``signed`` writes a plus sign too (a difference)."""
+        sign = "+" if signed else ""
+        if self.percent:
+            return f"{percent(value):{sign}.1f}"
+        return f"{value:{sign}.1f}" if self.unit else f"{value:{sign}.3g}"
+
+    def format(self, value: float) -> str:
+        """``value`` as pages write it: a percentage, or the number with its unit."""
+        return self.number(value) + ("%" if self.percent else self.unit)
+
+
+# The figures summarized for every run: accuracy, the two angle figures of lab.analysis (degrees), the share
+# beyond a margin of MARGIN_DEGREES and the class spread (the figures the losses' lessons promise to move).
+MARGIN_DEGREES = 10.0
+SEED_METRICS = {
+    "test_acc": SeedMetric("test accuracy", 0.0, 1.0, percent=True, column="accuracy", about="Test accuracy"),
+    "mean_within_class_angle": SeedMetric(
+        "mean within-class angle",
+        0.0,
+        180.0,
+        unit="°",
+        column="within (°)",
+        about="Mean angle of a feature to its class's mean direction",
+    ),
+    "min_between_class_angle": SeedMetric(
+        "min between-class angle",
+        0.0,
+        180.0,
+        unit="°",
+        column="between (°)",
+        about="Smallest angle between two classes' mean directions",
+    ),
+    "share_beyond_margin": SeedMetric(
+        f"share beyond a {MARGIN_DEGREES:g}° margin",
+        0.0,
+        1.0,
+        percent=True,
+        column=f"beyond {MARGIN_DEGREES:g}°",
+        about=f"Share of test samples at least {MARGIN_DEGREES:g}° closer in angle to their own class direction than "
+        "to the nearest other one",
+    ),
+    "class_spread": SeedMetric(
+        "class spread",
+        0.0,
+        None,
+        column="spread",
+        about="Mean distance of a feature to its class's mean feature "
+        "over the mean distance from a class's mean to the nearest other class's mean (lower: tighter classes "
+        "farther apart; lengths count, not only angles)",
+    ),
 }
-PERCENT_METRICS = ("test_acc",)
+METRICS = tuple(SEED_METRICS)
+METRIC_TITLES = {name: metric.axis_title for name, metric in SEED_METRICS.items()}
+PERCENT_METRICS = tuple(name for name, metric in SEED_METRICS.items() if metric.percent)
 CONFIDENCE = 0.95
+INTERVAL_METHOD = "Student's t on the logit scale of each figure's range, mapped back"  # as the CLI help names it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,28 +144,75 @@ def t_quantile(probability: float, df: int) -> float:
     return float(stdtrit(df, probability))
 
 
-def interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
-    """The mean of ``values`` with its t confidence interval; at least one value."""
+def _logistic(z: float) -> float:
+    """``1 / (1 + exp(-z))`` without overflow for any ``z``."""
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def _bounded_ends(mean: float, half_se: float, bounds: Bounds) -> tuple[float, float]:
+    """The ends of ``mean +- half_se`` (``half_se``: t times the standard error) taken on the scale that maps
+    ``bounds`` to the whole line (logit for two bounds, log for one) by the delta method, and mapped back.
+    ``mean`` lies strictly inside ``bounds`` and ``half_se`` is positive."""
+    low, high = bounds
+    if low is not None and high is not None:
+        width = high - low
+        center = math.log((mean - low) / (high - mean))
+        half = half_se * width / ((mean - low) * (high - mean))  # g'(m) = (high - low) / ((m - low)(high - m))
+        return low + width * _logistic(center - half), low + width * _logistic(center + half)
+    if low is not None:
+        factor = math.exp(min(half_se / (mean - low), 700.0))  # g(m) = log(m - low), g'(m) = 1 / (m - low)
+        return low + (mean - low) / factor, low + (mean - low) * factor
+    if high is not None:
+        factor = math.exp(min(half_se / (high - mean), 700.0))
+        return high - (high - mean) * factor, high - (high - mean) / factor
+    return mean - half_se, mean + half_se
+
+
+def interval(values: Sequence[float], confidence: float = CONFIDENCE, bounds: Bounds = (None, None)) -> Interval:
+    """The mean of ``values`` (at least one) with its t confidence interval, kept inside ``bounds`` (the
+    lowest and highest value the figure can take; None: unbounded on that side) as the module says."""
     if not values:
         raise ValueError("interval: no values")
+    low, high = bounds
+    outside = [v for v in values if (low is not None and v < low) or (high is not None and v > high)]
+    if outside:
+        raise ValueError(f"interval: {outside[0]} lies outside the figure's range [{low}, {high}]")
     n = len(values)
     mean = math.fsum(values) / n
     if n == 1:
         return Interval(1, mean, None, None, None)
     std = math.sqrt(math.fsum((value - mean) ** 2 for value in values) / (n - 1))
-    half = t_quantile((1 + confidence) / 2, n - 1) * std / math.sqrt(n)
-    return Interval(n, mean, std, mean - half, mean + half)
+    if std == 0.0:  # every seed the same (all at a bound, say): nothing to spread
+        return Interval(n, mean, std, mean, mean)
+    ci_low, ci_high = _bounded_ends(mean, t_quantile((1 + confidence) / 2, n - 1) * std / math.sqrt(n), bounds)
+    return Interval(n, mean, std, ci_low, ci_high)
+
+
+def difference_bounds(bounds: Bounds) -> Bounds:
+    """The range of a difference of two values of a figure in ``bounds``: ``+-(high - low)`` (unbounded
+    unless both bounds are known)."""
+    low, high = bounds
+    if low is None or high is None:
+        return (None, None)
+    return (-(high - low), high - low)
 
 
 def paired_difference(
-    values: Mapping[int, float], baseline: Mapping[int, float], confidence: float = CONFIDENCE
+    values: Mapping[int, float],
+    baseline: Mapping[int, float],
+    confidence: float = CONFIDENCE,
+    bounds: Bounds = (None, None),
 ) -> tuple[Interval | None, list[int]]:
-    """``values - baseline`` seed by seed over the seeds both have, with its interval; (None, []) when
-    they share no seed."""
+    """``values - baseline`` seed by seed over the seeds both have, with its interval inside the range of a
+    difference of two values in ``bounds`` (the figure's own range); (None, []) when they share no seed."""
     seeds = sorted(set(values) & set(baseline))
     if not seeds:
         return None, []
-    return interval([values[seed] - baseline[seed] for seed in seeds], confidence), seeds
+    differences = [values[seed] - baseline[seed] for seed in seeds]
+    return interval(differences, confidence, difference_bounds(bounds)), seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,10 +226,13 @@ class SeedFigure:
     paired_seeds: list[int]
 
 
-def over_seeds(values: Mapping[str, Mapping[int, float]], baseline: str | None) -> list[SeedFigure]:
+def over_seeds(
+    values: Mapping[str, Mapping[int, float]], baseline: str | None, bounds: Bounds = (None, None)
+) -> list[SeedFigure]:
     """``values[variant][seed]`` holds one figure per run (a test accuracy, or a run's mean deletion AUC over
     its images): each variant's interval over its seeds and, but for ``baseline``, its paired difference to
-    ``baseline`` seed by seed (none at all when ``baseline`` is None). Variants without a value are left out."""
+    ``baseline`` seed by seed (none at all when ``baseline`` is None), both inside the range that ``bounds``
+    gives the figure (see :func:`interval`). Variants without a value are left out."""
     if baseline is not None and baseline not in values:
         raise ValueError(f"baseline: no variant is labelled {baseline!r} (variants: {', '.join(values)})")
     figures = []
@@ -104,8 +240,10 @@ def over_seeds(values: Mapping[str, Mapping[int, float]], baseline: str | None) 
         if not by_seed:
             continue
         paired_to_baseline = baseline is not None and variant != baseline
-        difference, paired = paired_difference(by_seed, values[baseline]) if paired_to_baseline else (None, [])
-        figures.append(SeedFigure(variant, interval(list(by_seed.values())), difference, paired))
+        difference, paired = (
+            paired_difference(by_seed, values[baseline], bounds=bounds) if paired_to_baseline else (None, [])
+        )
+        figures.append(SeedFigure(variant, interval(list(by_seed.values()), bounds=bounds), difference, paired))
     return figures
 
 
@@ -217,7 +355,10 @@ def summarize(results: Sequence[RunResult], baseline: str | None = None) -> list
                     values[metric][run.seed] = run.figures[metric]
         counted[variant], left_out[variant] = values, skipped
     by_metric = {
-        metric: {figure.variant: figure for figure in over_seeds({v: counted[v][metric] for v in order}, baseline)}
+        metric: {
+            figure.variant: figure
+            for figure in over_seeds({v: counted[v][metric] for v in order}, baseline, SEED_METRICS[metric].bounds)
+        }
         for metric in METRICS
     }
     summaries = []
@@ -319,9 +460,14 @@ def run_result(store: RunStore, record: RunRecord) -> RunResult:
         return dataclasses.replace(result, state="unreadable", message=str(err))
     labels = features.test_labels.numpy()
     logits = features.test_logits.numpy()
+    test_features = features.test_features.numpy()
+    directions = None if features.class_directions is None else features.class_directions.numpy()
+    n_classes = logits.shape[1]
     figures = {
         "test_acc": float((logits.argmax(1) == labels).mean()),
-        **class_angles(features.test_features.numpy(), labels, logits.shape[1]),
+        **class_angles(test_features, labels, n_classes),
+        "share_beyond_margin": share_beyond_margin(test_features, labels, n_classes, directions, MARGIN_DEGREES),
+        "class_spread": class_spread(test_features, labels),
     }
     return dataclasses.replace(result, figures=figures)
 

@@ -16,11 +16,12 @@ import plotly.graph_objects as go
 
 from lab.experiment import loss_title, setting_symbol
 from lab.figures import FONT, loss_colors
-from lab.summary import METRIC_TITLES, PERCENT_METRICS, Interval, Sweep, VariantSummary
+from lab.summary import METRIC_TITLES, PERCENT_METRICS, SEED_METRICS, Interval, Sweep, VariantSummary
 
 DOT_SPREAD = 0.18  # seeds' dots fan out this far either side of their variant (category width 1)
-MEAN_OFFSET = 0.3  # the mean and its bar sit this far right of the dots' center, so neither hides the other
+MEAN_OFFSET = 0.3  # the mean and its bar sit this far below the dots' center, so neither hides the other
 LOG_AXIS_RATIO = 100.0  # a swept setting spanning this factor or more (lambda 0.0001..0.1) gets a log axis
+LABEL_LINE = 16  # characters per line of a variant's name beside its row
 GRID = "#EEEEEE"
 
 
@@ -39,8 +40,21 @@ def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
     return fig
 
 
-def _value_text(value: float, percent: bool) -> str:
-    return f"{value:.1%}" if percent else f"{value:.2f}"
+def _value_text(value: float, metric: str) -> str:
+    return SEED_METRICS[metric].format(value)
+
+
+def wrap_label(text: str, width: int = LABEL_LINE) -> str:
+    """``text`` broken at spaces into lines of at most ``width`` characters (a longer word keeps its own
+    line), joined by plotly's ``<br>``: a variant's name beside its row takes little of a narrow chart's
+    width."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
 
 
 def _dot_offsets(n: int) -> list[float]:
@@ -64,29 +78,28 @@ def _error_bar(stats: Interval) -> dict[str, Any]:
     )
 
 
-def _mean_hover(name: str, stats: Interval, percent: bool) -> str:
-    mean = _value_text(stats.mean, percent)
+def _mean_hover(name: str, stats: Interval, metric: str) -> str:
+    mean = _value_text(stats.mean, metric)
     if stats.ci_low is None or stats.ci_high is None:
         return f"{name}<br>{mean} (one seed: no interval)"
-    low, high = _value_text(stats.ci_low, percent), _value_text(stats.ci_high, percent)
+    low, high = _value_text(stats.ci_low, metric), _value_text(stats.ci_high, metric)
     return f"{name}<br>mean {mean} over {stats.n} seeds<br>95% CI {low} to {high}"
 
 
-def _add_variant(
-    fig: go.Figure, x: float, summary: VariantSummary, metric: str, color: str, percent: bool, name: str
-) -> None:
-    """One variant at ``x``: its seeds' dots, then its mean with the interval just to their right."""
+def _add_variant(fig: go.Figure, y: float, summary: VariantSummary, metric: str, color: str, name: str) -> None:
+    """One variant's row at ``y`` (the axis runs downwards): its seeds' dots, then its mean with the
+    interval just below them."""
     seeds = sorted(summary.values[metric])
     values = [summary.values[metric][seed] for seed in seeds]
     fig.add_trace(
         go.Scatter(
-            x=[x - MEAN_OFFSET / 2 + offset for offset in _dot_offsets(len(seeds))],
-            y=values,
+            x=values,
+            y=[y - MEAN_OFFSET / 2 + offset for offset in _dot_offsets(len(seeds))],
             mode="markers",
             name=f"{name}: seeds",
             marker=dict(color=color, size=7, opacity=0.55, line=dict(color="white", width=0.5)),
             hovertext=[
-                f"{name}<br>seed {seed}: {_value_text(v, percent)}" for seed, v in zip(seeds, values, strict=True)
+                f"{name}<br>seed {seed}: {_value_text(v, metric)}" for seed, v in zip(seeds, values, strict=True)
             ],
             hoverinfo="text",
         )
@@ -94,43 +107,48 @@ def _add_variant(
     stats = summary.stats[metric]
     fig.add_trace(
         go.Scatter(
-            x=[x + MEAN_OFFSET / 2],
-            y=[stats.mean],
+            x=[stats.mean],
+            y=[y + MEAN_OFFSET / 2],
             mode="markers",
             name=f"{name}: mean",
             marker=dict(color=color, size=11, symbol="diamond", line=dict(color="black", width=1)),
-            error_y=dict(color=color, **_error_bar(stats)),
-            hovertext=[_mean_hover(name, stats, percent)],
+            error_x=dict(color=color, **_error_bar(stats)),
+            hovertext=[_mean_hover(name, stats, metric)],
             hoverinfo="text",
         )
     )
 
 
-def _y_axis(fig: go.Figure, metric: str) -> bool:
+def _value_axis(fig: go.Figure, metric: str, axis: str = "y") -> bool:
+    """Title and tick format of the axis that carries ``metric``'s values; whether it is a percentage."""
     percent = metric in PERCENT_METRICS
-    fig.update_yaxes(title=METRIC_TITLES[metric], tickformat=".1%" if percent else None)
+    update = fig.update_xaxes if axis == "x" else fig.update_yaxes
+    update(title=METRIC_TITLES[metric], tickformat=".1%" if percent else None)
     return percent
 
 
-def variant_figure(summaries: Sequence[VariantSummary], metric: str, height: int = 340) -> go.Figure:
-    """``metric`` per variant: every finished seed a dot, the mean a diamond with its 95% CI as a bar. The
-    variants keep their order (the first is the baseline) and their colors across every figure."""
+def variant_figure(summaries: Sequence[VariantSummary], metric: str, height: int | None = None) -> go.Figure:
+    """``metric`` per variant, a row each (names read level at the left, however long): every finished
+    seed a dot, the mean a diamond with its 95% CI as a bar. No bars from an axis: the values' axis may
+    start anywhere. The variants keep their order, top to bottom (the first is the baseline), and their
+    colors across every figure."""
     fig = go.Figure()
-    percent = _y_axis(fig, metric)
+    _value_axis(fig, metric, "x")
     colors = loss_colors(len(summaries))
     shown = [(i, summary) for i, summary in enumerate(summaries) if metric in summary.stats]
-    for x, (i, summary) in enumerate(shown):
-        _add_variant(fig, float(x), summary, metric, colors[i], percent, summary.variant)
-    fig.update_xaxes(
+    for y, (i, summary) in enumerate(shown):
+        _add_variant(fig, float(y), summary, metric, colors[i], summary.variant)
+    fig.update_yaxes(
         tickvals=list(range(len(shown))),
-        ticktext=[summary.variant for _, summary in shown],
-        range=[-0.6, len(shown) - 0.4],
+        ticktext=[wrap_label(summary.variant) for _, summary in shown],
+        range=[len(shown) - 0.4, -0.6],  # the first variant on top
         showgrid=False,
+        zeroline=False,
     )
     most = max((summary.n for _, summary in shown), default=0)
     title = f"{METRIC_TITLES[metric]} by variant"
     note = "dots: seeds · diamond: mean · bar: 95% CI" if most > 1 else "dots: seeds (one each: no interval)"
-    return _layout(fig, f"{title}<br><sup>{note}</sup>", height)
+    return _layout(fig, f"{title}<br><sup>{note}</sup>", height or 130 + 55 * len(shown))
 
 
 def is_numeric(values: Sequence[Any]) -> bool:
@@ -151,7 +169,7 @@ def sweep_figure(sweep: Sweep, metric: str, height: int = 340) -> go.Figure:
     """``metric`` against the swept hyperparameter of one loss's variants: the means joined by a line with
     their 95% CIs as bars, every seed a dot at its variant's value."""
     fig = go.Figure()
-    percent = _y_axis(fig, metric)
+    _value_axis(fig, metric)
     shown = [summary for summary in sweep.variants if metric in summary.stats]
     values = [summary.loss_params[sweep.setting] for summary in shown]
     axis = sweep_axis(values)
@@ -168,7 +186,7 @@ def sweep_figure(sweep: Sweep, metric: str, height: int = 340) -> go.Figure:
                 name=f"{symbol}={x}: seeds",
                 marker=dict(color=color, size=7, opacity=0.45),
                 hovertext=[
-                    f"{summary.variant}<br>seed {seed}: {_value_text(summary.values[metric][seed], percent)}"
+                    f"{summary.variant}<br>seed {seed}: {_value_text(summary.values[metric][seed], metric)}"
                     for seed in seeds
                 ],
                 hoverinfo="text",
@@ -192,7 +210,7 @@ def sweep_figure(sweep: Sweep, metric: str, height: int = 340) -> go.Figure:
                 thickness=2,
                 width=6,
             ),
-            hovertext=[_mean_hover(summary.variant, s, percent) for summary, s in zip(shown, means, strict=True)],
+            hovertext=[_mean_hover(summary.variant, s, metric) for summary, s in zip(shown, means, strict=True)],
             hoverinfo="text",
         )
     )
@@ -203,16 +221,16 @@ def sweep_figure(sweep: Sweep, metric: str, height: int = 340) -> go.Figure:
     return _layout(fig, f"{title}<br><sup>dots: seeds · line: means · bars: 95% CI</sup>", height)
 
 
-def _interval_text(stats: Interval | None, percent: bool, signed: bool = False) -> str:
-    """``96.1% [95.3, 96.9]`` (accuracy in percent, angles in degrees), ``96.1%`` with one seed."""
+def _interval_text(stats: Interval | None, metric: str, signed: bool = False) -> str:
+    """``96.1% [95.3, 96.9]`` (accuracy in percent, angles in degrees, each figure written as
+    :meth:`lab.summary.SeedMetric.format` writes it), ``96.1%`` with one seed."""
     if stats is None:
         return "–"
-    scale, unit = (100.0, "%") if percent else (1.0, "°")
-    sign = "+" if signed else ""
-    mean = f"{stats.mean * scale:{sign}.1f}{unit}"
+    declared = SEED_METRICS[metric]
+    mean = declared.number(stats.mean, signed) + ("%" if declared.percent else declared.unit)
     if stats.ci_low is None or stats.ci_high is None:
         return mean
-    return f"{mean} [{stats.ci_low * scale:{sign}.1f}, {stats.ci_high * scale:{sign}.1f}]"
+    return f"{mean} [{declared.number(stats.ci_low, signed)}, {declared.number(stats.ci_high, signed)}]"
 
 
 def summary_rows(summaries: Sequence[VariantSummary]) -> list[dict[str, Any]]:
@@ -223,12 +241,12 @@ def summary_rows(summaries: Sequence[VariantSummary]) -> list[dict[str, Any]]:
         runs = summary.n + len(summary.left_out)
         row: dict[str, Any] = {"variant": summary.variant, "seeds": f"{summary.n} of {runs}"}
         for metric in METRIC_TITLES:
-            row[METRIC_TITLES[metric]] = _interval_text(summary.stats.get(metric), metric in PERCENT_METRICS)
+            row[METRIC_TITLES[metric]] = _interval_text(summary.stats.get(metric), metric)
         if summary.baseline is None:
             row["accuracy vs baseline"] = "baseline"
         else:
             difference = summary.difference.get("test_acc")
-            row["accuracy vs baseline"] = _interval_text(difference, True, signed=True).replace("%", " pts")
+            row["accuracy vs baseline"] = _interval_text(difference, "test_acc", signed=True).replace("%", " pts")
         row["notes"] = "; ".join(summary.notes())
         rows.append(row)
     return rows

@@ -8,8 +8,9 @@ import functools
 import streamlit as st
 
 import ui
-from lab import figures
+from lab import figures, wording
 from lab.export import run_zip
+from lab.interpret_stats import against_random
 from lab.runstore import RunRecord
 from ui import cams, health, layout, loaders, session, titles, variant_summary
 from ui.text import plain
@@ -38,26 +39,34 @@ def run_label(record: RunRecord) -> str:
 margin = 10.0
 rows = []
 for record in records:
-    row = {"loss": run_label(record), "status": record.state}
+    row = {"loss": titles.loss_label(record)}
+    if seeded:  # a column of its own: appended to the label, it pushed long names out of their column
+        row["seed"] = record.config.seed if record.config is not None else None
+    row["status"] = record.state
     if record in runs:
         numbers = loaders.summary(record, margin)
         row |= {
-            "test accuracy": 100 * numbers["test_acc"],
+            "test accuracy": wording.percent(wording.test_accuracy(record) or numbers["test_acc"]),
             "training time (s)": record.status.get("train_seconds"),
             "within-class angle (°)": numbers["mean_within_class_angle"],
             "min between-class angle (°)": numbers["min_between_class_angle"],
             "cosine silhouette": numbers["cosine_silhouette"],
-            "k-NN accuracy": 100 * numbers["knn_accuracy"],
+            "k-NN accuracy": wording.percent(numbers["knn_accuracy"]),
         }
         scored = cams.cached_metrics(record, "GradCAM", "last", cams.INTERPRET_IMAGES)
         if scored is not None and scored.get("road") is not None:
             road = scored["road"]  # shown only when the Grad-CAM page has scored it: never computed here
-            row["Grad-CAM faithfulness"] = (
-                f"{road.value:+.3f} (random map {road.baseline:+.3f})"
-                if road.distinguishable
-                else f"{road.value:+.3f}: not distinguishable from a random map"
-            )
+            row["Grad-CAM faithfulness"] = f"{road.value:+.3f}: {against_random(road)} ({road.baseline:+.3f})"
     rows.append(row)
+
+# What train_seconds measures (lab.trainer): runs of an experiment train in lockstep, each taking its own
+# step in turn, and each step is timed to the run that takes it.
+TRAINING_TIME_HELP = (
+    "Training time: seconds this run spent in its own training steps (forward, backward, optimizer step), "
+    "summed over its epochs; evaluation and saving are not counted. An experiment's runs train in turns, step by "
+    "step, so a run's time leaves out the steps of the runs beside it. On a GPU the steps are queued and waited "
+    "for at the end of each epoch, so there a run's time can include queued work of the runs beside it."
+)
 
 # short headers (the full name is each column's help) and one decimal for every percentage, so that the
 # whole table fits a 1440-pixel screen with the sidebar open
@@ -65,7 +74,8 @@ st.dataframe(
     rows,
     hide_index=True,
     column_config={
-        "loss": st.column_config.TextColumn("loss", width="medium"),
+        "loss": st.column_config.TextColumn("loss"),  # as wide as its longest name: a name is never cut
+        "seed": st.column_config.NumberColumn("seed", width="small", help="The run's training seed"),
         "status": st.column_config.TextColumn("status", width="small"),
         "test accuracy": st.column_config.NumberColumn("accuracy", format="%.1f%%", help="Test accuracy"),
         "k-NN accuracy": st.column_config.NumberColumn(
@@ -76,7 +86,7 @@ st.dataframe(
             help="ROAD faithfulness of GradCAM maps next to random maps' on the same images, once the Grad-CAM "
             "page has scored them",
         ),
-        "training time (s)": st.column_config.NumberColumn("time (s)", format="%.1f", help="Training time"),
+        "training time (s)": st.column_config.NumberColumn("time (s)", format="%.1f", help=TRAINING_TIME_HELP),
         "within-class angle (°)": st.column_config.NumberColumn(
             "within (°)", format="%.1f", help="Mean within-class angle: a feature to its class mean"
         ),
@@ -102,7 +112,7 @@ charts = [
     ("cosine silhouette", False),
 ]
 # with several seeds a run's bar would repeat its variant's label: the figures by variant above show them all
-for column, (metric, percent) in layout.grid(charts if not seeded else [], per_row=layout.per_row(4)):
+for column, (metric, percent) in layout.grid(charts if not seeded else [], per_row=layout.per_row(2)):
     values = {row["loss"]: row[metric] / 100 if percent else row[metric] for row in viewable}
     layout.chart(column, figures.metric_bars(values, metric, percent=percent), key=f"bars-{metric}")
 

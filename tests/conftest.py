@@ -19,6 +19,7 @@ from lab import datasets
 from lab.config import RunConfig
 from lab.data import load_dataset
 from lab.runstore import RunStore
+from lab.summary import RunResult
 from lab.trainer import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,3 +110,25 @@ def write_cifar10(root: Path, n_per_batch: int = 10) -> dict[str, str]:
     classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": classes}))
     return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+def summary_result(variant, seed, acc, *, state="finished", loss="softmax", params=None) -> RunResult:
+    """A run as the experiment summary sees it, its figures made up from its accuracy ``acc`` (none unless
+    it finished)."""
+    figures = {
+        "test_acc": acc,
+        "mean_within_class_angle": 10 * acc,
+        "min_between_class_angle": 20 * acc,
+        "share_beyond_margin": acc / 2,
+        "class_spread": 1 - acc,
+    }
+    return RunResult(
+        f"{variant}-{seed}-{state}",
+        variant,
+        loss,
+        params or {},
+        seed,
+        state,
+        "",
+        figures if state == "finished" else None,
+    )

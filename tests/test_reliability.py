@@ -312,9 +312,14 @@ def test_limits_and_runs_folder_size_are_shown_and_an_experiment_can_be_deleted(
 
 
 def test_a_run_folder_written_by_an_earlier_version_shows_in_the_app(tmp_path):
-    shutil.copytree(OLD_RUNS, tmp_path, dirs_exist_ok=True)
+    """A user's own run from an older release (this one was the digits example of its day: as an example it
+    would be replaced by today's, so here it is a run of the user's own experiment)."""
+    old = tmp_path / "old-digits-softmax"
+    shutil.copytree(OLD_RUNS / "example-digits-2d-softmax", old)
+    config = json.loads((old / "config.json").read_text())
+    (old / "config.json").write_text(json.dumps({**config, "experiment": "old-digits"}))
     with app_reads(tmp_path):
-        app = apptest.open_page("pages/feature_space.py", experiment="example-digits-2d")
+        app = apptest.open_page("pages/feature_space.py", experiment="old-digits")
         assert not app.error, [e.value for e in app.error]
         titles = [fig["layout"]["title"]["text"] for fig in figures(app)]
         assert any("Softmax cross-entropy" in title and "test accuracy 95.8%" in title for title in titles)

@@ -7,15 +7,10 @@ import pytest
 
 from lab.config import ConfigError, RunConfig
 from lab.experiment import factor_variants, make_experiment, setting_symbol
-from lab.summary import RunResult, summarize, sweeps
+from lab.figures import metric_bars
+from lab.summary import summarize, sweeps
 from lab.summary_figures import summary_rows, sweep_axis, sweep_figure, variant_figure
-
-
-def result(variant, seed, acc, loss="softmax", params=None, state="finished"):
-    figures = {"test_acc": acc, "mean_within_class_angle": 10 * acc, "min_between_class_angle": 20 * acc}
-    return RunResult(
-        f"{variant}-{seed}", variant, loss, params or {}, seed, state, "", figures if state == "finished" else None
-    )
+from tests.conftest import summary_result as result
 
 
 def lsoftmax(margin: int) -> dict:
@@ -26,11 +21,11 @@ MARGINS = [
     result("Softmax", 0, 0.90),
     result("Softmax", 1, 0.92),
     *(
-        result(f"L-Softmax m={m}", s, 0.80 + 0.02 * m + 0.01 * s, "lsoftmax", lsoftmax(m))
+        result(f"L-Softmax m={m}", s, 0.80 + 0.02 * m + 0.01 * s, loss="lsoftmax", params=lsoftmax(m))
         for m in (4, 2)
         for s in (0, 1)
     ),
-    result("L-Softmax m=2", 2, 0.1, "lsoftmax", lsoftmax(2), state="diverged"),
+    result("L-Softmax m=2", 2, 0.1, loss="lsoftmax", params=lsoftmax(2), state="diverged"),
 ]
 
 
@@ -74,11 +69,11 @@ def test_a_sweep_is_a_loss_whose_variants_differ_in_one_setting_ordered_by_its_v
     (sweep,) = sweeps(summarize(MARGINS))
     assert (sweep.loss, sweep.setting, sweep.values()) == ("lsoftmax", "margin", [2, 4])
     two_settings = [
-        result("A", 0, 0.9, "lsoftmax", {"margin": 2, "base": 1.0}),
-        result("B", 0, 0.9, "lsoftmax", {"margin": 3, "base": 2.0}),
+        result("A", 0, 0.9, loss="lsoftmax", params={"margin": 2, "base": 1.0}),
+        result("B", 0, 0.9, loss="lsoftmax", params={"margin": 3, "base": 2.0}),
     ]
     assert sweeps(summarize(two_settings)) == [], "two settings differ: no single axis"
-    assert sweeps(summarize([result("A", 0, 0.9, "lsoftmax", {"margin": 2})])) == []
+    assert sweeps(summarize([result("A", 0, 0.9, loss="lsoftmax", params={"margin": 2})])) == []
 
 
 def test_the_swept_axis_is_logarithmic_only_across_decades():
@@ -97,26 +92,51 @@ def traces(fig, suffix: str) -> list:
 def test_the_variant_figure_draws_every_seed_and_the_mean_with_its_interval():
     found = summarize(MARGINS)
     fig = variant_figure(found, "test_acc")
-    assert list(fig.layout.xaxis.ticktext) == ["Softmax", "L-Softmax m=4", "L-Softmax m=2"]
+    assert list(fig.layout.yaxis.ticktext) == ["Softmax", "L-Softmax m=4", "L-Softmax m=2"]
+    assert fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1], "the first variant on top"
     dots, means = traces(fig, ": seeds"), traces(fig, ": mean")
-    assert [len(trace.y) for trace in dots] == [2, 2, 2], "the diverged seed is not drawn"
-    assert list(dots[0].y) == [0.90, 0.92]
+    assert [len(trace.x) for trace in dots] == [2, 2, 2], "the diverged seed is not drawn"
+    assert list(dots[0].x) == [0.90, 0.92]
     stats = found[0].stats["test_acc"]
-    bar = means[0].error_y
-    assert means[0].y[0] == pytest.approx(stats.mean)
+    bar = means[0].error_x
+    assert means[0].x[0] == pytest.approx(stats.mean)
     assert bar.array[0] == pytest.approx(stats.ci_high - stats.mean)
     assert bar.arrayminus[0] == pytest.approx(stats.mean - stats.ci_low)
-    assert fig.layout.yaxis.tickformat == ".1%" and "95% CI" in fig.layout.title.text
+    assert fig.layout.xaxis.tickformat == ".1%" and "95% CI" in fig.layout.title.text
+    assert not [trace for trace in fig.data if trace.type == "bar"], "a dot plot: its axis need not start at zero"
     angles = variant_figure(found, "mean_within_class_angle")
-    assert angles.layout.yaxis.tickformat is None and "within-class angle" in angles.layout.title.text
+    assert angles.layout.xaxis.tickformat is None and "within-class angle" in angles.layout.title.text
 
 
 def test_one_seed_has_no_error_bar_and_a_variant_without_a_finished_run_is_left_out():
     found = summarize([result("A", 0, 0.9), result("B", 0, 0.8, state="failed")])
     fig = variant_figure(found, "test_acc")
-    assert list(fig.layout.xaxis.ticktext) == ["A"]
+    assert list(fig.layout.yaxis.ticktext) == ["A"]
     (mean,) = traces(fig, ": mean")
-    assert mean.error_y.visible is False and "no interval" in fig.layout.title.text
+    assert mean.error_x.visible is False and "no interval" in fig.layout.title.text
+
+
+def test_long_variant_names_read_whole_and_level_beside_their_rows():
+    names = ["Softmax cross-entropy", "Orthogonal Projection Loss (OPL)", "L-Softmax m=2", "L-Softmax m=4"]
+    found = summarize([result(name, seed, 0.9 + 0.01 * seed) for name in names for seed in (0, 1)])
+    fig = variant_figure(found, "min_between_class_angle")
+    labels = list(fig.layout.yaxis.ticktext)
+    assert list(fig.layout.yaxis.tickvals) == [0, 1, 2, 3], "every variant has its label: none dropped"
+    assert [label.replace("<br>", " ") for label in labels] == names
+    assert all(len(line) <= 16 for label in labels for line in label.split("<br>"))
+    assert labels[1] == "Orthogonal<br>Projection Loss<br>(OPL)"
+
+
+def test_the_per_run_bars_start_at_zero_and_percentages_span_0_to_100():
+    fig = metric_bars({"L-Softmax": 0.864, "CosFace": 0.870}, "test accuracy", percent=True)
+    assert tuple(fig.layout.xaxis.range) == (0.0, 1.0), "86.4% against 87.0% must not look like half a bar"
+    assert "zoomed" not in fig.layout.title.text
+    angles = metric_bars({"A": 0.29, "B": 29.73}, "min between-class angle (°)")
+    low, high = angles.layout.xaxis.range
+    assert low == 0.0 and high > 29.73
+    silhouette = metric_bars({"A": -0.2, "B": 0.8}, "cosine silhouette")
+    low, high = silhouette.layout.xaxis.range
+    assert low < -0.2 and high > 0.8
 
 
 def test_the_sweep_figure_plots_each_figure_against_the_setting():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from lab import presets
 from lab.config import RunConfig
 from lab.experiment import make_experiment
 from lab.runstore import RunStore
+from lab.summary import METRICS
 from lab.trainer import train_experiment
 from tests import apptest
 from tests.apptest import app_reads, figures, values
@@ -25,6 +27,7 @@ from ui import seeds, session, train_form
 from ui.text import plain
 
 EXPERIMENT = "test-variants-x-seeds"
+ONE_SEED = "test-variants-one-seed"  # a run per variant: Compare draws a bar per run
 VARIANTS = ("softmax", "lsoftmax:margin=2", "lsoftmax:margin=4")
 LABELS = ["Softmax cross-entropy", "L-Softmax m=2", "L-Softmax m=4"]
 TINY = {"dataset": "digits", "epochs": 1, "train_limit": 300, "snapshot_points": 100}
@@ -38,6 +41,8 @@ def runs_dir(tmp_path_factory):
     configs = make_experiment(RunConfig(experiment=EXPERIMENT, **TINY), VARIANTS, seeds=[0, 1])
     records = train_experiment(configs, RunStore(root))
     assert [r.state for r in records] == ["finished"] * 6
+    single = make_experiment(RunConfig(experiment=ONE_SEED, **TINY), VARIANTS[:2], seeds=[0])
+    assert [r.state for r in train_experiment(single, RunStore(root))] == ["finished"] * 2
     with app_reads(root):
         yield root
 
@@ -53,13 +58,19 @@ def captions(app: AppTest) -> str:
 # --- Train ------------------------------------------------------------------------------------------
 
 
+def added_variants(app: AppTest) -> str:
+    """The variants the form lists under the losses (the live view's headings, which name variants too, left
+    out)."""
+    return " ".join(m.value for m in app.main.markdown if m.value.startswith(":material/call_split:"))
+
+
 def test_the_train_page_adds_a_variant_and_trains_every_variant_with_every_seed(runs_dir):
     app = open_page("pages/train.py")
     app.button_group(key="losses").set_value(["softmax", "lsoftmax"]).run()
     app.selectbox(key=train_form.VARIANT_LOSS).set_value("lsoftmax").run()
     app.number_input(key="variant.lsoftmax.margin").set_value(4)
     app.button(key="add_variant").click().run()
-    assert any(plain("L-Softmax m=4") in m.value for m in app.main.markdown), "the added variant is listed, labelled"
+    assert plain("L-Softmax m=4") in added_variants(app), "the added variant is listed, labelled"
     app.number_input(key=train_form.SEEDS).set_value(2)
     app.number_input(key="epochs").set_value(1)
     app.number_input(key="train_limit").set_value(300).run()
@@ -79,13 +90,17 @@ def test_the_train_page_adds_a_variant_and_trains_every_variant_with_every_seed(
     app.run()
     assert any("Done: 6 of 6 runs finished" in s.value for s in app.success)
     assert len(app.get("progress")) == 6, "a progress bar per run"
+    named = [apptest.shown(bar.proto.text).split("**")[1] for bar in app.get("progress")]
+    assert named == [f"{label} · seed {seed}" for seed in (0, 1) for label in LABELS], "each run by variant and seed"
+    previews = [m.value for m in app.main.markdown if m.value.startswith("seed ")]
+    assert previews == ["seed 0 · epoch 1", "seed 1 · epoch 1"] * 3, "a row of previews per variant, one per seed"
     # a refresh (a new session) starts the form from the settings that started the job
     again = open_page("pages/train.py", experiment=job.experiment)
     assert again.button_group(key="losses").value == ["softmax", "lsoftmax"]
     assert again.number_input(key=train_form.SEEDS).value == 2
-    assert any(plain("L-Softmax m=4") in m.value for m in again.main.markdown)
+    assert plain("L-Softmax m=4") in added_variants(again)
     again.button(key="remove_variant_0").click().run()
-    assert not any(plain("L-Softmax m=4") in m.value for m in again.main.markdown)
+    assert plain("L-Softmax m=4") not in added_variants(again)
     assert "2 variants x 2 seeds = 4 runs" in captions(again)
 
 
@@ -100,9 +115,41 @@ def test_a_preset_states_its_measured_time_and_fills_the_form(runs_dir):
     assert app.button_group(key="losses").value == ["lsoftmax"]
     assert app.number_input(key="epochs").value == preset.epochs
     assert app.number_input(key="train_limit").value == preset.train_limit
-    listed = " ".join(m.value for m in app.main.markdown)
-    assert all(plain(f"L-Softmax m={m}") in listed for m in (2, 3, 4))
+    assert all(plain(f"L-Softmax m={m}") in added_variants(app) for m in (2, 3, 4))
     assert "4 variants x 1 seed = 4 runs" in captions(app)
+
+
+def _form_inputs(app: AppTest) -> dict[str, Any]:
+    """The Train form's keyed inputs by key (the preset picker above it left out)."""
+    kinds = (app.selectbox, app.number_input, app.checkbox, app.text_input, app.button_group)
+    return {w.key: w for kind in kinds for w in kind if w.key and w.key != train_form.PRESET_CHOICE}
+
+
+def test_filling_a_preset_sends_every_input_it_changes_to_the_browser_and_start_trains_it(runs_dir):
+    """A keyed input keeps its identity whatever its arguments, so a browser keeps showing, and sends back on
+    the next click, its own value unless the server marks the value as set (``set_value``): every input the
+    fill changes must be marked so, or Start trains the form the user saw before."""
+    app = open_page("pages/train.py")
+    app.number_input(key="epochs").set_value(2).run()
+    before = {key: w.value for key, w in _form_inputs(app).items()}
+    preset = presets.get("amc-gradcam")
+    app.selectbox(key=train_form.PRESET_CHOICE).set_value(preset.name).run()
+    app.button(key="fill_preset").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    changed = {key: w for key, w in _form_inputs(app).items() if key in before and w.value != before[key]}
+    assert {"dataset", "epochs", "train_limit", "feat_dim_preset", "losses", train_form.SEEDS} <= set(changed)
+    assert [key for key, w in changed.items() if not w.proto.set_value] == []
+    app.button(key="start").click().run()
+    owner = session.owner_of(CREDENTIAL)
+    manager = session.job_manager()
+    job_id = manager.current_job(owner)
+    job = manager.get(job_id, owner)
+    manager.stop(job_id, owner)
+    comparable = [{**c.to_dict(), "experiment": ""} for c in job.configs]
+    assert comparable == [{**c.to_dict(), "experiment": ""} for c in preset.configs()]
+    deadline = time.time() + 300
+    while not job.done and time.time() < deadline:
+        time.sleep(0.5)
 
 
 def test_the_form_names_an_unchanged_preset_after_it_and_a_changed_one_not():
@@ -135,22 +182,47 @@ def test_compare_groups_the_runs_by_variant_with_intervals_and_every_seed(runs_d
     assert list(summary["variant"]) == LABELS and set(summary["seeds"]) == {"2 of 2"}
     assert list(summary["accuracy vs baseline"])[0] == "baseline"
     by_variant = [f for f in figures(app) if "by variant" in title(f)]
-    assert len(by_variant) == 3
+    assert len(by_variant) == len(METRICS)
     accuracy = next(f for f in by_variant if title(f).startswith("test accuracy"))
-    assert accuracy["layout"]["xaxis"]["ticktext"] == LABELS
+    assert [label.replace("<br>", " ") for label in accuracy["layout"]["yaxis"]["ticktext"]] == LABELS
     dots = [t for t in accuracy["data"] if t["name"].endswith(": seeds")]
     means = [t for t in accuracy["data"] if t["name"].endswith(": mean")]
-    assert [len(values(t, "y")) for t in dots] == [2, 2, 2]
-    assert all(t["error_y"].get("array") for t in means), "two seeds give every variant an interval"
+    assert [len(values(t, "x")) for t in dots] == [2, 2, 2]
+    assert all(t["error_x"].get("array") for t in means), "two seeds give every variant an interval"
     for dot, mean in zip(dots, means, strict=True):  # the mean drawn is the mean of the dots
-        assert values(mean, "y")[0] == pytest.approx(values(dot, "y").mean())
+        assert values(mean, "x")[0] == pytest.approx(values(dot, "x").mean())
     sweeps = [f for f in figures(app) if "against m" in title(f)]
-    assert len(sweeps) == 3
+    assert len(sweeps) == len(METRICS)
     line = next(t for t in sweeps[0]["data"] if t["name"] == "mean")
     assert list(values(line, "x")) == [2, 4]
     runs = app.dataframe[1].value
-    assert len(runs) == 6 and all(" · seed " in label for label in runs["loss"])
-    assert len(figures(app)) == 6, "the per-run bars give way to the figures by variant"
+    assert len(runs) == 6 and list(runs["loss"]) == LABELS * 2 and list(runs["seed"]) == [0, 0, 0, 1, 1, 1]
+    assert len(figures(app)) == 2 * len(METRICS), "the per-run bars give way to the figures by variant"
+
+
+def bars_start_at_zero(fig: dict) -> bool:
+    """Whether every bar of ``fig`` is drawn from zero: its value axis (x for horizontal bars) has a range
+    holding zero, or none set (plotly's own range then holds every bar's base, zero)."""
+    for trace in fig["data"]:
+        if trace["type"] == "bar":
+            axis = fig["layout"].get("xaxis" if trace.get("orientation") == "h" else "yaxis", {})
+            low, high = axis.get("range", (0.0, 0.0))
+            if not low <= 0.0 <= high:
+                return False
+    return True
+
+
+@pytest.mark.parametrize("presenting", [False, True])
+def test_every_bar_on_compare_starts_at_zero(runs_dir, presenting):
+    query = {"present": "1"} if presenting else {}
+    one_seed = open_page("pages/compare.py", experiment=ONE_SEED, **query)
+    bars = [f for f in figures(one_seed) if any(t["type"] == "bar" for t in f["data"])]
+    assert len(bars) == 4, "a bar chart per figure: accuracy, two angles and the silhouette"
+    assert all(bars_start_at_zero(f) for f in bars), [f["layout"]["xaxis"].get("range") for f in bars]
+    accuracy = next(f for f in bars if title(f).startswith("test accuracy"))
+    assert accuracy["layout"]["xaxis"]["range"] == [0.0, 1.0], "percentages on a 0-100% axis"
+    seeded = open_page("pages/compare.py", **query)
+    assert all(bars_start_at_zero(f) for f in figures(seeded)), "dots and intervals only, or bars from zero"
 
 
 def test_feature_space_shows_one_seed_at_a_time_titled_by_variant(runs_dir):
@@ -174,18 +246,17 @@ def test_feature_space_shows_one_seed_at_a_time_titled_by_variant(runs_dir):
 
 
 def test_the_live_view_names_each_run_by_its_variant_and_seed():
-    from types import SimpleNamespace
 
     from lab.config import RunConfig
     from lab.experiment import make_experiment
     from ui import train_live
 
     configs = make_experiment(RunConfig(epochs=1), ["lsoftmax:margin=2", "lsoftmax:margin=4"], seeds=[0, 1])
-    names = train_live._run_names(SimpleNamespace(configs=configs))
-    assert len(set(names.values())) == 4
-    assert "L-Softmax m=4 · seed 1" in names.values()
+    names = train_live.run_names(configs)
+    assert len(set(names)) == 4
+    assert "L-Softmax m=4 · seed 1" in names
     single = make_experiment(RunConfig(epochs=1), ["softmax", "amc"])
-    assert list(train_live._run_names(SimpleNamespace(configs=single)).values()) == [
+    assert train_live.run_names(single) == [
         "Softmax cross-entropy",
         "AMC-Loss",
     ]
@@ -194,37 +265,18 @@ def test_the_live_view_names_each_run_by_its_variant_and_seed():
 # --- Grad-CAM interpretability over seeds -------------------------------------------------------------
 
 
-def test_seed_rows_give_each_variant_its_interval_over_seeds_and_its_paired_difference():
-    from ui.interpretability import seed_rows
-
-    values = {"deletion_auc": {"Softmax": {0: 0.50, 1: 0.52, 2: 0.54}, "AMC-Loss": {0: 0.40, 1: 0.43, 2: 0.43}}}
-    rows = {row["loss"]: row for row in seed_rows(values, "Softmax")}
-    assert rows["Softmax"]["seeds"] == "3" and rows["Softmax"]["mean"] == "0.520"
-    assert rows["Softmax"]["outcome"] == "the reference" and rows["Softmax"]["minus softmax"] == ""
-    amc = rows["AMC-Loss"]
-    assert amc["minus softmax"] == "-0.100"  # seed by seed: -0.10, -0.09, -0.11
-    low, high = (float(x) for x in amc["95% CI of the difference"].split(" to "))
-    assert low < -0.1 < high < 0 and amc["outcome"] == "better", "lower deletion AUC is better"
-    values["deletion_auc"]["AMC-Loss"] = {0: 0.40, 1: 0.60, 2: 0.55}
-    assert {r["loss"]: r for r in seed_rows(values, "Softmax")}["AMC-Loss"]["outcome"] == "no significant difference"
-    one_seed = seed_rows({"road": {"Softmax": {0: 0.1}, "AMC-Loss": {0: 0.2}}}, "Softmax")
-    assert [r["95% CI"] for r in one_seed] == ["one seed: no interval"] * 2
-    assert one_seed[1]["outcome"] == "needs two paired seeds"
-
-
 def test_gradcam_scores_every_seed_and_shows_each_variant_over_its_seeds(runs_dir):
     app = open_page("pages/gradcam.py")
     app.number_input(key="cam_metric_images").set_value(10).run()
-    assert app.subheader and "Over training seeds" in [s.value for s in app.subheader]
+    assert "Over the 2 training seeds: the verdict" in [s.value for s in app.subheader]
     app.toggle(key="cam_score_seeds").set_value(True).run()
     assert not app.exception
-    tables = [frame.value for frame in app.dataframe]
-    table = next(t for t in tables if "seeds" in t.columns)
-    assert set(table["loss"]) == set(LABELS)
-    assert set(table["seeds"]) == {"2"}, "both seeds of every variant are scored"
-    others = table[table["loss"] != "Softmax cross-entropy"]
-    assert len(others) and all(others["outcome"].isin(["better", "worse", "no significant difference"]))
-    assert any("verdict" in t.columns for t in tables), "the chosen seed's table is drawn as well"
+    headings = [apptest.shown(m.value) for m in app.markdown if m.value.endswith("· 2 seeds")]
+    assert headings == [f"**{label}** · 2 seeds" for label in LABELS], "both seeds of every variant are scored"
+    against_softmax = [e.label.split(":")[0] for e in app.expander if "over 2 training seeds" in e.label]
+    assert sorted(against_softmax) == sorted(LABELS[1:]), "each variant, not each loss, against softmax"
+    metric_tables = [t.value for t in app.table if "verdict" in t.value.columns]
+    assert len(metric_tables) == 2 * len(LABELS), "over the seeds, then the chosen seed's tables"
 
 
 def test_the_sidebar_counts_variants_and_seeds(runs_dir):

@@ -16,6 +16,7 @@ from lab.runfiles import RunFeatures
 from lab.runstore import RunStore
 from lab.summary import (
     METRICS,
+    SEED_METRICS,
     Interval,
     RunResult,
     interval,
@@ -26,6 +27,7 @@ from lab.summary import (
     t_quantile,
 )
 from tests.conftest import run_cli, write_idx_dataset
+from tests.conftest import summary_result as result
 
 # --- variants ---------------------------------------------------------------------------------------
 
@@ -145,18 +147,62 @@ def test_the_paired_difference_uses_only_the_seeds_both_have():
     assert paired_difference({3: 1.0}, {0: 1.0}) == (None, [])
 
 
-def result(variant, seed, acc, state="finished", loss="softmax", params=None):
-    figures = {"test_acc": acc, "mean_within_class_angle": 10 * acc, "min_between_class_angle": 20 * acc}
-    return RunResult(
-        f"{variant}-{seed}-{state}",
-        variant,
-        loss,
-        params or {},
-        seed,
-        state,
-        "",
-        figures if state == "finished" else None,
+def test_intervals_stay_inside_the_figures_range_near_its_bounds():
+    angles = interval([0.1, 0.2, 3.0], bounds=(0.0, 180.0))  # the plain t interval is [-3.1, 5.3]: no angle is negative
+    assert angles.mean == pytest.approx(1.1) and 0.0 < angles.ci_low < angles.mean < angles.ci_high <= 180.0
+    accuracy = interval([0.97, 0.999, 1.0], bounds=(0.0, 1.0))  # plain t: up to 103.5%
+    assert 0.0 <= accuracy.ci_low < accuracy.mean < accuracy.ci_high <= 1.0
+    two_seeds = interval([0.05, 0.95], bounds=(0.0, 1.0))  # t(0.975, 1) = 12.7: plain t spans -5.2 to 6.2
+    assert 0.0 <= two_seeds.ci_low < 0.5 < two_seeds.ci_high <= 1.0
+    assert interval([1.0, 1.0, 1.0], bounds=(0.0, 1.0)) == Interval(3, 1.0, 0.0, 1.0, 1.0)
+    one_sided = interval([0.01, 0.02, 2.0], bounds=(0.0, None))
+    assert 0.0 < one_sided.ci_low < one_sided.mean < one_sided.ci_high
+    with pytest.raises(ValueError, match="outside the figure's range"):
+        interval([0.5, 1.2], bounds=(0.0, 1.0))
+
+
+def test_a_bounded_interval_is_the_t_interval_away_from_the_bounds():
+    values = [0.50, 0.51, 0.52]  # half way between 0 and 100%
+    bounded, plain = interval(values, bounds=(0.0, 1.0)), interval(values)
+    assert bounded.mean == plain.mean and bounded.std == plain.std
+    assert (bounded.ci_low, bounded.ci_high) == (
+        pytest.approx(plain.ci_low, abs=1e-4),
+        pytest.approx(plain.ci_high, abs=1e-4),
     )
+    near = interval([0.95, 0.96, 0.97], bounds=(0.0, 1.0))
+    assert near.ci_high - near.mean < near.mean - near.ci_low, "narrower on the side of the bound at 100%"
+
+
+def test_a_paired_difference_keeps_its_sign_inside_the_range_of_a_difference():
+    worse, _ = paired_difference({0: 0.90, 1: 0.91, 2: 0.92}, {0: 0.92, 1: 0.94, 2: 0.945}, bounds=(0.0, 1.0))
+    assert worse.mean == pytest.approx(-0.025) and -1.0 < worse.ci_low < worse.ci_high < 0.0
+    wild, _ = paired_difference({0: 0.1, 1: 0.9}, {0: 0.5, 1: 0.2}, bounds=(0.0, 1.0))  # differences -0.4, +0.7
+    assert -1.0 <= wild.ci_low < 0.0 < wild.ci_high <= 1.0, "plain t: -6.8 to +7.1, beyond +-100 points"
+
+
+def test_the_summary_keeps_every_figure_inside_its_declared_range():
+    def run(variant, seed, acc, angle):
+        figures = {
+            "test_acc": acc,
+            "mean_within_class_angle": 2 * angle,
+            "min_between_class_angle": angle,
+            "share_beyond_margin": acc,
+            "class_spread": angle,
+        }
+        return RunResult(f"{variant}-{seed}", variant, "softmax", {}, seed, "finished", "", figures)
+
+    runs = [run("A", s, a, g) for s, (a, g) in enumerate([(0.99, 0.1), (1.0, 0.2), (0.95, 3.0)])]
+    runs += [run("B", s, a, g) for s, (a, g) in enumerate([(0.2, 0.3), (0.9, 2.0), (0.5, 0.1)])]
+    ranges = {name: metric.bounds for name, metric in SEED_METRICS.items()}
+    for summary in summarize(runs):
+        for name, (low, high) in ranges.items():
+            high = math.inf if high is None else high
+            stats = summary.stats[name]
+            assert low <= stats.ci_low < stats.mean < stats.ci_high <= high, (summary.variant, name)
+            line = summary.to_json()[name]  # what python -m lab summary prints
+            assert low <= line["ci_low"] and line["ci_high"] <= high
+    difference = summarize(runs)[1].difference["test_acc"]
+    assert -1.0 <= difference.ci_low < 0.0 < difference.ci_high <= 1.0
 
 
 def test_summarize_counts_finished_seeds_and_names_every_run_left_out():
@@ -223,13 +269,14 @@ def store_run(store: RunStore, config: RunConfig, spread: float, state: str = "f
         angles = np.radians(labels * 120.0 + rng.normal(0.0, spread, size=300))
         features = np.stack([np.cos(angles), np.sin(angles)], axis=1) * rng.uniform(1, 3, size=(300, 1))
         logits = features @ np.stack([np.cos(np.radians([0, 120, 240])), np.sin(np.radians([0, 120, 240]))])
+        logits = np.concatenate([logits, np.full((300, 7), -10.0)], axis=1)  # digits has 10 classes; 3 are used
         writer.save_features(
             RunFeatures(
                 test_features=torch.tensor(features, dtype=torch.float32),
                 test_labels=torch.tensor(labels),
                 test_logits=torch.tensor(logits, dtype=torch.float32),
                 snapshot_indices=torch.arange(10),
-                penultimate=torch.zeros(10, 4),
+                penultimate=torch.zeros(10, 128),  # the default model's width on digits
             )
         )
     writer.set_status(state, message=f"{state} for the test")

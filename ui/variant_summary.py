@@ -9,9 +9,10 @@ import streamlit as st
 
 from lab.experiment import loss_title, setting_symbol
 from lab.runstore import RunRecord, RunStore
-from lab.summary import METRICS, RunResult, VariantSummary, run_result, summarize, sweeps
+from lab.summary import METRICS, SEED_METRICS, RunResult, VariantSummary, run_result, summarize, sweeps
 from lab.summary_figures import summary_rows, sweep_figure, variant_figure
 from ui import layout, loaders
+from ui.text import plain
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -32,24 +33,35 @@ def has_seeds(found: list[VariantSummary]) -> bool:
 def by_variant(found: list[VariantSummary]) -> None:
     """A row per variant with each figure's mean and 95% CI and the paired difference to the first variant,
     then each figure with every seed as a dot."""
+    interval = "with its 95% confidence interval over the finished seeds"
+    rows = summary_rows(found)
     st.dataframe(
-        summary_rows(found),
+        rows,
         hide_index=True,
+        column_order=[name for name in rows[0] if name != "notes"],  # under the table, whole: a cell cuts them
         column_config={
-            "variant": st.column_config.TextColumn("variant", width="medium"),
+            "variant": st.column_config.TextColumn("variant"),  # as wide as its longest label: never cut
             "seeds": st.column_config.TextColumn("seeds", help="Finished seeds of the variant's runs"),
+            **{
+                metric.axis_title: st.column_config.TextColumn(metric.column, help=f"{metric.about} {interval}")
+                for metric in SEED_METRICS.values()
+            },
             "accuracy vs baseline": st.column_config.TextColumn(
                 "vs baseline",
                 help=f"Paired difference in test accuracy to {found[0].variant} over the seeds both finished "
                 "(percentage points), with its 95% CI",
             ),
-            "notes": st.column_config.TextColumn("notes", width="large"),
         },
     )
+    for row in rows:
+        if row["notes"]:
+            st.caption(f"**{plain(row['variant'])}**: {plain(row['notes'])}")
     st.caption(
-        "Mean over the finished seeds with its 95% confidence interval in brackets (Student's t). Runs that did not "
-        "finish are named in the notes and never averaged in. The paired difference subtracts the baseline seed by "
-        "seed: the same seed gives both variants the same subset, initial weights and batch order."
+        "Mean over the finished seeds with its 95% confidence interval in brackets: Student's t, taken on the logit "
+        "scale of the figure's range (accuracy 0 to 100%, angles 0 to 180°; a difference -100 to +100 points) and "
+        "mapped back, so an interval never leaves the range and is lopsided near its ends. Runs that did not finish "
+        "are named under the table and never averaged in. The paired difference subtracts the baseline seed by seed: "
+        "the same seed gives both variants the same subset, initial weights and batch order."
     )
     for column, metric in layout.grid(METRICS, per_row=layout.per_row(3)):
         layout.chart(column, variant_figure(found, metric), key=f"variant-{metric}")

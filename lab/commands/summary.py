@@ -1,5 +1,6 @@
 """``python -m lab summary EXPERIMENT``: one JSON line per variant, its figures over its seeds with 95%
-confidence intervals and the paired difference to the first variant (:mod:`lab.summary`)."""
+confidence intervals that stay inside each figure's range and the paired difference to the first variant
+(:mod:`lab.summary`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import argparse
 
 from lab.cli import print_json
 from lab.runstore import RunStore
-from lab.summary import summarize_experiment
+from lab.summary import INTERVAL_METHOD, summarize_experiment
 
-HELP = "print each variant of an experiment over its seeds: means, confidence intervals, paired differences"
+HELP = (
+    "print each variant of an experiment over its seeds: means, 95% confidence intervals "
+    f"({INTERVAL_METHOD}), paired differences"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
