@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -67,14 +69,47 @@ def build_configs(args: argparse.Namespace, config_cls: type[RunConfig] = RunCon
 
 
 def print_json(record: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(record) + "\n")
+    """One JSON line on stdout. JSON has no NaN or infinity: such a number is printed as null, and a
+    ``warning:`` line on stderr names each field it replaced."""
+    replaced: list[str] = []
+    line = json.dumps(_finite(record, "", replaced), allow_nan=False)
+    for field in replaced:
+        sys.stderr.write(f"warning: {field} is not a finite number; printed as null\n")
+    sys.stdout.write(line + "\n")
     sys.stdout.flush()
+
+
+def _finite(value: Any, where: str, replaced: list[str]) -> Any:
+    """``value`` with every NaN or infinite float replaced by None, their places noted in ``replaced``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        replaced.append(where or "the value")
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item, f"{where}.{key}" if where else str(key), replaced) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item, f"{where}[{i}]", replaced) for i, item in enumerate(value)]
+    return value
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at the null device: a reader that closed the pipe (``| head``) wants no more lines, and
+    Python's flush at exit would otherwise report the broken pipe."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing flushes it at exit
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = make_parser().parse_args(argv)
         return command(args.command).run(args)
+    except BrokenPipeError:  # the reader of stdout stopped reading (``| head``): not an error
+        _quiet_stdout()
+        return 0
     except (UsageError, ValueError, RunStoreError, DatasetError) as err:
         sys.stderr.write(f"error: {err}\n")
         return 2

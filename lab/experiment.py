@@ -9,6 +9,7 @@ variant's label (``RunConfig.variant``) and its seed, so runs group back into va
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import re
 import secrets
@@ -163,6 +164,7 @@ def make_experiment(
     variants: Sequence[str | Variant],
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
     seeds: Sequence[int] | None = None,
+    max_runs: int | None = None,
 ) -> list[RunConfig]:
     """The runs of one experiment: every variant with every seed, seed by seed (so a stopped sweep has
     whole seeds to compare), each validated.
@@ -171,7 +173,8 @@ def make_experiment(
     hyperparameters are its own settings over ``hparams[loss]`` (shared by every variant of the loss)
     over the loss's defaults, stored typed and complete, so a saved config records every value its run
     used. ``seeds`` default to ``[template.seed]``. The experiment keeps ``template.experiment`` when
-    set, else gets a new :func:`experiment_name`.
+    set, else gets a new :func:`experiment_name`. With ``max_runs``, more runs than that are refused before
+    any is built (:data:`lab.jobs.MAX_RUNS_PER_JOB` is the app's).
 
     Raises :class:`ConfigError` naming the first bad setting.
     """
@@ -181,23 +184,33 @@ def make_experiment(
     seeds = [template.seed] if seeds is None else list(seeds)
     if not seeds:
         raise ConfigError("seeds: choose at least one seed")
-    repeated_seeds = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    repeated_seeds = sorted(seed for seed, count in collections.Counter(seeds).items() if count > 1)
     if repeated_seeds:
         raise ConfigError(f"seeds: {', '.join(map(str, repeated_seeds))} named more than once")
+    if max_runs is not None and len(chosen) * len(seeds) > max_runs:
+        raise ConfigError(
+            f"losses and seeds: {len(chosen):,} variants x {len(seeds):,} seeds make {len(chosen) * len(seeds):,} "
+            f"runs; at most {max_runs:,} may train together: choose fewer variants or seeds"
+        )
     hparams = hparams or {}
     name = template.experiment or experiment_name(template)
     labels: list[str] = []
     typed: list[tuple[str, dict[str, Any]]] = []  # (loss, complete hyperparameters) per variant
+    seen: set[tuple[str, str]] = set()  # the same as keys, and the labels: a repeat is found without
+    seen_labels: set[str] = set()  # comparing every pair of variants
     for variant in chosen:
         params = _typed(variant.loss, {**hparams.get(variant.loss, {}), **variant.settings})
-        if (variant.loss, params) in typed:
+        key = (variant.loss, repr(sorted(params.items())))
+        if key in seen:
             raise ConfigError(
                 f"losses: {variant.loss} named more than once with the same settings; give each variant of a loss "
                 "its own settings, e.g. lsoftmax:margin=2,lsoftmax:margin=4"
             )
         label = variant.display_label()
-        if label in labels:
+        if label in seen_labels:
             raise ConfigError(f"losses: two variants are labelled {label!r}; give each its own label")
+        seen.add(key)
+        seen_labels.add(label)
         typed.append((variant.loss, params))
         labels.append(label)
     configs = []

@@ -28,6 +28,8 @@ import json
 import math
 import time
 import zipfile
+from collections.abc import Callable
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -36,7 +38,7 @@ from PIL import Image
 from lab import analysis, runfiles
 from lab.data import Dataset
 from lab.images import enlarge, whole_factor
-from lab.runstore import RunStore, RunStoreError, require_config
+from lab.runstore import RunStore, RunStoreError, read_run_file, require_config, run_file_chunks
 
 PRIVATE_STATUS_FIELDS = ("owner", "pid", "host", "traceback")
 METADATA_COLUMNS = ("index", "label", "label_name", "predicted", "correct", "angle_to_own_class_deg", "loss")
@@ -44,15 +46,33 @@ SPRITE_MIN_THUMB = 28
 SPRITE_MAX_SIDE = 8192
 
 
-def _zip_bytes(files: dict[str, bytes], stamp: float) -> bytes:
-    """A deflated zip of ``files`` (name -> bytes), every entry dated ``stamp`` so equal runs give equal zips."""
-    date_time = time.localtime(max(stamp, 315532800))[:6]  # zip dates start in 1980
+class _Zip:
+    """A deflated zip written entry by entry into ``out``, every entry dated ``stamp`` so equal runs give
+    equal zips; only one entry's data is in memory at a time (a run file's, a chunk at a time)."""
+
+    def __init__(self, out: BinaryIO, stamp: float) -> None:
+        self.archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED)
+        self.date_time = time.localtime(max(stamp, 315532800))[:6]  # zip dates start in 1980
+
+    def _info(self, name: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=self.date_time)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        return info
+
+    def add(self, name: str, data: bytes) -> None:
+        self.archive.writestr(self._info(name), data)
+
+    def entry(self, name: str) -> BinaryIO:
+        """A writable entry: copy a file into it a chunk at a time."""
+        return self.archive.open(self._info(name), "w", force_zip64=True)
+
+    def close(self) -> None:
+        self.archive.close()
+
+
+def _to_bytes(write: Callable[[BinaryIO], None]) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
-            info = zipfile.ZipInfo(name, date_time=date_time)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, data)
+    write(buffer)
     return buffer.getvalue()
 
 
@@ -92,19 +112,38 @@ With the LossLens code, unzip this file inside your runs folder (it holds the fo
 """
 
 
-def run_zip(store: RunStore, run_id: str) -> bytes:
-    """The run's folder as a zip (under ``<run_id>/``) with a README.txt; files the run never wrote
-    (a run stopped before its first epoch has no metrics) are left out and not listed."""
+def write_run_zip(store: RunStore, run_id: str, out: BinaryIO) -> None:
+    """Write the run's folder as a zip (under ``<run_id>/``) with a README.txt into ``out``, one file at a
+    time; files the run never wrote (a run stopped before its first epoch has no metrics) are left out and
+    not listed. Its safetensors files are checked against its config first (their headers only)."""
     record = store.load(run_id)
-    files = store.read_files(run_id)
-    if runfiles.STATUS in files:
-        status = {k: v for k, v in record.status.items() if k not in PRIVATE_STATUS_FIELDS}
-        status["owner"] = ""  # shared wherever it is unzipped
-        files[runfiles.STATUS] = (json.dumps(status, indent=1, sort_keys=True) + "\n").encode()
-    included = list(files)
-    files["README.txt"] = _run_readme(run_id, included, record.summary()).encode()
-    stamp = store.modified(run_id, runfiles.CONFIG)
-    return _zip_bytes({f"{run_id}/{name}": data for name, data in files.items()}, stamp)
+    store.check_files(run_id)
+    run_dir = store.run_dir(run_id)
+    archive = _Zip(out, store.modified(run_id, runfiles.CONFIG))
+    included = []
+    for name in runfiles.FILES:
+        if name == runfiles.STATUS:
+            if read_run_file(run_dir, name) is None:
+                continue
+            status = {k: v for k, v in record.status.items() if k not in PRIVATE_STATUS_FIELDS}
+            status["owner"] = ""  # shared wherever it is unzipped
+            archive.add(f"{run_id}/{name}", (json.dumps(status, indent=1, sort_keys=True) + "\n").encode())
+            included.append(name)
+            continue
+        with run_file_chunks(run_dir, name) as chunks:
+            if chunks is None:
+                continue
+            with archive.entry(f"{run_id}/{name}") as entry:
+                for chunk in chunks:
+                    entry.write(chunk)
+        included.append(name)
+    archive.add(f"{run_id}/README.txt", _run_readme(run_id, included, record.summary()).encode())
+    archive.close()
+
+
+def run_zip(store: RunStore, run_id: str) -> bytes:
+    """:func:`write_run_zip` as bytes (the app's download)."""
+    return _to_bytes(lambda out: write_run_zip(store, run_id, out))
 
 
 # ---------------------------------------------------------------- Embedding Projector
@@ -188,8 +227,9 @@ projector_config.json>.
 """
 
 
-def projector_bundle(store: RunStore, run_id: str, dataset: Dataset) -> bytes:
-    """A zip (under ``<run_id>-projector/``) for the TensorFlow Embedding Projector; see the module docstring.
+def write_projector_bundle(store: RunStore, run_id: str, dataset: Dataset, out: BinaryIO) -> None:
+    """Write a zip (under ``<run_id>-projector/``) for the TensorFlow Embedding Projector into ``out``, each
+    file as soon as it is made; see the module docstring.
 
     ``dataset`` must be the dataset the run was trained on (its test images give the sprite)."""
     config = require_config(store.load(run_id))
@@ -211,8 +251,21 @@ def projector_bundle(store: RunStore, run_id: str, dataset: Dataset) -> bytes:
     all_indices = torch.arange(len(labels))
     subset = saved.snapshot_indices.long()
     penultimate = saved.penultimate.float()
+    names = dataset.class_names
+    archive = _Zip(out, store.modified(run_id, runfiles.FEATURES))
+    folder = f"{run_id}-projector"
+    archive.add(f"{folder}/tensors.tsv", _tsv_matrix(unit))
+    archive.add(f"{folder}/metadata.tsv", _metadata(all_indices, labels, predicted, angles, names, config.loss))
     sprite, dim = _sprite(dataset.test.images)
+    archive.add(f"{folder}/sprite.png", sprite)
+    del sprite
+    archive.add(f"{folder}/penultimate.tsv", _tsv_matrix(penultimate))
+    archive.add(
+        f"{folder}/penultimate_metadata.tsv",
+        _metadata(subset, labels[subset], predicted[subset], angles[subset], names, config.loss),
+    )
     subset_sprite, subset_dim = _sprite(dataset.test.images[subset])
+    archive.add(f"{folder}/penultimate_sprite.png", subset_sprite)
     embeddings = [
         {
             "tensorName": f"{config.loss} features, L2-normalised ({run_id})",
@@ -229,18 +282,12 @@ def projector_bundle(store: RunStore, run_id: str, dataset: Dataset) -> bytes:
             "sprite": {"imagePath": "penultimate_sprite.png", "singleImageDim": subset_dim},
         },
     ]
-    names = dataset.class_names
-    files = {
-        "tensors.tsv": _tsv_matrix(unit),
-        "metadata.tsv": _metadata(all_indices, labels, predicted, angles, names, config.loss),
-        "sprite.png": sprite,
-        "penultimate.tsv": _tsv_matrix(penultimate),
-        "penultimate_metadata.tsv": _metadata(
-            subset, labels[subset], predicted[subset], angles[subset], names, config.loss
-        ),
-        "penultimate_sprite.png": subset_sprite,
-        "projector_config.json": (json.dumps({"embeddings": embeddings}, indent=1) + "\n").encode(),
-        "README.txt": _projector_readme(run_id, config.loss, len(unit), unit.shape[1], len(subset), source).encode(),
-    }
-    stamp = store.modified(run_id, runfiles.FEATURES)
-    return _zip_bytes({f"{run_id}-projector/{name}": data for name, data in files.items()}, stamp)
+    archive.add(f"{folder}/projector_config.json", (json.dumps({"embeddings": embeddings}, indent=1) + "\n").encode())
+    readme = _projector_readme(run_id, config.loss, len(unit), unit.shape[1], len(subset), source)
+    archive.add(f"{folder}/README.txt", readme.encode())
+    archive.close()
+
+
+def projector_bundle(store: RunStore, run_id: str, dataset: Dataset) -> bytes:
+    """:func:`write_projector_bundle` as bytes (the app's download)."""
+    return _to_bytes(lambda out: write_projector_bundle(store, run_id, dataset, out))

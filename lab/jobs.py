@@ -9,6 +9,7 @@ its job through its owner (:meth:`JobManager.current_job`), never through an id 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import os
@@ -20,7 +21,7 @@ from typing import Any
 
 from lab.backends import Backend
 from lab.config import RunConfig
-from lab.runstore import RunRecord, RunStore, describe_os_error
+from lab.runstore import RunRecord, RunStore, RunStoreError, describe_os_error
 from lab.trainer import Progress, train_experiment, warm_up
 
 logger = logging.getLogger(__name__)
@@ -155,13 +156,45 @@ def default_max_running() -> int:
 
 MAX_JOBS_PER_OWNER = 2  # queued or running: one training plus the next (a stopped one may still be finishing)
 MAX_JOBS = 16  # queued or running, every owner together
+# Owners are cheap (a new cookie is a new owner), so those that have not yet finished a run share a part of
+# the server's jobs: a crowd of fresh identities cannot fill the queue for those who have trained here.
+MAX_NEWCOMER_JOBS = 8
+# A job's size in run-epochs (each run's epochs, summed), which is what holds the server: the largest preset is
+# 30, a form experiment of 9 losses x 3 seeds x 12 epochs is 324.
+MAX_RUNS_PER_JOB = 100
+MAX_RUN_EPOCHS_PER_JOB = 1_200
+MAX_RUN_EPOCHS_PER_OWNER = 2_000  # queued or running, one owner's jobs together
 FINISHED_JOB_SECONDS = 1800.0  # how long an owner's last finished job stays for the live view
 MAX_FINISHED_JOBS = 64  # finished jobs kept in memory, every owner together
 
 
 class JobLimitError(Exception):
-    """A job was refused because its owner, or the server, has as many as it may queue; the message says
-    what to do and can be shown as it is."""
+    """A job was refused because it is too big, or its owner or the server has as many as it may queue; the
+    message says what to do and can be shown as it is."""
+
+
+def run_epochs(configs: Sequence[RunConfig]) -> int:
+    """A job's size: the epochs of its runs, summed."""
+    return sum(config.epochs for config in configs)
+
+
+def check_job_size(configs: Sequence[RunConfig]) -> None:
+    """Raise :class:`JobLimitError` when an experiment is larger than one training on the server may be,
+    naming the cap and the experiment's size."""
+    variants = len({config.variant or config.loss for config in configs})
+    seeds = len({config.seed for config in configs})
+    shape = f"{variants:,} variants x {seeds:,} seeds" if variants * seeds == len(configs) else "its runs"
+    if len(configs) > MAX_RUNS_PER_JOB:
+        raise JobLimitError(
+            f"This training has {len(configs):,} runs ({shape}); one training on this server may have at most "
+            f"{MAX_RUNS_PER_JOB:,}: choose fewer variants or seeds."
+        )
+    size = run_epochs(configs)
+    if size > MAX_RUN_EPOCHS_PER_JOB:
+        raise JobLimitError(
+            f"This training is {size:,} run-epochs ({len(configs):,} runs, each run's epochs summed); one training "
+            f"on this server may be at most {MAX_RUN_EPOCHS_PER_JOB:,}: choose fewer variants, seeds or epochs."
+        )
 
 
 class JobManager:
@@ -176,6 +209,7 @@ class JobManager:
         self.max_running = max_running or default_max_running()
         self._jobs: dict[str, TrainingJob] = {}  # in submission order
         self._queue: list[str] = []
+        self._finished_owners: set[str] = set()  # owners with a finished run: no longer newcomers
         self._lock = threading.Lock()
         self.warmed = threading.Event()  # set once :func:`lab.trainer.warm_up` has run
         threading.Thread(target=self._warm_up, name="losslens-warm-up", daemon=True).start()
@@ -188,20 +222,35 @@ class JobManager:
 
     def submit(self, configs: Sequence[RunConfig], owner: str, backend: Callable[[], Backend] | None = None) -> str:
         """Queue an experiment (validated configs) for ``owner``, trained through ``backend`` (None: this
-        process); it starts when a slot is free. Raises :class:`JobLimitError` when the owner or the server
-        has as many jobs as it may queue."""
-        job = TrainingJob(configs, self.store, owner=owner, on_done=self._start_queued, backend=backend)
+        process); it starts when a slot is free. Raises :class:`JobLimitError` when the experiment is larger
+        than a training may be, or the owner or the server has as much queued as it may."""
+        check_job_size(configs)
+        newcomer = not self._has_finished_run(owner)
+        job = TrainingJob(configs, self.store, owner=owner, on_done=self._job_done, backend=backend)
         with self._lock:
             self._forget_finished()
             active = [other for other in self._jobs.values() if not other.done]
-            if sum(other.owner == owner for other in active) >= MAX_JOBS_PER_OWNER:
+            mine = [other for other in active if other.owner == owner]
+            if len(mine) >= MAX_JOBS_PER_OWNER:
                 raise JobLimitError(
                     f"You already have {MAX_JOBS_PER_OWNER} trainings queued or running: wait until one has "
                     "finished, or stop one, before starting another."
                 )
+            held = sum(run_epochs(other.configs) for other in mine)
+            if held + run_epochs(configs) > MAX_RUN_EPOCHS_PER_OWNER:
+                raise JobLimitError(
+                    f"Your trainings queued or running come to {held:,} run-epochs and this one adds "
+                    f"{run_epochs(configs):,}; one browser may have at most {MAX_RUN_EPOCHS_PER_OWNER:,} queued or "
+                    "running: wait until one has finished, or stop one."
+                )
             if len(active) >= MAX_JOBS:
                 raise JobLimitError(
                     f"This server already has {MAX_JOBS} trainings queued or running: try again when one has finished."
+                )
+            if newcomer and sum(other.owner not in self._finished_owners for other in active) >= MAX_NEWCOMER_JOBS:
+                raise JobLimitError(
+                    f"This server already has {MAX_NEWCOMER_JOBS} trainings queued or running from browsers that have "
+                    "not finished one here yet: try again when one has finished."
                 )
             job_id = uuid.uuid4().hex[:12]
             self._jobs[job_id] = job
@@ -210,14 +259,43 @@ class JobManager:
         self._start_queued()
         return job_id
 
+    def _has_finished_run(self, owner: str) -> bool:
+        """Whether ``owner`` has a finished run here: in a job of this server, or on disk from an earlier one."""
+        with self._lock:
+            if owner in self._finished_owners:
+                return True
+        try:
+            found = any(record.owner == owner and record.state == "finished" for record in self.store.list())
+        except RunStoreError as err:
+            logger.warning("cannot tell whether an owner has trained here: %s", err)
+            return False
+        if found:
+            with self._lock:
+                self._finished_owners.add(owner)
+        return found
+
+    def _job_done(self) -> None:
+        with self._lock:
+            for job in self._jobs.values():
+                if job.done and any(record.state == "finished" for record in job.records):
+                    self._finished_owners.add(job.owner)
+        self._start_queued()
+
     def _start_queued(self) -> None:
+        """Start queued jobs while slots are free. The next is the oldest job of the owner served least: with
+        the fewest jobs running or recently ended (the kept ones), so an owner's second job waits behind
+        everyone else's first."""
         with self._lock:
             running = sum(1 for job in self._jobs.values() if job.running)
             while self._queue and running < self.max_running:
-                job_id = self._queue.pop(0)
+                served = collections.Counter(
+                    job.owner for job_id, job in self._jobs.items() if job_id not in self._queue
+                )
+                job_id = min(self._queue, key=lambda queued: served[self._jobs[queued].owner])  # keeps queue order
+                self._queue.remove(job_id)
                 self._jobs[job_id].start()
-                logger.info("job %s started (%d of at most %d training)", job_id, running + 1, self.max_running)
                 running += 1
+                logger.info("job %s started (%d of at most %d training)", job_id, running, self.max_running)
 
     def _forget_finished(self) -> None:
         """Drop finished jobs no live view needs: all but each owner's newest, those finished longer than

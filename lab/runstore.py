@@ -32,8 +32,11 @@ shared runs folder) is reported ``elsewhere``: this machine cannot tell whether 
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 import errno
+import functools
 import json
 import logging
 import os
@@ -44,12 +47,12 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
-from safetensors.torch import load as load_safetensors
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from lab import runfiles
@@ -93,12 +96,14 @@ def describe_os_error(err: OSError, path: str | Path | None = None) -> str:
     return f"{where}: {reason}"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """A file to write ``path``'s new contents into: a temporary file in the same folder, renamed to ``path``
+    when the block ends (synced first), removed if it raises, so ``path`` is whole or untouched."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -107,30 +112,50 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    with atomic_output(path) as handle:
+        handle.write(data)
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     write_atomic(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 
 
 def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` as a safetensors file at ``path`` through a temporary file and a rename. A failed
+    write is an OSError naming the temporary file, as with :func:`write_atomic` (safetensors reports a full
+    disk as its own error type, with the system's error number in the text)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        try:
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        except SafetensorError as err:
+            raise _as_os_error(err, tmp) from err
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def _as_os_error(err: SafetensorError, path: str) -> OSError:
+    """safetensors' write error as the OSError it wraps: "... No space left on device (os error 28)"."""
+    found = re.search(r"\(os error (\d+)\)", str(err))
+    code = int(found.group(1)) if found else errno.EIO
+    return OSError(code, os.strerror(code) if found else str(err), path)
+
+
 def _short(text: str) -> str:
     return text if len(text) <= MAX_PROBLEM_CHARS else text[: MAX_PROBLEM_CHARS - 3] + "..."
 
 
-def read_run_file(run_dir: Path, name: str) -> bytes | None:
-    """The bytes of run file ``name`` (one of :data:`lab.runfiles.FILES`), or None when it does not exist.
+@contextlib.contextmanager
+def _opened(run_dir: Path, name: str) -> Iterator[tuple[int, os.stat_result] | None]:
+    """An open descriptor of run file ``name`` and its stat, or None when the file does not exist.
 
-    Only a plain file directly inside a run folder that is not itself a link is read, and at most the
-    file's cap; anything else is a :class:`RunStoreError` naming the file and what is wrong."""
+    Only a plain file directly inside a run folder that is not itself a link is opened, and only when it is
+    within the file's cap; anything else is a :class:`RunStoreError` naming the file and what is wrong."""
     cap = runfiles.MAX_BYTES[name]
     try:
         folder = os.open(run_dir, _OPEN_FOLDER)
@@ -142,7 +167,8 @@ def read_run_file(run_dir: Path, name: str) -> bytes | None:
         try:
             fd = os.open(name, _OPEN_FILE, dir_fd=folder)
         except FileNotFoundError:
-            return None
+            yield None
+            return
         except OSError as err:
             if err.errno in (errno.ELOOP, errno.EMLINK):
                 raise RunStoreError(f"{name} is a symbolic link; run files must be plain files") from None
@@ -156,14 +182,78 @@ def read_run_file(run_dir: Path, name: str) -> bytes | None:
                     f"{name} is {runfiles.size_text(info.st_size)}, more than the {runfiles.size_text(cap)} "
                     f"a run's {name} may hold"
                 )
-            data = _read_at_most(fd, cap + 1)
-            if len(data) > cap:  # it grew after fstat
-                raise RunStoreError(f"{name} is more than the {runfiles.size_text(cap)} a run's {name} may hold")
-            return data
+            yield fd, info
         finally:
             os.close(fd)
     finally:
         os.close(folder)
+
+
+def read_run_file(run_dir: Path, name: str) -> bytes | None:
+    """The bytes of run file ``name`` (one of :data:`lab.runfiles.FILES`), or None when it does not exist.
+
+    Only a plain file directly inside a run folder that is not itself a link is read, and at most the
+    file's cap; anything else is a :class:`RunStoreError` naming the file and what is wrong."""
+    with _opened(run_dir, name) as opened:
+        return None if opened is None else _read_capped(opened[0], name)
+
+
+def _read_capped(fd: int, name: str) -> bytes:
+    cap = runfiles.MAX_BYTES[name]
+    data = _read_at_most(fd, cap + 1)
+    if len(data) > cap:  # it grew after fstat
+        raise RunStoreError(f"{name} is more than the {runfiles.size_text(cap)} a run's {name} may hold")
+    return data
+
+
+@contextlib.contextmanager
+def run_file_chunks(run_dir: Path, name: str, chunk: int = 1 << 20) -> Iterator[Iterator[bytes] | None]:
+    """Run file ``name``'s bytes a chunk at a time, read as :func:`read_run_file` reads it (None when the file
+    does not exist), for copying a file without holding it whole."""
+    with _opened(run_dir, name) as opened:
+        yield None if opened is None else _chunks(opened[0], name, chunk)
+
+
+def _chunks(fd: int, name: str, chunk: int) -> Iterator[bytes]:
+    cap, read = runfiles.MAX_BYTES[name], 0
+    while data := os.read(fd, chunk):
+        read += len(data)
+        if read > cap:  # it grew after fstat
+            raise RunStoreError(f"{name} is more than the {runfiles.size_text(cap)} a run's {name} may hold")
+        yield data
+
+
+def _pread_exactly(fd: int, size: int, offset: int, into: memoryview | None = None) -> bytes:
+    """``size`` bytes of ``fd`` from ``offset`` (into ``into`` when given); an OSError when the file is shorter."""
+    target = memoryview(bytearray(size)) if into is None else into
+    done = 0
+    while done < size:
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [target[done:]], offset + done)
+        else:  # no positional reads into a buffer (Windows): a chunk at a time, copied in
+            os.lseek(fd, offset + done, os.SEEK_SET)
+            chunk = os.read(fd, min(size - done, 1 << 24))
+            target[done : done + len(chunk)] = chunk
+            got = len(chunk)
+        if got == 0:
+            raise OSError(errno.EIO, f"the file ends {size - done} bytes early")
+        done += got
+    return bytes(target) if into is None else b""
+
+
+def _read_tensor(fd: int, header: runfiles.Header, name: str) -> torch.Tensor:
+    """One tensor of a safetensors file, read straight into its own memory."""
+    info = header.tensors[name]
+    first, _ = header.offsets[name]
+    raw = torch.empty(info.nbytes, dtype=torch.uint8)
+    if info.nbytes:
+        _pread_exactly(fd, info.nbytes, first, memoryview(raw.numpy()))
+    return raw.view(info.dtype).reshape(info.shape)
+
+
+def file_identity(info: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes whenever a file is replaced or rewritten: its device, inode, size and modification time."""
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def _read_at_most(fd: int, limit: int) -> bytes:
@@ -182,17 +272,67 @@ def _problem(name: str, err: Exception) -> str:
     return _short(str(err) if isinstance(err, RunStoreError) else f"{name} is unreadable ({err})")
 
 
-def _read_json(run_dir: Path, name: str) -> Any:
-    """A run's JSON file parsed with bounded numbers and nesting; None when absent."""
-    data = read_run_file(run_dir, name)
-    if data is None:
-        return None
+def _parse(name: str, data: bytes) -> Any:
     try:
         if name == runfiles.METRICS:
             return [runfiles.parse_json(line) for line in data.splitlines() if line.strip()]
         return runfiles.parse_json(data)
     except ValueError as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise RunStoreError(f"{name} is unreadable (not valid JSON: {err})") from None
+
+
+def _read_json(run_dir: Path, name: str) -> Any:
+    """A run's JSON file parsed with bounded numbers and nesting; None when absent."""
+    data = read_run_file(run_dir, name)
+    return None if data is None else _parse(name, data)
+
+
+class _Parsed:
+    """What was made of each small run file (config.json, status.json), kept while the file is unchanged:
+    listing runs re-reads only the files that changed since (a page lists every run on every rerun)."""
+
+    SIZE = 8192  # files kept: a few KB each
+
+    def __init__(self) -> None:
+        self._entries: collections.OrderedDict[tuple[str, str], tuple[tuple[int, ...], Any]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, run_dir: Path, name: str, make: Callable[[Any], Any]) -> Any:
+        """``make(parsed JSON or None)`` for run file ``name``, from the cache when the file's identity is the
+        one it was made from. A RunStoreError (also ``make``'s) is raised again each time, from the cache too."""
+        key = (_key(run_dir), name)
+        with _opened(run_dir, name) as opened:
+            if opened is None:
+                self.forget(key)
+                return make(None)
+            identity = file_identity(opened[1])
+            with self._lock:
+                cached = self._entries.get(key)
+                if cached is not None and cached[0] == identity:
+                    self._entries.move_to_end(key)
+                    result = cached[1]
+                    if isinstance(result, RunStoreError):
+                        raise RunStoreError(str(result))
+                    return result
+            try:
+                result = make(_parse(name, _read_capped(opened[0], name)))
+            except RunStoreError as err:
+                result = err
+        with self._lock:
+            self._entries[key] = (identity, result)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.SIZE:
+                self._entries.popitem(last=False)
+        if isinstance(result, RunStoreError):
+            raise RunStoreError(str(result))
+        return result
+
+    def forget(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+
+_parsed = _Parsed()
 
 
 def _remove_partial_writes(run_dir: Path, older_than: float = STALE_TEMPORARY_SECONDS) -> None:
@@ -250,9 +390,26 @@ class RunRecord:
     run_dir: Path
     config: RunConfig | None
     status: dict[str, Any]
-    metrics: list[dict[str, Any]]
+    read_metrics: list[dict[str, Any]] | None = None  # metrics.jsonl's epochs once read; None: not read yet
     error: str | None = None
     fallback_experiment: str = ""  # the experiment an unusable config.json still names: the run stays in it
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]:
+        """metrics.jsonl's epochs, read on first use: listing runs reads only their config and status. A
+        malformed line ends the epochs there and is added to ``error``."""
+        if self.read_metrics is None:
+            metrics, problem = read_metrics(self.run_dir)
+            if problem:
+                self.error = f"{self.error}; {problem}" if self.error else problem
+            self.read_metrics = metrics
+        return self.read_metrics
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs trained so far, from the status (older runs whose status does not say: their metrics)."""
+        epoch = self.status.get("epoch")
+        return epoch if isinstance(epoch, int) else len(self.metrics)
 
     @property
     def state(self) -> str:
@@ -319,7 +476,7 @@ class RunRecord:
             "model": config.model if config else None,
             "feat_dim": config.feat_dim if config else None,
             "epochs": config.epochs if config else None,
-            "epochs_done": len(self.metrics),
+            "epochs_done": self.epochs_done,
             "status": self.state,
             "message": self.error or self.message,
             "test_acc": self.test_acc,
@@ -368,6 +525,20 @@ class RunWriter:
         with _failed_writes_lock:
             _failed_writes.pop(_key(self.run_dir), None)
 
+    def discard(self, reason: str) -> None:
+        """Undo a run that never trained: remove its folder, or where that fails, mark it failed (``reason``);
+        when even that cannot be written, this process's readers report it failed."""
+        left = _remove_tree(self.run_dir) if self.run_dir.exists() else []
+        if not left:
+            with _failed_writes_lock:
+                _failed_writes.pop(_key(self.run_dir), None)
+            logger.info("removed run %s, which never trained: %s", self.run_id, reason)
+            return
+        try:
+            self.set_status("failed", message=reason, finished=time.time())
+        except RunWriteError as err:  # set_status has told this process's readers
+            logger.error("run %s %s, and that could not be written: %s", self.run_id, reason, err)
+
     def write_metrics(self, metrics: list[dict[str, Any]]) -> None:
         lines = "".join(json.dumps(m, sort_keys=True) + "\n" for m in metrics)
         self._write(lambda: write_atomic(self.run_dir / runfiles.METRICS, lines.encode()))
@@ -378,14 +549,30 @@ class RunWriter:
         self._write(lambda: save_tensors_atomic(self.run_dir / runfiles.WEIGHTS, tensors, metadata))
 
     def save_features(self, features: RunFeatures) -> None:
-        tensors = features.to_tensors(self.run_id)
+        """Write the features file, checked against itself and the run's config as a reader will check it."""
+        tensors = features.to_tensors(self.run_id, runfiles.RunLimits.of(self.config))
         metadata = {"format": runfiles.FEATURES_FORMAT}
         self._write(lambda: save_tensors_atomic(self.run_dir / runfiles.FEATURES, tensors, metadata))
 
     def save_snapshots(self, snapshots: RunSnapshots) -> None:
-        tensors = snapshots.to_tensors(self.run_id)
+        """Write the snapshots file, checked against itself and the run's config as a reader will check it."""
+        tensors = snapshots.to_tensors(self.run_id, runfiles.RunLimits.of(self.config))
         metadata = {"format": runfiles.SNAPSHOTS_FORMAT}
         self._write(lambda: save_tensors_atomic(self.run_dir / runfiles.SNAPSHOTS, tensors, metadata))
+
+
+@contextlib.contextmanager
+def ended_on_error(writers: list[RunWriter]) -> Iterator[list[RunWriter]]:
+    """Hold the writers of runs being set up: if the block raises (a full disk while the third run's folder
+    is made), every run in ``writers`` is removed, since it never trained, or where it cannot be removed,
+    marked failed with the error; none is left "running" for as long as this process lives."""
+    try:
+        yield writers
+    except BaseException as err:
+        reason = str(err) if isinstance(err, RunStoreError) else f"{type(err).__name__}: {err}"
+        for writer in writers:
+            writer.discard(f"it could not start: {_short(reason)}")
+        raise
 
 
 class RunStore:
@@ -393,6 +580,11 @@ class RunStore:
 
     def __init__(self, root: str | Path = "runs") -> None:
         self.root = Path(root)
+        with _started_lock:
+            first_use = _key(self.root) not in _started
+            _started.add(_key(self.root))
+        if first_use:  # the first store of a runs folder in a process: empty what killed deletes left
+            self.empty_trash()
 
     def create(self, config: RunConfig, owner: str = "") -> RunWriter:
         """A new run directory with a unique, readable id: ``<time>-<loss>-<n>``. ``owner`` is the app
@@ -479,36 +671,24 @@ class RunStore:
             problem = "the run folder is a symbolic link; LossLens reads run folders only inside the runs folder"
             return RunRecord(run_id, run_dir, None, {"status": "failed"}, [], problem)
         problems = []
-        config = raw_config = None
+        config, fallback = None, ""
         try:
-            raw_config = _read_json(run_dir, runfiles.CONFIG)
-            config = RunConfig.from_dict(raw_config, STORED_FIELDS)
-        except Exception as err:  # ConfigError, RunStoreError, TypeError from a mistyped field, ...
+            config, problem, fallback = _parsed.get(run_dir, runfiles.CONFIG, _config_of)
+            if problem:
+                problems.append(problem)
+        except Exception as err:  # RunStoreError: a link, a pipe, a file over its cap, not JSON
             problems.append(_problem(runfiles.CONFIG, err))
         status: dict[str, Any] = {"status": "failed"}  # no owner: unknown
         try:
-            raw = _read_json(run_dir, runfiles.STATUS)
-            if raw is None:
-                raise RunStoreError(f"{runfiles.STATUS} is missing, so the run's owner is unknown")
-            checked, status_problems = runfiles.check_status(raw)
-            if checked.get("status") not in STATUSES:
-                raise ValueError(f"status must be one of {', '.join(STATUSES)}")
-            status = checked
-            problems += [_short(problem) for problem in status_problems]
+            checked, status_problems = _parsed.get(run_dir, runfiles.STATUS, _status_of)
+            status = dict(checked)
+            problems += status_problems
         except Exception as err:
             problems.append(_problem(runfiles.STATUS, err))
         status = self._current(run_dir, status)
-        metrics: list[dict[str, Any]] = []
-        try:
-            metrics, problem = runfiles.check_metrics(_read_json(run_dir, runfiles.METRICS) or [])
-            if problem:
-                problems.append(_short(f"{runfiles.METRICS} is unreadable ({problem})"))
-        except Exception as err:
-            problems.append(_problem(runfiles.METRICS, err))
         error = "; ".join(problems) if problems else None
         logger.debug("loaded run %s (%s) from %s", run_id, status["status"], run_dir)
-        fallback = _named_experiment(raw_config) if config is None else ""
-        return RunRecord(run_id, run_dir, config, status, metrics, error, fallback)
+        return RunRecord(run_id, run_dir, config, status, None, error, fallback)
 
     @staticmethod
     def _current(run_dir: Path, status: dict[str, Any]) -> dict[str, Any]:
@@ -560,31 +740,94 @@ class RunStore:
             records.sort(key=_start_time)
         return dict(sorted(groups.items(), key=_newest_first))
 
-    def _load_tensors(self, run_id: str, filename: str) -> dict[str, torch.Tensor]:
+    def limits(self, run_id: str) -> runfiles.RunLimits:
+        """What run ``run_id``'s config says its files hold (:class:`lab.runfiles.RunLimits`); a
+        :class:`RunStoreError` when the config cannot be read, since then nothing can be checked."""
         run_dir = self.run_dir(run_id)
         try:
-            data = read_run_file(run_dir, filename)
+            config, problem, _ = _parsed.get(run_dir, runfiles.CONFIG, _config_of)
         except RunStoreError as err:
-            raise RunStoreError(f"run {run_id}: {err}") from None
-        if data is None:
-            raise RunStoreError(f"run {run_id}: {filename} is missing (the run did not finish writing it)")
+            problem = str(err)
+        if config is None:
+            raise RunStoreError(f"run {run_id}: {problem}, so its other files cannot be checked against it")
         try:
-            tensors = load_safetensors(data)
-        except Exception as err:  # SafetensorError and whatever else a crafted header provokes
-            problem = _short(str(err))
-            raise RunStoreError(f"run {run_id}: {filename} is not a valid safetensors file ({problem})") from None
+            return runfiles.RunLimits.of(config)
+        except Exception as err:  # a model or loss that cannot be built with these settings
+            raise RunStoreError(f"run {run_id}: its config cannot be built ({type(err).__name__}: {err})") from None
+
+    def _load_tensors(
+        self,
+        run_id: str,
+        filename: str,
+        check: Callable[[dict[str, runfiles.TensorInfo]], None],
+        names: Any = None,
+        read: bool = True,
+        missing_ok: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """The tensors of a run's safetensors file (those in ``names``, default all), read one at a time after
+        ``check`` has accepted the header's types and shapes: a file is never read whole, and a tensor is
+        allocated only once its size is known to fit. With ``read`` False only the header is checked; with
+        ``missing_ok`` a missing file gives no tensors."""
+        run_dir = self.run_dir(run_id)
+        try:
+            with _opened(run_dir, filename) as opened:
+                if opened is None:
+                    if missing_ok:
+                        return {}
+                    raise RunStoreError(f"{filename} is missing (the run did not finish writing it)")
+                fd, info = opened
+                try:
+                    length = runfiles.header_length(_pread_exactly(fd, 8, 0), info.st_size)
+                    header = runfiles.parse_header(_pread_exactly(fd, length, 8), info.st_size)
+                except (ValueError, OSError) as err:
+                    raise RunStoreError(f"{filename} is not a valid safetensors file ({_short(str(err))})") from None
+                wanted = header.tensors if names is None else {k: v for k, v in header.tensors.items() if k in names}
+                check(wanted)
+                try:
+                    tensors = {name: _read_tensor(fd, header, name) for name in wanted if read}
+                except OSError as err:
+                    raise RunStoreError(f"{filename} cannot be read ({err.strerror or err})") from None
+        except RunStoreError as err:
+            message = str(err)
+            raise RunStoreError(message if message.startswith("run ") else f"run {run_id}: {message}") from None
         logger.info("loaded %d tensors from %s", len(tensors), run_dir / filename)
         return tensors
 
     def load_weights(self, run_id: str) -> dict[str, torch.Tensor]:
-        """The weights file's tensors (``model.*`` and ``head.*``; :func:`lab.runfiles.split_weights`)."""
-        return self._load_tensors(run_id, runfiles.WEIGHTS)
+        """The weights file's tensors (``model.*`` and ``head.*``; :func:`lab.runfiles.split_weights`), exactly
+        the state of the model and head the run's config builds, every floating-point value finite."""
+        limits = self.limits(run_id)
+        tensors = self._load_tensors(
+            run_id, runfiles.WEIGHTS, lambda infos: runfiles.check_weights(infos, run_id, limits)
+        )
+        runfiles.check_weight_values(tensors, run_id)
+        return tensors
 
     def load_features(self, run_id: str) -> RunFeatures:
-        return RunFeatures.from_tensors(self._load_tensors(run_id, runfiles.FEATURES), run_id)
+        """The features file, checked against itself and against the run's config."""
+        limits = self.limits(run_id)
+        check = functools.partial(RunFeatures.check_layout, run_id=run_id, limits=limits)
+        tensors = self._load_tensors(run_id, runfiles.FEATURES, check, RunFeatures.names())
+        return RunFeatures.from_tensors(tensors, run_id, limits)
 
     def load_snapshots(self, run_id: str) -> RunSnapshots:
-        return RunSnapshots.from_tensors(self._load_tensors(run_id, runfiles.SNAPSHOTS), run_id)
+        """The snapshots file, checked against itself and against the run's config."""
+        limits = self.limits(run_id)
+        check = functools.partial(RunSnapshots.check_layout, run_id=run_id, limits=limits)
+        tensors = self._load_tensors(run_id, runfiles.SNAPSHOTS, check, RunSnapshots.names())
+        return RunSnapshots.from_tensors(tensors, run_id, limits)
+
+    def check_files(self, run_id: str) -> None:
+        """Check the headers of the run's safetensors files against its config, reading no tensor (what an
+        export does before it copies the files); a :class:`RunStoreError` names what does not fit."""
+        limits = self.limits(run_id)
+        checks = {
+            runfiles.WEIGHTS: lambda infos: runfiles.check_weights(infos, run_id, limits),
+            runfiles.FEATURES: functools.partial(RunFeatures.check_layout, run_id=run_id, limits=limits),
+            runfiles.SNAPSHOTS: functools.partial(RunSnapshots.check_layout, run_id=run_id, limits=limits),
+        }
+        for filename, check in checks.items():
+            self._load_tensors(run_id, filename, check, read=False, missing_ok=True)
 
     def read_files(self, run_id: str) -> dict[str, bytes]:
         """The bytes of every run file the run has written (of :data:`lab.runfiles.FILES`, in that order),
@@ -647,9 +890,16 @@ class RunStore:
         busy = [r.run_id for r in records if r.state in ACTIVE_STATES]
         if busy:
             raise RunStoreError(f"run {busy[0]} is still training: stop it before deleting the experiment")
-        self._remove_stale_trash()
+        self.empty_trash()
         if not records:
             return 0
+        for record in records:
+            locked = _unremovable(record.run_dir)
+            if locked is not None:
+                raise RunStoreError(
+                    f"no permission to remove the files in {locked}; nothing was deleted (the runs folder's owner "
+                    "can delete it, or change its permissions)"
+                )
         try:
             trash = Path(tempfile.mkdtemp(prefix=TRASH_PREFIX, dir=self.root))
         except OSError as err:
@@ -672,19 +922,80 @@ class RunStore:
         with _failed_writes_lock:
             for original, _ in moved:
                 _failed_writes.pop(_key(original), None)
-        _remove_tree(trash)
+        left = _remove_tree(trash)
+        if left:
+            raise RunStoreError(
+                f"the {len(moved)} runs of {experiment} are gone from the list, but their files could not all be "
+                f"removed ({left[0]}): they stay in {trash} until LossLens next starts, or until you remove them"
+            )
         logger.info("deleted experiment %s: %d runs", experiment, len(moved))
         return len(moved)
 
-    def _remove_stale_trash(self) -> None:
-        """Remove trash folders a delete that was killed midway left behind."""
-        for entry in self._entries():
+    def empty_trash(self, older_than: float = STALE_TEMPORARY_SECONDS) -> list[str]:
+        """Remove the trash folders that deletes left behind (killed midway, or unable to remove a file), those
+        untouched for ``older_than`` seconds: a younger one may be a delete under way in another process.
+        Returns what could not be removed, each ``path: reason``, and logs it."""
+        left = []
+        for entry in self._entries_quietly():
             if entry.name.startswith(TRASH_PREFIX) and entry.is_dir(follow_symlinks=False):
                 try:
-                    if time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMPORARY_SECONDS:
-                        _remove_tree(Path(entry.path))
+                    if time.time() - entry.stat(follow_symlinks=False).st_mtime <= older_than:
+                        continue
                 except OSError:
                     continue
+                left += _remove_tree(Path(entry.path))
+        if left:
+            logger.warning("the trash in %s could not be emptied: %d entries stay (%s)", self.root, len(left), left[0])
+        return left
+
+    def _entries_quietly(self) -> list[os.DirEntry[str]]:
+        """The runs folder's entries, none when it cannot be listed (what lists runs says why)."""
+        try:
+            return self._entries()
+        except RunStoreError as err:
+            logger.debug("%s", err)
+            return []
+
+
+_started: set[str] = set()  # runs folders this process has opened a store on (their trash is emptied once)
+_started_lock = threading.Lock()
+
+
+def _unremovable(run_dir: Path) -> Path | None:
+    """A folder inside ``run_dir`` (or itself) whose entries this process may not remove, or None."""
+    for folder, _, _ in os.walk(run_dir):  # never follows links
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return Path(folder)
+    return None
+
+
+def _config_of(raw: Any) -> tuple[RunConfig | None, str | None, str]:
+    """config.json's config, or None with its problem and the experiment the file still names."""
+    try:
+        if raw is None:
+            raise RunStoreError(f"{runfiles.CONFIG} is missing")
+        return RunConfig.from_dict(raw, STORED_FIELDS), None, ""
+    except Exception as err:  # ConfigError, TypeError from a mistyped field, ...
+        return None, _problem(runfiles.CONFIG, err), _named_experiment(raw)
+
+
+def _status_of(raw: Any) -> tuple[dict[str, Any], list[str]]:
+    """status.json's checked fields and problems; a status that cannot be used raises RunStoreError."""
+    if raw is None:
+        raise RunStoreError(f"{runfiles.STATUS} is missing, so the run's owner is unknown")
+    checked, problems = runfiles.check_status(raw)
+    if checked.get("status") not in STATUSES:
+        raise RunStoreError(f"{runfiles.STATUS} is unreadable (status must be one of {', '.join(STATUSES)})")
+    return checked, [_short(problem) for problem in problems]
+
+
+def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """metrics.jsonl's epochs up to the first malformed line, and the problem that ended them (or None)."""
+    try:
+        metrics, problem = runfiles.check_metrics(_read_json(run_dir, runfiles.METRICS) or [])
+    except Exception as err:
+        return [], _problem(runfiles.METRICS, err)
+    return metrics, _short(f"{runfiles.METRICS} is unreadable ({problem})") if problem else None
 
 
 def _named_experiment(raw_config: Any) -> str:
@@ -693,13 +1004,19 @@ def _named_experiment(raw_config: Any) -> str:
     return name if isinstance(name, str) and 0 < len(name) <= 200 and name.isprintable() else ""
 
 
-def _remove_tree(path: Path) -> None:
-    """Remove a folder; links inside it are removed, never followed (shutil.rmtree's fd-based walk)."""
+def _remove_tree(path: Path) -> list[str]:
+    """Remove a folder; links inside it are removed, never followed (shutil.rmtree's fd-based walk). Returns
+    what could not be removed, each as ``path: reason``."""
+    left: list[str] = []
 
     def report(function: Any, name: str, exc_info: Any) -> None:
-        logger.warning("could not remove %s: %s", name, exc_info[1])
+        err = exc_info[1]
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        left.append(f"{name}: {reason}")
+        logger.warning("could not remove %s: %s", name, reason)
 
     shutil.rmtree(path, onerror=report)
+    return left
 
 
 def require_config(record: RunRecord) -> RunConfig:

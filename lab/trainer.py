@@ -44,7 +44,7 @@ from lab.data import Dataset, Split, load_dataset, normalize
 from lab.device import resolve_device
 from lab.inference import inference_copy
 from lab.runfiles import RunFeatures, RunSnapshots
-from lab.runstore import RunRecord, RunStore, RunWriteError, RunWriter
+from lab.runstore import RunRecord, RunStore, RunWriteError, RunWriter, ended_on_error
 
 logger = logging.getLogger(__name__)
 
@@ -502,8 +502,9 @@ class RunTrainer:
             message = f"{err}; try a lower learning rate than {self.config.lr:g}"
             logger.warning("run %s diverged: %s", self.run_id, message)
             return self._record_end("diverged", message, finished=time.time())
-        message = str(err) if isinstance(err, RunWriteError) else f"{type(err).__name__}: {err}"
-        logger.error("run %s failed: %s", self.run_id, message, exc_info=err)
+        expected = isinstance(err, RunWriteError)  # a full disk: the message says where and what to do
+        message = str(err) if expected else f"{type(err).__name__}: {err}"
+        logger.error("run %s failed: %s", self.run_id, message, exc_info=None if expected else err)
         return self._record_end("failed", message, traceback=traceback.format_exc(), finished=time.time())
 
     def _record_end(self, status: str, message: str, **fields: Any) -> tuple[str, str]:
@@ -604,20 +605,22 @@ def train_group(
     order; ``run_indices`` are their places in the experiment and ``n_runs`` its size, for progress."""
     indices = list(range(len(configs))) if run_indices is None else list(run_indices)
     trainers = []
-    for config, index in zip(configs, indices, strict=True):
-        writer = store.create(config, owner=owner)
-        logger.info(
-            "run %s started: %s on %s, %s, %d-D, %d epochs, on %s in %s",
-            writer.run_id,
-            config.loss,
-            config.dataset,
-            config.model,
-            config.feat_dim,
-            config.epochs,
-            data.device,
-            writer.run_dir,
-        )
-        trainers.append(RunTrainer(config, data, writer, on_progress, index, n_runs or len(configs)))
+    with ended_on_error([]) as created:  # a full disk at the third run leaves no earlier one "running"
+        for config, index in zip(configs, indices, strict=True):
+            writer = store.create(config, owner=owner)
+            created.append(writer)
+            logger.info(
+                "run %s started: %s on %s, %s, %d-D, %d epochs, on %s in %s",
+                writer.run_id,
+                config.loss,
+                config.dataset,
+                config.model,
+                config.feat_dim,
+                config.epochs,
+                data.device,
+                writer.run_dir,
+            )
+            trainers.append(RunTrainer(config, data, writer, on_progress, index, n_runs or len(configs)))
     return _Group(trainers, store, stop).run()
 
 

@@ -24,8 +24,9 @@ from lab.backends import BackendError, make_backend  # noqa: E402
 from lab.backends.ray_cluster import RayBackend  # noqa: E402
 from lab.config import RunConfig  # noqa: E402
 from lab.experiment import make_experiment  # noqa: E402
-from lab.runstore import RunStore  # noqa: E402
+from lab.runstore import RunStore, RunWriteError, RunWriter  # noqa: E402
 from tests.conftest import ROOT, run_cli  # noqa: E402
+from tests.test_bounded_core import silent_server  # noqa: E402, F401 (a fixture)
 from ui import session, train_form  # noqa: E402
 
 CREDENTIAL = "ray-test-credential-".ljust(43, "0")
@@ -100,6 +101,15 @@ def test_the_train_page_says_when_the_ray_cluster_cannot_be_reached(app_on):
     assert not ray.is_initialized()
 
 
+def test_the_train_form_is_not_held_up_by_an_address_that_is_not_a_ray_cluster(app_on, silent_server):  # noqa: F811
+    app = app_on(silent_server)  # fails after the AppTest's timeout if the page waits for Ray
+    run_on = app.radio(key=train_form.RUN_ON)
+    assert run_on.disabled and app.button(key="start"), "the form is drawn, training on this machine"
+    said = " ".join(c.value for c in app.caption)
+    assert "still asking the Ray cluster" in said or "is not a Ray cluster" in said, said
+    assert not ray.is_initialized()
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A 2-CPU local Ray cluster for the module; its address, for drivers in other processes."""
@@ -140,6 +150,23 @@ def test_a_sweep_on_ray_writes_every_run_into_the_drivers_store(cluster, tmp_pat
     assert sorted(p.run_id for p in ends) == sorted(ids) and all(p.status == "finished" for p in ends)
     assert sum(p.metrics is not None for p in progress) == 4
     assert ray.is_initialized(), "a connection it did not open stays open"
+
+
+class FillingStore(RunStore):
+    """A runs folder whose disk is full from its second run folder on."""
+
+    def create(self, config: RunConfig, owner: str = "") -> RunWriter:
+        if self.run_ids():
+            raise RunWriteError(f"cannot create a run: disk full at {self.root}: free some space")
+        return super().create(config, owner)
+
+
+def test_a_disk_that_fills_while_a_sweep_creates_run_folders_leaves_no_run_running(cluster, tmp_path):
+    store = FillingStore(tmp_path / "runs")
+    with pytest.raises(RunWriteError, match="disk full"):
+        RayBackend(cluster).run(digits_runs(["softmax", "amc", "opl"], epochs=3), store)
+    (record,) = store.list()
+    assert record.state == "failed" and record.message.startswith("the sweep ended before this run did")
 
 
 def test_a_worker_killed_mid_run_is_retried_once_and_a_second_death_fails_only_that_run(cluster, tmp_path):

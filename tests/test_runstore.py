@@ -15,6 +15,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+import losses
+import models
 from lab import runfiles
 from lab.config import RunConfig
 from lab.restore import load_trained
@@ -25,19 +27,23 @@ OLD_RUNS = Path(__file__).resolve().parent / "fixtures" / "runs"  # written by L
 OLD_RUN = "example-digits-2d-softmax"
 
 
-def tiny_features(n: int = 4, dim: int = 2, n_classes: int = 3) -> RunFeatures:
+PENULTIMATE = 128  # the width of the default model's penultimate layer on 8x8 digits
+
+
+def tiny_features(n: int = 4, dim: int = 2, n_classes: int = 10) -> RunFeatures:
+    """Features of a run of the default config (digits, 2-D), of ``n`` test images."""
     return RunFeatures(
         test_features=torch.randn(n, dim),
         test_labels=torch.arange(n) % n_classes,
         test_logits=torch.randn(n, n_classes),
         snapshot_indices=torch.tensor([0, 2]),
-        penultimate=torch.randn(2, 8),
+        penultimate=torch.randn(2, PENULTIMATE),
         class_directions=torch.randn(n_classes, dim),
         snapshot_images=torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8),
     )
 
 
-def tiny_snapshots(epochs: int = 3, dim: int = 2, n_classes: int = 3) -> RunSnapshots:
+def tiny_snapshots(epochs: int = 3, dim: int = 2, n_classes: int = 10) -> RunSnapshots:
     return RunSnapshots(
         indices=torch.tensor([0, 2]),
         features=torch.randn(epochs + 1, 2, dim),
@@ -100,8 +106,8 @@ def test_corrupt_files_are_reported_per_run_and_other_runs_still_load(tmp_path):
     (tmp_path / bad / "metrics.jsonl").write_text('{"epoch": 1, "test_')
     (tmp_path / bad / "features.safetensors").write_bytes(b"\x00garbage")
     records = {r.run_id: r for r in store.list()}
-    assert records[good].error is None
-    assert "metrics.jsonl is unreadable" in records[bad].error
+    assert records[good].error is None and records[good].metrics == [{"epoch": 1, "test_acc": 0.5}]
+    assert records[bad].metrics == [] and "metrics.jsonl is unreadable" in records[bad].error  # read when used
     with pytest.raises(RunStoreError, match="not a valid safetensors file"):
         store.load_features(bad)
 
@@ -125,8 +131,11 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
 def test_safetensors_files_load_without_unpickling(tmp_path):
     store = RunStore(tmp_path)
     run_id = make_run(store)
-    save_file({"model.x": torch.ones(2)}, str(tmp_path / run_id / "weights.safetensors"))
-    assert torch.equal(store.load_weights(run_id)["model.x"], torch.ones(2))
+    model, head = models.build("small", 1, 8, 2), losses.build("softmax", 2, 10)
+    saved = runfiles.weights_to_tensors(model, head)
+    save_file(saved, str(tmp_path / run_id / "weights.safetensors"))
+    loaded = store.load_weights(run_id)
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
 
 
 def test_folders_that_are_not_runs_are_ignored(tmp_path):
@@ -197,12 +206,12 @@ def test_optional_tensors_may_be_absent():
     ("change", "message"),
     [
         ({"test_logits": torch.randn(5, 3)}, "test_logits has shape (5, 3): dimension 0 should be 4"),
-        ({"test_labels": torch.tensor([0, 1, 2, 7])}, "test_labels must be classes 0..2"),
+        ({"test_labels": torch.tensor([0, 1, 2, 17])}, "test_labels must be classes 0..9"),
         ({"test_labels": torch.zeros(4)}, "test_labels should hold integers"),
         ({"snapshot_indices": torch.tensor([0, 9])}, "snapshot_indices must lie in 0..3"),
         ({"snapshot_indices": torch.tensor([1, 1])}, "snapshot_indices repeats an index"),
         ({"penultimate": torch.randn(3, 8)}, "penultimate has shape (3, 8): dimension 0 should be 2"),
-        ({"class_directions": torch.randn(3, 5)}, "class_directions has shape (3, 5): dimension 1 should be 2"),
+        ({"class_directions": torch.randn(10, 5)}, "class_directions has shape (10, 5): dimension 1 should be 2"),
         ({"snapshot_images": torch.zeros(2, 1, 8, 8)}, "snapshot_images should be uint8"),
         ({"snapshot_images": torch.zeros(2, 8, 8, dtype=torch.uint8)}, "snapshot_images should have 4 dimensions"),
     ],
@@ -236,7 +245,7 @@ def test_a_features_file_without_a_required_tensor_names_it(tmp_path):
         ({"features": torch.randn(4, 3, 2)}, "features has shape (4, 3, 2): dimension 1 should be 2"),
         ({"epochs": torch.tensor([0, 1, 1, 2])}, "epochs must increase"),
         ({"epochs": torch.arange(3)}, "epochs has shape (3,): dimension 0 should be 4"),
-        ({"class_directions": torch.randn(4, 3, 5)}, "class_directions has shape (4, 3, 5): dimension 2 should be 2"),
+        ({"class_directions": torch.randn(4, 10, 5)}, "class_directions has shape (4, 10, 5): dimension 2 should be 2"),
         ({"test_acc": torch.rand(2)}, "test_acc has shape (2,): dimension 0 should be 4"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,

@@ -376,6 +376,7 @@ def test_jobs_of_survives_concurrent_submits(tmp_path, fake_training, monkeypatc
     """Reproduces "dictionary changed size during iteration": readers list jobs while others submit."""
     fake_training.set()
     monkeypatch.setattr(jobs, "MAX_JOBS", 10**6, raising=False)
+    monkeypatch.setattr(jobs, "MAX_NEWCOMER_JOBS", 10**6, raising=False)  # every submitter here is new
     monkeypatch.setattr(sys, "getswitchinterval", sys.getswitchinterval)  # restored below
     manager = jobs.JobManager(RunStore(tmp_path), max_running=64)
     errors: list[BaseException] = []

@@ -24,10 +24,13 @@ import logging
 import os
 import pickle
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Unpack
 
 import ray
@@ -38,7 +41,7 @@ from lab import runfiles
 from lab.backends import Backend, BackendError, RunOptions
 from lab.backends.channel import Channel
 from lab.config import RunConfig
-from lab.runstore import RunRecord, RunStore, RunWriter
+from lab.runstore import RunRecord, RunStore, RunWriteError, RunWriter
 from lab.trainer import Progress, train_run
 
 logger = logging.getLogger(__name__)
@@ -109,9 +112,17 @@ def _train_task(
         return store.read_files(record.run_id)
 
 
+# The opening of an HTTP/2 connection (RFC 9113, 3.4): the client preface and an empty SETTINGS frame. Ray's
+# GCS and its client server speak gRPC, so they answer with a SETTINGS frame of their own at once.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+HTTP2_SETTINGS = 4  # the frame type, the fourth byte of a frame's header
+
+
 def _check_reachable(address: str) -> None:
-    """Fail fast on a ``host:port`` (or ``ray://host:port``) nothing listens on: Ray itself retries for
-    minutes, logging from C++, before it gives up."""
+    """Fail fast on a ``host:port`` (or ``ray://host:port``) that is not a Ray cluster: nothing listens there
+    (Ray itself retries for minutes, logging from C++, before it gives up), or something else does (Ray
+    then waits for an answer that never comes). A Ray cluster's port speaks gRPC, which answers the opening
+    of an HTTP/2 connection within moments."""
     if address == "auto":
         return
     host, sep, port = address.removeprefix("ray://").rpartition(":")
@@ -120,11 +131,60 @@ def _check_reachable(address: str) -> None:
             f"ray address {address!r}: write it as HOST:PORT (e.g. 10.0.0.5:6379), ray://HOST:PORT or auto"
         )
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+        connection = socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT)
     except OSError as err:
         raise BackendError(
             f"Ray cluster at {address} is not reachable ({err}); start it (ray start --head) or check the address"
         ) from None
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):  # gRPC over TLS: the handshake comes first
+        connection.close()
+        return
+    with connection:
+        try:
+            connection.sendall(HTTP2_PREFACE)
+            answer = connection.recv(9)
+        except OSError:  # a timeout, or the other side hung up
+            answer = b""
+    if len(answer) < 4 or answer[3] != HTTP2_SETTINGS:
+        raise BackendError(
+            f"{address} is not a Ray cluster: something listens there but did not answer as Ray does within "
+            f"{CONNECT_TIMEOUT:g} s; check the address and port (a head node listens on 6379, or 10001 for ray://)"
+        )
+
+
+class _Reaper:
+    """Ends a local Ray's processes when this process ends, even by SIGKILL (:mod:`lab.backends.reaper`): a
+    watcher process in its own session notes this process's descendants while a pipe only this process holds
+    is open, and ends them once it closes."""
+
+    def __init__(self) -> None:
+        read_end, self._write_end = os.pipe()  # neither end is inherited by what Ray starts (close-on-exec)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("reaper.py")), str(os.getpid())],
+                stdin=read_end,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # a signal to this process's group (Ctrl-C) leaves it watching
+            )
+        except BaseException:
+            os.close(self._write_end)
+            raise
+        finally:
+            os.close(read_end)
+        with self.process.stdout:  # it has noted what ran before Ray: Ray's processes are all new to it
+            if not self.process.stdout.readline():
+                logger.warning("the watcher of the local Ray did not start; a killed run may leave Ray running")
+
+    def close(self) -> None:
+        """Let the watcher end what is left (nothing, after ``ray.shutdown()``) and wait for it."""
+        if self._write_end >= 0:
+            os.close(self._write_end)
+            self._write_end = -1
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            logger.warning("the watcher of the local Ray (pid %d) did not end", self.process.pid)
 
 
 def _cause(err: Exception) -> str:
@@ -157,6 +217,7 @@ class RayBackend(Backend):
         self.gpus_per_run = gpus_per_run
         self.num_cpus = num_cpus
         self.started_here = False
+        self.reaper: _Reaper | None = None
         self.workers: dict[int, tuple[str, int]] = {}  # run index -> (host, pid) of the worker training it
 
     def __enter__(self) -> RayBackend:
@@ -167,7 +228,8 @@ class RayBackend(Backend):
         self.close()
 
     def connect(self) -> None:
-        """Connect to the cluster, or start a local Ray; :class:`BackendError` when that fails."""
+        """Connect to the cluster, or start a local Ray whose processes end with this one however it ends (a
+        :class:`_Reaper` watches); :class:`BackendError` when that fails."""
         if ray.is_initialized():
             return
         quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
@@ -176,11 +238,14 @@ class RayBackend(Backend):
                 _check_reachable(self.address)
                 ray.init(address=self.address, **quiet)
             else:
+                self.reaper = _Reaper()
                 ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False, **quiet)
                 self.started_here = True
         except BackendError:
+            self._stop_reaper()
             raise
         except Exception as err:  # Ray raises ConnectionError, RuntimeError, ValueError...
+            self._stop_reaper()
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
             raise BackendError(f"could not connect to {where}: {type(err).__name__}: {err}") from None
         logger.info("Ray: %s", self.describe())
@@ -190,6 +255,12 @@ class RayBackend(Backend):
         if self.started_here:
             ray.shutdown()
             self.started_here = False
+        self._stop_reaper()
+
+    def _stop_reaper(self) -> None:
+        if self.reaper is not None:
+            self.reaper.close()
+            self.reaper = None
 
     def resources(self) -> dict[str, float]:
         """The cluster's total CPUs and GPUs, e.g. ``{"CPU": 16.0, "GPU": 2.0}``."""
@@ -255,6 +326,9 @@ class RayBackend(Backend):
                         if tasks[ref] not in started:
                             ray.cancel(ref)
                     logger.info("Ray: stopped; %d runs had not started", len(set(tasks.values()) - started))
+        except BaseException as err:  # a full disk, an interrupt: no run folder may stay "running"
+            sweep.end_unfinished(f"the sweep ended before this run did ({type(err).__name__}: {err})")
+            raise
         finally:
             for ref in pending:  # only on an error or an interrupt here: do not leave tasks training
                 ray.cancel(ref, force=True)
@@ -276,6 +350,7 @@ class _Sweep:
         self.attempts: dict[int, int] = {}
         self.hosts: dict[int, str] = {}
         self.endings: dict[int, Progress] = {}  # a run's last report, passed on once its files are written
+        self.ended: set[int] = set()  # runs whose folders hold how they ended
 
     def deliver(self, messages: list[tuple[str, int, Any]], workers: dict[int, tuple[str, int]]) -> None:
         for kind, index, payload in messages:
@@ -323,6 +398,7 @@ class _Sweep:
         if self.attempts.get(index, 1) > 1:
             files = self._note_retry(index, files)
         record = self.store.import_files(self.writers[index].run_id, files)
+        self.ended.add(index)
         ending = self.endings.pop(index, None)
         if ending is not None:
             self.on_progress(ending)
@@ -343,7 +419,19 @@ class _Sweep:
         logger.error("run %s failed: %s", self.writers[index].run_id, message)
         self._report_end(index, "failed", message)
 
+    def end_unfinished(self, message: str) -> None:
+        """Mark every run whose folder exists but has not ended failed with ``message`` (where even that
+        cannot be written, this process's readers report it failed)."""
+        for index, writer in self.writers.items():
+            if index in self.ended:
+                continue
+            try:
+                writer.set_status("failed", message=message, finished=time.time())
+            except RunWriteError as err:
+                logger.error("run %s: %s, and that could not be written: %s", writer.run_id, message, err)
+
     def _report_end(self, index: int, status: str, message: str) -> None:
+        self.ended.add(index)
         config = self.configs[index]
         run_id = self.writers[index].run_id
         self.on_progress(

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import BinaryIO
 
 from lab import export
 from lab.cli import UsageError, print_json
 from lab.data import load_dataset
-from lab.runstore import RunStore, require_config, write_atomic
+from lab.runstore import RunStore, atomic_output, require_config
 
 HELP = "write a run as a zip (its files and a README) or as a TensorFlow Embedding Projector bundle"
 
@@ -33,11 +34,23 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise UsageError(f"{out.parent} is not a folder: create it first, or write the zip somewhere else")
     if args.zip:
-        data = export.run_zip(store, args.run_id)
+        store.load(args.run_id)  # an unknown run is refused before a file is made
+
+        def write(handle: BinaryIO) -> None:
+            export.write_run_zip(store, args.run_id, handle)
     else:
         config = require_config(store.load(args.run_id))
-        data = export.projector_bundle(store, args.run_id, load_dataset(config.dataset, config.data_root))
-    write_atomic(out, data)
+        dataset = load_dataset(config.dataset, config.data_root)
+
+        def write(handle: BinaryIO) -> None:
+            export.write_projector_bundle(store, args.run_id, dataset, handle)
+
+    try:
+        with atomic_output(out) as handle:  # streamed: a run's files are never all in memory at once
+            write(handle)
+            size = handle.tell()
+    except OSError as err:  # a full disk names the file written, not "a file or folder"
+        raise OSError(err.errno, err.strerror or str(err), str(out)) from None
     kind = "zip" if args.zip else "projector"
-    print_json({"run_id": args.run_id, "kind": kind, "path": str(out), "bytes": len(data)})
+    print_json({"run_id": args.run_id, "kind": kind, "path": str(out), "bytes": size})
     return 0
