@@ -71,7 +71,7 @@ from bench import browser
 from bench.common import Report, fashion_or_synthetic, median, parse_sections, parser, resolve
 from lab import datasets
 from lab.config import RunConfig
-from lab.data import load_dataset, normalize
+from lab.datasets import load_dataset, normalize
 from lab.experiment import make_experiment
 from lab.jobs import JobManager
 from lab.runstore import RunStore
@@ -97,7 +97,7 @@ def train_default_experiment(
     if app_open:
         load_dataset("digits")  # the example's pages did, importing scikit-learn
         manager.warmed.wait()
-    datasets.load.cache_clear()
+    datasets.load_dataset.cache_clear()
     started = time.perf_counter()
     job_id = manager.submit(default_configs(experiment, epochs), OWNER)
     job = manager.get(job_id, OWNER)

@@ -246,7 +246,7 @@ class Report:
 def fashion_or_synthetic(quick: bool, n_train: int, n_test: int = 1000):
     """Real Fashion-MNIST when it is on this machine (never downloaded here), else a synthetic 28x28
     dataset of the same shape; quick mode always uses the synthetic one. Returns (dataset, description)."""
-    from lab.data import DatasetError, load_dataset
+    from lab.datasets import DatasetError, load_dataset
 
     if not quick:
         try:
@@ -262,7 +262,7 @@ def synthetic_dataset(n_train: int, n_test: int, size: int = 28, seed: int = 0):
     """A 10-class 1 x size x size uint8 dataset whose class is readable from the image (a bright band)."""
     import numpy as np
 
-    from lab.data import Dataset
+    from lab.datasets import Dataset
 
     rng = np.random.default_rng(seed)
 

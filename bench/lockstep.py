@@ -26,7 +26,7 @@ import torch
 
 from bench.common import Report, median, parser, resolve
 from lab.config import RunConfig
-from lab.data import load_dataset
+from lab.datasets import load_dataset
 from lab.experiment import make_experiment
 from lab.runstore import RunRecord, RunStore
 from lab.trainer import train_experiment, warm_up

@@ -21,7 +21,7 @@ import torch
 import losses
 import models
 from bench.common import Report, median, parser, resolve, synchronize
-from lab.data import load_dataset
+from lab.datasets import load_dataset
 
 BATCH = 256
 QUICK_BATCH = 32

@@ -46,7 +46,7 @@ def child(dataset_name: str, device: str, quick: bool, lockstep: bool) -> None:
     """Train the experiment and print one JSON line of memory figures."""
     import losses  # noqa: F401
     from lab.config import RunConfig
-    from lab.data import load_dataset
+    from lab.datasets import load_dataset
     from lab.runstore import RunStore
     from lab.trainer import train_experiment
 

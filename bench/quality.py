@@ -33,7 +33,7 @@ import losses
 from bench.common import Report, median, parser, resolve, spread
 from lab import analysis
 from lab.config import RunConfig
-from lab.data import DatasetError, load_dataset
+from lab.datasets import DatasetError, load_dataset
 from lab.runstore import RunStore
 from lab.trainer import train_experiment
 

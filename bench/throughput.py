@@ -57,7 +57,7 @@ from torch import nn
 import models
 from bench.common import Report, fashion_or_synthetic, median, parse_sections, parser, resolve, synchronize, timed
 from lab.config import RunConfig
-from lab.data import Dataset, Split
+from lab.datasets import Dataset, Split
 from lab.runstore import RunStore
 from lab.trainer import train_run
 
@@ -329,7 +329,7 @@ def evaluation_section(report: Report, device: torch.device, quick: bool) -> Non
     """The CLI command of the evaluation target, with the whole test set evaluated after every epoch
     (``--eval-images 0``, how the trainer evaluated before) and with the default evaluation subset (the
     whole test set once, at the end), back to back: wall time over training time, and the final accuracy."""
-    from lab.data import DatasetError, load_dataset
+    from lab.datasets import DatasetError, load_dataset
 
     if quick:
         dataset, arguments = "digits", ["--epochs", "1", "--train-limit", "256"]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lab.config import RunConfig
-from lab.data import DatasetError
+from lab.datasets import DatasetError
 from lab.runstore import RunStoreError, describe_os_error
 
 # name -> module under lab/commands, in the order --help lists them

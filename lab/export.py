@@ -36,8 +36,8 @@ import torch
 from PIL import Image
 
 from lab import analysis, runfiles
-from lab.data import Dataset
-from lab.images import enlarge, whole_factor
+from lab.datasets import Dataset
+from lab.datasets.images import enlarge, whole_factor
 from lab.runstore import RunStore, RunStoreError, read_run_file, require_config, run_file_chunks
 
 PRIVATE_STATUS_FIELDS = ("owner", "pid", "host", "traceback")
@@ -108,7 +108,7 @@ With the LossLens code, unzip this file inside your runs folder (it holds the fo
 
     store = RunStore("runs")
     model, head = load_trained(store, store.load("{run_id}"))  # eval mode, on the CPU
-    logits = head.logits(model(images))  # images normalized as lab.data.normalize does
+    logits = head.logits(model(images))  # images normalized as lab.datasets.tensors.normalize does
 """
 
 

@@ -34,8 +34,8 @@ Key choices:
 * **Layers.** ``layer="last"`` is the last convolution; ``"previous"`` an earlier convolution with a
   finer map (``models.FeatureNet.cam_layer_for``), e.g. 14x14 instead of 7x7 on 28x28 images.
 * **Without the dataset.** A run stores the uint8 images of its snapshot subset; normalising them
-  needs the train split's per-channel mean and std, which the loaded dataset gives and
-  :data:`TRAIN_STATISTICS` keeps for machines without it (a test checks them against the data).
+  needs the train split's per-channel mean and std, which every dataset's registry entry declares
+  (``DatasetInfo.train_statistics``; a test checks them against the data).
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ import losses
 import models
 from lab import interpret
 from lab.cam_methods import CAM_METHOD_CLASSES
-from lab.data import normalize
-from lab.images import enlarge
+from lab.datasets import normalize
+from lab.datasets.images import enlarge
 from lab.inference import model_device
 from lab.progress import Progress
 
@@ -80,25 +80,7 @@ COLORMAP = "turbo"
 GRID_CELL_PX = 96
 GRID_FONT_PX = 14
 WRONG_COLOR = (220, 38, 38)  # the border of a cell whose model got the image wrong
-# Each dataset's train-split per-channel (mean, std) of pixels / 255, as lab.data.Dataset computes them.
-TRAIN_STATISTICS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "digits": ((0.305433688785187,), (0.37595716498559817,)),
-    "mnist": ((0.1306604762738429,), (0.30810780385646264,)),
-    "fashion-mnist": ((0.2860405969887955,), (0.35302424451492254,)),
-    "cifar10": ((0.49139968, 0.48215841, 0.44653091), (0.24703223, 0.24348513, 0.26158784)),
-    "cifar100": ((0.50707516, 0.48654887, 0.44091784), (0.26733429, 0.25643846, 0.27615047)),
-}
-
-
-FOREGROUND_KNOWN = ("digits", "mnist", "fashion-mnist")  # black background: nonzero pixels are the object
 INTERPRET_TARGET = "predicted"  # the maps explain what each model decided
-
-
-def train_statistics(dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The (mean, std) a run of ``dataset`` normalised its images with, without loading the dataset."""
-    if dataset not in TRAIN_STATISTICS:
-        raise ValueError(f"no stored normalisation for dataset {dataset!r}: load the dataset to explain its images")
-    return TRAIN_STATISTICS[dataset]
 
 
 class InferenceLogits(nn.Module):
@@ -335,8 +317,8 @@ def interpretability(
     """Every :data:`lab.interpret.METRICS` entry for ``method`` maps (each on its own scale) of the
     predicted class of ``raw_images`` (uint8 N x C x H x W) under one run's model, with its baselines.
 
-    ``statistics``: the (mean, std) the run normalised with (:func:`train_statistics`).
-    ``foreground_known``: nonzero pixels are the object (:data:`FOREGROUND_KNOWN`), for object mass.
+    ``statistics``: the (mean, std) the run normalised with (its dataset's ``train_statistics``).
+    ``foreground_known``: nonzero pixels are the object (its dataset's ``foreground_known``), for object mass.
     """
     raw = np.asarray(raw_images, dtype=np.uint8)
     images = normalize(torch.from_numpy(raw), *statistics)

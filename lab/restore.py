@@ -9,7 +9,7 @@ import torch
 import losses
 import models
 from lab import datasets
-from lab.data import Dataset
+from lab.datasets import Dataset
 from lab.runfiles import split_weights
 from lab.runstore import RunRecord, RunStore, RunStoreError, require_config
 

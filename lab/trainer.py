@@ -40,7 +40,7 @@ import torch
 import losses
 import models
 from lab.config import RunConfig
-from lab.data import Dataset, Split, load_dataset, normalize
+from lab.datasets import Dataset, Split, load_dataset, normalize
 from lab.device import resolve_device
 from lab.inference import inference_copy
 from lab.runfiles import RunFeatures, RunSnapshots

@@ -8,7 +8,7 @@ import streamlit as st
 import ui
 from lab import datasets
 from lab.config import ConfigError
-from lab.data import DatasetError
+from lab.datasets import DatasetError
 from lab.jobs import JobLimitError
 from ui import loaders, session, train_form, train_live
 from ui.text import plain

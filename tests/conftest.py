@@ -17,7 +17,7 @@ import pytest
 
 from lab import datasets
 from lab.config import RunConfig
-from lab.data import load_dataset
+from lab.datasets import load_dataset
 from lab.runstore import RunStore
 from lab.summary import RunResult
 from lab.trainer import train_run
@@ -31,9 +31,9 @@ FULL_TESTS = os.environ.get("LOSSLENS_FULL_TESTS") == "1"
 @pytest.fixture(autouse=True)
 def _fresh_dataset_cache():
     """Datasets are cached per process; tests that write files need a clean cache."""
-    datasets.load.cache_clear()
+    datasets.load_dataset.cache_clear()
     yield
-    datasets.load.cache_clear()
+    datasets.load_dataset.cache_clear()
 
 
 @pytest.fixture(scope="module")

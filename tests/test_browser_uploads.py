@@ -11,9 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lab.data import load_dataset
-from lab.datasets import idx
-from lab.uploads import MAX_UPLOADS
+from lab.datasets import idx, load_dataset
+from lab.datasets.uploads import MAX_UPLOADS
 from tests.browser import chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
 
 pytestmark = [pytest.mark.browser, requires_chromium]

@@ -16,9 +16,8 @@ import torch
 import torchvision
 
 import models
-from lab import data, datasets
-from lab.data import Dataset, DatasetError, DatasetMissingError, load_dataset
-from lab.datasets import idx, registry
+from lab import datasets
+from lab.datasets import Dataset, DatasetError, DatasetMissingError, idx, load_dataset, registry
 from lab.datasets.idx import read_idx
 from tests.conftest import write_cifar10, write_idx, write_idx_dataset
 
@@ -161,7 +160,7 @@ def test_missing_cifar_tells_where_to_unpack(tmp_path):
 
 def test_default_data_dir_follows_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("LOSSLENS_DATA_DIR", str(tmp_path))
-    assert data.default_data_dir() == Path(tmp_path)
+    assert datasets.default_data_dir() == Path(tmp_path)
 
 
 # ---------------------------------------------------------------- the registry
@@ -201,7 +200,7 @@ def test_a_loaded_dataset_matches_its_entry(name, tmp_path, monkeypatch):
     elif name != "digits":
         write_idx_dataset(tmp_path)
     entry = datasets.info(name)
-    loaded = datasets.load(name, None if name == "digits" else str(tmp_path))
+    loaded = datasets.load_dataset(name, None if name == "digits" else str(tmp_path))
     assert (loaded.name, loaded.class_names) == (entry.name, entry.class_names)
     assert (loaded.in_channels, loaded.image_size) == (entry.channels, entry.image_size)
 
@@ -255,17 +254,18 @@ def test_a_registered_entry_is_listed_loaded_and_named_once(monkeypatch):
         source="Made in memory by the test.",
         suggested_model="small",
         offline=True,
+        train_statistics=((0.5,), (0.5,)),
     )
     datasets.register(entry)
     assert datasets.names()[-1] == "stripes" and datasets.info("stripes") is entry
-    loaded = datasets.load("stripes")
+    loaded = datasets.load_dataset("stripes")
     assert loaded.class_names == ("top", "second") and len(loaded.train) == 40
-    assert datasets.load("stripes") is loaded  # read once per process
+    assert datasets.load_dataset("stripes") is loaded  # read once per process
     with pytest.raises(ValueError, match="registered twice"):
         datasets.register(entry)
 
 
 def test_loading_logs_what_came_from_where(caplog):
     with caplog.at_level(logging.INFO, logger="lab.datasets"):
-        datasets.load("digits")
+        datasets.load_dataset("digits")
     assert "digits: 1437 train and 360 test images from scikit-learn bundled digits" in caplog.text

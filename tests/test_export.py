@@ -23,7 +23,7 @@ import models
 from lab import export, runfiles
 from lab.cli import main
 from lab.config import RunConfig
-from lab.data import load_dataset
+from lab.datasets import load_dataset
 from lab.restore import load_trained
 from lab.runstore import RunStore, RunStoreError
 

@@ -12,9 +12,9 @@ from PIL import Image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 import models
-from lab import gradcam, interpret
+from lab import datasets, gradcam, interpret
 from lab.config import RunConfig
-from lab.data import load_dataset
+from lab.datasets import load_dataset
 from lab.restore import load_trained
 from lab.runstore import RunStore
 
@@ -254,18 +254,14 @@ def test_the_previous_layer_gives_finer_maps(trained):
     assert result.maps.shape == (N_IMAGES, 8, 8) and result.maps.max() > 0
 
 
-@pytest.mark.parametrize("name", sorted(gradcam.TRAIN_STATISTICS))
-def test_stored_train_statistics_are_the_datasets_own(name):
-    from lab import datasets
-
+@pytest.mark.parametrize("name", sorted(datasets.names()))
+def test_declared_train_statistics_are_the_datasets_own(name):
     if not (datasets.info(name).offline or datasets.info(name).local_copy()):
         pytest.skip(f"{name} is not on this machine")
     data = load_dataset(name)
-    mean, std = gradcam.train_statistics(name)
+    mean, std = datasets.info(name).train_statistics
     np.testing.assert_allclose(mean, data.train.mean, rtol=1e-6)
     np.testing.assert_allclose(std, data.train.std, rtol=1e-6)
-    with pytest.raises(ValueError, match="load the dataset"):
-        gradcam.train_statistics("no-such-data")
 
 
 def test_colorbar_and_marked_grid_render():
@@ -291,7 +287,7 @@ def test_interpretability_scores_every_reported_metric_against_its_baseline(digi
         model,
         head,
         raw,
-        gradcam.train_statistics("digits"),
+        datasets.info("digits").train_statistics,
         foreground_known=True,
         progress=lambda fraction, text: seen.append(fraction),
     )
@@ -317,7 +313,8 @@ def test_interpret_command_prints_a_json_line_per_run_without_the_dataset(tmp_pa
     def no_dataset(*args, **kwargs):
         raise AssertionError("interpret loaded the dataset")
 
-    monkeypatch.setattr(datasets, "load", no_dataset)
+    datasets.load_dataset.cache_clear()
+    monkeypatch.setattr(type(datasets.info("digits")), "read", no_dataset)  # every way of loading digits reads
     code = cli.main(["interpret", "--experiment", "cli-cam", "--runs-dir", str(tmp_path), "--images", "20"])
     out, err = capsys.readouterr()
     assert code == 0, err

@@ -9,7 +9,7 @@ from torch import nn
 
 from lab import trainer
 from lab.config import RunConfig
-from lab.data import load_dataset
+from lab.datasets import load_dataset
 from lab.inference import inference_copy
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lab.config import RunConfig
-from lab.data import load_dataset
+from lab.datasets import load_dataset
 from lab.jobs import TrainingJob
 from lab.restore import load_trained
 from lab.runstore import RunStore

@@ -12,10 +12,8 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from lab import uploads
-from lab.data import load_dataset
-from lab.datasets import idx
-from lab.uploads import UploadError, check_upload, load_upload
+from lab.datasets import idx, load_dataset, uploads
+from lab.datasets.uploads import UploadError, check_upload, load_upload
 
 
 def _encode(image: Image.Image, fmt: str) -> bytes:

@@ -6,7 +6,7 @@ that changes only the display (overlay or raw map, scale, opacity) recomputes no
 The Grad-CAM page draws its images from the dataset when this machine has it, else from the uint8 test
 images every run stores for its snapshot subset (:class:`ImageSource`); the inspector starts from the
 stored images. Both work with an empty data folder. Normalising the images uses the train split's
-statistics (:func:`lab.gradcam.train_statistics`).
+statistics, which the dataset's registry entry declares.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import streamlit as st
 import torch
 
 from lab import datasets, gradcam
-from lab.data import normalize
+from lab.datasets import normalize
 from lab.gradcam import CamResult, compute_cams, resolve_targets
 from lab.interpret import MetricResult
 from lab.progress import Progress
@@ -197,11 +197,7 @@ def scaled(maps: list[np.ndarray], view: View) -> tuple[list[np.ndarray], float,
 
 def statistics(record: RunRecord) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The (mean, std) ``record`` normalized its images with; from the dataset only where none is stored."""
-    name = require_config(record).dataset
-    if name in gradcam.TRAIN_STATISTICS:
-        return gradcam.train_statistics(name)
-    dataset = loaders.dataset_of(record)
-    return dataset.train.mean, dataset.train.std
+    return datasets.info(require_config(record).dataset).train_statistics
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -281,7 +277,7 @@ def metrics(
                 statistics(record),
                 method=method,
                 layer=layer,
-                foreground_known=config.dataset in gradcam.FOREGROUND_KNOWN,
+                foreground_known=datasets.info(config.dataset).foreground_known,
                 progress=progress,
             )
 

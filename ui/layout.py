@@ -10,8 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from lab.datasets.images import enlarge, whole_factor
 from lab.figures import class_colors, scaled
-from lab.images import enlarge, whole_factor
 from lab.progress import Progress
 from ui import session
 

@@ -26,12 +26,12 @@ from lab import analysis
 from lab import projection as projections
 from lab.arraycache import ArrayCache
 from lab.config import ConfigError
-from lab.data import Dataset, default_data_dir, load_dataset
+from lab.datasets import Dataset, default_data_dir, load_dataset
+from lab.datasets.uploads import MAX_UPLOADS, Orientation, load_upload, orient
 from lab.export import projector_bundle
 from lab.progress import Progress
 from lab.restore import load_trained
 from lab.runstore import RunRecord, RunStore, RunStoreError, require_config
-from lab.uploads import MAX_UPLOADS, Orientation, load_upload, orient
 from ui.memo import ServerMemo
 
 ALLOW_DATA_ROOTS = "LOSSLENS_ALLOW_DATA_ROOTS"  # more folders (os.pathsep between them) a data folder may be in
@@ -248,9 +248,9 @@ def decoded_upload(
     data: bytes, name: str, channels: int, image_size: int, dataset: str | None, invert: bool | None
 ) -> tuple[np.ndarray, Orientation]:
     """An uploaded image as the model's uint8 input, turned to the ``dataset``'s polarity (or as ``invert``
-    says, see :func:`lab.uploads.orient`), and what was done; decoded once per content and settings: every
+    says, see :func:`lab.datasets.uploads.orient`), and what was done; decoded once per content and settings: every
     rerun of the Grad-CAM page would otherwise decode each upload again. Refusals raise
-    :class:`lab.uploads.UploadError` (not cached; they are cheap, made before decoding)."""
+    :class:`lab.datasets.uploads.UploadError` (not cached; they are cheap, made before decoding)."""
     pixels, orientation = orient(load_upload(data, name, channels=channels, image_size=image_size), dataset, invert)
     return pixels.numpy(), orientation
 

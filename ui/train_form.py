@@ -555,7 +555,7 @@ def limits_lines(config_cls: type[RunConfig] = RunConfig) -> list[str]:
 
 def limits_note(max_running: int) -> None:
     """The caps this app enforces: the declared settings' bounds and the upload limits."""
-    from lab.uploads import limits_text
+    from lab.datasets.uploads import limits_text
 
     with st.expander("Limits on this machine"):
         lines = [

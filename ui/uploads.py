@@ -1,12 +1,12 @@
 """The Grad-CAM page's own images: the uploader, the polarity choice, and a line per image saying whether it
-was inverted to the dataset's polarity and why (decided by :mod:`lab.uploads`)."""
+was inverted to the dataset's polarity and why (decided by :mod:`lab.datasets.uploads`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from lab.uploads import ACCEPTED_FORMATS, MAX_UPLOADS, UploadError, dataset_polarity, limits_text
+from lab.datasets.uploads import ACCEPTED_FORMATS, MAX_UPLOADS, UploadError, dataset_polarity, limits_text
 from ui import loaders
 from ui.cams import ImageSource
 from ui.text import plain

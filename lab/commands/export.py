@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from lab import export
 from lab.cli import UsageError, print_json
-from lab.data import load_dataset
+from lab.datasets import load_dataset
 from lab.runstore import RunStore, atomic_output, require_config
 
 HELP = "write a run as a zip (its files and a README) or as a TensorFlow Embedding Projector bundle"

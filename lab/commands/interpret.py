@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable, Iterator
 
 import models
+from lab import datasets
 from lab import interpret_stats as stats
 from lab.cam_methods import CAM_METHOD_CLASSES
 from lab.cli import print_json
@@ -125,10 +126,10 @@ def score_runs(
                 model,
                 head,
                 stored[:images].numpy(),
-                gradcam.train_statistics(config.dataset),
+                datasets.info(config.dataset).train_statistics,
                 method=method,
                 layer=layer,
-                foreground_known=config.dataset in gradcam.FOREGROUND_KNOWN,
+                foreground_known=datasets.info(config.dataset).foreground_known,
                 progress=ProgressBar(i, len(records), record.run_id),
             )
         except (ValueError, RuntimeError) as err:  # RunStoreError and ConfigError are ValueErrors

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from lab.data import Dataset, DatasetMissingError, default_data_dir
+from lab.datasets.tensors import Dataset, DatasetMissingError, default_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,10 @@ class DatasetInfo(abc.ABC):
     source: str  # one sentence: where the files come from
     suggested_model: str
     offline: bool  # bundled with an installed package: never needs a download
+    # the train split's per-channel (mean, std) of pixels / 255, as Dataset computes them: a run's images can
+    # be normalised (for Grad-CAM, uploads) without loading the dataset; a test checks them against the data
+    train_statistics: tuple[tuple[float, ...], tuple[float, ...]]
+    foreground_known: bool = False  # a black background: nonzero pixels are the object (object mass)
 
     @property
     def n_classes(self) -> int:
@@ -47,7 +51,7 @@ class DatasetInfo(abc.ABC):
     @abc.abstractmethod
     def read(self, data_root: str | None = None) -> Dataset:
         """Read the dataset from its local copy, downloading it first when there is none and no
-        ``data_root`` was given. Uncached: :func:`lab.datasets.load` keeps one copy per process."""
+        ``data_root`` was given. Uncached: :func:`lab.datasets.load_dataset` keeps one copy per process."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

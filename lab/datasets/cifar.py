@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.data import Dataset, DatasetError, default_data_dir
 from lab.datasets.base import TorchvisionDataset, existing_root
 from lab.datasets.registry import register
+from lab.datasets.tensors import Dataset, DatasetError, default_data_dir
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # the fine labels, in the order of the label numbers (alphabetical, as in the archive's meta file)
@@ -86,7 +86,13 @@ class CifarDataset(TorchvisionDataset):
         )
 
 
-def cifar(n_classes: int, class_names: tuple[str, ...], folder: str, kind: str = "classes") -> CifarDataset:
+def cifar(
+    n_classes: int,
+    class_names: tuple[str, ...],
+    folder: str,
+    statistics: tuple[tuple[float, ...], tuple[float, ...]],
+    kind: str = "classes",
+) -> CifarDataset:
     """CIFAR-``n_classes``: the two archives are one family and differ only in these."""
     return CifarDataset(
         name=f"cifar{n_classes}",
@@ -96,8 +102,24 @@ def cifar(n_classes: int, class_names: tuple[str, ...], folder: str, kind: str =
         torchvision_class=f"CIFAR{n_classes}",
         folder=folder,
         archive=f"cifar-{n_classes}-python.tar.gz",
+        train_statistics=statistics,
     )
 
 
-register(cifar(10, CIFAR10_CLASSES, "cifar-10-batches-py"))
-register(cifar(100, CIFAR100_CLASSES, "cifar-100-python", kind="fine classes"))
+register(
+    cifar(
+        10,
+        CIFAR10_CLASSES,
+        "cifar-10-batches-py",
+        ((0.49139968, 0.48215841, 0.44653091), (0.24703223, 0.24348513, 0.26158784)),
+    )
+)
+register(
+    cifar(
+        100,
+        CIFAR100_CLASSES,
+        "cifar-100-python",
+        ((0.50707516, 0.48654887, 0.44091784), (0.26733429, 0.25643846, 0.27615047)),
+        kind="fine classes",
+    )
+)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.data import Dataset
 from lab.datasets.base import DatasetInfo
 from lab.datasets.registry import register
+from lab.datasets.tensors import Dataset
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
@@ -50,5 +50,7 @@ register(
         source="scikit-learn's bundled 8x8 handwritten digits (1,797 images), split 80/20 with a fixed seed.",
         suggested_model="small",
         offline=True,
+        train_statistics=((0.305433688785187,), (0.37595716498559817,)),
+        foreground_known=True,
     )
 )

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.data import Dataset, DatasetError, default_data_dir
 from lab.datasets.base import TorchvisionDataset, existing_root
 from lab.datasets.digits import DIGIT_CLASSES
 from lab.datasets.registry import register
+from lab.datasets.tensors import Dataset, DatasetError, default_data_dir
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = (
@@ -155,6 +155,8 @@ register(
         class_names=DIGIT_CLASSES,
         source="LeCun, Cortes and Burges' 28x28 handwritten digits (60,000 train, 10,000 test), as four IDX files.",
         torchvision_class="MNIST",
+        train_statistics=((0.1306604762738429,), (0.30810780385646264,)),
+        foreground_known=True,
     )
 )
 register(
@@ -166,5 +168,7 @@ register(
         torchvision_class="FashionMNIST",
         extra_folders=(DEBIAN_FASHION_MNIST,),
         package_hint=" or install Debian's dataset-fashion-mnist package",
+        train_statistics=((0.2860405969887955,), (0.35302424451492254,)),
+        foreground_known=True,
     )
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import logging
 
-from lab.data import Dataset, DatasetError
 from lab.datasets.base import DatasetInfo
+from lab.datasets.tensors import Dataset, DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def info(name: str) -> DatasetInfo:
 
 
 @functools.lru_cache(maxsize=4)
-def load(name: str, data_root: str | None = None) -> Dataset:
+def load_dataset(name: str, data_root: str | None = None) -> Dataset:
     """The named dataset, read once per process (tensors are shared; do not modify them)."""
     dataset = info(name).read(data_root)
     log.info("%s: %d train and %d test images from %s", name, len(dataset.train), len(dataset.test), dataset.source)

@@ -5,7 +5,7 @@ for display and Grad-CAM overlays) and the labels; the normalized float32 images
 are computed once per split (``Split.normalized``), with the train split's per-channel statistics.
 
 Which datasets exist, where their files come from and how they are read is the registry's job
-(:mod:`lab.datasets`, one module per family); ``load_dataset`` is its ``load``. A dataset that is
+(:mod:`lab.datasets`, one module per family; ``load_dataset`` reads one). A dataset that is
 neither on disk nor downloadable raises :class:`DatasetMissingError`, whose message says what is
 missing, where it was looked for and how to provide it.
 """
@@ -101,11 +101,3 @@ class Dataset:
     @property
     def image_size(self) -> int:
         return self.train.images.shape[2]
-
-
-def load_dataset(name: str, data_root: str | None = None) -> Dataset:
-    """The named dataset from ``data_root`` or the default places: :func:`lab.datasets.load`, which
-    loads each once per process (tensors are shared; do not modify them)."""
-    from lab import datasets  # here, not at the top: the registry's entries import this module
-
-    return datasets.load(name, data_root)
