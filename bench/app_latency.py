@@ -70,11 +70,11 @@ import models
 from bench import browser
 from bench.common import Report, fashion_or_synthetic, median, parse_sections, parser, resolve
 from lab import datasets
-from lab.config import RunConfig
 from lab.datasets import load_dataset, normalize
-from lab.experiment import make_experiment
 from lab.jobs import JobManager
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
+from lab.settings.experiment import make_experiment
 
 OWNER = browser.OWNER
 ROOT = browser.ROOT

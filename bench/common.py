@@ -59,7 +59,7 @@ def parse_sections(
 
 
 def resolve(device: str) -> torch.device:
-    from lab.device import resolve_device
+    from lab.settings.device import resolve_device
 
     return resolve_device(device)
 

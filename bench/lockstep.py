@@ -25,10 +25,10 @@ import time
 import torch
 
 from bench.common import Report, median, parser, resolve
-from lab.config import RunConfig
 from lab.datasets import load_dataset
-from lab.experiment import make_experiment
 from lab.runstore import RunRecord, RunStore
+from lab.settings.config import RunConfig
+from lab.settings.experiment import make_experiment
 from lab.trainer import train_experiment, warm_up
 
 DEFAULT_LOSSES = ("softmax", "lsoftmax", "amc", "opl", "lmd")  # the Train form's (ui.train_form.DEFAULT_LOSSES)

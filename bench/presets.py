@@ -1,4 +1,4 @@
-"""Presets: how long each of the papers' experiments (lab.presets) takes, and whether it shows the paper's picture.
+"""Presets: how long each paper experiment (lab.settings.presets) takes, and whether it shows the paper's picture.
 
     python -m bench.presets                            # every preset, as `python -m lab preset NAME` trains it
     python -m bench.presets --presets lsoftmax-fig2    # some of them
@@ -37,9 +37,9 @@ import numpy as np
 import torch
 
 from bench.common import Report, parser, resolve, torch_threads
-from lab import presets
 from lab.backends import make_backend
 from lab.runstore import RunStore
+from lab.settings import presets
 from lab.summary import summarize_experiment
 
 QUICK = {"dataset": "digits", "epochs": 1, "train_limit": 300}

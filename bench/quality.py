@@ -32,9 +32,9 @@ import numpy as np
 import losses
 from bench.common import Report, median, parser, resolve, spread
 from lab import analysis
-from lab.config import RunConfig
 from lab.datasets import DatasetError, load_dataset
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
 from lab.trainer import train_experiment
 
 # Rows that are not a registered loss with its defaults: label -> (loss, hyperparameters).

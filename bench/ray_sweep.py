@@ -29,9 +29,9 @@ from pathlib import Path
 
 from bench.common import Report, parser, resolve
 from lab.backends import Backend, make_backend
-from lab.config import RunConfig
-from lab.experiment import make_experiment
 from lab.runstore import RunRecord, RunStore
+from lab.settings.config import RunConfig
+from lab.settings.experiment import make_experiment
 
 VARIANTS = ("softmax", "lsoftmax:margin=4")
 SEEDS = (0, 1, 2, 3)

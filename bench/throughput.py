@@ -56,9 +56,9 @@ from torch import nn
 
 import models
 from bench.common import Report, fashion_or_synthetic, median, parse_sections, parser, resolve, synchronize, timed
-from lab.config import RunConfig
 from lab.datasets import Dataset, Split
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
 from lab.trainer import train_run
 
 ROOT = Path(__file__).resolve().parents[1]

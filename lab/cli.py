@@ -21,9 +21,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from lab.config import RunConfig
 from lab.datasets import DatasetError
 from lab.runstore import RunStoreError, describe_os_error
+from lab.settings.config import RunConfig
 
 # name -> module under lab/commands, in the order --help lists them
 COMMANDS = {

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lab.backends import Backend
-from lab.config import RunConfig
 from lab.runstore import RunRecord, RunStore, RunStoreError, describe_os_error
+from lab.settings.config import RunConfig
 from lab.trainer import Progress, train_experiment, warm_up
 
 logger = logging.getLogger(__name__)

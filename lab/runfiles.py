@@ -288,7 +288,7 @@ class RunLimits:
 
     @classmethod
     def of(cls, config: Any) -> RunLimits:
-        """The limits of a validated :class:`lab.config.RunConfig`."""
+        """The limits of a validated :class:`lab.settings.config.RunConfig`."""
         params = json.dumps(config.loss_params, sort_keys=True)
         shape = _model_shape(config.dataset, config.model, config.feat_dim, config.loss, params)
         return cls(

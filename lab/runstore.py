@@ -56,8 +56,9 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from lab import runfiles
-from lab.config import STORED_FIELDS, ConfigError, RunConfig
 from lab.runfiles import RunFeatures, RunSnapshots, RunStoreError
+from lab.settings.config import STORED_FIELDS, RunConfig
+from lab.settings.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lab.analysis import class_angles, class_spread, share_beyond_margin
-from lab.experiment import variant_label
 from lab.runfiles import RunStoreError
 from lab.runstore import RunRecord, RunStore
+from lab.settings.experiment import variant_label
 from lab.wording import percent
 
 Bounds = tuple[float | None, float | None]  # a figure's (lowest, highest) possible value; None: no bound

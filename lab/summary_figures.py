@@ -14,8 +14,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from lab.experiment import loss_title, setting_symbol
 from lab.figures import FONT, loss_colors
+from lab.settings.experiment import loss_title, setting_symbol
 from lab.summary import METRIC_TITLES, PERCENT_METRICS, SEED_METRICS, Interval, Sweep, VariantSummary
 
 DOT_SPREAD = 0.18  # seeds' dots fan out this far either side of their variant (category width 1)

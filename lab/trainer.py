@@ -39,12 +39,12 @@ import torch
 
 import losses
 import models
-from lab.config import RunConfig
 from lab.datasets import Dataset, Split, load_dataset, normalize
-from lab.device import resolve_device
 from lab.inference import inference_copy
 from lab.runfiles import RunFeatures, RunSnapshots
 from lab.runstore import RunRecord, RunStore, RunWriteError, RunWriter, ended_on_error
+from lab.settings.config import RunConfig
+from lab.settings.device import resolve_device
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import streamlit as st
 
 import ui
 from lab import datasets
-from lab.config import ConfigError
 from lab.datasets import DatasetError
 from lab.jobs import JobLimitError
+from lab.settings.errors import ConfigError
 from ui import loaders, session, train_form, train_live
 from ui.text import plain
 

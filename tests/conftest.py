@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from lab import datasets
-from lab.config import RunConfig
 from lab.datasets import load_dataset
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
 from lab.summary import RunResult
 from lab.trainer import train_run
 

@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from lab.config import RunConfig
-from lab.experiment import loss_title
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
+from lab.settings.experiment import loss_title
 from lab.trainer import train_experiment
 from tests import apptest
 from tests.apptest import app_reads, figures, values

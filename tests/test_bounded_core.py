@@ -25,10 +25,10 @@ from safetensors.torch import save_file
 
 from lab import backends, export, jobs, runfiles, runstore
 from lab.cli import main, print_json
-from lab.config import RunConfig
-from lab.experiment import make_experiment
 from lab.restore import load_trained
 from lab.runstore import RunStore, RunStoreError, RunWriteError
+from lab.settings.config import RunConfig
+from lab.settings.experiment import make_experiment
 from lab.trainer import train_experiment, train_run
 from tests.conftest import ROOT, run_cli
 from tests.test_security_core import fake_training  # noqa: F401 (a fixture)

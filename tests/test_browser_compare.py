@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from lab.config import RunConfig
-from lab.experiment import make_experiment
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
+from lab.settings.experiment import make_experiment
 from lab.summary import METRICS
 from lab.trainer import train_experiment
 from tests.browser import chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from lab.config import RunConfig
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
 from tests.browser import choose_losses, chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
 
 pytestmark = [pytest.mark.browser, requires_chromium]

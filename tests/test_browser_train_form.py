@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import losses
-from lab import presets
-from lab.config import RunConfig, settings
-from lab.experiment import loss_title, make_experiment
 from lab.runstore import RunStore
+from lab.settings import presets
+from lab.settings.config import RunConfig, settings
+from lab.settings.experiment import loss_title, make_experiment
 from tests.browser import choose_losses, chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
 from ui import train_form
 

@@ -13,8 +13,9 @@ from streamlit.testing.v1 import AppTest
 
 import losses
 from lab import cli
-from lab.config import ConfigError, RunConfig, setting, settings
-from lab.experiment import make_experiment
+from lab.settings.config import RunConfig, setting, settings
+from lab.settings.errors import ConfigError
+from lab.settings.experiment import make_experiment
 from ui import train_form
 
 
@@ -152,7 +153,7 @@ def _form_with_label_noise() -> None:
 
     import streamlit as st
 
-    from lab.config import RunConfig, setting
+    from lab.settings.config import RunConfig, setting
     from ui import train_form
 
     @dataclasses.dataclass(frozen=True)

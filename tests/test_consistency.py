@@ -29,11 +29,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab import analysis, datasets, projection, wording
-from lab.config import RunConfig
-from lab.experiment import make_experiment, variant_label
 from lab.lessons import check_lessons as lesson_checks
 from lab.runfiles import RunFeatures, RunSnapshots
 from lab.runstore import RunRecord, RunStore
+from lab.settings.config import RunConfig
+from lab.settings.experiment import make_experiment, variant_label
 from lab.summary import CONFIDENCE, MARGIN_DEGREES, SEED_METRICS, VariantSummary, summarize_experiment
 from losses.geometry import best_spacing_degrees
 from tests import apptest

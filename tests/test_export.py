@@ -22,10 +22,10 @@ import losses
 import models
 from lab import export, runfiles
 from lab.cli import main
-from lab.config import RunConfig
 from lab.datasets import load_dataset
 from lab.restore import load_trained
 from lab.runstore import RunStore, RunStoreError
+from lab.settings.config import RunConfig
 
 OLD_RUNS = Path(__file__).resolve().parent / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
 OLD_RUN = "example-digits-2d-softmax"

@@ -13,10 +13,10 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 import models
 from lab import datasets, gradcam, interpret
-from lab.config import RunConfig
 from lab.datasets import load_dataset
 from lab.restore import load_trained
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
 
 N_IMAGES = 6
 # pytorch-grad-cam's ROAD imputer calls np.argwhere on a torch tensor, which numpy 2 warns about
@@ -303,7 +303,7 @@ def test_interpretability_scores_every_reported_metric_against_its_baseline(digi
 
 def test_interpret_command_prints_a_json_line_per_run_without_the_dataset(tmp_path, capsys, monkeypatch):
     from lab import cli, datasets
-    from lab.experiment import make_experiment
+    from lab.settings.experiment import make_experiment
     from lab.trainer import train_experiment
 
     store = RunStore(tmp_path)

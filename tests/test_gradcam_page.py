@@ -12,9 +12,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from lab import interpret
-from lab.config import RunConfig
-from lab.experiment import make_experiment
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
+from lab.settings.experiment import make_experiment
 from lab.trainer import train_experiment
 from tests import apptest
 from tests.apptest import app_reads

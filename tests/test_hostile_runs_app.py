@@ -10,8 +10,8 @@ import os
 import pytest
 
 from lab import runfiles
-from lab.config import RunConfig
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
 from lab.trainer import train_run
 from tests.apptest import app_reads, open_page
 

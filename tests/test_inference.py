@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from lab import trainer
-from lab.config import RunConfig
 from lab.datasets import load_dataset
 from lab.inference import inference_copy
+from lab.settings.config import RunConfig
 
 
 def test_the_inference_copy_gives_the_same_logits_and_leaves_the_model_alone():

@@ -9,9 +9,9 @@ import json
 import pytest
 import torch
 
-from lab.config import RunConfig
-from lab.experiment import make_experiment
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
+from lab.settings.experiment import make_experiment
 from lab.trainer import lockstep_groups, train_experiment, train_run
 from tests.conftest import StopAfter, run_cli
 

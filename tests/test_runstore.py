@@ -18,10 +18,10 @@ from safetensors.torch import save_file
 import losses
 import models
 from lab import runfiles
-from lab.config import RunConfig
 from lab.restore import load_trained
 from lab.runfiles import RunFeatures, RunSnapshots
 from lab.runstore import RunStore, RunStoreError, write_json_atomic
+from lab.settings.config import RunConfig
 
 OLD_RUNS = Path(__file__).resolve().parent / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
 OLD_RUN = "example-digits-2d-softmax"

@@ -19,8 +19,8 @@ import pytest
 
 from lab import export, jobs, runfiles, runstore
 from lab.cli import main
-from lab.config import RunConfig
 from lab.runstore import RunStore, RunStoreError, RunWriteError, describe_os_error, write_json_atomic
+from lab.settings.config import RunConfig
 from lab.trainer import train_run
 
 ROOT = Path(__file__).resolve().parents[1]

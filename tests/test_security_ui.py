@@ -21,8 +21,8 @@ from streamlit.testing.v1 import AppTest
 
 from lab import jobs
 from lab.arraycache import ArrayCache
-from lab.config import RunConfig
 from lab.runstore import RunRecord, RunStore
+from lab.settings.config import RunConfig
 from lab.trainer import train_experiment
 from tests import apptest
 from tests.apptest import app_reads, shown

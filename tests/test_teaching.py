@@ -16,11 +16,11 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from lab import wording
-from lab.config import RunConfig
 from lab.figures import PROJECTOR_INK, TOL_MUTED
 from lab.restore import load_trained
 from lab.runfiles import RunFeatures, RunSnapshots
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
 from lab.trainer import train_experiment
 from tests import apptest
 from tests.apptest import app_reads, figures, shown, values

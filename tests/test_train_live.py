@@ -7,9 +7,9 @@ import functools
 
 import pytest
 
-from lab.config import RunConfig
-from lab.experiment import make_experiment
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
+from lab.settings.experiment import make_experiment
 from tests import apptest
 from tests.apptest import app_reads, shown
 from ui import session, train_form

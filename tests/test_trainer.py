@@ -7,11 +7,11 @@ import logging
 import pytest
 import torch
 
-from lab.config import RunConfig
 from lab.datasets import load_dataset
 from lab.jobs import TrainingJob
 from lab.restore import load_trained
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
 from lab.trainer import DeviceData, evaluation_indices, snapshot_indices, train_experiment, train_run
 from tests.conftest import StopAfter
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import lab.trainer as trainer
-from lab.config import RunConfig
 from lab.runstore import RunStore
+from lab.settings.config import RunConfig
 from lab.trainer import Diverged, _LossWatch, train_experiment, train_run
 
 

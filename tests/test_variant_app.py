@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lab import presets
-from lab.config import RunConfig
-from lab.experiment import make_experiment
 from lab.runstore import RunStore
+from lab.settings import presets
+from lab.settings.config import RunConfig
+from lab.settings.experiment import make_experiment
 from lab.summary import METRICS
 from lab.trainer import train_experiment
 from tests import apptest
@@ -247,8 +247,8 @@ def test_feature_space_shows_one_seed_at_a_time_titled_by_variant(runs_dir):
 
 def test_the_live_view_names_each_run_by_its_variant_and_seed():
 
-    from lab.config import RunConfig
-    from lab.experiment import make_experiment
+    from lab.settings.config import RunConfig
+    from lab.settings.experiment import make_experiment
     from ui import train_live
 
     configs = make_experiment(RunConfig(epochs=1), ["lsoftmax:margin=2", "lsoftmax:margin=4"], seeds=[0, 1])

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from lab import analysis, presets
-from lab.config import ConfigError, RunConfig
-from lab.experiment import Variant, make_experiment, parse_seeds, parse_variants, variant_label
+from lab import analysis
 from lab.runfiles import RunFeatures
 from lab.runstore import RunStore
+from lab.settings import presets
+from lab.settings.config import RunConfig
+from lab.settings.errors import ConfigError
+from lab.settings.experiment import Variant, make_experiment, parse_seeds, parse_variants, variant_label
 from lab.summary import (
     METRICS,
     SEED_METRICS,

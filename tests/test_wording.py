@@ -11,8 +11,8 @@ import torch
 
 import losses
 from lab import wording
-from lab.config import RunConfig
 from lab.runstore import RunRecord
+from lab.settings.config import RunConfig
 
 
 def _record(state: str, test_acc: float, metrics: list[dict] | None = None) -> RunRecord:

@@ -25,13 +25,13 @@ import streamlit as st
 from lab import analysis
 from lab import projection as projections
 from lab.arraycache import ArrayCache
-from lab.config import ConfigError
 from lab.datasets import Dataset, default_data_dir, load_dataset
 from lab.datasets.uploads import MAX_UPLOADS, Orientation, load_upload, orient
 from lab.export import projector_bundle
 from lab.progress import Progress
 from lab.restore import load_trained
 from lab.runstore import RunRecord, RunStore, RunStoreError, require_config
+from lab.settings.errors import ConfigError
 from ui.memo import ServerMemo
 
 ALLOW_DATA_ROOTS = "LOSSLENS_ALLOW_DATA_ROOTS"  # more folders (os.pathsep between them) a data folder may be in

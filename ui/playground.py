@@ -12,8 +12,8 @@ import streamlit as st
 
 import losses
 from lab import figures, playground
-from lab.experiment import loss_title
 from lab.runstore import RunRecord
+from lab.settings.experiment import loss_title
 from ui import layout, loaders, session, titles, train_form
 from ui.text import plain
 

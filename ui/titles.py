@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from lab.experiment import loss_title, variant_label
 from lab.runstore import RunRecord
+from lab.settings.experiment import loss_title, variant_label
 from ui.session import started_at
 
 

@@ -1,4 +1,4 @@
-"""The Train page's settings form, drawn from the run settings' declarations (``lab.config.setting``)
+"""The Train page's settings form, drawn from the run settings' declarations (``lab.settings.config.setting``)
 and the losses' hyperparameter declarations (``losses.base.hparam``): a new declared field shows up
 here, in its group, with no edit to this file.
 
@@ -6,10 +6,10 @@ Number fields take any number and say their range in their help; a value out of 
 error under the form as soon as it is typed (a bounded ``st.number_input`` would silently put the old
 value back). Losses are picked as pills, by the papers' names; "Add a variant" adds a loss again with
 other hyperparameters, and each variant is trained with every seed. Every input's value lives in the
-session under the input's key (:class:`Widget`), so a preset (:mod:`lab.presets`) fills the form with a
+session under the input's key (:class:`Widget`), so a preset (:mod:`lab.settings.presets`) fills the form with a
 paper's experiment by writing those values: the browser shows them and Start trains them. The form can
 start from an earlier experiment's settings (:meth:`TrainSettings.of`), so a refresh during a training
-keeps what was submitted. Every experiment it starts is made by :func:`lab.experiment.make_experiment`.
+keeps what was submitted. Every experiment it starts is made by :func:`lab.settings.experiment.make_experiment`.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from typing import Any
 import streamlit as st
 
 import losses
-from lab import presets
 from lab.backends import Backend, BackendError, cluster_resources, make_backend, ray_address
-from lab.config import GROUPS, ConfigError, RunConfig, Setting, settings
-from lab.experiment import experiment_name, factor_variants, loss_title, make_experiment
+from lab.settings import presets
+from lab.settings.config import GROUPS, RunConfig, Setting, settings
+from lab.settings.errors import ConfigError
+from lab.settings.experiment import experiment_name, factor_variants, loss_title, make_experiment
 from ui import loaders
 from ui.text import plain
 
@@ -371,7 +372,7 @@ def _remove_variant(index: int) -> None:
 
 
 def variant_labels(entries: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
-    """The label each variant will have (:func:`lab.experiment.factor_variants`), or its loss's title while
+    """The label each variant will have (:func:`lab.settings.experiment.factor_variants`), or its loss's title while
     a value is invalid."""
     try:
         variants, _ = factor_variants(entries)
@@ -498,7 +499,7 @@ def _comparable(configs: Sequence[RunConfig]) -> list[str]:
 
 
 def experiment_configs(settings: TrainSettings) -> list[RunConfig]:
-    """The validated runs ``settings`` would start (:func:`lab.experiment.make_experiment`, with the data
+    """The validated runs ``settings`` would start (:func:`lab.settings.experiment.make_experiment`, with the data
     folder checked by :func:`ui.loaders.checked_data_root`): every variant with every seed. While the form
     still holds a preset's settings unchanged, the experiment is named after the preset as the command line
     names it. Raises :class:`ConfigError` naming the first bad setting."""

@@ -24,10 +24,10 @@ import numpy as np
 import streamlit as st
 
 from lab import datasets, figures, wording
-from lab.config import RunConfig
-from lab.experiment import variant_label
 from lab.jobs import JobManager, TrainingJob
 from lab.runstore import RunRecord
+from lab.settings.config import RunConfig
+from lab.settings.experiment import variant_label
 from lab.trainer import Progress
 from ui import session
 from ui.text import plain

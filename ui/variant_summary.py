@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lab.experiment import loss_title, setting_symbol
 from lab.runstore import RunRecord, RunStore
+from lab.settings.experiment import loss_title, setting_symbol
 from lab.summary import METRICS, SEED_METRICS, RunResult, VariantSummary, run_result, summarize, sweeps
 from lab.summary_figures import summary_rows, sweep_figure, variant_figure
 from ui import layout, loaders

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Self, TypedDict, Unpack
 
 if TYPE_CHECKING:
-    from lab.config import RunConfig
+    from lab.settings.config import RunConfig
     from lab.runstore import RunRecord, RunStore
     from lab.trainer import Progress
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Unpack
 
 from lab.backends import Backend, RunOptions
-from lab.config import RunConfig
 from lab.runstore import RunRecord, RunStore
+from lab.settings.config import RunConfig
 from lab.trainer import train_experiment
 
 

@@ -40,8 +40,8 @@ from ray import exceptions as ray_errors
 from lab import runfiles
 from lab.backends import Backend, BackendError, RunOptions
 from lab.backends.channel import Channel
-from lab.config import RunConfig
 from lab.runstore import RunRecord, RunStore, RunWriteError, RunWriter
+from lab.settings.config import RunConfig
 from lab.trainer import Progress, train_run
 
 logger = logging.getLogger(__name__)

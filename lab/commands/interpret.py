@@ -29,11 +29,11 @@ from lab import datasets
 from lab import interpret_stats as stats
 from lab.cam_methods import CAM_METHOD_CLASSES
 from lab.cli import print_json
-from lab.config import RunConfig
-from lab.experiment import variant_label
 from lab.interpret_stats import MetricResult, to_json
 from lab.restore import load_trained
 from lab.runstore import RunRecord, RunStore, require_config
+from lab.settings.config import RunConfig
+from lab.settings.experiment import variant_label
 
 HELP = "score each run's Grad-CAM maps against random-map baselines (95%% CIs) and print a JSON line per run"
 DEFAULT_IMAGES = 200

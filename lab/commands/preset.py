@@ -1,4 +1,4 @@
-"""``python -m lab preset NAME``: train one of the papers' experiments (:mod:`lab.presets`), printing a
+"""``python -m lab preset NAME``: train one of the papers' experiments (:mod:`lab.settings.presets`), printing a
 JSON line per run as ``train`` does; ``--list`` prints each preset as a JSON line instead."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lab import presets
 from lab.cli import UsageError, print_json
 from lab.commands.train import add_destination_arguments, add_setting_flags, train_and_print
+from lab.settings import presets
 
 HELP = "train one of the papers' experiments (--list shows them)"
 

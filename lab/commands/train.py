@@ -1,7 +1,7 @@
 """``python -m lab train``: every variant with every seed, a JSON line per finished run on stdout (with
 its ``variant`` and ``seed``), a progress bar on stderr after a ``warning:`` line for each setting a loss
 cannot meet in this feature dimension (the warnings the app shows; training goes ahead). Its flags are
-the run settings declared in ``lab.config`` plus ``--losses`` (variants: ``NAME`` or
+the run settings declared in ``lab.settings.config`` plus ``--losses`` (variants: ``NAME`` or
 ``NAME:key=value:key=value``), ``--hparam``, ``--seeds``, ``--runs-dir`` and the backend's: ``--backend
 local|ray``, ``--ray-address``, ``--cpus-per-run``, ``--gpus-per-run``.
 """
@@ -20,10 +20,10 @@ import losses
 from lab import datasets
 from lab.backends import BACKENDS, RAY_ADDRESS_ENV, Backend, make_backend
 from lab.cli import UsageError
-from lab.config import RunConfig, Setting, settings
-from lab.device import resolve_device
-from lab.experiment import make_experiment, parse_seeds, parse_variants, variant_label
 from lab.runstore import RunRecord, RunStore
+from lab.settings.config import RunConfig, Setting, settings
+from lab.settings.device import resolve_device
+from lab.settings.experiment import make_experiment, parse_seeds, parse_variants, variant_label
 from lab.trainer import Progress
 
 HELP = "train every variant (a loss and its settings) with every seed and print a JSON line per run"

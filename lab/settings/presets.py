@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from lab import datasets
-from lab.config import RunConfig
-from lab.experiment import Variant, experiment_name, make_experiment
+from lab.settings.config import RunConfig
+from lab.settings.experiment import Variant, experiment_name, make_experiment
 
 BUNDLED_FALLBACK_NOTE = (
     "scikit-learn's 8x8 digits (1,797 images) stand in: the shapes are rougher than the paper's 28x28 "

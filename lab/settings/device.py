@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lab.config import ConfigError
+from lab.settings.errors import ConfigError
 
 
 def available_devices() -> list[str]:

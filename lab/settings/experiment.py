@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import losses
-from lab.config import ConfigError, RunConfig
+from lab.settings.config import RunConfig
+from lab.settings.errors import ConfigError
 
 # "m: the target angle is ..." -> "m": a hyperparameter's help may open with the paper's symbol
 _SYMBOL = re.compile(r"^(\w{1,8}): ")

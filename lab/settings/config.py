@@ -17,6 +17,8 @@ from typing import Any
 import losses
 import models
 from lab import datasets
+from lab.settings.device import available_devices
+from lab.settings.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -28,10 +30,6 @@ GROUPS = ("data", "model", "training", "advanced")
 STORED_FIELDS = ("dataset", "model", "feat_dim", "loss", "loss_params", "epochs", "seed", "experiment")
 
 _META_KEY = "setting"
-
-
-class ConfigError(ValueError):
-    """A run setting is missing, of the wrong type or out of range; the message names the field."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,8 +241,6 @@ def _needs_files(values: Mapping[str, Any]) -> bool:
 
 
 def _usable_devices() -> list[str]:
-    from lab.device import available_devices  # lab.device imports this module
-
     return ["auto", *available_devices()]
 
 
