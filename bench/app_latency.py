@@ -7,7 +7,7 @@
 
 * ``train/start_to_done``: from 'Start' to all five default losses trained on digits with the
   default settings. 'Start' submits the Train form's configs (``ui.train_form.DEFAULT_LOSSES``, each
-  loss's default hyperparameters, ``RunConfig`` defaults) to a :class:`lab.jobs.JobManager`, exactly
+  loss's default hyperparameters, ``RunConfig`` defaults) to a :class:`lab.training.jobs.JobManager`, exactly
   as the Train page does; the clock stops when the job is done (runs written). The process is in the
   state a user's click meets: the app's ``JobManager`` has warmed up (it does on creation, at app
   start) and the example's pages have imported scikit-learn; the dataset cache is cleared, so reading
@@ -17,18 +17,17 @@
   app.py`` and headless Chromium on the same machine, the Train page's Start clicked with the
   defaults, until the page says the five runs are done (the live view's reruns and the browser's
   drawing share the cores with training). It needs Debian's ``chromium`` and is skipped without it.
-* ``gradcam/grid_8x5``: GradCAM maps of 8 test images under each of the 5 models (the Grad-CAM page's
-  defaults: method GradCAM, predicted class, faithfulness off), once the models are loaded, through
-  ``lab.gradcam.compute_cams``. Target: under 2 s on CPU. ``gradcam/grid_8x5_faithfulness`` adds the
-  ROAD scores (the page's optional toggle); ``gradcam/cached_rerun`` is the same grid again through
-  ``ui.cams.cams`` (``st.cache_data``), as a page rerun gets it.
+* ``gradcam/grid_8x5``: GradCAM maps of 8 test images under each of the 5 models (the Grad-CAM page's defaults:
+  method GradCAM, predicted class), once the models are loaded, through ``lab.interpret.gradcam.compute_cams``.
+  Target: under 2 s on CPU. ``gradcam/cached_rerun`` is the same grid again through ``ui.cams.cams``
+  (``st.cache_data``), as a page rerun gets it.
 * ``analysis/first`` and ``analysis/cached_rerun``: the Angles page's per-run analysis (run arrays,
   angle statistics, summary numbers) for the five runs through ``ui.loaders``' ``st.cache_data``
   functions, called in bare mode (no server) twice; the second call is what a rerun pays. Target for
   the rerun: under 0.2 s. ``analysis/angles_page_rerun`` reruns the whole Angles page in Streamlit's
   ``AppTest`` (analysis from the cache plus drawing the figures).
 * ``umap/...``: UMAP of 10,000 points (128-d penultimate activations of ``small``, seed 0, untrained, on
-  28x28 test images, Fashion-MNIST when present; made once and saved as ``.npy``) by ``lab.projection.umap``
+  28x28 test images, Fashion-MNIST when present; made once and saved as ``.npy``) by ``lab.analysis.projection.umap``
   in a fresh process: importing umap, the first projection (numba compiles UMAP's kernels), the two
   together (``umap/import_and_first_10000``, what the first UMAP costs a server that has not imported
   umap; target: under 15 s) and a second one (compiled).
@@ -71,10 +70,10 @@ from bench import browser
 from bench.common import Report, fashion_or_synthetic, median, parse_sections, parser, resolve
 from lab import datasets
 from lab.datasets import load_dataset, normalize
-from lab.jobs import JobManager
-from lab.runstore import RunStore
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
 from lab.settings.experiment import make_experiment
+from lab.training.jobs import JobManager
 
 OWNER = browser.OWNER
 ROOT = browser.ROOT
@@ -113,7 +112,7 @@ def fresh_process_seconds(epochs: int | None) -> float:
     code = (
         "import tempfile\n"
         "from bench.app_latency import train_default_experiment\n"
-        "from lab.runstore import RunStore\n"
+        "from lab.runs.store import RunStore\n"
         "with tempfile.TemporaryDirectory() as root:\n"
         f"    print(train_default_experiment(RunStore(root), 'fresh', {epochs!r}, app_open=False)[0])\n"
     )
@@ -150,8 +149,8 @@ def in_browser_seconds(epochs: int | None) -> float | None:
 
 
 def gradcam_grid(store: RunStore, records: list, report: Report, quick: bool) -> None:
-    from lab.gradcam import compute_cams, resolve_targets
-    from lab.restore import load_trained
+    from lab.interpret.gradcam import compute_cams, resolve_targets
+    from lab.runs.restore import load_trained
     from ui import cams
 
     digits = load_dataset("digits")
@@ -164,30 +163,23 @@ def gradcam_grid(store: RunStore, records: list, report: Report, quick: bool) ->
     pixels = digits.test.images[indices]
     images = normalize(pixels, digits.train.mean, digits.train.std)
 
-    def grid(images: torch.Tensor, loaded: list, faithfulness: bool) -> float:
+    def grid(images: torch.Tensor, loaded: list) -> float:
         started = time.perf_counter()
         for model, head in loaded:
             with torch.inference_mode():
                 logits = head.logits(model(images))
             targets = resolve_targets(logits, None, "predicted", None)
-            compute_cams(model, head, images, "GradCAM", targets, faithfulness=faithfulness)
+            compute_cams(model, head, images, "GradCAM", targets)
         return time.perf_counter() - started
 
-    grid(images, loaded, False)  # the first call sets the library up; the page's models are already loaded
-    seconds = min(grid(images, loaded, False) for _ in range(1 if quick else 3))
+    grid(images, loaded)  # the first call sets the library up; the page's models are already loaded
+    seconds = min(grid(images, loaded) for _ in range(1 if quick else 3))
     report.figure(
         f"gradcam/grid_{len(images)}x{len(loaded)}", seconds, "s", target="< 2 s", met=seconds < 2.0, note="GradCAM"
     )
-    few = (images[:1], loaded[:2]) if quick else (images, loaded)  # ROAD is slow: CI keeps it tiny
-    report.figure(
-        f"gradcam/grid_{len(few[0])}x{len(few[1])}_faithfulness",
-        grid(*few, True),
-        "s",
-        note="GradCAM + ROAD of the maps and of random maps",
-    )
     labels = digits.test.labels[indices].numpy()
     through_cache = lambda: [  # noqa: E731
-        cams.cams(record, pixels.numpy(), labels, "GradCAM", "predicted", None, False) for record in records
+        cams.cams(record, pixels.numpy(), labels, "GradCAM", "predicted", None) for record in records
     ]
     through_cache()
     started = time.perf_counter()

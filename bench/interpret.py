@@ -5,7 +5,7 @@ first visit, on the shipped Fashion-MNIST example.
     python -m bench.interpret --quick   # 2 runs x 20 images of example-digits-2d (CI)
     python -m bench.interpret --threads 1 --skip-compare   # the metrics on one torch thread
 
-* ``metrics/<loss>``: ``lab.gradcam.interpretability`` for one run (what ``python -m lab interpret`` and
+* ``metrics/<loss>``: ``lab.interpret.gradcam.interpretability`` for one run (what ``python -m lab interpret`` and
   the Grad-CAM page's "Score the maps" compute): GradCAM maps of the predicted class at the last
   convolution on the first N stored test images, deletion and insertion AUC, ROAD, confidence change and
   object mass for the maps and their random, Gaussian and blurred baselines, the randomization check,
@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 
 from bench.common import Report, parser, resolve
-from lab.commands.interpret import finished_runs, score_runs
-from lab.runstore import RunStore
+from lab.cli.commands.interpret import finished_runs, score_runs
+from lab.runs.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "assets" / "example-runs"

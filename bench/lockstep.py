@@ -4,7 +4,7 @@ another and against one run alone.
     python -m bench.lockstep           # the five default losses on digits with the default settings
     python -m bench.lockstep --quick   # 1 epoch on 256 images (CI)
 
-Three arms train with ``lab.trainer.train_experiment`` on the same data, alternating, repeated (the median
+Three arms train with ``lab.training.loop.train_experiment`` on the same data, alternating, repeated (the median
 of each arm is reported); the clock covers the whole experiment (model set-up, training, per-epoch
 evaluation and the run files), as a user's Start does, with the dataset already loaded:
 
@@ -26,10 +26,12 @@ import torch
 
 from bench.common import Report, median, parser, resolve
 from lab.datasets import load_dataset
-from lab.runstore import RunRecord, RunStore
+from lab.runs.record import RunRecord
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
 from lab.settings.experiment import make_experiment
-from lab.trainer import train_experiment, warm_up
+from lab.training.loop import train_experiment
+from lab.training.optimizer import warm_up
 
 DEFAULT_LOSSES = ("softmax", "lsoftmax", "amc", "opl", "lmd")  # the Train form's (ui.train_form.DEFAULT_LOSSES)
 

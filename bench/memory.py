@@ -46,9 +46,9 @@ def child(dataset_name: str, device: str, quick: bool, lockstep: bool) -> None:
     """Train the experiment and print one JSON line of memory figures."""
     import losses  # noqa: F401
     from lab.datasets import load_dataset
-    from lab.runstore import RunStore
+    from lab.runs.store import RunStore
     from lab.settings.config import RunConfig
-    from lab.trainer import train_experiment
+    from lab.training.loop import train_experiment
 
     figures = {"after_imports": rss_mb()}
     dataset = load_dataset(dataset_name)

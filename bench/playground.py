@@ -4,9 +4,9 @@
     python -m bench.playground --quick   # one loss, 2 repetitions (CI)
 
 One update is what a change of a control costs the server: the loss over the plane and its arrows
-(``lab.playground.loss_field``: the real head on a 51 x 51 grid and a 15 x 15 grid of gradients), the
+(``lab.analysis.playground.loss_field``: the real head on a 51 x 51 grid and a 15 x 15 grid of gradients), the
 plotly figure (``lab.figures.loss_field_figure``) serialised to the JSON Streamlit sends, and the
-readings of every loss at a picked point (``lab.playground.readings``). Torch runs on two threads, as
+readings of every loss at a picked point (``lab.analysis.playground.readings``). Torch runs on two threads, as
 on the two-core machines the target is set for; the browser's drawing is not included. The figure per
 loss is the median over the repetitions, after one warm-up update.
 """
@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from bench.common import Report, median, parser, resolve, timed, torch_threads
-from lab import figures, playground
+from lab import figures
+from lab.analysis import playground
 from losses import names
 
 THREADS = 2

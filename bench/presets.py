@@ -11,14 +11,14 @@ training image (which includes that epoch's evaluation and snapshot) scales each
 up to its declared epochs: ``time(1 epoch) + (epochs - 1) x cost per image x runs x training images``.
 A small training first takes the one-time costs (imports, first calls) out of the epochs compared.
 ``--threads 1`` makes the CPU seconds mean the same on a shared machine: with two threads and another
-process on a core, OpenMP's spin-waiting burns CPU time for nothing (bench/RESULTS.md, 2026-12-01).
+process on a core, OpenMP's spin-waiting burns CPU time for nothing (bench/RESULTS.md).
 
 Each preset trains on the local backend (the command line's default) into a temporary runs folder, one
 after another in this process; the figures are its wall-clock and CPU seconds (this process's user plus
 system time: on a machine shared with other work the wall clock stretches, the CPU time much less). A
 fresh ``python -m lab`` adds its start-up (imports, reading the dataset) once.
 
-Then the preset's summary (lab.summary): per variant, test accuracy, mean within-class angle and
+Then the preset's summary (lab.analysis.seed_stats): per variant, test accuracy, mean within-class angle and
 minimum between-class angle, and the within-class spread relative to the distance between class
 centers (mean distance of a feature to its class's mean over the mean distance between two class
 means), which is what center loss shrinks: the table is where to check that the rays narrow with m
@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from bench.common import Report, parser, resolve, torch_threads
-from lab.backends import make_backend
-from lab.runstore import RunStore
+from lab.analysis.seed_stats import summarize_experiment
+from lab.runs.store import RunStore
 from lab.settings import presets
-from lab.summary import summarize_experiment
+from lab.training.backends import make_backend
 
 QUICK = {"dataset": "digits", "epochs": 1, "train_limit": 300}
 

@@ -11,7 +11,7 @@ subset of ``--train-limit`` images (8,000 by default, so that the whole table fi
 hour on two CPU cores) and test on the full test set. All rows train for the same, default, number
 of epochs. Reported per row and dimension, over seeds: test accuracy (mean and standard
 deviation), mean within-class angle and minimum between-class angle (degrees, from
-``lab.analysis.summary``: angle of a test feature to its class's mean direction, and the smallest
+``lab.analysis.geometry.summary``: angle of a test feature to its class's mean direction, and the smallest
 angle between two classes' mean directions). A run that diverges or fails is counted and shown; its
 seed is left out of the means.
 
@@ -31,11 +31,11 @@ import numpy as np
 
 import losses
 from bench.common import Report, median, parser, resolve, spread
-from lab import analysis
+from lab.analysis import geometry
 from lab.datasets import DatasetError, load_dataset
-from lab.runstore import RunStore
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
-from lab.trainer import train_experiment
+from lab.training.loop import train_experiment
 
 # Rows that are not a registered loss with its defaults: label -> (loss, hyperparameters).
 REFERENCE_ROWS: dict[str, tuple[str, dict[str, object]]] = {
@@ -72,7 +72,7 @@ def parse_variant(text: str) -> tuple[str, tuple[str, dict[str, object]]]:
 def evaluate(store: RunStore, record) -> tuple[float, float, float]:
     features = store.load_features(record.run_id)
     directions = features.class_directions
-    numbers = analysis.summary(
+    numbers = geometry.summary(
         features.test_features.numpy(),
         features.test_labels.numpy(),
         features.test_logits.numpy(),

@@ -6,7 +6,7 @@
 The sweep is 2 variants x 4 seeds (softmax and L-Softmax m=4, ``small``, 2-D features) on digits, the
 dataset every machine has. Three arms, back to back in one process, each into its own runs folder:
 
-* ``local``: :class:`lab.backends.local.LocalBackend` with ``lockstep=False``: one run after another,
+* ``local``: :class:`lab.training.backends.local.LocalBackend` with ``lockstep=False``: one run after another,
   torch using every core;
 * ``local-lockstep``: the local backend as the CLI and the app use it, the runs step by step together;
 * ``ray-one-at-a-time``: a local Ray of every core, each task asking for every CPU, so the runs also go
@@ -28,10 +28,12 @@ import time
 from pathlib import Path
 
 from bench.common import Report, parser, resolve
-from lab.backends import Backend, make_backend
-from lab.runstore import RunRecord, RunStore
+from lab.runs.record import RunRecord
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
 from lab.settings.experiment import make_experiment
+from lab.training.backends import make_backend
+from lab.training.backends.base import Backend
 
 VARIANTS = ("softmax", "lsoftmax:margin=4")
 SEEDS = (0, 1, 2, 3)

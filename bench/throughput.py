@@ -9,14 +9,14 @@ Three arms train the same model (same initialisation), batch size, optimiser (SG
 momentum 0.9, weight decay 5e-4, one-cycle schedule with peak 0.1) and loss (softmax cross-entropy),
 one epoch of the same number of images each, in the same process, one after the other, repeated:
 
-* ``losslens``: ``lab.trainer.train_run`` with the defaults (channels-last layout);
+* ``losslens``: ``lab.training.loop.train_run`` with the defaults (channels-last layout);
 * ``losslens-nchw``: the same with ``channels_last=False``, to separate the data path from the layout;
 * ``reference``: a ``torch.utils.data.Dataset`` holding the uint8 images that returns
   ``Normalize(ToTensor(PIL image))`` per sample (as torchvision's MNIST does) through
   ``DataLoader(batch_size, shuffle=True, num_workers=0)``, ``nn.Linear`` + ``nn.CrossEntropyLoss``,
   and ``loss.item()`` / ``.sum().item()`` bookkeeping every step, as the reference repositories do.
 
-Evaluation is compared the same way: LossLens's per-epoch evaluation (``lab.trainer.embed``, which
+Evaluation is compared the same way: LossLens's per-epoch evaluation (``lab.training.evaluation.embed``, which
 also returns features and penultimate activations) against the reference repositories' test loop
 (``DataLoader(batch_size=1000)`` over the same per-sample transforms, ``torch.no_grad()``).
 
@@ -57,9 +57,9 @@ from torch import nn
 import models
 from bench.common import Report, fashion_or_synthetic, median, parse_sections, parser, resolve, synchronize, timed
 from lab.datasets import Dataset, Split
-from lab.runstore import RunStore
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
-from lab.trainer import train_run
+from lab.training.loop import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PEAK_LR = 0.1
@@ -163,9 +163,10 @@ def reference_eval_images_per_second(
 
 
 def losslens_eval_images_per_second(data: Dataset, model_name: str, device: torch.device) -> float:
-    """LossLens's per-epoch evaluation (``lab.trainer.embed``: features, penultimate, logits) of the test split."""
+    """LossLens's per-epoch evaluation (``lab.training.evaluation.embed``: features, penultimate, logits) of the
+    test split."""
     import losses
-    from lab.trainer import embed
+    from lab.training.evaluation import embed
 
     torch.manual_seed(0)
     model = models.build(model_name, 1, 28, FEAT_DIM).to(memory_format=torch.channels_last).to(device)

@@ -3,7 +3,7 @@
 import sys
 
 from lab import logs
-from lab.cli import main
+from lab.cli.main import main
 
 logs.configure(default_level="WARNING")
 sys.exit(main())

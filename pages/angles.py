@@ -10,8 +10,9 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from lab import datasets, figures, playground, wording
-from lab.analysis import min_off_diagonal
+from lab import datasets, figures
+from lab.analysis import playground, wording
+from lab.analysis.geometry import min_off_diagonal
 from losses.geometry import best_spacing_degrees, best_spacing_is_known
 from ui import health, layout, loaders, seeds, titles
 from ui.text import plain

@@ -8,10 +8,11 @@ import functools
 import streamlit as st
 
 import ui
-from lab import figures, wording
-from lab.export import run_zip
-from lab.interpret_stats import against_random
-from lab.runstore import RunRecord
+from lab import figures
+from lab.analysis import wording
+from lab.interpret.verdicts import against_random
+from lab.reports.export import run_zip
+from lab.runs.record import RunRecord
 from ui import cams, health, layout, loaders, session, titles, variant_summary
 from ui.text import plain
 
@@ -59,7 +60,7 @@ for record in records:
             row["Grad-CAM faithfulness"] = f"{road.value:+.3f}: {against_random(road)} ({road.baseline:+.3f})"
     rows.append(row)
 
-# What train_seconds measures (lab.trainer): runs of an experiment train in lockstep, each taking its own
+# What train_seconds measures (lab.training.loop): runs of an experiment train in lockstep, each taking its own
 # step in turn, and each step is timed to the run that takes it.
 TRAINING_TIME_HELP = (
     "Training time: seconds this run spent in its own training steps (forward, backward, optimizer step), "

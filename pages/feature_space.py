@@ -11,8 +11,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from lab import datasets, figures, wording
-from lab.runstore import RunRecord
+from lab import datasets, figures
+from lab.analysis import wording
+from lab.runs.record import RunRecord
 from ui import health, layout, lessons, loaders, regions, seeds, titles
 from ui.text import plain
 
@@ -265,7 +266,7 @@ with panels_col:
         layout.class_legend(class_names)
 
 with inspect_col:
-    # Imported last: it brings in pytorch-grad-cam (1.6 s on a first visit), which the charts above need not wait for.
+    # Imported last: it brings in pytorch-grad-cam, a slow first import the charts above need not wait for.
     from ui import inspect
 
     inspect.image_panel(loaded, [], per_row=2)

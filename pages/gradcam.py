@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 import ui
-from lab import gradcam, interpret
+from lab.interpret import gradcam, scoring
 from ui import cams, health, interpretability, layout, seeds, session, titles, uploads
 
 ui.run_inside_app()
@@ -18,7 +18,7 @@ runs = [record for record, _ in loaded]
 source = cams.image_source(runs[0], loaded[0][1])
 class_names = source.class_names
 
-pick_col, method_col, view_col, layer_col = st.columns(4)
+pick_col, method_col, view_col = st.columns(3)
 with pick_col:
     image_mode = st.selectbox("Images", cams.IMAGE_MODES, key="cam_images")
     class_index = None
@@ -74,7 +74,7 @@ with st.spinner(f"Computing {method} for {len(pixels)} images x {len(loaded)} lo
         cams.cams(record, pixels, labels, method, target_mode, chosen_class, layer=view.layer) for record in runs
     ]
 
-coarse = interpret.coarseness(pixels.shape[-2:], results[0].cam_shape)
+coarse = scoring.coarseness(pixels.shape[-2:], results[0].cam_shape)
 if coarse:
     st.info(coarse, icon=":material/grid_view:")
     if session.DEFAULT_EXAMPLE in session.experiments() and runs[0].experiment != session.DEFAULT_EXAMPLE:

@@ -6,7 +6,7 @@ import streamlit as st
 
 import losses
 import ui
-from lab.summary import SEED_METRICS
+from lab.analysis.seed_stats import SEED_METRICS
 from ui import playground
 
 ui.run_inside_app()

@@ -8,8 +8,8 @@ import streamlit as st
 import ui
 from lab import datasets
 from lab.datasets import DatasetError
-from lab.jobs import JobLimitError
 from lab.settings.errors import ConfigError
+from lab.training.jobs import JobLimitError
 from ui import loaders, session, train_form, train_live
 from ui.text import plain
 

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from lab import datasets
+from lab.analysis.seed_stats import RunResult
 from lab.datasets import load_dataset
-from lab.runstore import RunStore
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
-from lab.summary import RunResult
-from lab.trainer import train_run
+from lab.training.loop import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 # The README's test command (and CI) runs every check, the slowest in a smaller form; LOSSLENS_FULL_TESTS=1

@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from lab.runstore import RunStore
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
 from lab.settings.experiment import loss_title
-from lab.trainer import train_experiment
+from lab.training.loop import train_experiment
 from tests import apptest
 from tests.apptest import app_reads, figures, values
 from ui import session

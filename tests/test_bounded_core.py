@@ -23,13 +23,20 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save_file
 
-from lab import backends, export, jobs, runfiles, runstore
-from lab.cli import main, print_json
-from lab.restore import load_trained
-from lab.runstore import RunStore, RunStoreError, RunWriteError
+from lab.cli.common import print_json
+from lab.cli.main import main
+from lab.reports import export
+from lab.runs import contents, tensor_files
+from lab.runs import io as run_io
+from lab.runs import store as runstore
+from lab.runs import writer as run_writer
+from lab.runs.io import RunWriteError
+from lab.runs.restore import load_trained
+from lab.runs.store import RunStore, RunStoreError
 from lab.settings.config import RunConfig
 from lab.settings.experiment import make_experiment
-from lab.trainer import train_experiment, train_run
+from lab.training import backends, jobs
+from lab.training.loop import train_experiment, train_run
 from tests.conftest import ROOT, run_cli
 from tests.test_security_core import fake_training  # noqa: F401 (a fixture)
 
@@ -65,8 +72,8 @@ def plant(store: RunStore, experiment: str = "exp", seed: int = 0, epochs: int =
     """A finished run written by the real writer, with features and snapshots that fit its config."""
     writer = store.create(RunConfig(experiment=experiment, seed=seed, epochs=epochs, **config))
     dim = writer.config.feat_dim
-    writer.save_features(runfiles.RunFeatures(**features(seed, dim)))
-    writer.save_snapshots(runfiles.RunSnapshots(**snapshots(dim=dim)))
+    writer.save_features(tensor_files.RunFeatures(**features(seed, dim)))
+    writer.save_snapshots(tensor_files.RunSnapshots(**snapshots(dim=dim)))
     writer.set_status("finished", message="done", test_acc=0.5, epoch=epochs)
     return writer.run_id
 
@@ -83,47 +90,47 @@ def rewrite(store: RunStore, run_id: str, filename: str, tensors: dict[str, torc
     ("filename", "change", "message"),
     [
         (
-            runfiles.FEATURES,
+            contents.FEATURES,
             {"test_features": torch.randn(N, 3), "class_directions": torch.randn(CLASSES, 3)},
             "test_features has shape (40, 3): dimension 1 should be 2, the run's feature dimension",
         ),
         (
-            runfiles.FEATURES,
+            contents.FEATURES,
             {"test_logits": torch.randn(N, 5), "class_directions": torch.randn(5, DIM)},
             "test_logits has shape (40, 5): dimension 1 should be 10, the classes of digits",
         ),
         (
-            runfiles.FEATURES,
+            contents.FEATURES,
             {"snapshot_images": torch.zeros(SUBSET, 3, 8, 8, dtype=torch.uint8)},
             "snapshot_images has shape (10, 3, 8, 8): dimension 1 should be 1, the channels of digits",
         ),
         (
-            runfiles.FEATURES,
+            contents.FEATURES,
             {"snapshot_images": torch.zeros(SUBSET, 1, 28, 28, dtype=torch.uint8)},
             "dimension 2 should be 8, as digits's images are",
         ),
-        (runfiles.FEATURES, {"penultimate": torch.randn(SUBSET, 64)}, "should be 128, the small model's width"),
-        (runfiles.FEATURES, {"test_features": torch.full((N, DIM), float("nan"))}, "test_features holds NaN"),
-        (runfiles.FEATURES, {"test_logits": torch.full((N, CLASSES), float("inf"))}, "test_logits holds NaN"),
-        (runfiles.FEATURES, {"test_features": torch.ones(N, DIM, dtype=torch.int64)}, "should hold floating"),
-        (runfiles.SNAPSHOTS, {"features": torch.randn(0, SUBSET, DIM), "epochs": torch.arange(0)}, "holds no epochs"),
+        (contents.FEATURES, {"penultimate": torch.randn(SUBSET, 64)}, "should be 128, the small model's width"),
+        (contents.FEATURES, {"test_features": torch.full((N, DIM), float("nan"))}, "test_features holds NaN"),
+        (contents.FEATURES, {"test_logits": torch.full((N, CLASSES), float("inf"))}, "test_logits holds NaN"),
+        (contents.FEATURES, {"test_features": torch.ones(N, DIM, dtype=torch.int64)}, "should hold floating"),
+        (contents.SNAPSHOTS, {"features": torch.randn(0, SUBSET, DIM), "epochs": torch.arange(0)}, "holds no epochs"),
         (
-            runfiles.SNAPSHOTS,
+            contents.SNAPSHOTS,
             {"features": torch.randn(4, SUBSET, DIM), "epochs": torch.arange(4), "test_acc": torch.rand(4)},
             "features holds 4 epochs, more than the run's 2 epochs and the one before training",
         ),
-        (runfiles.SNAPSHOTS, {"epochs": torch.tensor([0, 1, 70000])}, "epochs must lie in 0..2"),
-        (runfiles.SNAPSHOTS, {"features": torch.randn(3, SUBSET, 3)}, "dimension 2 should be 2, the run's feature"),
-        (runfiles.SNAPSHOTS, {"test_acc": torch.tensor([0.1, float("nan"), 0.3])}, "test_acc holds NaN"),
+        (contents.SNAPSHOTS, {"epochs": torch.tensor([0, 1, 70000])}, "epochs must lie in 0..2"),
+        (contents.SNAPSHOTS, {"features": torch.randn(3, SUBSET, 3)}, "dimension 2 should be 2, the run's feature"),
+        (contents.SNAPSHOTS, {"test_acc": torch.tensor([0.1, float("nan"), 0.3])}, "test_acc holds NaN"),
     ],
     ids=lambda value: value if isinstance(value, str) and " " in value else None,
 )
 def test_run_files_that_disagree_with_their_config_are_a_per_run_message(tmp_path, filename, change, message):
     store = RunStore(tmp_path)
     good, bad = plant(store), plant(store)
-    base = features() if filename == runfiles.FEATURES else snapshots()
+    base = features() if filename == contents.FEATURES else snapshots()
     rewrite(store, bad, filename, {**base, **change})
-    load = store.load_features if filename == runfiles.FEATURES else store.load_snapshots
+    load = store.load_features if filename == contents.FEATURES else store.load_snapshots
     with pytest.raises(RunStoreError) as raised:
         load(bad)
     assert str(raised.value).startswith(f"run {bad}: {filename}: ") and message in str(raised.value)
@@ -134,10 +141,10 @@ def test_a_snapshots_file_far_beyond_its_config_is_refused_from_its_header_alone
     store = RunStore(tmp_path)
     run_id = plant(store)
     frames = 72_817  # the filed file: a 2-epoch run holding this many stored epochs
-    rewrite(store, run_id, runfiles.SNAPSHOTS, snapshots(rows=frames))
+    rewrite(store, run_id, contents.SNAPSHOTS, snapshots(rows=frames))
     read = []
-    real = runstore._read_tensor
-    monkeypatch.setattr(runstore, "_read_tensor", lambda fd, header, name: read.append(name) or real(fd, header, name))
+    real = runstore.read_tensor
+    monkeypatch.setattr(runstore, "read_tensor", lambda fd, header, name: read.append(name) or real(fd, header, name))
     with pytest.raises(RunStoreError, match=f"features holds {frames} epochs, more than the run's 2 epochs"):
         store.load_snapshots(run_id)
     assert read == [], "no tensor of the file was read"
@@ -148,8 +155,8 @@ def test_a_snapshots_file_far_beyond_its_config_is_refused_from_its_header_alone
 def test_reading_a_run_file_holds_no_copy_of_the_file_beside_its_tensors(tmp_path):
     store = RunStore(tmp_path)
     run_id = plant(store, epochs=200, snapshot_points=2000, feat_dim=16)
-    rewrite(store, run_id, runfiles.SNAPSHOTS, snapshots(rows=201, subset=2000, dim=16))
-    assert (store.run_dir(run_id) / runfiles.SNAPSHOTS).stat().st_size > 24 * 2**20
+    rewrite(store, run_id, contents.SNAPSHOTS, snapshots(rows=201, subset=2000, dim=16))
+    assert (store.run_dir(run_id) / contents.SNAPSHOTS).stat().st_size > 24 * 2**20
     for _ in range(2):  # the second time: what the first call imports is not counted
         tracemalloc.start()
         loaded = store.load_snapshots(run_id)
@@ -167,7 +174,7 @@ def test_half_precision_features_read_as_float32_and_a_summary_uses_them(tmp_pat
         tensors = features(seed)
         for name in ("test_features", "test_logits", "penultimate", "class_directions"):
             tensors[name] = tensors[name].to(dtype)
-        rewrite(store, run_id, runfiles.FEATURES, tensors)
+        rewrite(store, run_id, contents.FEATURES, tensors)
         halves[run_id] = tensors
     for run_id, tensors in halves.items():
         loaded = store.load_features(run_id)
@@ -184,11 +191,11 @@ def test_nan_weights_are_refused_with_the_tensor_named(tmp_path):
     record = train_run(RunConfig(**TINY), store)
     weights = store.load_weights(record.run_id)
     weights["model.feature.0.weight"] = torch.full_like(weights["model.feature.0.weight"], float("nan"))
-    rewrite(store, record.run_id, runfiles.WEIGHTS, weights)
+    rewrite(store, record.run_id, contents.WEIGHTS, weights)
     with pytest.raises(RunStoreError, match="weights.safetensors: model.feature.0.weight holds NaN or infinite"):
         load_trained(store, store.load(record.run_id))
     weights["model.feature.0.weight"] = torch.zeros(2, 64)  # another model's shape
-    rewrite(store, record.run_id, runfiles.WEIGHTS, weights)
+    rewrite(store, record.run_id, contents.WEIGHTS, weights)
     with pytest.raises(RunStoreError, match=r"model.feature.0.weight has shape \(2, 64\): the small model"):
         store.load_weights(record.run_id)
 
@@ -196,8 +203,8 @@ def test_nan_weights_are_refused_with_the_tensor_named(tmp_path):
 def test_an_export_streams_the_run_files_instead_of_holding_them(tmp_path):
     store = RunStore(tmp_path / "runs")
     run_id = plant(store, epochs=200, snapshot_points=2000, feat_dim=16)
-    rewrite(store, run_id, runfiles.SNAPSHOTS, snapshots(rows=201, subset=2000, dim=16))
-    size = (store.run_dir(run_id) / runfiles.SNAPSHOTS).stat().st_size
+    rewrite(store, run_id, contents.SNAPSHOTS, snapshots(rows=201, subset=2000, dim=16))
+    size = (store.run_dir(run_id) / contents.SNAPSHOTS).stat().st_size
     out = tmp_path / "run.zip"
     tracemalloc.start()
     assert main(["export", run_id, "--runs-dir", str(store.root), "--zip", str(out)]) == 0
@@ -210,7 +217,7 @@ def test_an_export_streams_the_run_files_instead_of_holding_them(tmp_path):
 def test_an_export_of_a_run_whose_files_disagree_with_its_config_is_refused(tmp_path, capsys):
     store = RunStore(tmp_path)
     run_id = plant(store)
-    rewrite(store, run_id, runfiles.SNAPSHOTS, snapshots(rows=500))
+    rewrite(store, run_id, contents.SNAPSHOTS, snapshots(rows=500))
     assert main(["export", run_id, "--runs-dir", str(tmp_path), "--zip", str(tmp_path / "run.zip")]) == 2
     assert "features holds 500 epochs" in capsys.readouterr().err and not (tmp_path / "run.zip").exists()
 
@@ -221,7 +228,7 @@ def test_an_export_of_a_run_whose_files_disagree_with_its_config_is_refused(tmp_
 def test_listing_runs_reads_no_metrics_and_the_runs_that_need_them_read_them(tmp_path):
     store = RunStore(tmp_path)
     run_id = plant(store)
-    metrics = tmp_path / run_id / runfiles.METRICS
+    metrics = tmp_path / run_id / contents.METRICS
     os.mkfifo(metrics)  # whoever opens it for its contents gets a per-run error, not a hang
     (record,) = store.list()
     assert record.error is None and record.summary()["epochs_done"] == 2, "the status says how far it went"
@@ -235,11 +242,11 @@ def test_an_unchanged_config_and_status_are_not_parsed_again(tmp_path, monkeypat
     ids = [plant(store) for _ in range(3)]
     store.list()
     parsed = []
-    real = runfiles.parse_json
-    monkeypatch.setattr(runfiles, "parse_json", lambda data: parsed.append(data) or real(data))
+    real = contents.parse_json
+    monkeypatch.setattr(contents, "parse_json", lambda data: parsed.append(data) or real(data))
     assert [r.state for r in store.list()] == ["finished"] * 3 and parsed == []
-    status = tmp_path / ids[1] / runfiles.STATUS
-    runstore.write_json_atomic(status, {**json.loads(status.read_text()), "message": "edited"})
+    status = tmp_path / ids[1] / contents.STATUS
+    run_io.write_json_atomic(status, {**json.loads(status.read_text()), "message": "edited"})
     assert [r.message for r in store.list()] == ["done", "edited", "done"] and len(parsed) == 1
 
 
@@ -250,9 +257,9 @@ def test_the_summary_leaves_out_tampered_runs_by_name_and_prints_only_json(tmp_p
     store = RunStore(tmp_path)
     good = [plant(store, seed=seed) for seed in range(2)]
     nan, wider = plant(store, seed=2), plant(store, seed=3)
-    rewrite(store, nan, runfiles.FEATURES, {**features(2), "test_features": torch.full((N, DIM), float("nan"))})
+    rewrite(store, nan, contents.FEATURES, {**features(2), "test_features": torch.full((N, DIM), float("nan"))})
     eleven = {"test_logits": torch.randn(N, 11), "class_directions": torch.randn(11, DIM)}
-    rewrite(store, wider, runfiles.FEATURES, {**features(3), **eleven})
+    rewrite(store, wider, contents.FEATURES, {**features(3), **eleven})
     assert main(["summary", "exp", "--runs-dir", str(tmp_path)]) == 0
     captured = capsys.readouterr()
 
@@ -284,10 +291,10 @@ def test_interpret_gives_each_tampered_run_its_error_line_and_scores_the_others(
         shutil.copytree(good.run_dir, tmp_path / name)
     tensors = store.load_features("three-channels").to_tensors()
     tensors["snapshot_images"] = tensors["snapshot_images"].expand(-1, 3, -1, -1)
-    rewrite(store, "three-channels", runfiles.FEATURES, tensors)
+    rewrite(store, "three-channels", contents.FEATURES, tensors)
     weights = store.load_weights("nan-weights")
     weights["head.classifier.weight"] = torch.full_like(weights["head.classifier.weight"], float("nan"))
-    rewrite(store, "nan-weights", runfiles.WEIGHTS, weights)
+    rewrite(store, "nan-weights", contents.WEIGHTS, weights)
     result = run_cli("interpret", "--experiment", "exp", "--images", "2", "--runs-dir", str(tmp_path), timeout=300)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -497,7 +504,7 @@ def test_a_killed_cli_driver_leaves_no_local_ray_running(tmp_path):
 
 def test_a_disk_that_fills_while_runs_are_created_leaves_no_run_training(tmp_path, monkeypatch):
     store = RunStore(tmp_path)
-    real = runstore.write_atomic
+    real = run_io.write_atomic
     writes = []
 
     def fill_at_the_second_run(path: Path, data: bytes) -> None:
@@ -506,7 +513,8 @@ def test_a_disk_that_fills_while_runs_are_created_leaves_no_run_training(tmp_pat
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, data)
 
-    monkeypatch.setattr(runstore, "write_atomic", fill_at_the_second_run)
+    for module in (run_io, runstore, run_writer):
+        monkeypatch.setattr(module, "write_atomic", fill_at_the_second_run)
     configs = make_experiment(RunConfig(experiment="filling", **TINY), ["softmax", "amc", "opl"])
     with pytest.raises(RunWriteError, match="disk full"):
         train_experiment(configs, store, owner=OWNER)
@@ -522,7 +530,7 @@ def test_a_full_disk_under_safetensors_is_a_write_error_retried_once_without_a_t
         attempts.append(filename)
         raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
-    monkeypatch.setattr(runstore, "save_file", full)
+    monkeypatch.setattr(run_io, "save_file", full)
     record = train_run(RunConfig(**TINY), RunStore(tmp_path))
     assert record.state == "failed"
     assert record.message == f"disk full at {record.run_dir}: free some space or choose a folder on another disk"
@@ -547,7 +555,7 @@ def test_an_export_into_a_full_folder_names_the_file(tmp_path, monkeypatch, caps
 def test_the_trash_is_emptied_when_the_runs_folder_is_first_opened(tmp_path):
     leftover = tmp_path / ".trash-killed"
     (leftover / "old-run").mkdir(parents=True)
-    (leftover / "old-run" / runfiles.FEATURES).write_bytes(b"x" * 1000)
+    (leftover / "old-run" / contents.FEATURES).write_bytes(b"x" * 1000)
     os.utime(leftover, (time.time() - 3600, time.time() - 3600))
     RunStore(tmp_path)
     assert not leftover.exists()
@@ -560,7 +568,7 @@ def test_a_delete_whose_files_cannot_be_removed_says_so(tmp_path, monkeypatch):
     unlink = os.unlink
 
     def refuse_status(path, *args, **kwargs):
-        if os.fspath(path) == runfiles.STATUS:
+        if os.fspath(path) == contents.STATUS:
             raise PermissionError(errno.EPERM, "Operation not permitted", path)
         unlink(path, *args, **kwargs)
 

@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from lab.runstore import RunStore
+from lab.analysis.seed_stats import METRICS
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
 from lab.settings.experiment import make_experiment
-from lab.summary import METRICS
-from lab.trainer import train_experiment
+from lab.training.loop import train_experiment
 from tests.browser import chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
 
 pytestmark = [pytest.mark.browser, requires_chromium]

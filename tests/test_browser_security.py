@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from lab.runstore import RunStore
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
 from tests.browser import choose_losses, chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from lab import wording
+from lab.analysis import wording
 from lab.figures import JITTER
-from lab.runstore import RunStore
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
-from lab.trainer import train_experiment
+from lab.training.loop import train_experiment
 from tests.browser import chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
 from tests.conftest import FULL_TESTS
 

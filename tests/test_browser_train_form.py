@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import losses
-from lab.runstore import RunStore
+from lab.runs.store import RunStore
 from lab.settings import presets
 from lab.settings.config import RunConfig, settings
 from lab.settings.experiment import loss_title, make_experiment

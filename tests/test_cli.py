@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.cli import main
+from lab.cli.main import main
 from tests.conftest import run_cli
 
 

@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import losses
-from lab import cli
+from lab.cli import main as cli
 from lab.settings.config import RunConfig, setting, settings
 from lab.settings.errors import ConfigError
 from lab.settings.experiment import make_experiment

@@ -4,11 +4,11 @@ the run files, on the shipped examples and on a fresh experiment of 2 variants x
 Each page is opened once per experiment through AppTest and everything it displays is read back: markdown,
 captions, alerts, image captions, progress texts, table cells, and the figures' titles, frames, annotations,
 hover texts and data. An explicit pattern per page element parses its numbers, and each is compared, as text,
-with its source formatted by the app's one rule for its kind (:func:`lab.wording.percent_text` for a share,
-one decimal and a degree sign for an angle, :meth:`lab.summary.SeedMetric.format` for a figure over seeds)
+with its source formatted by the app's one rule for its kind (:func:`lab.analysis.wording.percent_text` for a share,
+one decimal and a degree sign for an angle, :meth:`lab.analysis.seed_stats.SeedMetric.format` for a figure over seeds)
 at the precision the page chose. The sources: status.json's ``test_acc`` for a run's test accuracy (the whole
 test set), metrics.jsonl and the snapshots for an epoch's figure (the evaluation subset, named by its size),
-the stored test features for angles, and :mod:`lab.summary` for means and intervals over seeds (whose
+the stored test features for angles, and :mod:`lab.analysis.seed_stats` for means and intervals over seeds (whose
 per-run accuracy must equal status.json's). Any percentage, angle or epoch left in a text that no pattern
 read fails the test with that text, so a number added to a page without a source does not pass unseen.
 """
@@ -28,13 +28,16 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lab import analysis, datasets, projection, wording
-from lab.lessons import check_lessons as lesson_checks
-from lab.runfiles import RunFeatures, RunSnapshots
-from lab.runstore import RunRecord, RunStore
+from lab import datasets
+from lab.analysis import geometry, projection, wording
+from lab.analysis.lessons import check_lessons as lesson_checks
+from lab.analysis.seed_stats import MARGIN_DEGREES, SEED_METRICS, VariantSummary, summarize_experiment
+from lab.analysis.statistics import CONFIDENCE
+from lab.runs.record import RunRecord
+from lab.runs.store import RunStore
+from lab.runs.tensor_files import RunFeatures, RunSnapshots
 from lab.settings.config import RunConfig
 from lab.settings.experiment import make_experiment, variant_label
-from lab.summary import CONFIDENCE, MARGIN_DEGREES, SEED_METRICS, VariantSummary, summarize_experiment
 from losses.geometry import best_spacing_degrees
 from tests import apptest
 from tests.apptest import app_reads, values
@@ -55,7 +58,7 @@ STATIC = [
     re.compile(r"\b(?:significant|taken) at 5%"),
     re.compile(r"accuracy 0 to 100%, angles 0 to 180°"),
     re.compile(rf"\b(?:a|beyond) {MARGIN_DEGREES:g}°(?: margin)?"),
-    re.compile(rf"\bwithin {analysis.SAME_RAY_DEGREES:g}°"),  # directions this close are drawn as one ray
+    re.compile(rf"\bwithin {geometry.SAME_RAY_DEGREES:g}°"),  # directions this close are drawn as one ray
 ]
 
 
@@ -443,7 +446,7 @@ def check_same_ray_notes(page: Page, exp: Experiment, seed: int) -> None:
     for run in exp.of_seed(seed):
         directions = run.snapshots.class_directions
         directions = run.directions if directions is None else directions[-1].numpy()
-        groups = analysis.shared_directions(directions) if directions is not None else []
+        groups = geometry.shared_directions(directions) if directions is not None else []
         if not groups:
             assert run.label not in noted, noted.get(run.label)
             continue
@@ -454,7 +457,7 @@ def check_same_ray_notes(page: Page, exp: Experiment, seed: int) -> None:
             assert names == " and ".join(
                 [", ".join(exp.class_names[c] for c in group[:-1]), exp.class_names[group[-1]]]
             )
-            angle = float(analysis.angles_deg(directions[group], directions[group]).max())
+            angle = float(geometry.angles_deg(directions[group], directions[group]).max())
             assert spread == as_degrees(angle, spread), (text, angle)
         shares = re.findall(r"(\d+%) of (?:their|the (\d+) of classes .+?)(?: (\d+) images shown)?[,.]", text)
         if wording.decides_by_angle(run.record.config.loss):
@@ -471,7 +474,7 @@ def check_same_ray_notes(page: Page, exp: Experiment, seed: int) -> None:
 
 
 def check_lessons(page: Page, exp: Experiment) -> None:
-    """Each lesson's figures: the variant's and softmax's means over the seeds both finished (lab.summary)."""
+    """Each lesson's figures: the variant's and softmax's means over the seeds both finished (seed_stats)."""
     checks = lesson_checks(exp.summaries)
     lines = page.take(
         r":material/\w+: \*\*(?P<variant>.+?)\*\*: (?P<title>.+?) (?P<mine>\S+) against (?P<baseline>.+?)'s "
@@ -601,10 +604,10 @@ def test_angles(runs_dir, experiment):
     for header, (shown, line) in zip(headers, numbers, strict=True):
         run = exp.run(header, seed)
         features, labels, k = run.test_features, run.labels, run.n_classes
-        angles = analysis.class_angles(features, labels, k)
-        own, nearest, directions, uses_head = analysis.own_and_nearest_other(features, labels, k, run.directions)
-        spacing = analysis.angles_deg(directions, directions)
-        closest = analysis.min_off_diagonal(spacing)
+        angles = geometry.class_angles(features, labels, k)
+        own, nearest, directions, uses_head = geometry.own_and_nearest_other(features, labels, k, run.directions)
+        spacing = geometry.angles_deg(directions, directions)
+        closest = geometry.min_off_diagonal(spacing)
         share = float(np.mean(nearest - own >= margin))
         assert line["within"] == as_degrees(angles["mean_within_class_angle"], line["within"]), shown.text
         assert line["between"] == as_degrees(angles["min_between_class_angle"], line["between"]), shown.text
@@ -620,7 +623,7 @@ def test_angles(runs_dir, experiment):
             counts, _ = np.histogram(angles_of, bins=bins)
             assert np.allclose(values(trace, "y"), counts / len(angles_of)), trace["name"]
             assert np.allclose(values(trace, "x"), (bins[:-1] + bins[1:]) / 2)
-        stats = analysis.angle_stats(features, labels, k, run.directions)
+        stats = geometry.angle_stats(features, labels, k, run.directions)
         _, pairs_chart = page.chart(f"pairs-{run.record.run_id}")
         for trace, angles_of in zip(pairs_chart["data"], (stats.within_pairs, stats.between_pairs), strict=True):
             counts, _ = np.histogram(angles_of, bins=bins)
@@ -632,7 +635,7 @@ def test_angles(runs_dir, experiment):
         assert title and title["vectors"] == line["vectors"] and title["min"] == line["vector"], _title(spacing_chart)
         (bars,) = spacing_chart["data"]
         assert list(bars["x"]) == exp.class_names
-        assert np.allclose(values(bars, "y"), analysis.nearest_off_diagonal(spacing))
+        assert np.allclose(values(bars, "y"), geometry.nearest_off_diagonal(spacing))
         (label,) = spacing_chart["layout"]["annotations"]
         bound = re.fullmatch(r"closest pair at most (?:about )?(?P<best>[\d.]+°)(?: \(estimate\))?", label["text"])
         assert bound and bound["best"] == as_degrees(best, bound["best"]), label["text"]
@@ -709,7 +712,7 @@ def interval_text(metric: str, stats, like: str, signed: bool = False) -> str:
 
 
 def check_summary_sources(exp: Experiment) -> None:
-    """lab.summary's per-run test accuracy is the run's own (status.json, whole test set), as the sidebar's."""
+    """seed_stats' per-run test accuracy is the run's own (status.json, whole test set), as the sidebar's."""
     for summary in exp.summaries:
         for seed, accuracy in summary.values["test_acc"].items():
             run = exp.run(summary.variant, seed)
@@ -740,7 +743,7 @@ def check_by_variant_table(page: Page, exp: Experiment, table) -> None:
 
 def check_seed_figures(page: Page, exp: Experiment) -> None:
     """Each figure over seeds (by variant, and against a swept setting): every seed's dot and hover text, each
-    mean and its interval's ends, from lab.summary."""
+    mean and its interval's ends, from lab.analysis.seed_stats."""
     by_variant = {s.variant: s for s in exp.summaries}
     checked = 0
     for chart, spec in page.charts.items():
@@ -802,10 +805,10 @@ def check_every_run_table(page: Page, exp: Experiment, table) -> None:
             assert row["seed"] == run.seed
         assert row["status"] == run.record.state
         assert row["test accuracy"] == wording.percent(run.test_accuracy), (run.label, row["test accuracy"])
-        angles = analysis.class_angles(run.test_features, run.labels, run.n_classes)
+        angles = geometry.class_angles(run.test_features, run.labels, run.n_classes)
         assert row["within-class angle (°)"] == pytest.approx(angles["mean_within_class_angle"], abs=1e-9)
         assert row["min between-class angle (°)"] == pytest.approx(angles["min_between_class_angle"], abs=1e-9)
-        assert row["k-NN accuracy"] == wording.percent(analysis.knn_accuracy(run.test_features, run.labels))
+        assert row["k-NN accuracy"] == wording.percent(geometry.knn_accuracy(run.test_features, run.labels))
         assert row["training time (s)"] == run.record.status["train_seconds"]
     for shown in page.texts("table column"):
         if any(shown.text == str(cell) for cell in rows.to_numpy().ravel()):
@@ -816,10 +819,10 @@ def check_run_bars(page: Page, exp: Experiment) -> None:
     """One experiment seed: a bar per run for accuracy and the two angles, each bar's length and its label."""
     sources = {
         "test accuracy": lambda run: run.test_accuracy,
-        "within-class angle (°)": lambda run: analysis.class_angles(run.test_features, run.labels, run.n_classes)[
+        "within-class angle (°)": lambda run: geometry.class_angles(run.test_features, run.labels, run.n_classes)[
             "mean_within_class_angle"
         ],
-        "min between-class angle (°)": lambda run: analysis.class_angles(run.test_features, run.labels, run.n_classes)[
+        "min between-class angle (°)": lambda run: geometry.class_angles(run.test_features, run.labels, run.n_classes)[
             "min_between_class_angle"
         ],
     }

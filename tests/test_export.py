@@ -20,11 +20,12 @@ from safetensors.torch import save_file
 
 import losses
 import models
-from lab import export, runfiles
-from lab.cli import main
+from lab.cli.main import main
 from lab.datasets import load_dataset
-from lab.restore import load_trained
-from lab.runstore import RunStore, RunStoreError
+from lab.reports import export
+from lab.runs import contents
+from lab.runs.restore import load_trained
+from lab.runs.store import RunStore, RunStoreError
 from lab.settings.config import RunConfig
 
 OLD_RUNS = Path(__file__).resolve().parent / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
@@ -217,9 +218,9 @@ def test_a_run_folder_written_by_an_earlier_version_exports(tmp_path):
     shutil.copytree(OLD_RUNS, tmp_path, dirs_exist_ok=True)
     store = RunStore(tmp_path)
     files = _unzip(export.run_zip(store, OLD_RUN))
-    assert set(files) == {f"{OLD_RUN}/{name}" for name in (*runfiles.FILES, "README.txt")}
+    assert set(files) == {f"{OLD_RUN}/{name}" for name in (*contents.FILES, "README.txt")}
     readme = files[f"{OLD_RUN}/README.txt"].decode()
-    assert all(runfiles.FILES[name] in " ".join(readme.split()) for name in runfiles.FILES)
+    assert all(contents.FILES[name] in " ".join(readme.split()) for name in contents.FILES)
     bundle = _unzip(export.projector_bundle(store, OLD_RUN, load_dataset("digits")))
     metadata = bundle[f"{OLD_RUN}-projector/metadata.tsv"].decode().splitlines()
     assert len(metadata) == 1 + 360 and "class direction" in bundle[f"{OLD_RUN}-projector/README.txt"].decode()

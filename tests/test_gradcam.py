@@ -1,4 +1,4 @@
-"""Grad-CAM on a real tiny run: raw maps from the library's methods, targets, faithfulness, no side effects."""
+"""Grad-CAM on a real tiny run: raw maps from the library's methods, targets, scores, no side effects."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from PIL import Image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 import models
-from lab import datasets, gradcam, interpret
+from lab import datasets
 from lab.datasets import load_dataset
-from lab.restore import load_trained
-from lab.runstore import RunStore
+from lab.interpret import gradcam, scoring
+from lab.runs.restore import load_trained
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
 
 N_IMAGES = 6
@@ -41,20 +42,19 @@ def _hooks(module: torch.nn.Module) -> int:
 @pytest.mark.parametrize("method", list(gradcam.CAM_METHODS))
 def test_every_method_gives_finite_non_negative_maps_at_the_image_size(trained, method):
     model, head, images, labels = trained
-    result = gradcam.compute_cams(model, head, images, method, labels, faithfulness=False)
+    result = gradcam.compute_cams(model, head, images, method, labels)
     assert result.maps.shape == (N_IMAGES, 8, 8)
     assert result.maps.dtype == np.float32
     assert np.isfinite(result.maps).all()
     assert (result.maps >= 0).all()
     assert result.maps.max() > 0
     assert result.cam_shape == (4, 4)  # the small model's CAM layer on 8x8 digits
-    assert result.faithfulness is None and result.random_faithfulness is None
 
 
 @pytest.mark.parametrize("method", list(gradcam.CAM_METHODS))
 def test_raw_maps_are_the_library_maps_before_its_min_max_scaling(trained, method):
     model, head, images, labels = trained
-    result = gradcam.compute_cams(model, head, images, method, labels, faithfulness=False)
+    result = gradcam.compute_cams(model, head, images, method, labels)
     wrapper = gradcam.InferenceLogits(model, head)
     with gradcam.CAM_METHODS[method](wrapper, [model.cam_layer]) as cam:
         library = cam(images.clone(), [ClassifierOutputTarget(int(t)) for t in labels])
@@ -63,7 +63,7 @@ def test_raw_maps_are_the_library_maps_before_its_min_max_scaling(trained, metho
 
 def test_raw_maps_keep_their_scale(trained):
     model, head, images, labels = trained
-    maps = gradcam.compute_cams(model, head, images, "GradCAM", labels, faithfulness=False).maps
+    maps = gradcam.compute_cams(model, head, images, "GradCAM", labels).maps
     peaks = maps.max(axis=(1, 2))
     assert not np.allclose(peaks, 1.0, atol=1e-3)
     assert peaks.max() > 1.1 * peaks.min() > 0
@@ -80,7 +80,7 @@ def test_predictions_and_probabilities_come_from_the_inference_logits(trained):
     model, head, images, _ = trained
     with torch.no_grad():
         probs = head.logits(model(images)).softmax(1)
-    result = gradcam.compute_cams(model, head, images, "GradCAM", np.full(N_IMAGES, 3), faithfulness=False)
+    result = gradcam.compute_cams(model, head, images, "GradCAM", np.full(N_IMAGES, 3))
     np.testing.assert_array_equal(result.predicted, probs.argmax(1).numpy())
     np.testing.assert_allclose(result.confidence, probs.max(1).values.numpy(), rtol=1e-5)
     np.testing.assert_allclose(result.target_probability, probs[:, 3].numpy(), rtol=1e-5)
@@ -103,8 +103,8 @@ def test_resolve_targets_modes():
 
 def test_the_target_class_changes_the_map(trained):
     model, head, images, labels = trained
-    own = gradcam.compute_cams(model, head, images, "GradCAM", labels, faithfulness=False)
-    other = gradcam.compute_cams(model, head, images, "GradCAM", (labels + 5) % 10, faithfulness=False)
+    own = gradcam.compute_cams(model, head, images, "GradCAM", labels)
+    other = gradcam.compute_cams(model, head, images, "GradCAM", (labels + 5) % 10)
     np.testing.assert_array_equal(own.targets, labels)
     assert not np.allclose(own.maps, other.maps)
 
@@ -118,21 +118,6 @@ def test_bad_targets_and_methods_are_refused(trained):
     with pytest.raises(ValueError, match="GradCAM"):
         gradcam.compute_cams(model, head, images, "GuessCAM", labels)
     assert _hooks(model) == 0
-
-
-def test_faithfulness_and_random_baseline_are_finite_reproducible_and_leave_the_rngs_alone(trained):
-    model, head, images, labels = trained
-    numpy_state, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state()
-    first = gradcam.compute_cams(model, head, images, "GradCAM", labels)
-    second = gradcam.compute_cams(model, head, images, "GradCAM", labels)
-    for scores in (first.faithfulness, first.random_faithfulness):
-        assert scores.shape == (N_IMAGES,)
-        assert np.isfinite(scores).all()
-        assert (np.abs(scores) <= 1).all()
-    np.testing.assert_array_equal(first.random_faithfulness, second.random_faithfulness)
-    np.testing.assert_array_equal(first.faithfulness, second.faithfulness)
-    assert np.array_equal(np.random.get_state()[1], numpy_state)
-    assert torch.equal(torch.get_rng_state(), torch_state)
 
 
 @pytest.mark.parametrize("method", ["GradCAM", "ScoreCAM"])
@@ -155,7 +140,7 @@ def test_no_hooks_grads_or_flag_changes_are_left_behind(trained, method):
     # the maps were computed in eval mode even though the model came in training mode
     model.eval()
     head.eval()
-    again = gradcam.compute_cams(model, head, images, method, labels, faithfulness=False)
+    again = gradcam.compute_cams(model, head, images, method, labels)
     np.testing.assert_allclose(result.maps, again.maps, rtol=1e-4, atol=1e-6)
 
 
@@ -176,15 +161,13 @@ def test_hooks_are_released_when_the_computation_fails(trained, monkeypatch):
 def test_inference_mode_callers_get_maps_too(trained):
     model, head, images, labels = trained
     with torch.inference_mode():
-        result = gradcam.compute_cams(model, head, images.clone(), "GradCAM", labels, faithfulness=False)
+        result = gradcam.compute_cams(model, head, images.clone(), "GradCAM", labels)
     assert result.maps.max() > 0
 
 
 def test_shared_scale_covers_every_map_of_a_row(trained):
     model, head, images, labels = trained
-    row = [
-        gradcam.compute_cams(model, head, images, m, labels, faithfulness=False).maps[0] for m in gradcam.CAM_METHODS
-    ]
+    row = [gradcam.compute_cams(model, head, images, m, labels).maps[0] for m in gradcam.CAM_METHODS]
     vmin, vmax = gradcam.shared_scale(row)
     assert vmin == 0.0
     assert all(vmin <= m.min() and m.max() <= vmax for m in row)
@@ -249,7 +232,7 @@ def test_every_model_offers_an_earlier_cam_layer_with_a_finer_map(name, channels
 
 def test_the_previous_layer_gives_finer_maps(trained):
     model, head, images, labels = trained
-    result = gradcam.compute_cams(model, head, images, "GradCAM", labels, faithfulness=False, layer="previous")
+    result = gradcam.compute_cams(model, head, images, "GradCAM", labels, layer="previous")
     assert result.cam_shape == (8, 8)  # the first convolution of the small model on 8x8 digits
     assert result.maps.shape == (N_IMAGES, 8, 8) and result.maps.max() > 0
 
@@ -291,7 +274,7 @@ def test_interpretability_scores_every_reported_metric_against_its_baseline(digi
         foreground_known=True,
         progress=lambda fraction, text: seen.append(fraction),
     )
-    for name in interpret.REPORTED:
+    for name in scoring.REPORTED:
         result = results[name]
         assert result is not None and result.value is not None and result.baseline is not None, name
         assert result.ci_low <= result.value <= result.ci_high, name
@@ -302,9 +285,10 @@ def test_interpretability_scores_every_reported_metric_against_its_baseline(digi
 
 
 def test_interpret_command_prints_a_json_line_per_run_without_the_dataset(tmp_path, capsys, monkeypatch):
-    from lab import cli, datasets
+    from lab import datasets
+    from lab.cli import main as cli
     from lab.settings.experiment import make_experiment
-    from lab.trainer import train_experiment
+    from lab.training.loop import train_experiment
 
     store = RunStore(tmp_path)
     base = RunConfig(epochs=1, experiment="cli-cam", snapshot_points=30)
@@ -324,7 +308,7 @@ def test_interpret_command_prints_a_json_line_per_run_without_the_dataset(tmp_pa
     for line in runs:
         assert line["method"] == "GradCAM" and line["images"] == 20 and line["layer"] == "last"
         assert "paired t-test over the images" in line["test"] and "Holm" in line["test"]
-        assert set(line["metrics"]) == set(interpret.REPORTED)
+        assert set(line["metrics"]) == set(scoring.REPORTED)
         for name, metric in line["metrics"].items():
             if metric is None:
                 continue

@@ -11,11 +11,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from lab import interpret
-from lab.runstore import RunStore
+from lab.interpret import scoring
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
 from lab.settings.experiment import make_experiment
-from lab.trainer import train_experiment
+from lab.training.loop import train_experiment
 from tests import apptest
 from tests.apptest import app_reads
 from ui import cams, interpretability, loaders, session
@@ -176,7 +176,7 @@ def test_the_filed_case_reads_higher_but_worse_than_a_random_map_not_better_than
     softmax = random - 0.047 + rng.normal(0, 0.03, 200)
     amc = softmax + 0.020 + rng.normal(0, 0.01, 200)
     amc_results, softmax_results = (
-        {"object_mass": interpret.summarize("object_mass", v, {"random": random})} for v in (amc, softmax)
+        {"object_mass": scoring.summarize("object_mass", v, {"random": random})} for v in (amc, softmax)
     )
     rows, sentences = interpretability.comparison_rows("AMC-Loss", amc_results, softmax_results)
     assert [row["outcome"] for row in rows] == ["higher, but worse than a random map"]

@@ -9,10 +9,10 @@ import os
 
 import pytest
 
-from lab import runfiles
-from lab.runstore import RunStore
+from lab.runs import contents
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
-from lab.trainer import train_run
+from lab.training.loop import train_run
 from tests.apptest import app_reads, open_page
 
 EXPERIMENT = "hostile-neighbours"
@@ -26,10 +26,10 @@ def runs_dir(tmp_path_factory):
     train_run(RunConfig(experiment=EXPERIMENT, epochs=1, train_limit=200, snapshot_points=50), store)
     hostile = [store.create(RunConfig(experiment=EXPERIMENT, loss=loss)).run_dir for loss in ("amc", "opl", "lmd")]
     for writer_dir in hostile:
-        (writer_dir / runfiles.STATUS).unlink(missing_ok=True)
-    os.mkfifo(hostile[0] / runfiles.STATUS)
-    (hostile[1] / runfiles.STATUS).symlink_to("/dev/zero")
-    (hostile[2] / runfiles.CONFIG).write_text("[" * 100_000 + "]" * 100_000)
+        (writer_dir / contents.STATUS).unlink(missing_ok=True)
+    os.mkfifo(hostile[0] / contents.STATUS)
+    (hostile[1] / contents.STATUS).symlink_to("/dev/zero")
+    (hostile[2] / contents.CONFIG).write_text("[" * 100_000 + "]" * 100_000)
     with app_reads(root, LOSSLENS_CACHE_DIR=str(tmp_path_factory.mktemp("hostile-cache"))):
         yield root
 

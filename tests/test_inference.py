@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from lab import trainer
 from lab.datasets import load_dataset
-from lab.inference import inference_copy
 from lab.settings.config import RunConfig
+from lab.training import evaluation, loop
+from lab.training.inference import inference_copy
 
 
 def test_the_inference_copy_gives_the_same_logits_and_leaves_the_model_alone():
@@ -48,14 +48,14 @@ def test_the_inference_copy_folds_batch_norms_into_convolutions_without_changing
 
 def test_the_trainer_evaluates_on_the_copy_with_the_models_own_outputs():
     dataset = load_dataset("digits")
-    model, head = trainer.build_model_and_head(RunConfig(), dataset)
+    model, head = loop.build_model_and_head(RunConfig(), dataset)
     model.train()(dataset.train.normalized[:256])  # running statistics away from their initial values
     images = dataset.test.normalized[:300]
     with torch.inference_mode():
         features = model.eval()(images)
         logits = head.eval().logits(features)
     model.train()
-    embedded = trainer.embed(model, head, images, torch.device("cpu"))
+    embedded = evaluation.embed(model, head, images, torch.device("cpu"))
     assert torch.allclose(embedded["features"], features, atol=1e-4)
     assert torch.allclose(embedded["logits"], logits, atol=1e-3)
     assert all(p.requires_grad for p in model.parameters())

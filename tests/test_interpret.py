@@ -19,10 +19,10 @@ from pytorch_grad_cam.metrics.road import NoisyLinearImputer
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 from torch import nn
 
-from lab import interpret
-from lab import interpret_metrics as im
-from lab import interpret_road as ir
-from lab import interpret_stats as stats
+from lab.interpret import metrics as im
+from lab.interpret import road as ir
+from lab.interpret import scoring, verdicts
+from lab.interpret import statistics as stats
 
 # pytorch-grad-cam's ROAD imputer calls np.argwhere on a torch tensor, which numpy 2 warns about
 pytestmark = pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning")
@@ -78,9 +78,9 @@ def test_a_map_exactly_on_the_object_has_object_mass_one_and_a_flat_map_the_fore
 def test_object_mass_is_none_unless_the_foreground_is_known():
     images, maps = _patch_images(8), _patch_maps(8)
     raw = (images.clamp(0, 1) * 255).to(torch.uint8).numpy()
-    unknown = interpret.evaluate(PatchModel(), images, raw, np.zeros(8), maps, metrics=("object_mass",))
+    unknown = scoring.evaluate(PatchModel(), images, raw, np.zeros(8), maps, metrics=("object_mass",))
     assert unknown == {"object_mass": None}
-    known = interpret.evaluate(
+    known = scoring.evaluate(
         PatchModel(), images, raw, np.zeros(8), maps, foreground_known=True, metrics=("object_mass",)
     )
     assert known["object_mass"].value == pytest.approx(float(im.object_mass(maps, raw).mean()), abs=1e-6)
@@ -93,7 +93,7 @@ def test_object_mass_is_none_unless_the_foreground_is_known():
 def patch_case():
     n = 60
     images, maps = _patch_images(n), _patch_maps(n)
-    results = interpret.evaluate(
+    results = scoring.evaluate(
         PatchModel(),
         images,
         None,
@@ -126,7 +126,7 @@ def test_road_ranks_a_graded_map_on_the_read_pixels_above_a_random_map():
     n = 40
     images = _patch_images(n)
     maps = _patch_maps(n) * 0.9 + im.random_maps(n, (SIZE, SIZE), seed=5) * 0.1  # no ties: ROAD's thresholds
-    result = interpret.evaluate(PatchModel(), images, None, np.zeros(n), maps, metrics=("road",))["road"]
+    result = scoring.evaluate(PatchModel(), images, None, np.zeros(n), maps, metrics=("road",))["road"]
     assert result.value > result.baseline + 0.05
     assert result.verdict == "better"
 
@@ -134,7 +134,7 @@ def test_road_ranks_a_graded_map_on_the_read_pixels_above_a_random_map():
 def test_a_random_map_is_not_distinguishable_from_another_random_map():
     n = 60
     maps = im.random_maps(n, (SIZE, SIZE), seed=123)
-    result = interpret.evaluate(PatchModel(), _patch_images(n), None, np.zeros(n), maps, metrics=("deletion_auc",))
+    result = scoring.evaluate(PatchModel(), _patch_images(n), None, np.zeros(n), maps, metrics=("deletion_auc",))
     assert result["deletion_auc"].verdict == "not distinguishable"
 
 
@@ -252,7 +252,7 @@ def test_evaluate_reports_randomization_similarity_next_to_a_random_map(trained_
     model, images, labels, raw = trained_digits
     cam_fn = _gradcam(images, labels)
     raw = (raw[:, None] * 255 / 16).astype(np.uint8)
-    results = interpret.evaluate(
+    results = scoring.evaluate(
         model,
         images,
         raw,
@@ -331,23 +331,23 @@ def test_blurred_reference_keeps_the_mean_and_removes_detail():
 def test_the_ci_contains_the_mean_and_narrows_with_more_images():
     rng = np.random.default_rng(0)
     for values in (rng.normal(0.3, 0.2, 500), rng.uniform(0, 1, 500), (rng.uniform(0, 1, 500) > 0.7) * 1.0):
-        few, many = interpret.mean_ci(values[:50]), interpret.mean_ci(values)
+        few, many = scoring.mean_ci(values[:50]), scoring.mean_ci(values)
         for ci in (few, many):
             assert ci.low <= ci.mean <= ci.high
         assert many.high - many.low < (few.high - few.low) / 2
-    assert interpret.mean_ci(np.array([np.nan, 1.0, 3.0])).n == 2
-    assert interpret.mean_ci(np.array([np.nan])) == interpret.Interval(None, None, None, 0)
+    assert scoring.mean_ci(np.array([np.nan, 1.0, 3.0])).n == 2
+    assert scoring.mean_ci(np.array([np.nan])) == scoring.Interval(None, None, None, 0)
 
 
-def _result(name: str, values: np.ndarray) -> interpret.MetricResult:
-    return interpret.summarize(name, values, {"random": np.full(len(values), 0.3)})
+def _result(name: str, values: np.ndarray) -> scoring.MetricResult:
+    return scoring.summarize(name, values, {"random": np.full(len(values), 0.3)})
 
 
 def test_identical_inputs_give_no_significant_difference():
     values = np.random.default_rng(1).uniform(0, 1, 500)
-    comparison = interpret.compare(_result("object_mass", values), _result("object_mass", values.copy()))
+    comparison = scoring.compare(_result("object_mass", values), _result("object_mass", values.copy()))
     assert not comparison.significant and comparison.better is None
-    text = interpret.sentence(comparison, "AMC", "softmax")
+    text = verdicts.sentence(comparison, "AMC", "softmax")
     assert text.startswith("No significant difference in object mass between AMC and softmax on these 500 images")
 
 
@@ -355,28 +355,28 @@ def test_a_real_difference_reads_as_a_sentence_with_its_number_and_direction():
     rng = np.random.default_rng(2)
     softmax = rng.uniform(0.3, 0.7, 500)
     amc = np.clip(softmax + 0.12 + rng.normal(0, 0.3, 500), 0, 1)
-    comparison = interpret.compare(_result("object_mass", amc), _result("object_mass", softmax))
+    comparison = scoring.compare(_result("object_mass", amc), _result("object_mass", softmax))
     assert comparison.significant and comparison.better
-    text = interpret.sentence(comparison, "AMC", "softmax")
+    text = verdicts.sentence(comparison, "AMC", "softmax")
     assert text.startswith("AMC puts ") and text.endswith(
         "% more of the map on the object than softmax on these 500 images (better; Holm-adjusted p < 0.001)."
     )
     shown = float(text.split()[2])
     assert shown == pytest.approx(comparison.difference * 100, abs=1)
     # lower is better for deletion: the same improvement in the other direction is "better"
-    worse = interpret.compare(_result("deletion_auc", amc), _result("deletion_auc", softmax))
-    assert worse.better is False and "(worse; Holm-adjusted p" in interpret.sentence(worse, "AMC", "softmax")
+    worse = scoring.compare(_result("deletion_auc", amc), _result("deletion_auc", softmax))
+    assert worse.better is False and "(worse; Holm-adjusted p" in verdicts.sentence(worse, "AMC", "softmax")
 
 
 def test_the_direction_table_in_the_docstring_matches_the_sentences():
     table = {}
-    for line in interpret.__doc__.splitlines():
+    for line in scoring.__doc__.splitlines():
         row = re.match(r"``(\w+)``.*\s(lower|higher)$", line.strip())
         if row:
             table[row[1]] = row[2] == "higher"
-    assert table == {name: spec.higher_is_better for name, spec in interpret.METRICS.items()}
-    assert set(interpret.REPORTED) <= set(interpret.METRICS)
-    for spec in interpret.METRICS.values():
+    assert table == {name: spec.higher_is_better for name, spec in scoring.METRICS.items()}
+    assert set(scoring.REPORTED) <= set(scoring.METRICS)
+    for spec in scoring.METRICS.values():
         for template in (spec.more, spec.less):
             assert all(part in template for part in ("{a}", "{b}", "{m}", "{on}")), template
 
@@ -390,7 +390,7 @@ def test_evaluate_reports_progress_leaves_the_model_alone_and_prints_the_cli_jso
     before = {k: v.clone() for k, v in model.state_dict().items()}
     images, maps = _patch_images(10)[:, :, :10, :10], im.random_maps(10, (10, 10), seed=9)
     seen: list[tuple[float, str]] = []
-    results = interpret.evaluate(
+    results = scoring.evaluate(
         model, images, None, np.zeros(10), maps, cam_shape=(5, 5), progress=lambda f, t: seen.append((f, t))
     )
     fractions = [f for f, _ in seen]
@@ -398,16 +398,16 @@ def test_evaluate_reports_progress_leaves_the_model_alone_and_prints_the_cli_jso
     assert model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     raw = {name: r.tests["random"].p for name, r in results.items() if r is not None}
     assert {name: r.p_adjusted for name, r in results.items() if r is not None} == stats.holm(raw)
-    printed = interpret.to_json(results)
-    assert list(printed) == list(interpret.REPORTED)
+    printed = scoring.to_json(results)
+    assert list(printed) == list(scoring.REPORTED)
     assert printed["object_mass"] is None and printed["randomization_similarity"] is None
     assert set(printed["road"]) == {"value", "ci_low", "ci_high", "baseline", "verdict", "p", "p_adjusted", "against"}
     assert printed["road"]["verdict"] in ("better", "worse", "not distinguishable")
     assert set(printed["road"]["against"]) == {"random", "gaussian"}
     with pytest.raises(ValueError, match="unknown metrics"):
-        interpret.evaluate(model, images, None, np.zeros(10), maps, metrics=("accuracy",))
+        scoring.evaluate(model, images, None, np.zeros(10), maps, metrics=("accuracy",))
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
-        interpret.evaluate(model, images, None, np.zeros(10), maps * 2, metrics=("road",))
+        scoring.evaluate(model, images, None, np.zeros(10), maps * 2, metrics=("road",))
 
 
 # ---------------------------------------------------------------- tests, Holm-Bonferroni and verdicts
@@ -450,17 +450,17 @@ def test_each_verdict_has_a_direction_and_is_adjusted_over_the_metrics():
         "deletion_auc": random + _differences(2.4, seed=2),  # lower is better
         "object_mass": random - _differences(2.4, seed=3),
     }
-    alone = {name: interpret.summarize(name, v, {"random": random}) for name, v in marginal.items()}
+    alone = {name: scoring.summarize(name, v, {"random": random}) for name, v in marginal.items()}
     assert [r.verdict for r in alone.values()] == ["better", "worse", "worse"]
     assert all(r.p_adjusted == pytest.approx(0.0173, abs=5e-4) for r in alone.values())
-    strong = interpret.summarize("road", random - 0.05 + _differences(0.0, seed=4) * 0.01, {"random": random})
-    family = interpret.adjust(alone | {"road": strong, "randomization_similarity": None})
+    strong = scoring.summarize("road", random - 0.05 + _differences(0.0, seed=4) * 0.01, {"random": random})
+    family = scoring.adjust(alone | {"road": strong, "randomization_similarity": None})
     assert family["randomization_similarity"] is None
     assert family["road"].verdict == "worse"  # far below the random map: a finding, stated
     for name in marginal:  # three tests at 0.017 among four: Holm gives each 3 x 0.017 > 0.05
         assert family[name].p_adjusted == pytest.approx(3 * alone[name].p_adjusted)
         assert family[name].verdict == "not distinguishable"
-    printed = interpret.to_json(family, names=("road", "object_mass"))
+    printed = scoring.to_json(family, names=("road", "object_mass"))
     assert printed["road"]["verdict"] == "worse" and printed["road"]["p_adjusted"] < 0.05
     assert printed["object_mass"]["p"] == pytest.approx(alone["object_mass"].p_adjusted)
     assert "distinguishable" not in printed["road"]
@@ -472,17 +472,17 @@ def test_maps_worse_than_a_random_map_are_never_called_better_than_softmax():
     random = np.clip(rng.normal(0.495, 0.05, 200), 0, 1)
     softmax = random - 0.047 + rng.normal(0, 0.03, 200)
     amc = softmax + 0.020 + rng.normal(0, 0.01, 200)
-    amc_result, softmax_result = (interpret.summarize("object_mass", v, {"random": random}) for v in (amc, softmax))
+    amc_result, softmax_result = (scoring.summarize("object_mass", v, {"random": random}) for v in (amc, softmax))
     assert amc_result.verdict == softmax_result.verdict == "worse"
-    comparison = interpret.compare(amc_result, softmax_result)
+    comparison = scoring.compare(amc_result, softmax_result)
     assert comparison.significant and comparison.better  # ahead of softmax ...
-    assert stats.outcome(comparison, amc_result) == "higher, but worse than a random map"  # ... but not better
-    text = interpret.sentence(comparison, "AMC", "softmax", amc_result)
+    assert verdicts.outcome(comparison, amc_result) == "higher, but worse than a random map"  # ... but not better
+    text = verdicts.sentence(comparison, "AMC", "softmax", amc_result)
     assert "(better" not in text and "AMC's maps are worse than a random map" in text
     # maps that beat the random map are better than softmax when they are ahead of it
-    above = interpret.summarize("object_mass", amc + 0.2, {"random": random})
-    ahead = interpret.compare(above, softmax_result)
-    assert stats.outcome(ahead, above) == "better" and "(better; Holm-adjusted p" in interpret.sentence(
+    above = scoring.summarize("object_mass", amc + 0.2, {"random": random})
+    ahead = scoring.compare(above, softmax_result)
+    assert verdicts.outcome(ahead, above) == "better" and "(better; Holm-adjusted p" in verdicts.sentence(
         ahead, "AMC", "softmax", above
     )
 
@@ -490,10 +490,10 @@ def test_maps_worse_than_a_random_map_are_never_called_better_than_softmax():
 RANDOM_MASS = (0.495, 0.494, 0.496)  # each run's random-map object mass
 
 
-def _seeds(values: tuple[float, ...]) -> dict[int, dict[str, interpret.MetricResult]]:
+def _seeds(values: tuple[float, ...]) -> dict[int, dict[str, scoring.MetricResult]]:
     """Runs of seeds 0, 1, 2 with these object masses (each run's mean over two images)."""
     return {
-        seed: {"object_mass": interpret.summarize("object_mass", np.full(2, v), {"random": np.full(2, r)})}
+        seed: {"object_mass": scoring.summarize("object_mass", np.full(2, v), {"random": np.full(2, r)})}
         for seed, (v, r) in enumerate(zip(values, RANDOM_MASS, strict=True))
     }
 
@@ -501,26 +501,26 @@ def _seeds(values: tuple[float, ...]) -> dict[int, dict[str, interpret.MetricRes
 def test_over_seeds_each_run_is_one_value_and_the_verdict_is_a_paired_t_test_over_the_seeds():
     from scipy.stats import ttest_rel
 
-    from lab import summary
+    from lab.analysis import statistics
 
     softmax, amc = _seeds((0.44, 0.452, 0.446)), _seeds((0.462, 0.470, 0.471))
-    amc_seeds, softmax_seeds = interpret.over_seeds(amc), interpret.over_seeds(softmax)
+    amc_seeds, softmax_seeds = scoring.over_seeds(amc), scoring.over_seeds(softmax)
     mass = amc_seeds["object_mass"]
     assert amc_seeds["road"] is None
     assert mass.seeds == [0, 1, 2] and list(mass.values.values()) == pytest.approx([0.462, 0.470, 0.471])
-    assert mass.stats == summary.interval(list(mass.values.values()), bounds=(0.0, 1.0))  # t, inside [0, 1]
+    assert mass.stats == statistics.interval(list(mass.values.values()), bounds=(0.0, 1.0))  # t, inside [0, 1]
     assert mass.verdict == "worse" and mass.baseline == pytest.approx(0.495, abs=1e-6)
     expected = ttest_rel([0.462, 0.470, 0.471], RANDOM_MASS).pvalue
     assert mass.p_adjusted == pytest.approx(expected, rel=1e-4)  # one metric: nothing to adjust
-    comparisons = interpret.compare_all(amc_seeds, softmax_seeds)
+    comparisons = scoring.compare_all(amc_seeds, softmax_seeds)
     comparison = comparisons["object_mass"]
-    difference, paired = summary.paired_difference(mass.values, softmax_seeds["object_mass"].values)
+    difference, paired = statistics.paired_difference(mass.values, softmax_seeds["object_mass"].values)
     assert (comparison.ci_low, comparison.ci_high, comparison.n) == (difference.ci_low, difference.ci_high, 3)
     assert comparison.significant and comparison.over == "seeds"
-    assert stats.outcome(comparison, mass) == "higher, but worse than a random map"
-    assert "over 3 training seeds" in interpret.sentence(comparison, "AMC", "softmax", mass)
+    assert verdicts.outcome(comparison, mass) == "higher, but worse than a random map"
+    assert "over 3 training seeds" in verdicts.sentence(comparison, "AMC", "softmax", mass)
     # one seed: no interval, no test, so neither a verdict nor an outcome
-    alone = interpret.over_seeds({0: amc[0]})["object_mass"]
+    alone = scoring.over_seeds({0: amc[0]})["object_mass"]
     assert alone.stats.ci_low is None and alone.verdict is None
-    single = interpret.compare_all({"object_mass": alone}, interpret.over_seeds({0: softmax[0]}))["object_mass"]
-    assert single.p_adjusted is None and stats.outcome(single, alone) == "no significant difference"
+    single = scoring.compare_all({"object_mass": alone}, scoring.over_seeds({0: softmax[0]}))["object_mass"]
+    assert single.p_adjusted is None and verdicts.outcome(single, alone) == "no significant difference"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import losses
-from lab import analysis
-from lab.lessons import NOT_DISTINGUISHABLE, ONE_SEED, OPPOSITE, SHOWN, check_lessons
-from lab.runstore import RunStore
-from lab.summary import METRICS, SEED_METRICS, RunResult, summarize, summarize_experiment
+from lab.analysis import geometry
+from lab.analysis.lessons import NOT_DISTINGUISHABLE, ONE_SEED, OPPOSITE, SHOWN, check_lessons
+from lab.analysis.seed_stats import METRICS, SEED_METRICS, RunResult, summarize, summarize_experiment
+from lab.runs.store import RunStore
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "example-runs"
 
@@ -91,8 +91,8 @@ def test_class_spread_falls_as_classes_tighten_and_move_apart():
     centers = np.array([[0, 0], [3, 0], [0, 3], [3, 3]], dtype=float)
     loose = centers[labels] + rng.normal(size=(200, 2))
     tight = centers[labels] + 0.2 * rng.normal(size=(200, 2))
-    assert analysis.class_spread(tight, labels) < 0.2 < analysis.class_spread(loose, labels)
-    assert analysis.class_spread(2 * loose, labels) == pytest.approx(analysis.class_spread(loose, labels))
+    assert geometry.class_spread(tight, labels) < 0.2 < geometry.class_spread(loose, labels)
+    assert geometry.class_spread(2 * loose, labels) == pytest.approx(geometry.class_spread(loose, labels))
 
 
 @pytest.mark.parametrize("experiment", ["example-digits-2d", "example-fashion-3d"])

@@ -5,14 +5,15 @@ diverge, fail or are stopped."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 
-from lab.runstore import RunStore
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
 from lab.settings.experiment import make_experiment
-from lab.trainer import lockstep_groups, train_experiment, train_run
+from lab.training.loop import lockstep_groups, train_experiment, train_run
 from tests.conftest import StopAfter, run_cli
 
 
@@ -95,7 +96,8 @@ def test_a_diverging_run_drops_out_and_the_others_train_on_unchanged(tmp_path):
     store = RunStore(tmp_path / "together")
     records = train_experiment(configs, store, on_progress=reports.append)
     assert [r.state for r in records] == ["finished", "diverged", "finished"]
-    assert "non-finite in epoch" in records[1].status["message"]
+    # the loss or the weights go first, as the arithmetic of this machine has it
+    assert re.search(r"became (non-finite|inf|nan) in epoch", records[1].status["message"])
     assert "lower learning rate than 10" in records[1].status["message"]
     assert [p.status for p in reports if p.run_index == 1 and p.status] == ["diverged"]
     for index in (0, 2):

@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from lab import launch
+from lab.cli import launch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def test_the_wheel_holds_the_app_pages_examples_and_settings(tmp_path: Path):
     for expected in (
         "app.py",
         "pages/train.py",
-        "lab/cli.py",
+        "lab/cli/main.py",
         "losses/amc.py",
         "losses/about.toml",
         "models/small.py",
@@ -46,7 +46,7 @@ def test_the_wheel_holds_the_app_pages_examples_and_settings(tmp_path: Path):
     assert any(n.endswith("share/losslens/.streamlit/config.toml") for n in names)
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "losslens = lab.launch:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "losslens = lab.cli.launch:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_the_launcher_passes_the_app_settings_to_streamlit():

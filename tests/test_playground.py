@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import losses
-from lab import playground
+from lab.analysis import playground
 
 PER_FEATURE = [name for name in losses.names() if playground.has_own_value(name)]
 

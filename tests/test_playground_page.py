@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab import playground
+from lab.analysis import playground
 from tests.apptest import app_reads, figures, open_page, values
 from ui import session
 

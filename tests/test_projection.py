@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from lab import projection
+from lab.analysis import projection
 from ui import loaders
 
 

@@ -20,11 +20,14 @@ from streamlit.testing.v1 import AppTest
 
 ray = pytest.importorskip("ray")
 
-from lab.backends import BackendError, make_backend  # noqa: E402
-from lab.backends.ray_cluster import RayBackend  # noqa: E402
-from lab.runstore import RunStore, RunWriteError, RunWriter  # noqa: E402
+from lab.runs.io import RunWriteError  # noqa: E402
+from lab.runs.store import RunStore  # noqa: E402
+from lab.runs.writer import RunWriter  # noqa: E402
 from lab.settings.config import RunConfig  # noqa: E402
 from lab.settings.experiment import make_experiment  # noqa: E402
+from lab.training.backends import make_backend  # noqa: E402
+from lab.training.backends.base import BackendError  # noqa: E402
+from lab.training.backends.ray_cluster import RayBackend  # noqa: E402
 from tests.conftest import ROOT, run_cli  # noqa: E402
 from tests.test_bounded_core import silent_server  # noqa: E402, F401 (a fixture)
 from ui import session, train_form  # noqa: E402

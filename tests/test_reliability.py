@@ -19,13 +19,13 @@ import streamlit as st
 import torch
 import torchvision
 
-from lab.jobs import JobManager
-from lab.restore import load_trained
-from lab.runstore import RunStore, RunStoreError
+from lab.runs.restore import load_trained
+from lab.runs.store import RunStore, RunStoreError
 from lab.settings.config import RunConfig
 from lab.settings.errors import ConfigError
 from lab.settings.experiment import loss_title
-from lab.trainer import train_experiment
+from lab.training.jobs import JobManager
+from lab.training.loop import train_experiment
 from tests import apptest
 from tests.apptest import app_reads, figures, shown
 from ui import session

@@ -17,10 +17,11 @@ from safetensors.torch import save_file
 
 import losses
 import models
-from lab import runfiles
-from lab.restore import load_trained
-from lab.runfiles import RunFeatures, RunSnapshots
-from lab.runstore import RunStore, RunStoreError, write_json_atomic
+from lab.runs import contents, tensor_files
+from lab.runs.io import write_json_atomic
+from lab.runs.restore import load_trained
+from lab.runs.store import RunStore, RunStoreError
+from lab.runs.tensor_files import RunFeatures, RunSnapshots
 from lab.settings.config import RunConfig
 
 OLD_RUNS = Path(__file__).resolve().parent / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
@@ -132,7 +133,7 @@ def test_safetensors_files_load_without_unpickling(tmp_path):
     store = RunStore(tmp_path)
     run_id = make_run(store)
     model, head = models.build("small", 1, 8, 2), losses.build("softmax", 2, 10)
-    saved = runfiles.weights_to_tensors(model, head)
+    saved = tensor_files.weights_to_tensors(model, head)
     save_file(saved, str(tmp_path / run_id / "weights.safetensors"))
     loaded = store.load_weights(run_id)
     assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
@@ -224,7 +225,7 @@ def test_features_that_do_not_fit_together_are_refused_naming_the_run_and_file(t
     with pytest.raises(RunStoreError, match=f"run {writer.run_id}: features.safetensors: {re.escape(message)}"):
         writer.save_features(bad)  # the writer checks before writing
     tensors = {f.name: getattr(bad, f.name) for f in dataclasses.fields(bad)}
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(writer.run_dir / runfiles.FEATURES))
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(writer.run_dir / contents.FEATURES))
     with pytest.raises(RunStoreError, match=f"run {writer.run_id}: features.safetensors: {re.escape(message)}"):
         store.load_features(writer.run_id)  # and so does the reader, for files written some other way
 
@@ -234,7 +235,7 @@ def test_a_features_file_without_a_required_tensor_names_it(tmp_path):
     writer = store.create(RunConfig())
     tensors = tiny_features().to_tensors()
     del tensors["penultimate"]
-    save_file(tensors, str(writer.run_dir / runfiles.FEATURES))
+    save_file(tensors, str(writer.run_dir / contents.FEATURES))
     with pytest.raises(RunStoreError, match="features.safetensors: has no 'penultimate' tensor"):
         store.load_features(writer.run_id)
 
@@ -292,7 +293,7 @@ def test_a_run_folder_written_by_an_earlier_version_still_loads(tmp_path):
 
 
 def _leftover(run_dir: Path, age_seconds: float) -> Path:
-    path = run_dir / f".{runfiles.FEATURES}.abc123.tmp"
+    path = run_dir / f".{contents.FEATURES}.abc123.tmp"
     path.write_bytes(b"half a file")
     then = time.time() - age_seconds
     os.utime(path, (then, then))
@@ -302,22 +303,22 @@ def _leftover(run_dir: Path, age_seconds: float) -> Path:
 def test_an_interrupted_runs_partial_writes_are_deleted_when_it_is_read(tmp_path):
     store = RunStore(tmp_path)
     writer = store.create(RunConfig())
-    status = json.loads((writer.run_dir / runfiles.STATUS).read_text())
-    write_json_atomic(writer.run_dir / runfiles.STATUS, {**status, "pid": 2**22 + 12345})  # a writer that is gone
+    status = json.loads((writer.run_dir / contents.STATUS).read_text())
+    write_json_atomic(writer.run_dir / contents.STATUS, {**status, "pid": 2**22 + 12345})  # a writer that is gone
     stale, fresh = _leftover(writer.run_dir, 3600), _leftover(writer.run_dir, 0)
-    fresh = fresh.rename(fresh.with_name(f".{runfiles.STATUS}.def456.tmp"))
+    fresh = fresh.rename(fresh.with_name(f".{contents.STATUS}.def456.tmp"))
     assert [r.state for r in store.list()] == ["interrupted"]
     assert not stale.exists() and not fresh.exists(), "the writer was on this host and has ended: all are leftovers"
-    assert (writer.run_dir / runfiles.CONFIG).exists()
+    assert (writer.run_dir / contents.CONFIG).exists()
 
 
 def test_only_stale_partial_writes_go_when_the_writer_was_on_another_host(tmp_path):
     store = RunStore(tmp_path)
     writer = store.create(RunConfig())
-    status = json.loads((writer.run_dir / runfiles.STATUS).read_text())
-    write_json_atomic(writer.run_dir / runfiles.STATUS, {**status, "host": "another-machine"})
+    status = json.loads((writer.run_dir / contents.STATUS).read_text())
+    write_json_atomic(writer.run_dir / contents.STATUS, {**status, "host": "another-machine"})
     stale, fresh = _leftover(writer.run_dir, 3600), _leftover(writer.run_dir, 0)
-    fresh = fresh.rename(fresh.with_name(f".{runfiles.STATUS}.def456.tmp"))
+    fresh = fresh.rename(fresh.with_name(f".{contents.STATUS}.def456.tmp"))
     assert [r.state for r in store.list()] == ["elsewhere"]
     assert not stale.exists(), "a partial write an hour old is a leftover"
     assert fresh.exists(), "a partial write from the last minute may belong to the writer on the other host"

@@ -1,4 +1,4 @@
-"""Issue 15, the core half: run files as untrusted input, ownership that a broken file cannot give away,
+"""The core half of security: run files as untrusted input, ownership that a broken file cannot give away,
 run ids, atomic deletes, a full disk during training, bounded jobs and one-line CLI errors."""
 
 from __future__ import annotations
@@ -17,11 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from lab import export, jobs, runfiles, runstore
-from lab.cli import main
-from lab.runstore import RunStore, RunStoreError, RunWriteError, describe_os_error, write_json_atomic
+from lab.cli.main import main
+from lab.reports import export
+from lab.runs import contents
+from lab.runs import io as run_io
+from lab.runs import store as runstore
+from lab.runs import writer as run_writer
+from lab.runs.io import RunWriteError, describe_os_error, write_json_atomic
+from lab.runs.store import RunStore, RunStoreError
 from lab.settings.config import RunConfig
-from lab.trainer import train_run
+from lab.training import jobs
+from lab.training.loop import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 OWNER = "alicesecret0001"
@@ -36,7 +42,7 @@ def make_run(store: RunStore, owner: str = OWNER, experiment: str = "exp", **sta
 
 
 def edit_status(store: RunStore, run_id: str, **changes: object) -> None:
-    path = store.run_dir(run_id) / runfiles.STATUS
+    path = store.run_dir(run_id) / contents.STATUS
     write_json_atomic(path, {**json.loads(path.read_text()), **changes})
 
 
@@ -48,8 +54,9 @@ def full_disk(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         attempts["writes"] += 1
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(runstore, "write_atomic", no_space)
-    monkeypatch.setattr(runstore, "save_tensors_atomic", no_space)
+    for module in (run_io, runstore, run_writer):
+        monkeypatch.setattr(module, "write_atomic", no_space)
+    monkeypatch.setattr(run_writer, "save_tensors_atomic", no_space)
     return attempts
 
 
@@ -60,15 +67,15 @@ def test_lab_list_stays_up_with_a_fifo_a_dev_zero_link_and_deep_or_long_json(tmp
     store = RunStore(tmp_path)
     good = make_run(store)
     fifo, zero, deep, digits, big = (make_run(store) for _ in range(5))
-    (tmp_path / fifo / runfiles.STATUS).unlink()
-    os.mkfifo(tmp_path / fifo / runfiles.STATUS)
-    (tmp_path / zero / runfiles.STATUS).unlink()
-    (tmp_path / zero / runfiles.STATUS).symlink_to("/dev/zero")
-    (tmp_path / deep / runfiles.CONFIG).write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / fifo / contents.STATUS).unlink()
+    os.mkfifo(tmp_path / fifo / contents.STATUS)
+    (tmp_path / zero / contents.STATUS).unlink()
+    (tmp_path / zero / contents.STATUS).symlink_to("/dev/zero")
+    (tmp_path / deep / contents.CONFIG).write_text("[" * 100_000 + "]" * 100_000)
     edit_status(store, digits, started=0)
-    status = (tmp_path / digits / runfiles.STATUS).read_text().replace('"started": 0', '"started": ' + "9" * 400)
-    (tmp_path / digits / runfiles.STATUS).write_text(status)
-    (tmp_path / big / runfiles.STATUS).write_bytes(b" " * (runfiles.MAX_BYTES[runfiles.STATUS] + 1))
+    status = (tmp_path / digits / contents.STATUS).read_text().replace('"started": 0', '"started": ' + "9" * 400)
+    (tmp_path / digits / contents.STATUS).write_text(status)
+    (tmp_path / big / contents.STATUS).write_bytes(b" " * (contents.MAX_BYTES[contents.STATUS] + 1))
 
     result = subprocess.run(
         [sys.executable, "-m", "lab", "list", "--runs-dir", str(tmp_path)],
@@ -103,7 +110,7 @@ def test_a_malformed_metrics_line_keeps_the_epochs_before_it(tmp_path):
     store = RunStore(tmp_path)
     run_id = make_run(store)
     lines = [{"epoch": 1, "test_acc": 0.5}, {"epoch": 2, "test_acc": "high"}, {"epoch": 3, "test_acc": 0.7}]
-    (tmp_path / run_id / runfiles.METRICS).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    (tmp_path / run_id / contents.METRICS).write_text("".join(json.dumps(line) + "\n" for line in lines))
     record = store.load(run_id)
     assert record.metrics == lines[:1]
     assert "metrics.jsonl is unreadable (line 2: test_acc must be a number, it is text)" in record.error
@@ -121,7 +128,7 @@ def test_a_run_with_an_unusable_config_stays_in_its_experiment(tmp_path):
     store = RunStore(tmp_path)
     make_run(store)
     broken = make_run(store)
-    path = tmp_path / broken / runfiles.CONFIG
+    path = tmp_path / broken / contents.CONFIG
     path.write_text(json.dumps({**json.loads(path.read_text()), "epochs": "many"}))
     groups = store.experiments(owner=OWNER)
     assert list(groups) == ["exp"] and len(groups["exp"]) == 2
@@ -147,8 +154,8 @@ def test_a_symlinked_run_folder_is_reported_not_followed(tmp_path):
 def test_a_run_without_a_readable_status_has_no_owner_and_is_never_shared(tmp_path):
     store = RunStore(tmp_path)
     missing, garbled = make_run(store), make_run(store)
-    (tmp_path / missing / runfiles.STATUS).unlink()
-    (tmp_path / garbled / runfiles.STATUS).write_text("{not json")
+    (tmp_path / missing / contents.STATUS).unlink()
+    (tmp_path / garbled / contents.STATUS).write_text("{not json")
     for run_id in (missing, garbled):
         record = store.load(run_id)
         assert record.owner is None and record.error
@@ -174,9 +181,9 @@ def test_an_export_and_the_logs_never_hold_the_owner(tmp_path, caplog):
     assert record.state == "finished" and record.owner == OWNER
     assert not [r for r in caplog.records if OWNER in r.getMessage()]
     with zipfile.ZipFile(io.BytesIO(export.run_zip(store, record.run_id))) as archive:
-        contents = b"".join(archive.read(name) for name in archive.namelist())
-        status = json.loads(archive.read(f"{record.run_id}/{runfiles.STATUS}"))
-    assert OWNER.encode() not in contents
+        archived = b"".join(archive.read(name) for name in archive.namelist())
+        status = json.loads(archive.read(f"{record.run_id}/{contents.STATUS}"))
+    assert OWNER.encode() not in archived
     assert status["owner"] == "" and not {"pid", "host", "traceback"} & set(status)
 
 
@@ -204,7 +211,7 @@ def test_deleting_an_experiment_never_follows_a_symlinked_run_folder(tmp_path):
     (runs / "zz-linked").symlink_to(outside / target)
     assert store.delete_experiment("exp", OWNER) == 2
     assert not any((runs / run_id).exists() for run_id in mine)
-    assert (outside / target / runfiles.CONFIG).is_file() and (outside / target / runfiles.METRICS).is_file()
+    assert (outside / target / contents.CONFIG).is_file() and (outside / target / contents.METRICS).is_file()
     assert [p.name for p in runs.iterdir()] == ["zz-linked"], "no trash folder is left behind"
 
 
@@ -248,7 +255,7 @@ def test_a_failed_status_write_is_retried_once_and_the_last_good_status_is_kept(
     with pytest.raises(RunWriteError, match=f"disk full at {writer.run_dir}"):
         writer.set_status("running", message="epoch 2 of 2", epoch=2)
     assert attempts["writes"] == 2
-    on_disk = json.loads((writer.run_dir / runfiles.STATUS).read_text())
+    on_disk = json.loads((writer.run_dir / contents.STATUS).read_text())
     assert on_disk["epoch"] == 1 and on_disk["owner"] == OWNER
     record = store.load(writer.run_id)
     assert record.state == "failed" and record.message.startswith(f"disk full at {writer.run_dir}")
@@ -257,20 +264,21 @@ def test_a_failed_status_write_is_retried_once_and_the_last_good_status_is_kept(
 def test_a_run_whose_disk_fills_up_ends_failed_and_can_be_deleted(tmp_path, monkeypatch):
     store = RunStore(tmp_path)
     reports = []
-    real_write = runstore.write_atomic
+    real_write = run_io.write_atomic
 
     def fill_after_the_first_epoch(path, data):
-        if path.name == runfiles.METRICS:  # the end of epoch 1: from here on, nothing can be written
+        if path.name == contents.METRICS:  # the end of epoch 1: from here on, nothing can be written
             full_disk(monkeypatch)
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real_write(path, data)
 
-    monkeypatch.setattr(runstore, "write_atomic", fill_after_the_first_epoch)
+    for module in (run_io, runstore, run_writer):
+        monkeypatch.setattr(module, "write_atomic", fill_after_the_first_epoch)
     record = train_run(RunConfig(experiment="full", **TINY), store, owner=OWNER, on_progress=reports.append)
     assert record.state == "failed" and record.message == f"disk full at {record.run_dir}: " + (
         "free some space or choose a folder on another disk"
     )
-    assert json.loads((record.run_dir / runfiles.STATUS).read_text())["status"] == "running", "the stale file"
+    assert json.loads((record.run_dir / contents.STATUS).read_text())["status"] == "running", "the stale file"
     assert (reports[-1].status, reports[-1].message) == ("failed", record.message)
     monkeypatch.undo()
     assert store.delete_experiment("full", OWNER) == 1 and store.list() == []
@@ -416,16 +424,6 @@ def test_jobs_of_survives_concurrent_submits(tmp_path, fake_training, monkeypatc
 # ---------------------------------------------------------------- the command line
 
 
-@pytest.fixture(autouse=True)
-def _progress_to_this_tests_stderr(monkeypatch):
-    """ProgressBar's default stream is the sys.stderr of when lab.commands.train was first imported, which
-    may be an earlier test's closed capture: in-process CLI runs here draw on the current one."""
-    from lab.commands import train as train_command
-
-    bar = train_command.ProgressBar
-    monkeypatch.setattr(train_command, "ProgressBar", lambda **kwargs: bar(stream=sys.stderr, **kwargs))
-
-
 def _one_error_line(capsys) -> str:
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -465,12 +463,12 @@ def test_a_full_disk_at_the_start_of_training_is_one_error_line(tmp_path, monkey
 
 
 def test_an_unreadable_data_folder_or_runs_folder_is_one_error_line(tmp_path, monkeypatch, capsys):
-    import lab.trainer
+    import lab.training.loop
 
     def unreadable(name, data_root=None):
         raise PermissionError(errno.EACCES, "Permission denied", "/srv/data/mnist")
 
-    monkeypatch.setattr(lab.trainer, "load_dataset", unreadable)
+    monkeypatch.setattr(lab.training.loop, "load_dataset", unreadable)
     assert main(["train", "--epochs", "1", "--runs-dir", str(tmp_path)]) == 2
     assert "no permission to use /srv/data/mnist" in _one_error_line(capsys)
 

@@ -1,4 +1,4 @@
-"""Issue 15's UI half and issue 13 items 4-8, in AppTest: who may stop and delete (a credential in a cookie,
+"""The UI half of security and reliability, in AppTest: who may stop and delete (a credential in a cookie,
 never in a link), file-derived text shown as text, which experiment a new browser opens, faults that must
 not take a page down, and the Train page's form."""
 
@@ -19,11 +19,12 @@ import torchvision
 from streamlit.runtime.context import ContextProxy
 from streamlit.testing.v1 import AppTest
 
-from lab import jobs
-from lab.arraycache import ArrayCache
-from lab.runstore import RunRecord, RunStore
+from lab.runs.arraycache import ArrayCache
+from lab.runs.record import RunRecord
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
-from lab.trainer import train_experiment
+from lab.training import jobs
+from lab.training.loop import train_experiment
 from tests import apptest
 from tests.apptest import app_reads, shown
 from ui import loaders, session, titles

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from lab.analysis.seed_stats import summarize, sweeps
 from lab.figures import metric_bars
+from lab.figures.variants import summary_rows, sweep_axis, sweep_figure, variant_figure
 from lab.settings.config import RunConfig
 from lab.settings.errors import ConfigError
 from lab.settings.experiment import factor_variants, make_experiment, setting_symbol
-from lab.summary import summarize, sweeps
-from lab.summary_figures import summary_rows, sweep_axis, sweep_figure, variant_figure
 from tests.conftest import summary_result as result
 
 

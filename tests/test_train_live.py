@@ -7,7 +7,7 @@ import functools
 
 import pytest
 
-from lab.runstore import RunStore
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
 from lab.settings.experiment import make_experiment
 from tests import apptest

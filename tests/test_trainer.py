@@ -8,11 +8,13 @@ import pytest
 import torch
 
 from lab.datasets import load_dataset
-from lab.jobs import TrainingJob
-from lab.restore import load_trained
-from lab.runstore import RunStore
+from lab.runs.restore import load_trained
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
-from lab.trainer import DeviceData, evaluation_indices, snapshot_indices, train_experiment, train_run
+from lab.training.device_data import DeviceData
+from lab.training.evaluation import evaluation_indices, snapshot_indices
+from lab.training.jobs import TrainingJob
+from lab.training.loop import train_experiment, train_run
 from tests.conftest import StopAfter
 
 QUICK = RunConfig(epochs=6, batch_size=64)
@@ -21,7 +23,7 @@ QUICK = RunConfig(epochs=6, batch_size=64)
 @pytest.fixture
 def trainer_log(caplog):
     """The trainer's log records, also when a program has set its loggers not to propagate."""
-    logger = logging.getLogger("lab.trainer")
+    logger = logging.getLogger("lab.training.loop")
     level, propagate = logger.level, logger.propagate
     logger.addHandler(caplog.handler)
     logger.setLevel(logging.INFO)
@@ -234,8 +236,8 @@ def test_a_new_job_manager_warms_up_the_imports_of_the_first_training(tmp_path):
 
     code = (
         "import sys\n"
-        "from lab.jobs import JobManager\n"
-        "from lab.runstore import RunStore\n"
+        "from lab.training.jobs import JobManager\n"
+        "from lab.runs.store import RunStore\n"
         "before = 'torch._dynamo' in sys.modules\n"
         f"manager = JobManager(RunStore({str(tmp_path)!r}), max_running=1)\n"
         "assert manager.warmed.wait(timeout=120)\n"

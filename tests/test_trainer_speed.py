@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-import lab.trainer as trainer
-from lab.runstore import RunStore
+import lab.training.loop as trainer
+from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
-from lab.trainer import Diverged, _LossWatch, train_experiment, train_run
+from lab.training import device_data
+from lab.training.loop import train_experiment, train_run
+from lab.training.watch import Diverged, LossWatch
 
 
 def test_both_memory_layouts_train_the_same_model_to_the_same_accuracy(tmp_path):
@@ -32,7 +34,7 @@ class _FakeEvent:
         pass
 
 
-class _CpuLaggedWatch(_LossWatch):
+class _CpuLaggedWatch(LossWatch):
     """The accelerator path (read one step late) with CPU buffers, so it runs without a GPU."""
 
     def _buffers(self):
@@ -59,8 +61,8 @@ def test_the_lagged_loss_watch_finds_a_last_step_divergence_on_flush():
 
 def test_an_experiment_prepares_its_data_once_and_evaluates_once_per_epoch(tmp_path, monkeypatch):
     prepared, embedded = [], []
-    original_tensors, original_embed = trainer._training_tensors, trainer.embed
-    monkeypatch.setattr(trainer, "_training_tensors", lambda *a: prepared.append(a) or original_tensors(*a))
+    original_tensors, original_embed = device_data._training_tensors, trainer.embed
+    monkeypatch.setattr(device_data, "_training_tensors", lambda *a: prepared.append(a) or original_tensors(*a))
     monkeypatch.setattr(trainer, "embed", lambda *a: embedded.append(a) or original_embed(*a))
     configs = [RunConfig(epochs=2, loss=loss, experiment="shared") for loss in ("softmax", "amc", "opl")]
     for lockstep in (True, False):

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lab.runstore import RunStore
+from lab.analysis.seed_stats import METRICS
+from lab.runs.store import RunStore
 from lab.settings import presets
 from lab.settings.config import RunConfig
 from lab.settings.experiment import make_experiment
-from lab.summary import METRICS
-from lab.trainer import train_experiment
+from lab.training.loop import train_experiment
 from tests import apptest
 from tests.apptest import app_reads, figures, values
 from ui import seeds, session, train_form

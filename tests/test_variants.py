@@ -9,25 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from lab import analysis
-from lab.runfiles import RunFeatures
-from lab.runstore import RunStore
+from lab.analysis import geometry
+from lab.analysis.seed_stats import METRICS, SEED_METRICS, RunResult, summarize, summarize_experiment
+from lab.analysis.statistics import Interval, interval, paired_difference, t_quantile
+from lab.runs.store import RunStore
+from lab.runs.tensor_files import RunFeatures
 from lab.settings import presets
 from lab.settings.config import RunConfig
 from lab.settings.errors import ConfigError
 from lab.settings.experiment import Variant, make_experiment, parse_seeds, parse_variants, variant_label
-from lab.summary import (
-    METRICS,
-    SEED_METRICS,
-    Interval,
-    RunResult,
-    interval,
-    paired_difference,
-    summarize,
-    summarize_experiment,
-    swept_settings,
-    t_quantile,
-)
 from tests.conftest import run_cli, write_idx_dataset
 from tests.conftest import summary_result as result
 
@@ -250,15 +240,6 @@ def test_the_baseline_can_be_any_variant_but_must_exist():
         summarize([result("A", 0, 0.9)], baseline="C")
 
 
-def test_the_swept_hyperparameter_is_the_one_that_differs_between_variants_of_a_loss():
-    results = [
-        result("S", 0, 0.9),
-        result("L2", 0, 0.9, loss="lsoftmax", params={"margin": 2, "base": 1000.0}),
-        result("L4", 0, 0.9, loss="lsoftmax", params={"margin": 4, "base": 1000.0}),
-    ]
-    assert swept_settings(summarize(results)) == ["margin"]
-
-
 # --- the summary of stored runs ---------------------------------------------------------------------
 
 
@@ -296,7 +277,7 @@ def test_summarize_experiment_reads_the_figures_from_each_runs_stored_features(t
     softmax, center = summarize_experiment(store, "exp")
     assert (softmax.variant, softmax.n, center.n) == ("Softmax cross-entropy", 3, 2)
     features = store.load_features(ids["Softmax cross-entropy", 1])
-    expected = analysis.class_angles(features.test_features.numpy(), features.test_labels.numpy(), 3)
+    expected = geometry.class_angles(features.test_features.numpy(), features.test_labels.numpy(), 3)
     assert softmax.values["mean_within_class_angle"][1] == pytest.approx(expected["mean_within_class_angle"])
     assert softmax.values["test_acc"][1] == pytest.approx(
         float((features.test_logits.argmax(1) == features.test_labels).float().mean())

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import losses
-from lab import wording
-from lab.runstore import RunRecord
+from lab.analysis import wording
+from lab.runs.record import RunRecord
 from lab.settings.config import RunConfig
 
 

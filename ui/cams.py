@@ -17,12 +17,13 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lab import datasets, gradcam
+from lab import datasets
 from lab.datasets import normalize
-from lab.gradcam import CamResult, compute_cams, resolve_targets
-from lab.interpret import MetricResult
+from lab.interpret import gradcam
+from lab.interpret.gradcam import CamResult, compute_cams, resolve_targets
+from lab.interpret.scoring import MetricResult
 from lab.progress import Progress
-from lab.runstore import RunRecord, require_config
+from lab.runs.record import RunRecord, require_config
 from ui import loaders, session
 from ui.memo import ServerMemo
 
@@ -209,7 +210,6 @@ def _cams(
     method: str,
     mode: str,
     chosen_class: int | None,
-    faithfulness: bool,
     layer: str,
 ) -> CamResult:
     model, head, lock = loaders.trained_model(_record)
@@ -218,7 +218,7 @@ def _cams(
         with torch.inference_mode():
             logits = head.logits(model(normalized))
         targets = resolve_targets(logits, labels, mode, chosen_class)
-        return compute_cams(model, head, normalized, method, targets, faithfulness=faithfulness, layer=layer)
+        return compute_cams(model, head, normalized, method, targets, layer=layer)
 
 
 def cams(
@@ -228,11 +228,10 @@ def cams(
     method: str,
     mode: str,
     chosen_class: int | None = None,
-    faithfulness: bool = False,
     layer: str = "last",
 ) -> CamResult:
     """CAMs of ``images`` (uint8 N x C x H x W) under ``record``'s model, cached."""
-    return _cams(record, loaders.cache_key(record), images, labels, method, mode, chosen_class, faithfulness, layer)
+    return _cams(record, loaders.cache_key(record), images, labels, method, mode, chosen_class, layer)
 
 
 @st.cache_resource(show_spinner=False)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lab.runstore import RunRecord, RunStoreError
+from lab.runs.record import RunRecord
+from lab.runs.store import RunStoreError
 from ui import loaders, session, titles
 from ui.text import plain
 

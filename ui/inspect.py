@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from lab import gradcam
+from lab.interpret import gradcam
 from ui import cams, layout, session, titles
 
 

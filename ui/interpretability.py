@@ -2,7 +2,7 @@
 against each, and every loss against softmax ("does this loss make Grad-CAM more interpretable?").
 
 With several training seeds the verdict comes from the seeds and is shown first; one seed's figures over
-its images follow, labelled as one seed. The statistics are :mod:`lab.interpret_stats`'s; this module
+its images follow, labelled as one seed. The statistics are :mod:`lab.interpret.statistics`'s; this module
 only lays them out. Computed only when asked for (a toggle), with a progress bar fed by the metrics' own
 progress callback, and kept per run and settings (:func:`ui.cams.metrics`), so the Compare page can show
 what was computed.
@@ -15,10 +15,10 @@ from collections.abc import Mapping
 import numpy as np
 import streamlit as st
 
-from lab import interpret
-from lab import interpret_stats as stats
-from lab.interpret import MetricResult, SeedResult
-from lab.runstore import RunRecord
+from lab.interpret import scoring, verdicts
+from lab.interpret import statistics as stats
+from lab.interpret.scoring import MetricResult, SeedResult
+from lab.runs.record import RunRecord
 from ui import cams, layout, loaders, seeds, titles
 from ui.text import plain
 
@@ -47,7 +47,7 @@ def verdict(result: Result) -> str:
     randomization check whether it passes."""
     if result.value is None:
         return UNDEFINED
-    return stats.against_random(result)
+    return verdicts.against_random(result)
 
 
 def _number(value: float | None, percent: bool, signed: bool = False) -> str:
@@ -61,7 +61,7 @@ def _against(result: Result, key: str) -> str:
     """A baseline's cell: its value and which way the maps differ from it."""
     if key not in result.baselines:
         return ""
-    value = _number(result.baselines[key], interpret.METRICS[result.name].percent)
+    value = _number(result.baselines[key], scoring.METRICS[result.name].percent)
     test = result.tests.get(key)
     if test is None or test.verdict is None:
         return value
@@ -108,9 +108,9 @@ def metric_rows(names: list[str], results: list[Mapping[str, Result | None]]) ->
     against each, the verdict against the random map and its adjusted p (seeds too, over seeds)."""
     rows = []
     for name, per_metric in zip(names, results, strict=True):
-        for metric in interpret.REPORTED:
+        for metric in scoring.REPORTED:
             result = per_metric.get(metric)
-            spec = interpret.METRICS[metric]
+            spec = scoring.METRICS[metric]
             if result is None:
                 rows.append({"loss": name, "metric": spec.label, "verdict": "not computed for this dataset"})
                 continue
@@ -139,7 +139,7 @@ def comparison_rows(
     (:class:`SeedResult`), Holm-adjusted over the metrics, with the outcome and a plain sentence each."""
     rows, sentences = [], []
     for metric, comparison in stats.compare_all(results, reference).items():
-        spec = interpret.METRICS[metric]
+        spec = scoring.METRICS[metric]
         own = results[metric]
         interval = "–"
         if comparison.ci_low is not None:

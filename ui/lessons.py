@@ -1,12 +1,12 @@
-"""Each loss's lesson checked on the selected experiment (:mod:`lab.lessons`), drawn under Feature space's
+"""Each loss's lesson checked on the selected experiment (:mod:`lab.analysis.lessons`), drawn under Feature space's
 panels: what the Learn page promises, the numbers over the experiment's seeds and the verdict."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from lab.lessons import NOT_DISTINGUISHABLE, ONE_SEED, OPPOSITE, SHOWN, check_lessons
-from lab.runstore import RunRecord
+from lab.analysis.lessons import NOT_DISTINGUISHABLE, ONE_SEED, OPPOSITE, SHOWN, check_lessons
+from lab.runs.record import RunRecord
 from ui import variant_summary
 from ui.text import plain
 

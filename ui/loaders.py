@@ -4,7 +4,7 @@ Every loader takes the run's record unhashed (``_record``) with :func:`cache_key
 time of its last status change, as what Streamlit hashes: a run that changes gets new entries, and no
 loader rebuilds a record from disk. Run files are read with ``st.cache_data``; trained models are kept
 with ``st.cache_resource`` together with a lock (Grad-CAM hooks mutate the model); projections are also
-kept on disk as safetensors (:class:`lab.arraycache.ArrayCache`, size-bounded), so a restarted app does not
+kept on disk as safetensors (:class:`lab.runs.arraycache.ArrayCache`, size-bounded), so a restarted app does not
 pay for UMAP again and no cache file can run code.
 
 A run's ``config.json`` names its data folder: like the Train form's field, it is used only when it lies
@@ -22,15 +22,16 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from lab import analysis
-from lab import projection as projections
-from lab.arraycache import ArrayCache
+from lab.analysis import geometry
+from lab.analysis import projection as projections
 from lab.datasets import Dataset, default_data_dir, load_dataset
 from lab.datasets.uploads import MAX_UPLOADS, Orientation, load_upload, orient
-from lab.export import projector_bundle
 from lab.progress import Progress
-from lab.restore import load_trained
-from lab.runstore import RunRecord, RunStore, RunStoreError, require_config
+from lab.reports.export import projector_bundle
+from lab.runs.arraycache import ArrayCache
+from lab.runs.record import RunRecord, require_config
+from lab.runs.restore import load_trained
+from lab.runs.store import RunStore, RunStoreError
 from lab.settings.errors import ConfigError
 from ui.memo import ServerMemo
 
@@ -52,7 +53,7 @@ def _store_of(record: RunRecord) -> RunStore:
 
 @dataclasses.dataclass(frozen=True)
 class RunArrays:
-    """What the pages draw for one run, as numpy arrays (see :mod:`lab.runfiles` for the shapes)."""
+    """What the pages draw for one run, as numpy arrays (see :mod:`lab.runs.contents` for the shapes)."""
 
     features: np.ndarray
     labels: np.ndarray
@@ -173,11 +174,11 @@ def weights_problem(record: RunRecord) -> str | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def _angle_stats(_arrays: RunArrays, key: tuple[str, float]) -> analysis.AngleStats:
-    return analysis.angle_stats(_arrays.features, _arrays.labels, _arrays.logits.shape[1], _arrays.directions)
+def _angle_stats(_arrays: RunArrays, key: tuple[str, float]) -> geometry.AngleStats:
+    return geometry.angle_stats(_arrays.features, _arrays.labels, _arrays.logits.shape[1], _arrays.directions)
 
 
-def angle_stats(record: RunRecord, arrays: RunArrays) -> analysis.AngleStats:
+def angle_stats(record: RunRecord, arrays: RunArrays) -> geometry.AngleStats:
     """Angle statistics of ``record``'s test features (``arrays`` are its :func:`run_arrays`)."""
     return _angle_stats(arrays, cache_key(record))
 
@@ -185,7 +186,7 @@ def angle_stats(record: RunRecord, arrays: RunArrays) -> analysis.AngleStats:
 @st.cache_data(show_spinner=False, max_entries=64)
 def _summary(_record: RunRecord, key: tuple[str, float], margin_deg: float) -> dict[str, float]:
     arrays = run_arrays(_record)
-    return analysis.summary(arrays.features, arrays.labels, arrays.logits, arrays.directions, margin_deg)
+    return geometry.summary(arrays.features, arrays.labels, arrays.logits, arrays.directions, margin_deg)
 
 
 def summary(record: RunRecord, margin_deg: float = 10.0) -> dict[str, float]:

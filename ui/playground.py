@@ -1,6 +1,6 @@
 """The Learn page's loss playground: pick a loss, its settings, the class directions and how far training
 has come, and see what the loss asks of one feature anywhere in a 2-D feature space (computed by
-:mod:`lab.playground` with the real heads); a click reads every loss at that point."""
+:mod:`lab.analysis.playground` with the real heads); a click reads every loss at that point."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import numpy as np
 import streamlit as st
 
 import losses
-from lab import figures, playground
-from lab.runstore import RunRecord
+from lab import figures
+from lab.analysis import playground
+from lab.runs.record import RunRecord
 from lab.settings.experiment import loss_title
 from ui import layout, loaders, session, titles, train_form
 from ui.text import plain

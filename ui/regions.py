@@ -1,5 +1,5 @@
 """Decision regions of a finished run for the Feature space page: the trained head evaluated on a grid of
-the view (:mod:`lab.playground`), per stored epoch where the epoch's class directions decide alone."""
+the view (:mod:`lab.analysis.playground`), per stored epoch where the epoch's class directions decide alone."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import dataclasses
 import numpy as np
 import streamlit as st
 
-from lab import playground
+from lab.analysis import playground
 from lab.figures import Shading, raw_reach
-from lab.runstore import RunRecord
+from lab.runs.record import RunRecord
 from ui import loaders
 
 PLANE_RESOLUTION = 121

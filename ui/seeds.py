@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import streamlit as st
 
-from lab.runstore import RunRecord
+from lab.runs.record import RunRecord
 
 SEED = "training_seed"  # the seed shown, kept across pages (a widget's own key is dropped on a page switch)
 SEED_WIDGET = "training_seed_choice"

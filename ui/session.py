@@ -49,9 +49,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from lab import runfiles
-from lab.jobs import JobManager
-from lab.runstore import TRASH_PREFIX, RunRecord, RunStore, RunStoreError, read_run_file
+from lab.runs import contents
+from lab.runs.io import read_run_file
+from lab.runs.record import RunRecord
+from lab.runs.store import TRASH_PREFIX, RunStore, RunStoreError
+from lab.training.jobs import JobManager
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +141,7 @@ def _retire_old_examples(root: Path) -> None:
 def _experiment_of(run_dir: Path) -> str | None:
     """The experiment a run folder's config names, or None when it cannot be read."""
     try:
-        config = json.loads(read_run_file(run_dir, runfiles.CONFIG) or b"{}")
+        config = json.loads(read_run_file(run_dir, contents.CONFIG) or b"{}")
     except (RunStoreError, OSError, ValueError):
         return None
     experiment = config.get("experiment") if isinstance(config, dict) else None
@@ -305,8 +307,8 @@ def _named_experiment(record: RunRecord) -> str | None:
     """The experiment a run's unusable config.json names, read as the store reads run files; None when
     it names none."""
     try:
-        data = read_run_file(record.run_dir, runfiles.CONFIG)
-        raw = runfiles.parse_json(data) if data is not None else None
+        data = read_run_file(record.run_dir, contents.CONFIG)
+        raw = contents.parse_json(data) if data is not None else None
     except (RunStoreError, ValueError):
         return None
     experiment = raw.get("experiment") if isinstance(raw, dict) else None

@@ -7,8 +7,9 @@ from collections import Counter
 
 import streamlit as st
 
-from lab import wording
-from lab.runstore import ACTIVE_STATES, RunRecord, RunStoreError
+from lab.analysis import wording
+from lab.runs.record import ACTIVE_STATES, RunRecord
+from lab.runs.store import RunStoreError
 from ui import seeds, session, titles
 from ui.text import plain
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from lab.runstore import RunRecord
+from lab.runs.record import RunRecord
 from lab.settings.experiment import loss_title, variant_label
 from ui.session import started_at
 

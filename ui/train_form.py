@@ -23,11 +23,13 @@ from typing import Any
 import streamlit as st
 
 import losses
-from lab.backends import Backend, BackendError, cluster_resources, make_backend, ray_address
 from lab.settings import presets
 from lab.settings.config import GROUPS, RunConfig, Setting, settings
 from lab.settings.errors import ConfigError
 from lab.settings.experiment import experiment_name, factor_variants, loss_title, make_experiment
+from lab.training.backends import make_backend
+from lab.training.backends.base import Backend, BackendError, ray_address
+from lab.training.backends.probe import cluster_resources
 from ui import loaders
 from ui.text import plain
 

@@ -6,10 +6,10 @@ a shared link's viewer) is read from its run files after each epoch, without Sto
 its variant and, when the experiment trains several, its seed.
 
 The own job is drawn by two fragments while it runs: the progress bars every second, the plotly charts every
-three seconds (with the browser on the same two cores, redrawing the charts every second made the default
-experiment 5-20% slower to train; ``bench/app_latency.py`` times Start-to-done in a real browser). A
+three seconds (with the browser on the same cores, redrawing the charts every second slowed the training;
+``bench/app_latency.py`` times Start-to-done in a real browser). A
 followed training is one fragment every three seconds: its files change once an epoch. The job itself
-trains on a thread owned by the app's :class:`~lab.jobs.JobManager`, so page switches, reruns and
+trains on a thread owned by the app's :class:`~lab.training.jobs.JobManager`, so page switches, reruns and
 refreshes never touch it; the fragments only read its snapshot or its files.
 """
 
@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from lab import datasets, figures, wording
-from lab.jobs import JobManager, TrainingJob
-from lab.runstore import RunRecord
+from lab import datasets, figures
+from lab.analysis import wording
+from lab.runs.record import RunRecord
 from lab.settings.config import RunConfig
 from lab.settings.experiment import variant_label
-from lab.trainer import Progress
+from lab.training.jobs import JobManager, TrainingJob
+from lab.training.loop import TrainingProgress
 from ui import session
 from ui.text import plain
 
@@ -85,7 +86,7 @@ def _epoch_accuracy(metrics: dict[str, Any] | None) -> str:
 # --- this browser's job -------------------------------------------------------------------------------
 
 
-def _progress_text(progress: Progress | None) -> str:
+def _progress_text(progress: TrainingProgress | None) -> str:
     if progress is None:
         return "waiting"
     if progress.status is not None:

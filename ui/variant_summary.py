@@ -1,16 +1,17 @@
-"""The Compare page's view of an experiment's variants over their seeds: the summary of :mod:`lab.summary`
+"""The Compare page's view of an experiment's variants over their seeds: the summary of :mod:`lab.analysis.seed_stats`
 (means, 95% confidence intervals, paired differences, the runs left out) drawn with the figures of
-:mod:`lab.summary_figures`, and a figure against each hyperparameter a loss's variants sweep. Each run's
+:mod:`lab.figures.variants`, and a figure against each hyperparameter a loss's variants sweep. Each run's
 figures are read once per version of its files (``st.cache_data``)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from lab.runstore import RunRecord, RunStore
+from lab.analysis.seed_stats import METRICS, SEED_METRICS, RunResult, VariantSummary, run_result, summarize, sweeps
+from lab.figures.variants import summary_rows, sweep_figure, variant_figure
+from lab.runs.record import RunRecord
+from lab.runs.store import RunStore
 from lab.settings.experiment import loss_title, setting_symbol
-from lab.summary import METRICS, SEED_METRICS, RunResult, VariantSummary, run_result, summarize, sweeps
-from lab.summary_figures import summary_rows, sweep_figure, variant_figure
 from ui import layout, loaders
 from ui.text import plain
 

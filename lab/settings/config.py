@@ -2,7 +2,7 @@
 
 Each :class:`RunConfig` field is declared with :func:`setting`: its default, one-line help, bounds or
 choices, unit, the Train form group it belongs to and its command-line flag. Validation, the CLI's
-flags (``lab.cli``), the Train form's widgets and its limits text (``ui.train_form``) and the stored
+flags (``lab.cli.main``), the Train form's widgets and its limits text (``ui.train_form``) and the stored
 ``config.json`` all read these declarations, so a new run option is one field here.
 """
 

@@ -4,7 +4,7 @@ presets and the benchmarks all make theirs with :func:`make_experiment`.
 A **variant** is a loss with its own settings and a readable label: ``lsoftmax:margin=4`` is
 "L-Softmax m=4". The same loss may appear several times with different settings. Each run stores its
 variant's label (``RunConfig.variant``) and its seed, so runs group back into variants for the summary
-(:mod:`lab.summary`) and the Compare page.
+(:mod:`lab.analysis.seed_stats`) and the Compare page.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def make_experiment(
     over the loss's defaults, stored typed and complete, so a saved config records every value its run
     used. ``seeds`` default to ``[template.seed]``. The experiment keeps ``template.experiment`` when
     set, else gets a new :func:`experiment_name`. With ``max_runs``, more runs than that are refused before
-    any is built (:data:`lab.jobs.MAX_RUNS_PER_JOB` is the app's).
+    any is built (:data:`lab.training.jobs.MAX_RUNS_PER_JOB` is the app's).
 
     Raises :class:`ConfigError` naming the first bad setting.
     """

@@ -119,7 +119,7 @@ class Preset:
         }
 
 
-# The times (bench/RESULTS.md, "presets (full), 2026-12-02 09:22"): each preset trained in full, as
+# The times are bench/presets.py's (bench/RESULTS.md, "presets (full)"): each preset trained in full, as
 # declared, on Fashion-MNIST with two torch threads on an otherwise quiet 2-core machine, one preset after
 # another in one process (so imports and the first read of the dataset are not in these figures; a fresh
 # ``python -m lab preset`` adds a few seconds). MNIST is the same size; the 8x8 digits stand-in is faster.

@@ -1,5 +1,5 @@
 """AMC-Loss: the per-pair values, pairing, invariances and bounds of losses-spec.md section 1.6, and the
-official training script's pair labels (predictions) and weight ramp-up as options (issue 10)."""
+official training script's pair labels (predictions) and weight ramp-up as options."""
 
 from __future__ import annotations
 
@@ -145,8 +145,8 @@ def test_computes_in_float32_for_half_precision_features() -> None:
     assert torch.isfinite(features.grad).all()
 
 
-def issue_example_head(pair_labels: str) -> losses.LossHead:
-    """The minimal case of issue 10: W = [[1, 0], [0, 1], [-1, 0]], no bias, m = 0.5, lambda = 0.1."""
+def worked_example_head(pair_labels: str) -> losses.LossHead:
+    """The minimal worked case: W = [[1, 0], [0, 1], [-1, 0]], no bias, m = 0.5, lambda = 0.1."""
     head = losses.build("amc", 2, 3, margin=0.5, weight=0.1, pair_labels=pair_labels)
     with torch.no_grad():
         head.classifier.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
@@ -163,7 +163,7 @@ def test_pairs_by_truth_or_by_prediction_on_the_issue_example(
     # sample 2 (label 0) is predicted as class 1: by truth it pairs with sample 0 as one class, by
     # prediction the pair (0, 2) is of two classes 84° apart, beyond the margin, and costs nothing
     features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.1, 1.0], [-1.0, 0.0]])
-    total, terms = issue_example_head(pair_labels)(features, torch.tensor([0, 1, 0, 2]))
+    total, terms = worked_example_head(pair_labels)(features, torch.tensor([0, 1, 0, 2]))
     assert total.item() == pytest.approx(expected_total, abs=1e-6)
     assert terms["ce"].item() == pytest.approx(0.705055, abs=1e-6)
     assert terms["amc"].item() == pytest.approx(expected_amc, abs=1e-6)
@@ -172,7 +172,7 @@ def test_pairs_by_truth_or_by_prediction_on_the_issue_example(
 
 def test_predicted_pair_labels_pass_no_gradient_to_the_classifier_through_the_pairing() -> None:
     features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.3], [-1.0, 0.0]], requires_grad=True)
-    head = issue_example_head("prediction")
+    head = worked_example_head("prediction")
     value, _ = term_of(head, features, torch.tensor([0, 1, 0, 2]))
     value.backward()
     assert value.item() > 0 and features.grad.abs().sum() > 0

@@ -1,2 +1,0 @@
-"""The subcommands of ``python -m lab``, one module each: ``HELP``, ``add_arguments(parser)`` and
-``run(args) -> exit status``. ``lab.cli`` lists them in ``COMMANDS``."""

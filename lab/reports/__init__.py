@@ -1,0 +1,1 @@
+"""What leaves LossLens: a run as a zip or as a TensorFlow Embedding Projector bundle (export)."""
