@@ -24,7 +24,7 @@ st.set_page_config(
 PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page(
-        "pages/feature_space.py",
+        "pages/features.py",
         title="Feature space",
         icon=":material/scatter_plot:",
         url_path="features",

@@ -39,7 +39,7 @@ CHROMIUM_ARGS = [
 OWNER = "benchowner0001"  # ``?u=``, how the app told browsers apart before its cookie (harmless after)
 PAGES = {  # the app's pages by the name their figures use
     "train": "pages/train.py",
-    "feature_space": "pages/feature_space.py",
+    "feature_space": "pages/features.py",
     "angles": "pages/angles.py",
     "gradcam": "pages/gradcam.py",
     "compare": "pages/compare.py",

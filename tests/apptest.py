@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from ui import session
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-LANDING_PAGE = "pages/feature_space.py"  # what the app shows before any page switch
+LANDING_PAGE = "pages/features.py"  # what the app shows before any page switch
 
 
 @contextlib.contextmanager

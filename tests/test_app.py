@@ -40,7 +40,7 @@ def runs_dir(tmp_path_factory):
 
 
 def test_sidebar_lists_the_experiment_and_its_runs(runs_dir):
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     sidebar = " ".join(m.value for m in app.sidebar.markdown)
     assert all(f"**{plain(loss_title(loss))}** :green[finished]" in sidebar for loss in LOSSES)
     assert app.sidebar.selectbox[0].value == TWO_D
@@ -48,7 +48,7 @@ def test_sidebar_lists_the_experiment_and_its_runs(runs_dir):
 
 
 def test_the_shipped_example_is_in_the_runs_folder_and_labelled_as_the_example(runs_dir):
-    app = open_page("pages/feature_space.py", experiment="example-digits-2d")
+    app = open_page("pages/features.py", experiment="example-digits-2d")
     labels = app.sidebar.selectbox[0].options
     assert "example · digits · 2-D · 5 losses × 5 seeds" in labels
     assert not any(label.startswith("example") for label in labels if "5 losses" not in label)
@@ -58,7 +58,7 @@ def test_the_shipped_example_is_in_the_runs_folder_and_labelled_as_the_example(r
 
 
 def test_feature_space_draws_each_loss_on_the_unit_circle(runs_dir):
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     circles = [f for f in figures(app) if f["data"][0].get("mode") == "lines" and len(values(f["data"][0], "x")) > 100]
     assert len(circles) == len(LOSSES)
     for fig in circles:
@@ -73,7 +73,7 @@ def test_feature_space_draws_each_loss_on_the_unit_circle(runs_dir):
 
 
 def test_feature_space_raw_view_and_epoch_slider(runs_dir):
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     app.slider(key="feature_epoch").set_value(1).run()
     first_epoch = figures(app)[0]
     app.slider(key="feature_epoch").set_value(3).run()
@@ -82,7 +82,7 @@ def test_feature_space_raw_view_and_epoch_slider(runs_dir):
 
 
 def test_feature_space_projection_and_image_inspector(runs_dir):
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     projections = [f for f in figures(app) if "PC1" in f["layout"]["title"]["text"]]
     assert len(projections) == len(LOSSES)
     assert sum(len(values(t, "x")) for t in projections[0]["data"]) == 200
@@ -96,7 +96,7 @@ def test_feature_space_projection_and_image_inspector(runs_dir):
 
 
 def test_three_d_features_are_drawn_on_a_sphere(runs_dir):
-    app = open_page("pages/feature_space.py", experiment=THREE_D)
+    app = open_page("pages/features.py", experiment=THREE_D)
     spheres = [f for f in figures(app) if f["data"][0]["type"] == "scatter3d" and f["data"][0]["mode"] == "lines"]
     assert len(spheres) == 1
     graticule = np.stack([values(spheres[0]["data"][0], axis) for axis in "xyz"], axis=1)
@@ -169,7 +169,7 @@ def test_another_browser_does_not_see_this_browsers_experiments(runs_dir):
     store = RunStore(runs_dir)
     writer = store.create(RunConfig(experiment="private-exp"), owner=session.owner_of("someone-else".ljust(43, "1")))
     writer.set_status("finished", message="done")
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     assert "private-exp" not in app.sidebar.selectbox[0].options
 
 

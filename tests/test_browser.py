@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
 import pytest
 
 from tests.browser import choose_losses, chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
@@ -52,13 +56,24 @@ def test_train_two_losses_then_feature_space_and_gradcam(tmp_path):
         screenshot(page, "gradcam")
 
 
-def test_a_shared_page_link_opens_inside_the_app_after_a_restart(tmp_path):
-    """The first request to a fresh server is a page URL: the page must still get the app's sidebar."""
+# the app's page addresses, as app.py declares them
+APP_SOURCE = (Path(__file__).resolve().parents[1] / "app.py").read_text()
+URL_PATHS = re.findall(r'url_path="([\w-]+)"', APP_SOURCE)
+DEFAULT_PAGE = re.search(r'url_path="([\w-]+)",\s*default=True', APP_SOURCE).group(1)  # Streamlit shows it at /
+
+
+@pytest.mark.parametrize("url_path", URL_PATHS)
+def test_a_shared_page_link_opens_inside_the_app_after_a_restart(tmp_path, url_path):
+    """The first request to a fresh server is a page URL (a shared link, a refresh after a restart). Streamlit
+    then starts in its legacy mode for a pages/ folder: the page must still come inside the app (its sidebar
+    and navigation), at its own address, and Streamlit must not claim that the page does not exist."""
     with streamlit_server(tmp_path / "runs") as url, chromium() as browser:
         page = browser.new_page(viewport={"width": 1300, "height": 900})
-        page.goto(f"{url}/learn")
+        page.goto(f"{url}/{url_path}")
         wait_until_idle(page)
-        page.get_by_role("heading", name="Learn").wait_for()
+        page.locator("h1").first.wait_for()
         assert page.get_by_role("link", name="Feature space").is_visible()  # the app's top navigation
         assert page.locator("[data-testid='stSidebar']").get_by_text("LossLens").is_visible()
-        screenshot(page, "learn")
+        assert page.get_by_text("Page not found").count() == 0
+        assert urlparse(page.url).path.strip("/") == ("" if url_path == DEFAULT_PAGE else url_path)
+        screenshot(page, f"first-request-{url_path}")

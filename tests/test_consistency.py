@@ -556,7 +556,7 @@ def same_confidence(shown: str, probability: float) -> bool:
 def test_feature_space(runs_dir, experiment):
     """Every panel's title at every epoch, the same-ray notes, the lessons over seeds, the projections' shares
     of variance, the inspector's predictions, and the sidebar; then another seed's panels."""
-    page = open_page("pages/feature_space.py", experiment)
+    page = open_page("pages/features.py", experiment)
     exp = experiment_of(runs_dir, experiment)
     seed = shown_seed(page, exp)
     check_sidebar(page, exp)

@@ -9,7 +9,7 @@ from lab import datasets
 from tests.apptest import app_reads, open_page
 
 EXAMPLE = "example-fashion-3d"
-PAGES = ["pages/feature_space.py", "pages/angles.py", "pages/gradcam.py", "pages/compare.py"]
+PAGES = ["pages/features.py", "pages/angles.py", "pages/gradcam.py", "pages/compare.py"]
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ def open_page(page: str) -> AppTest:
     app.session_state[session.CREDENTIAL] = CREDENTIAL
     app.query_params["exp"] = EXPERIMENT
     app.run()
-    if page != "pages/feature_space.py":
+    if page != "pages/features.py":
         app.switch_page(page)
         app.run()
     assert not app.exception, [e.value for e in app.exception]
@@ -138,7 +138,7 @@ def test_metrics_table_puts_every_metric_next_to_its_baseline_and_compares_with_
 
 
 def test_inspector_follows_the_shared_settings(runs_dir, where):
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     stored = loaders.run_arrays(RunStore(runs_dir).list()[0]).snapshot_indices
     app.number_input(key=session.INSPECT_INDEX).set_value(int(stored[1])).run()
     assert not app.exception, [e.value for e in app.exception]
@@ -157,7 +157,7 @@ def test_inspector_loads_the_dataset_only_for_an_image_the_runs_did_not_store(ru
     dataset_of = loaders.dataset_of
     monkeypatch.setattr(loaders, "dataset_of", lambda record: loads.append(record) or dataset_of(record))
     st.cache_data.clear()
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     stored = loaders.run_arrays(RunStore(runs_dir).list()[0]).snapshot_indices
     app.number_input(key=session.INSPECT_INDEX).set_value(int(stored[2])).run()
     assert not app.exception, [e.value for e in app.exception]

@@ -16,7 +16,7 @@ from lab.training.loop import train_run
 from tests.apptest import app_reads, open_page
 
 EXPERIMENT = "hostile-neighbours"
-PAGES = ["pages/feature_space.py", "pages/angles.py", "pages/gradcam.py", "pages/compare.py", "pages/train.py"]
+PAGES = ["pages/features.py", "pages/angles.py", "pages/gradcam.py", "pages/compare.py", "pages/train.py"]
 
 
 @pytest.fixture(scope="module")
@@ -37,5 +37,5 @@ def runs_dir(tmp_path_factory):
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_stays_up_beside_a_fifo_a_dev_zero_link_and_deep_json(runs_dir, page):
     app = open_page(page, experiment=EXPERIMENT)
-    if page in ("pages/feature_space.py", "pages/angles.py"):
+    if page in ("pages/features.py", "pages/angles.py"):
         assert app.get("plotly_chart"), "the good run is drawn"

@@ -112,7 +112,7 @@ def test_feature_space_shows_every_lesson_check_of_the_example(tmp_path):
     from tests.apptest import app_reads, open_page, shown
 
     with app_reads(tmp_path / "runs"):
-        app = open_page("pages/feature_space.py", experiment="example-digits-2d")
+        app = open_page("pages/features.py", experiment="example-digits-2d")
     checks = check_lessons(summarize_experiment(RunStore(EXAMPLES), "example-digits-2d"))
     expander = next(e for e in app.expander if e.label.startswith("Does each loss do what the Learn page says?"))
     lines = [shown(m.value) for m in expander.markdown]

@@ -239,7 +239,7 @@ def app_runs(tmp_path_factory):
 
 
 def test_app_shows_a_diverged_run_and_the_others(app_runs):
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     sidebar = " ".join(m.value for m in app.sidebar.markdown)
     assert f"**{plain(loss_title('softmax'))}** · seed 3 :red[diverged]" in sidebar, "named by its seed"
     assert any("try a lower learning rate" in c.value for c in app.sidebar.caption)
@@ -256,7 +256,7 @@ def test_corrupt_files_give_a_per_run_error_and_the_other_runs_still_show(app_ru
     features.write_bytes(b"\x00" * 64)  # garbage features
     st.cache_data.clear()
     st.cache_resource.clear()
-    for page in ("pages/feature_space.py", "pages/angles.py", "pages/gradcam.py", "pages/compare.py"):
+    for page in ("pages/features.py", "pages/angles.py", "pages/gradcam.py", "pages/compare.py"):
         app = open_page(page)
         errors = shown(" ".join(e.value for e in app.error))
         for loss in ("opl", "amc"):
@@ -320,7 +320,7 @@ def test_a_run_folder_written_by_an_earlier_version_shows_in_the_app(tmp_path):
     config = json.loads((old / "config.json").read_text())
     (old / "config.json").write_text(json.dumps({**config, "experiment": "old-digits"}))
     with app_reads(tmp_path):
-        app = apptest.open_page("pages/feature_space.py", experiment="old-digits")
+        app = apptest.open_page("pages/features.py", experiment="old-digits")
         assert not app.error, [e.value for e in app.error]
         titles = [fig["layout"]["title"]["text"] for fig in figures(app)]
         assert any("Softmax cross-entropy" in title and "test accuracy 95.8%" in title for title in titles)

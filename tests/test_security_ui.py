@@ -107,7 +107,7 @@ def has_button(app: AppTest, key_prefix: str) -> bool:
 
 
 def test_the_credential_lives_in_a_cookie_and_never_in_the_address_bar(runs_dir, monkeypatch):
-    first = open_page("pages/feature_space.py", credential=None)
+    first = open_page("pages/features.py", credential=None)
     credential = first.session_state[session.CREDENTIAL]
     assert session.valid_credential(credential)
     scripts = [html.proto.body for html in first.get("html")]
@@ -115,7 +115,7 @@ def test_the_credential_lives_in_a_cookie_and_never_in_the_address_bar(runs_dir,
     assert credential not in json.dumps(dict(first.query_params))
     # a refresh: a new session whose browser sends the cookie is the same owner and sets nothing
     monkeypatch.setattr(ContextProxy, "cookies", property(lambda self: {session.COOKIE: ALICE}))
-    refreshed = open_page("pages/feature_space.py", credential=None)
+    refreshed = open_page("pages/features.py", credential=None)
     assert refreshed.session_state[session.CREDENTIAL] == ALICE and not refreshed.get("html")
     assert position(refreshed, ALICE_EXP) is not None
 
@@ -123,27 +123,27 @@ def test_the_credential_lives_in_a_cookie_and_never_in_the_address_bar(runs_dir,
 @pytest.mark.parametrize("cookie", ["١" * 43, "short", "x" * 43 + "\n", "<script>".ljust(43, "x")])
 def test_a_malformed_cookie_is_a_new_owner(runs_dir, monkeypatch, cookie):
     monkeypatch.setattr(ContextProxy, "cookies", property(lambda self: {session.COOKIE: cookie}))
-    app = open_page("pages/feature_space.py", credential=None)
+    app = open_page("pages/features.py", credential=None)
     assert app.session_state[session.CREDENTIAL] != cookie and session.valid_credential(
         app.session_state[session.CREDENTIAL]
     )
 
 
 def test_an_old_owner_link_is_ignored_and_removed(runs_dir):
-    app = open_page("pages/feature_space.py", credential=BOB, u=LEGACY_TOKEN)
+    app = open_page("pages/features.py", credential=BOB, u=LEGACY_TOKEN)
     assert "u" not in app.query_params
     assert position(app, "legacy-exp") is None
-    linked = open_page("pages/feature_space.py", credential=BOB, u=LEGACY_TOKEN, exp="legacy-exp")
+    linked = open_page("pages/features.py", credential=BOB, u=LEGACY_TOKEN, exp="legacy-exp")
     assert not has_button(linked, "confirm_delete"), "a token from a link gives no right to delete"
 
 
 def test_a_link_gives_another_browser_a_read_only_view(runs_dir):
-    alice = open_page("pages/feature_space.py", exp=ALICE_EXP)
+    alice = open_page("pages/features.py", exp=ALICE_EXP)
     assert has_button(alice, "confirm_delete")
     link = alice.get("code")[0].value
     assert link == f"?exp={ALICE_EXP}", "the Share link holds the experiment and nothing else"
 
-    bob = open_page("pages/feature_space.py", credential=BOB, exp=ALICE_EXP)
+    bob = open_page("pages/features.py", credential=BOB, exp=ALICE_EXP)
     assert bob.sidebar.selectbox[0].value == ALICE_EXP
     assert "shared with you" in bob.sidebar.selectbox[0].format_func(ALICE_EXP)
     assert any("Opened from a link" in caption.value for caption in bob.sidebar.caption)
@@ -153,7 +153,7 @@ def test_a_link_gives_another_browser_a_read_only_view(runs_dir):
     bob.run()  # a page switch drops ?exp= from the URL: the session keeps the linked experiment
     assert bob.sidebar.selectbox[0].value == ALICE_EXP and not has_button(bob, "confirm_delete")
 
-    unlinked = open_page("pages/feature_space.py", credential=BOB)
+    unlinked = open_page("pages/features.py", credential=BOB)
     assert position(unlinked, ALICE_EXP) is None, "without the link, another browser's experiment stays private"
 
 
@@ -161,7 +161,7 @@ def test_a_link_gives_another_browser_a_read_only_view(runs_dir):
 
 
 def test_file_derived_text_is_shown_literally(runs_dir):
-    app = open_page("pages/feature_space.py", credential=BOB, exp=PLANTED)
+    app = open_page("pages/features.py", credential=BOB, exp=PLANTED)
     texts = bodies(app)
     assert sum(INJECTION in shown(text) for text in texts) >= 2, "the planted message and error are shown"
     assert not [text for text in texts if renders_markup(text)]
@@ -183,14 +183,14 @@ def test_plain_escapes_every_markdown_feature():
 
 
 def test_a_new_browser_opens_on_the_example_and_the_list_is_newest_first(runs_dir):
-    app = open_page("pages/feature_space.py", credential=BOB)
+    app = open_page("pages/features.py", credential=BOB)
     assert app.sidebar.selectbox[0].value == session.DEFAULT_EXAMPLE
     assert position(app, "cli-newer") == 0, "newest by a believable start time"
     assert position(app, "from-the-future") > position(app, session.DEFAULT_EXAMPLE), "a future time does not count"
 
 
 def test_no_two_experiments_share_a_label_and_each_opens_its_own(runs_dir):
-    app = open_page("pages/feature_space.py", credential=BOB)
+    app = open_page("pages/features.py", credential=BOB)
     box = app.sidebar.selectbox[0]
     assert len(set(box.options)) == len(box.options)
     box.set_value(TWINS[1]).run()
@@ -204,7 +204,7 @@ def test_no_two_experiments_share_a_label_and_each_opens_its_own(runs_dir):
 
 
 def test_a_run_with_a_broken_config_shows_in_its_experiment(runs_dir):
-    app = open_page("pages/feature_space.py", credential=BOB, exp=PLANTED)
+    app = open_page("pages/features.py", credential=BOB, exp=PLANTED)
     assert len(app.sidebar.markdown[1:]) == 2, "both runs of the planted experiment are listed"
     assert any("config.json is unreadable" in shown(caption.value) for caption in app.sidebar.caption)
 
@@ -213,11 +213,11 @@ def test_an_unwritable_runs_folder_shows_the_examples_and_says_why(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     with app_reads(blocker / "runs", LOSSLENS_CACHE_DIR=str(tmp_path / "cache")):
-        for page in ("pages/feature_space.py", "pages/angles.py", "pages/compare.py", "pages/learn.py"):
+        for page in ("pages/features.py", "pages/angles.py", "pages/compare.py", "pages/learn.py"):
             app = open_page(page, credential=BOB)
             assert app.sidebar.selectbox[0].value == session.DEFAULT_EXAMPLE, page
             assert any("cannot be written" in shown(c.value) for c in app.sidebar.caption), page
-        assert open_page("pages/feature_space.py", credential=BOB).get("plotly_chart")
+        assert open_page("pages/features.py", credential=BOB).get("plotly_chart")
         train = open_page("pages/train.py", credential=BOB)
         assert any("Training is unavailable" in w.value for w in train.warning)
         assert train.button(key="start").disabled
@@ -253,14 +253,14 @@ def test_the_data_folder_field_reaches_only_allowed_folders(runs_dir, tmp_path, 
 
 
 def test_projections_are_cached_as_safetensors_within_a_bound(runs_dir):
-    app = open_page("pages/feature_space.py", exp=ALICE_EXP)
+    app = open_page("pages/features.py", exp=ALICE_EXP)
     assert [f for f in app.get("plotly_chart") if "PC1" in f.proto.spec]
     entries = list((Path(os.environ["LOSSLENS_CACHE_DIR"]) / "projections").iterdir())
     assert entries and all(entry.suffix == ".safetensors" for entry in entries)
     for entry in entries:  # a tampered entry is recomputed, not trusted
         entry.write_bytes(b"\x00" * 64)
     st.cache_data.clear()
-    again = open_page("pages/feature_space.py", exp=ALICE_EXP)
+    again = open_page("pages/features.py", exp=ALICE_EXP)
     assert [f for f in again.get("plotly_chart") if "PC1" in f.proto.spec]
 
 
@@ -311,7 +311,7 @@ def test_an_out_of_range_number_is_named_at_once_and_kept(runs_dir):
 
 
 def test_a_training_experiment_says_how_far_and_shows_its_finished_runs(runs_dir):
-    app = open_page("pages/feature_space.py", credential=BOB, exp=LANDING)
+    app = open_page("pages/features.py", credential=BOB, exp=LANDING)
     assert any("training: run 2, epoch 0 of 12" in info.value for info in app.info)
     assert app.get("page_link")
     assert any("Softmax cross-entropy" in chart.proto.spec for chart in app.get("plotly_chart")), "the finished run"
@@ -357,7 +357,7 @@ def test_two_browsers_one_training(runs_dir, monkeypatch):
         assert refreshed.button(key="start").disabled
         assert manager.jobs_of(owner) == [job_id]
 
-        features = open_page("pages/feature_space.py", exp=experiment)
+        features = open_page("pages/features.py", exp=experiment)
         assert any(re.search(r"training: runs? 1(-2)? of 2, epoch \d+ of 40", i.value) for i in features.info)
         assert features.get("page_link")
 

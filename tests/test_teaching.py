@@ -116,7 +116,7 @@ def captions(app: AppTest) -> str:
 
 
 def test_the_epoch_slider_starts_before_training_and_moves_points_rays_and_titles(runs_dir):
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     slider = app.slider(key="feature_epoch")
     assert (slider.min, slider.max, slider.value) == (0, EPOCHS, EPOCHS)
     last = feature_panels(app)[1]
@@ -132,7 +132,7 @@ def test_the_epoch_slider_starts_before_training_and_moves_points_rays_and_title
 
 
 def test_each_panel_animates_every_epoch_with_play_and_pause(runs_dir):
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     panel = feature_panels(app)[1]
     frames = panel["frames"]
     assert [f["name"] for f in frames] == [str(e) for e in range(EPOCHS + 1)]
@@ -154,7 +154,7 @@ def test_each_panel_animates_every_epoch_with_play_and_pause(runs_dir):
 
 
 def test_a_run_without_per_epoch_directions_says_its_rays_are_the_final_ones(runs_dir):
-    app = open_page("pages/feature_space.py", experiment=OLD_RUN)
+    app = open_page("pages/features.py", experiment=OLD_RUN)
     assert app.slider(key="feature_epoch").min == 1
     assert "saved before runs stored each epoch's class directions" in captions(app)
     frames = feature_panels(app)[0]["frames"]
@@ -165,7 +165,7 @@ def test_a_run_without_per_epoch_directions_says_its_rays_are_the_final_ones(run
 
 
 def test_decision_regions_move_with_the_epochs_for_a_bias_free_head(runs_dir):
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     app.toggle(key="feature_regions").set_value(True).run()
     assert not app.exception
     softmax, cosface = feature_panels(app)[:2]
@@ -188,7 +188,7 @@ def test_decision_regions_move_with_the_epochs_for_a_bias_free_head(runs_dir):
 
 
 def test_decision_regions_on_the_sphere_and_its_map(runs_dir):
-    app = open_page("pages/feature_space.py", experiment=THREE_D)
+    app = open_page("pages/features.py", experiment=THREE_D)
     app.toggle(key="feature_regions").set_value(True).run()
     sphere = feature_panels(app)[0]
     surface = next(t for t in sphere["data"] if t["type"] == "surface" and t.get("name") == "regions")
@@ -239,7 +239,7 @@ def test_the_bound_is_labelled_as_a_bound_on_the_closest_pair_whose_bars_are_out
 
 
 def test_classes_on_one_ray_are_named_on_the_unit_view_only(runs_dir):
-    app = open_page("pages/feature_space.py", experiment=SAME_RAY)
+    app = open_page("pages/features.py", experiment=SAME_RAY)
     text = captions(app)
     assert "classes 1 and 2 share a direction (0.0° apart)" in text, text
     assert "CosFace (AM-Softmax) has no bias and decides by angle alone" in text
@@ -254,13 +254,13 @@ def test_classes_on_one_ray_are_named_on_the_unit_view_only(runs_dir):
 
 
 def test_titles_use_the_papers_names(runs_dir):
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     names = [title_lines(f["layout"]["title"]["text"])[0] for f in feature_panels(app)]
     assert names == ["Softmax cross-entropy", "CosFace (AM-Softmax)"]
 
 
 def test_pca_is_not_offered_for_2d_features(runs_dir):
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     app.segmented_control(key="projection_source").set_value("features").run()
     assert list(app.segmented_control(key="projection_method_umap_only").options) == ["UMAP"]
     assert not any("PC1" in f["layout"]["title"]["text"] for f in figures(app))
@@ -268,7 +268,7 @@ def test_pca_is_not_offered_for_2d_features(runs_dir):
 
 
 def test_spheres_fill_their_panel(runs_dir):
-    app = open_page("pages/feature_space.py", experiment=THREE_D)
+    app = open_page("pages/features.py", experiment=THREE_D)
     sphere = feature_panels(app)[0]
     scene = sphere["layout"]["scene"]
     assert scene["domain"] == {"x": [0, 1], "y": [0, 1]}
@@ -278,7 +278,7 @@ def test_spheres_fill_their_panel(runs_dir):
 
 
 def test_the_picked_image_is_ringed_in_every_panel(runs_dir):
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     panel = feature_panels(app)[0]
     image = int(values(next(t for t in panel["data"] if t.get("customdata") is not None), "customdata")[0])
     app.session_state[session.INSPECT_INDEX] = image
@@ -309,7 +309,7 @@ def test_one_test_accuracy_per_run_in_the_titles_the_sidebar_and_compare(runs_di
     is shown; the per-epoch figures of the evaluation subset are named as such (above)."""
     records = RunStore(runs_dir).experiments()[TWO_D]
     expected = {titles.loss_label(r): wording.percent_text(r.status["test_acc"]) for r in records}
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     for panel in feature_panels(app):
         name, detail = title_lines(panel["layout"]["title"]["text"])
         assert detail == f"epoch {EPOCHS} · test accuracy {expected[name]}"
@@ -349,7 +349,7 @@ def test_the_playground_draws_the_real_loss_and_reads_every_loss_at_a_point(runs
 
 
 def test_presentation_mode_shows_two_chosen_losses_side_by_side_at_projector_size(runs_dir):
-    app = open_page("pages/feature_space.py", experiment=THREE_LOSSES, present="1")
+    app = open_page("pages/features.py", experiment=THREE_LOSSES, present="1")
     assert app.toggle(key=session.PRESENTATION).value is True
 
     def names() -> list[str]:

@@ -226,7 +226,7 @@ def test_every_bar_on_compare_starts_at_zero(runs_dir, presenting):
 
 
 def test_feature_space_shows_one_seed_at_a_time_titled_by_variant(runs_dir):
-    app = open_page("pages/feature_space.py")
+    app = open_page("pages/features.py")
     choice = app.button_group(key=seeds.SEED_WIDGET)
     assert choice.options and choice.value == 0
     circles = [f for f in figures(app) if "epoch" in title(f) and "PC" not in title(f) and "UMAP" not in title(f)]

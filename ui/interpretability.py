@@ -153,10 +153,10 @@ def comparison_rows(
                 "minus softmax": _number(comparison.difference, spec.percent, signed=True),
                 "95% CI": interval,
                 "adjusted p": p_cell(comparison.p_adjusted),
-                "outcome": stats.outcome(comparison, own) if comparison.p_adjusted is not None else "not tested",
+                "outcome": verdicts.outcome(comparison, own) if comparison.p_adjusted is not None else "not tested",
             }
         )
-        sentences.append(stats.sentence(comparison, name, REFERENCE_LOSS, own))
+        sentences.append(verdicts.sentence(comparison, name, REFERENCE_LOSS, own))
     return rows, sentences
 
 
