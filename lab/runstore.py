@@ -595,7 +595,7 @@ class RunStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             for n in range(1000):
-                run_dir = self.root / f"{stamp}-{config.loss}-{n}"
+                run_dir = self.root / f"{stamp}-{config.loss.replace(':', '-')}-{n}"  # pml:X: no ':' in ids
                 try:
                     run_dir.mkdir()
                 except FileExistsError:

@@ -195,16 +195,23 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def check_about(name: str, context: Context) -> None:
     cls = registry.get(name)
-    fix = "declare it as the built-in losses do (README: Your own loss)"
-    if "\n" in cls.title or len(cls.title) > 60:
+    fix = "declare it as README's example loss does (README: Your own loss)"
+    if not cls.title.strip() or "\n" in cls.title or len(cls.title) > 60:
         raise Fault(f"title {cls.title!r} is not one short line", "give the loss's name as its paper writes it")
-    if "\n" in cls.summary or len(cls.summary) > 200:
-        raise Fault("summary is not one line of at most 200 characters", "write one line for menus")
+    if not cls.summary.strip() or "\n" in cls.summary or len(cls.summary) > 200:
+        raise Fault(
+            "summary is not one line of at most 200 characters",
+            f"open the class docstring with one line for menus; {fix}",
+        )
     if "=" not in cls.formula_latex:
-        raise Fault(f"formula_latex {cls.formula_latex!r} has no '='", "write the training loss as LaTeX: L = ...")
-    sentences = [s for s in cls.lesson.split(". ") if s.strip()]
-    if len(sentences) < 2 or "\n" in cls.lesson:
-        raise Fault("lesson is not two or more sentences on one line", f"write it for students; {fix}")
+        raise Fault(
+            f"formula {cls.formula_latex!r} has no '='",
+            f"write the training loss as LaTeX after '.. math::' in the class docstring: L = ...; {fix}",
+        )
+    if cls.lesson:
+        sentences = [s for s in cls.lesson.split(". ") if s.strip()]
+        if len(sentences) < 2 or "\n" in cls.lesson:
+            raise Fault("lesson is not two or more sentences on one line", f"write it for students; {fix}")
     if context.figures is not None:
         unknown = [e.figure for e in cls.expected if e.figure not in context.figures]
         if unknown:
@@ -369,7 +376,11 @@ def check_logits(name: str, context: Context) -> None:
             raise Fault("logits differ between training and eval mode", _LOGITS_FIX)
         alone = torch.cat([head.logits(features[i : i + 1]) for i in range(len(features))])
         if not torch.allclose(alone, before, rtol=1e-5, atol=1e-6):
-            raise Fault("a sample's logits depend on the rest of its batch", _LOGITS_FIX)
+            raise Fault(
+                "a sample's logits depend on the rest of its batch",
+                "compute each sample's logits from its own features: F.normalize(features, dim=1) rather than "
+                "losses.normalize, whose length floor is taken over the batch",
+            )
         with torch.no_grad():
             head(features, torch.zeros(9, dtype=torch.long))
             after_a = head.logits(features)
@@ -422,17 +433,20 @@ def _another_value(spec: HparamSpec) -> float | int | None:
 
 
 def check_state_in_buffers(name: str, context: Context) -> None:
+    # Two training forwards on the same batch: a plain attribute that differs between them carries state
+    # from step to step (a counter, centers), which state_dict() would not save. A record of the last call
+    # (a library's reducer keeps its last divisor) is the same both times and is not state.
     head = make_head(name, 3)
     features, labels = labelled_batch("odd batch of 7", 3)
-    before = _plain_values(head)
     head.train()
-    for _ in range(2):
-        head(features, labels)
-    after = _plain_values(head)
-    changed = sorted(key for key in before.keys() | after.keys() if before.get(key, None) != after.get(key, None))
+    head(features, labels)
+    after_one = _plain_values(head)
+    head(features, labels)
+    after_two = _plain_values(head)
+    changed = sorted(key for key in after_one.keys() | after_two.keys() if after_one.get(key) != after_two.get(key))
     if changed:
         raise Fault(
-            f"state in a plain attribute: a training forward changed {', '.join(changed)}, which state_dict() "
+            f"state in a plain attribute: each training forward changes {', '.join(changed)}, which state_dict() "
             "does not save, so a reloaded run would lose it",
             _BUFFER_FIX,
         )

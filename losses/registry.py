@@ -12,6 +12,7 @@ import contextvars
 import dataclasses
 import functools
 import importlib
+import inspect
 import re
 import tomllib
 from collections.abc import Iterator
@@ -67,8 +68,8 @@ def loading(source: str) -> Iterator[None]:
 def register(cls: type[LossHead]) -> type[LossHead]:
     """Class decorator: add a loss head to the registry under ``cls.name``, with its ``title``, ``summary``,
     ``paper``, ``formula_latex``, ``lesson`` and ``expected`` (its ``expect`` entries). A name with a table in
-    ``losses/about.toml`` takes them from there; any other (a plug-in) declares them as attributes of its own
-    class body. Registering the same class again changes nothing; another class under a taken name is refused."""
+    ``losses/about.toml`` takes them from there; any other (a plug-in) from its own class (:func:`plugin_about`).
+    Registering the same class again changes nothing; another class under a taken name is refused."""
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not _valid_name(name, cls):
         raise ValueError(
@@ -82,22 +83,81 @@ def register(cls: type[LossHead]) -> type[LossHead]:
         raise ValueError(f"loss {name!r} is registered twice: by {_where(taken)} and by {_where(cls)}")
     _check_params(cls)
     table = about_table().get(name)
-    about = table if table is not None else {key: value for key, value in vars(cls).items() if isinstance(key, str)}
-    where = ABOUT.name if table is not None else "its class"
-    missing = [field for field in ABOUT_FIELDS if not isinstance(about.get(field), str) or not about[field].strip()]
-    if missing:
-        if table is not None:
+    if table is not None:
+        about, where = table, ABOUT.name
+        missing = [field for field in ABOUT_FIELDS if not isinstance(about.get(field), str) or not about[field].strip()]
+        if missing:
             raise ValueError(f"loss {name!r}: {ABOUT.name} has no {', '.join(missing)} for it")
-        raise ValueError(
-            f"loss {name!r}: its class declares no {', '.join(missing)}; write each as a class attribute (text) "
-            f"in the body of {cls.__qualname__}, as losses/about.toml does for the built-in losses"
-        )
+    else:
+        about, where = plugin_about(cls), "its class"
     for field in ABOUT_FIELDS:
         setattr(cls, field, about[field])
     cls.expected = tuple(_expected(name, about.get("expect", []), where))
     _REGISTRY[name] = cls
     _SOURCES[name] = _source.get()
     return cls
+
+
+def plugin_about(cls: type[LossHead]) -> dict[str, Any]:
+    """What the app shows about a plug-in loss, from its own class body (never inherited from a built-in loss
+    it subclasses): its docstring's first paragraph is the ``summary`` and its ``.. math::`` block the
+    ``formula_latex``; ``title`` (default: its name), ``paper``, ``lesson`` (the about text Learn shows) and
+    ``expect`` are optional class attributes, and a ``summary`` or ``formula_latex`` attribute overrides the
+    docstring's. Raises ValueError saying what to write when the summary or the formula is missing."""
+    own = vars(cls)
+    summary, formula = docstring_about(own.get("__doc__"))
+    about: dict[str, Any] = {
+        "title": own.get("title", cls.name),
+        "summary": own.get("summary", summary),
+        "formula_latex": own.get("formula_latex", formula),
+        "paper": own.get("paper", ""),
+        "lesson": own.get("lesson", ""),
+        "expect": own.get("expect", []),
+    }
+    wrong = [field for field in ABOUT_FIELDS if not isinstance(about[field], str)]
+    if wrong:
+        raise ValueError(f"loss {cls.name!r}: {', '.join(wrong)} must be text")
+    missing = [field for field in ("title", "summary", "formula_latex") if not about[field].strip()]
+    if missing:
+        raise ValueError(
+            f"loss {cls.name!r}: {cls.__qualname__} has no {' and no '.join(_HOW_TO_DECLARE[f] for f in missing)}"
+        )
+    # text written over several lines of a class body is one paragraph on screen
+    return {key: " ".join(value.split()) if isinstance(value, str) else value for key, value in about.items()}
+
+
+_HOW_TO_DECLARE = {
+    "title": "title (a class attribute, the loss's name as its paper writes it)",
+    "summary": "summary: open its docstring with one line saying what the loss does",
+    "formula_latex": (
+        "formula: write its training loss in its docstring as a LaTeX line after '.. math::' "
+        r'(e.g. .. math:: L = \mathrm{CE}(z / T, y)), in a raw docstring: r"""..."""'
+    ),
+}
+_MATH = re.compile(r"^\.\. math::[ \t]*(.*)$")
+
+
+def docstring_about(doc: str | None) -> tuple[str, str]:
+    """A plug-in docstring's summary (its first paragraph on one line) and formula (its ``.. math::`` block,
+    the directive's own line and the indented lines under it, joined)."""
+    lines = inspect.cleandoc(doc or "").splitlines()
+    summary_lines: list[str] = []
+    for line in lines:
+        if not line.strip() or _MATH.match(line.strip()):
+            break
+        summary_lines.append(line.strip())
+    formula: list[str] = []
+    for index, line in enumerate(lines):
+        match = _MATH.match(line.strip())
+        if match is None:
+            continue
+        formula.append(match.group(1).strip())
+        for following in lines[index + 1 :]:
+            if following.strip() and not following[:1].isspace():
+                break
+            formula.append(following.strip())
+        break
+    return " ".join(summary_lines), " ".join(part for part in formula if part)
 
 
 def forget(source: str) -> None:

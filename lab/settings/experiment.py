@@ -63,8 +63,11 @@ class Variant:
 
     @classmethod
     def parse(cls, spec: str) -> Variant:
-        """``NAME`` or ``NAME:key=value:key=value``, as ``--losses`` takes it."""
+        """``NAME`` or ``NAME:key=value:key=value``, as ``--losses`` takes it; a family's NAME is two words
+        (``pml:ArcFaceLoss:margin=20``)."""
         name, *pairs = [part.strip() for part in spec.strip().split(":")]
+        if name in losses.registry.FAMILIES and pairs and "=" not in pairs[0]:  # pml:ArcFaceLoss:margin=20
+            name = f"{name}:{pairs.pop(0)}"
         settings: dict[str, str] = {}
         for pair in pairs:
             key, sep, value = pair.partition("=")
