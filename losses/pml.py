@@ -136,6 +136,14 @@ def library() -> Any:
         raise HparamError(f"{how_to_add()} (import failed: no module {missing!r}), then start LossLens again") from None
 
 
+def register_available() -> str:
+    """Register the adapter's losses when the library is installed; else the sentence saying how to add them."""
+    if not installed():
+        return how_to_add()
+    register_all()
+    return ""
+
+
 def require(name: str) -> None:
     """Register the adapter's losses, then check that ``name`` (``pml:CLASS``) is one of them."""
     register_all()

@@ -228,6 +228,13 @@ def get(name: str) -> type[LossHead]:
     raise HparamError(f"unknown loss {name!r} (choose from: {', '.join(_REGISTRY)}, or {prefixes})") from None
 
 
+def load_families() -> list[str]:
+    """Register every family whose library is installed (``pml:ArcFaceLoss`` ... with pytorch-metric-learning),
+    so that lists of losses show them; for each family that is not, the sentence saying how to add it."""
+    hints = [importlib.import_module(module).register_available() for module in FAMILIES.values()]
+    return [hint for hint in hints if hint]
+
+
 def source(name: str) -> str:
     """Where a registered loss came from: a plug-in's file path or module name, empty for LossLens's own."""
     get(name)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+import losses
 from lab import analysis
 from lab import projection as projections
 from lab.arraycache import ArrayCache
@@ -32,6 +33,7 @@ from lab.progress import Progress
 from lab.restore import load_trained
 from lab.runstore import RunRecord, RunStore, RunStoreError, require_config
 from lab.settings.errors import ConfigError
+from losses import plugins
 from ui.memo import ServerMemo
 
 ALLOW_DATA_ROOTS = "LOSSLENS_ALLOW_DATA_ROOTS"  # more folders (os.pathsep between them) a data folder may be in
@@ -39,6 +41,15 @@ CACHE_DIR = "LOSSLENS_CACHE_DIR"  # where projections are kept; default ~/.cache
 PROJECTION_CACHE_MB = 64  # at most this much on disk; the least recently used projections go first
 PROJECTIONS_KEPT = 64  # projections the server keeps in memory (80 kB each at 10,000 points)
 PROJECTION_FORMAT = 2  # in every projection's cache key: changing what is stored or how it is made misses old ones
+
+
+@st.cache_resource(show_spinner=False)
+def loss_modules() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Load, once per server, the loss modules the person who started it named (``LOSSLENS_LOSS_MODULES``,
+    installed ``losslens.losses`` entry points; never anything a browser sends) and the loss families whose
+    libraries are installed: the problems of modules that could not be loaded, and how to add each missing
+    family."""
+    return tuple(plugins.load_configured()), tuple(losses.registry.load_families())
 
 
 def cache_key(record: RunRecord) -> tuple[str, float]:

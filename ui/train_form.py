@@ -28,6 +28,7 @@ from lab.settings import presets
 from lab.settings.config import GROUPS, RunConfig, Setting, settings
 from lab.settings.errors import ConfigError
 from lab.settings.experiment import experiment_name, factor_variants, loss_title, make_experiment
+from losses import plugins
 from ui import loaders
 from ui.text import plain
 
@@ -293,6 +294,17 @@ def _request_start() -> None:
     st.session_state[START_REQUESTED] = True
 
 
+def more_losses_text() -> str:
+    """How to add losses to this list: a loss module named when the server starts (never from the browser,
+    since loading one runs its code), and how to add each loss family whose library is missing."""
+    _, missing = loaders.loss_modules()
+    text = (
+        f"More losses: your own, from a module named by {plugins.ENV} when the server is started "
+        "(README: Your own loss)."
+    )
+    return " ".join([text, *(f"{hint[:1].upper()}{hint[1:]}." for hint in missing)])
+
+
 def _losses_help(names: Sequence[str]) -> str:
     return "\n".join(f"- **{loss_title(name)}**: {losses.info(name).summary}" for name in names)
 
@@ -457,6 +469,7 @@ def settings_form(
     with loss_col:
         st.subheader("Losses to compare")
         chosen = draw(losses_widget(initial.losses))
+        st.caption(more_losses_text())
         hparams = {}
         for loss in chosen:
             info = losses.info(loss)
