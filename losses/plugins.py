@@ -204,8 +204,5 @@ def missing_message(loss: str, source: str) -> str:
     """What to do when a run's loss ``loss``, recorded as coming from ``source``, is not loaded here."""
     if not source:
         return f"unknown loss {loss!r} (choose from: {', '.join(registry.names())})"
-    return (
-        f"{loss!r} comes from {source}, which this process has not loaded: pass --loss-module {source} "
-        f"to python -m lab, or start the app with {ENV}={source} (or install the package that declares it "
-        f"as a {ENTRY_POINTS} entry point)"
-    )
+    # short enough to survive a run listing's cut of long problems, the module's path said once
+    return f"loss {loss!r} is from {source}, not loaded here: pass it to --loss-module (the app: set {ENV} to it)"
