@@ -299,8 +299,7 @@ def more_losses_text() -> str:
     since loading one runs its code), and how to add each loss family whose library is missing."""
     _, missing = loaders.loss_modules()
     text = (
-        f"More losses: your own, from a module set by {plugins.ENV} when the server is started "
-        "(README: Your own loss)."
+        f"More losses: your own, from a module set by {plugins.ENV} when the server is started (README: Your own loss)."
     )
     return " ".join([text, *(f"{hint[:1].upper()}{hint[1:]}." for hint in missing)])
 
