@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import subprocess
 import sys
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 
 import losses
 from losses import pml
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 pytest.importorskip("pytorch_metric_learning")
 
@@ -134,3 +135,25 @@ def test_without_the_library_naming_an_adapted_loss_says_how_to_add_it(monkeypat
         RunConfig(loss="pml:ArcFaceLoss").validate()
     assert losses.registry.load_families() == [pml.how_to_add()]
     assert "pml:ArcFaceLoss" not in losses.names()
+
+
+HIDDEN = (
+    "import sys; sys.modules['pytorch_metric_learning'] = None; from lab.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def test_without_the_library_the_cli_lists_and_refuses_the_adapted_losses_saying_how_to_add_them(tmp_path):
+    def lab(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", HIDDEN, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+
+    listed = lab("train", "--help")
+    assert listed.returncode == 0
+    assert "pip install pytorch-metric-learning" in " ".join(listed.stdout.split())
+    refused = lab("train", "--losses", "softmax,pml:ArcFaceLoss", "--runs-dir", str(tmp_path))
+    assert refused.returncode == 2 and refused.stdout == ""
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("error: loss: pytorch-metric-learning's losses (ArcFaceLoss, CosFaceLoss")
+    assert "need it installed: pip install pytorch-metric-learning" in line
+    assert not any(tmp_path.iterdir())
