@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from lab import logs
-from ui import layout, sidebar
+from ui import layout, loaders, sidebar
 
 logs.configure()
 st.set_page_config(
@@ -35,6 +35,11 @@ PAGES = [
     st.Page("pages/compare.py", title="Compare", icon=":material/table_chart:", url_path="compare"),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
+
+# the losses the server's starter named, before anything lists losses or reads a run trained with one
+problems, _ = loaders.loss_modules()
+for problem in problems:
+    st.error(f"A loss module could not be loaded: {problem}", icon=":material/error:")
 
 page = st.navigation(PAGES, position="top")
 sidebar.draw()

@@ -3,11 +3,25 @@
 
 One module per loss; each registers itself with :func:`losses.registry.register` when imported
 below, so adding a loss means adding a module, its table in ``losses/about.toml`` (what the app
-shows about it) and one import line.
+shows about it) and one import line. A loss outside this package (a user's own file or installed
+package) is a plug-in: :mod:`losses.plugins` imports it and registers it through the same
+:func:`register`. pytorch-metric-learning's classification losses are the ``pml:`` family
+(:mod:`losses.pml`), registered when first named.
 """
 
-from losses.base import Expected, HparamError, HparamSpec, LossHead
-from losses.registry import LossInfo, available, build, get, info, make_params, names, register, warnings_for
+from losses.base import Expected, HparamError, HparamSpec, LossHead, hparam, normalize
+from losses.registry import (
+    LossInfo,
+    available,
+    build,
+    get,
+    info,
+    make_params,
+    names,
+    register,
+    source,
+    warnings_for,
+)
 
 from losses import softmax  # noqa: E402,F401  (registers itself)
 from losses import lsoftmax  # noqa: E402,F401  (registers itself)
@@ -28,9 +42,12 @@ __all__ = [
     "available",
     "build",
     "get",
+    "hparam",
     "info",
     "make_params",
     "names",
+    "normalize",
     "register",
+    "source",
     "warnings_for",
 ]

@@ -32,7 +32,10 @@ for info in losses.available():
     cls = losses.get(info.name)
     with st.expander(f"**{cls.title}**: {info.summary}", expanded=info.name == "softmax"):
         st.latex(cls.formula_latex)
-        st.markdown(cls.lesson)
+        if losses.source(info.name):
+            st.caption(f"Your own loss, loaded from `{losses.source(info.name)}` when the server started.")
+        if cls.lesson:
+            st.markdown(cls.lesson)
         if cls.expected:
             promises = "; ".join(
                 f"{SEED_METRICS[e.figure].title} {e.direction} than softmax ({e.because})" for e in cls.expected
@@ -41,7 +44,8 @@ for info in losses.available():
                 f"**What to check.** {promises}. Feature space checks these on every experiment that has a softmax "
                 "variant, over its seeds, and says when the experiment does not show them."
             )
-        st.markdown(f"**Paper.** {cls.paper}")
+        if cls.paper:
+            st.markdown(f"**Paper.** {cls.paper}")
         if info.hparams:
             st.markdown(f"**Settings** (name in the CLI: `--hparam {info.name}.NAME=VALUE`)")
             st.table(

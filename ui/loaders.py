@@ -22,17 +22,21 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from lab.analysis import geometry
-from lab.analysis import projection as projections
-from lab.datasets import Dataset, default_data_dir, load_dataset
+import losses
+from lab.analysis.geometry import geometry
+from lab.analysis.geometry import projection as projections
+from lab.datasets.registry import load_dataset
+from lab.datasets.tensors import Dataset, default_data_dir
 from lab.datasets.uploads import MAX_UPLOADS, Orientation, load_upload, orient
 from lab.progress import Progress
 from lab.reports.export import projector_bundle
 from lab.runs.arraycache import ArrayCache
+from lab.runs.contents import RunStoreError
 from lab.runs.record import RunRecord, require_config
 from lab.runs.restore import load_trained
-from lab.runs.store import RunStore, RunStoreError
+from lab.runs.store import RunStore
 from lab.settings.errors import ConfigError
+from losses import plugins
 from ui.memo import ServerMemo
 
 ALLOW_DATA_ROOTS = "LOSSLENS_ALLOW_DATA_ROOTS"  # more folders (os.pathsep between them) a data folder may be in
@@ -40,6 +44,15 @@ CACHE_DIR = "LOSSLENS_CACHE_DIR"  # where projections are kept; default ~/.cache
 PROJECTION_CACHE_MB = 64  # at most this much on disk; the least recently used projections go first
 PROJECTIONS_KEPT = 64  # projections the server keeps in memory (80 kB each at 10,000 points)
 PROJECTION_FORMAT = 2  # in every projection's cache key: changing what is stored or how it is made misses old ones
+
+
+@st.cache_resource(show_spinner=False)
+def loss_modules() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Load, once per server, the loss modules the person who started it named (``LOSSLENS_LOSS_MODULES``,
+    installed ``losslens.losses`` entry points; never anything a browser sends) and the loss families whose
+    libraries are installed: the problems of modules that could not be loaded, and how to add each missing
+    family."""
+    return tuple(plugins.load_configured()), tuple(losses.registry.load_families())
 
 
 def cache_key(record: RunRecord) -> tuple[str, float]:

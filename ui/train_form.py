@@ -30,6 +30,7 @@ from lab.settings.experiment import experiment_name, factor_variants, loss_title
 from lab.training.backends import make_backend
 from lab.training.backends.base import Backend, BackendError, ray_address
 from lab.training.backends.probe import cluster_resources
+from losses import plugins
 from ui import loaders
 from ui.text import plain
 
@@ -295,6 +296,16 @@ def _request_start() -> None:
     st.session_state[START_REQUESTED] = True
 
 
+def more_losses_text() -> str:
+    """How to add losses to this list: a loss module named when the server starts (never from the browser,
+    since loading one runs its code), and how to add each loss family whose library is missing."""
+    _, missing = loaders.loss_modules()
+    text = (
+        f"More losses: your own, from a module set by {plugins.ENV} when the server is started (README: Your own loss)."
+    )
+    return " ".join([text, *(f"{hint[:1].upper()}{hint[1:]}." for hint in missing)])
+
+
 def _losses_help(names: Sequence[str]) -> str:
     return "\n".join(f"- **{loss_title(name)}**: {losses.info(name).summary}" for name in names)
 
@@ -459,6 +470,7 @@ def settings_form(
     with loss_col:
         st.subheader("Losses to compare")
         chosen = draw(losses_widget(initial.losses))
+        st.caption(more_losses_text())
         hparams = {}
         for loss in chosen:
             info = losses.info(loss)

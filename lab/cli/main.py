@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from lab.cli.common import Parser, UsageError
-from lab.datasets import DatasetError
+from lab.datasets.tensors import DatasetError
+from lab.runs.contents import RunStoreError
 from lab.runs.io import describe_os_error
-from lab.runs.store import RunStoreError
 from lab.settings.config import RunConfig
+from losses import plugins
 
 # name -> module under lab/cli/commands, in the order --help lists them
 COMMANDS = {
@@ -33,11 +34,41 @@ COMMANDS = {
     "summary": "summary",
     "preset": "preset",
     "interpret": "interpret",
+    "check-loss": "check_loss",
 }
 
 
 def command(name: str) -> Any:
     return importlib.import_module(f"lab.cli.commands.{COMMANDS[name]}")
+
+
+def _loss_module_parser() -> argparse.ArgumentParser:
+    """The ``--loss-module`` flag every subcommand takes (a run's loss may come from one)."""
+    parser = Parser(add_help=False)
+    parser.add_argument(
+        "--loss-module",
+        action="append",
+        default=[],
+        metavar="PATH_OR_MODULE",
+        help=(
+            "load your own losses from this .py file, package folder or installed module before anything else "
+            f"(repeatable; ${plugins.ENV} and installed '{plugins.ENTRY_POINTS}' entry points are loaded too). "
+            "Loading a module runs its code: name only modules you trust"
+        ),
+    )
+    return parser
+
+
+def load_loss_modules(argv: Sequence[str]) -> list[str]:
+    """Load the loss modules ``argv``'s ``--loss-module`` flags, :data:`plugins.ENV` and the installed entry
+    points name, before the parser lists the losses; a flag's module that cannot be loaded is a
+    :class:`UsageError`, the others' problems are returned as warnings (a broken module in the environment
+    must not stop ``list`` or ``export``)."""
+    known, _ = _loss_module_parser().parse_known_args(list(argv))
+    _, problems = plugins.load_all(known.loss_module, "--loss-module")
+    if problems:
+        raise UsageError(problems[0])
+    return plugins.load_configured()
 
 
 def make_parser(config_cls: type[RunConfig] = RunConfig) -> argparse.ArgumentParser:
@@ -46,7 +77,7 @@ def make_parser(config_cls: type[RunConfig] = RunConfig) -> argparse.ArgumentPar
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in COMMANDS:
         module = command(name)
-        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP, parents=[_loss_module_parser()])
         if name == "train":
             module.add_arguments(sub, config_cls)
         else:
@@ -72,7 +103,10 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        for problem in load_loss_modules(argv):
+            sys.stderr.write(f"warning: {problem}\n")
         args = make_parser().parse_args(argv)
         return command(args.command).run(args)
     except BrokenPipeError:  # the reader of stdout stopped reading (``| head``): not an error

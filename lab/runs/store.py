@@ -51,35 +51,8 @@ import torch
 from lab.runs import contents, safetensors_header, tensor_files
 from lab.runs.contents import RunStoreError
 from lab.runs.tensor_files import RunFeatures, RunSnapshots
-from lab.runs.io import (
-    STALE_TEMPORARY_SECONDS,
-    RunWriteError,
-    describe_os_error,
-    failed_writes,
-    failed_writes_lock,
-    open_run_file,
-    parsed_files,
-    pid_alive,
-    pread_exactly,
-    problem_text,
-    read_run_file,
-    read_tensor,
-    remove_partial_writes,
-    remove_tree,
-    run_key,
-    shortened,
-    write_atomic,
-    write_failure,
-)
-from lab.runs.record import (
-    ACTIVE_STATES,
-    ELSEWHERE,
-    RunRecord,
-    config_of,
-    newest_first,
-    start_time,
-    status_of,
-)
+from lab.runs.io import STALE_TEMPORARY_SECONDS, RunWriteError, describe_os_error, failed_writes, failed_writes_lock, open_run_file, parsed_files, pid_alive, pread_exactly, problem_text, read_run_file, read_tensor, remove_partial_writes, remove_tree, run_key, shortened, write_atomic, write_failure
+from lab.runs.record import ACTIVE_STATES, ELSEWHERE, RunRecord, config_of, newest_first, start_time, status_of
 from lab.runs.writer import RunWriter
 from lab.settings.config import RunConfig
 
@@ -108,7 +81,7 @@ class RunStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             for n in range(1000):
-                run_dir = self.root / f"{stamp}-{config.loss}-{n}"
+                run_dir = self.root / f"{stamp}-{config.loss.replace(':', '-')}-{n}"  # pml:X: no ':' in ids
                 try:
                     run_dir.mkdir()
                 except FileExistsError:

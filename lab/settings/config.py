@@ -19,6 +19,7 @@ import models
 from lab import datasets
 from lab.settings.device import available_devices
 from lab.settings.errors import ConfigError
+from losses import plugins
 
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -210,6 +211,22 @@ def setting(
     return dataclasses.field(default=default, metadata={_META_KEY: meta})
 
 
+def check_loss(loss: str, module: str = "") -> None:
+    """Raise :class:`ConfigError` unless ``loss`` is a loss this process has (built in, loaded from a plug-in
+    module, or a family member such as ``pml:ArcFaceLoss`` whose library is installed). A run whose plug-in
+    ``module`` is not loaded gets a message naming the module and how to load it: a run's files never make
+    this process import anything."""
+    try:
+        losses.get(loss)
+    except losses.HparamError as err:
+        if module:
+            raise ConfigError(f"loss: {plugins.missing_message(loss, module)}") from None
+        if ":" in loss:
+            raise ConfigError(f"loss: {err}") from None
+        families = ", ".join(f"{family}:CLASS" for family in losses.registry.FAMILIES)
+        raise ConfigError(f"loss: must be one of {', '.join(losses.names())} or {families}, got {loss!r}") from None
+
+
 def settings(config_cls: type | None = None) -> tuple[Setting, ...]:
     """The declared settings of ``config_cls`` (:class:`RunConfig` by default), in declaration order."""
     return _settings_of(config_cls or RunConfig)
@@ -290,9 +307,18 @@ class RunConfig:
         high=512,
         presets={2: "2-D", 3: "3-D"},
     )
-    loss: str = setting("softmax", "the loss this run trains with", choices=losses.names, flag=None, form=False)
+    loss: str = setting(
+        "softmax", "the loss this run trains with (checked by check_loss)", kind=str, flag=None, form=False
+    )
     loss_params: dict[str, Any] = setting(
         help="the loss's hyperparameters, every one stored", default_factory=dict, flag=None, form=False
+    )
+    loss_module: str = setting(
+        "",
+        "where a plug-in loss came from (its file, folder or module), so that a process without it can say what "
+        "to load; empty for LossLens's own losses and pytorch-metric-learning's",
+        flag=None,
+        form=False,
     )
     train_limit: int = setting(
         0,
@@ -400,6 +426,7 @@ class RunConfig:
         """Raise :class:`ConfigError` naming the first bad field and its allowed values."""
         for declared in settings(type(self)):
             declared.check(getattr(self, declared.name))
+        check_loss(self.loss, self.loss_module)
         # the one check that spans two fields: the hyperparameters must fit the chosen loss
         try:
             losses.make_params(self.loss, self.loss_params)

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import losses
-from lab.settings.config import RunConfig
+from lab.settings.config import RunConfig, check_loss
 from lab.settings.errors import ConfigError
 
 # "m: the target angle is ..." -> "m": a hyperparameter's help may open with the paper's symbol
@@ -63,8 +63,11 @@ class Variant:
 
     @classmethod
     def parse(cls, spec: str) -> Variant:
-        """``NAME`` or ``NAME:key=value:key=value``, as ``--losses`` takes it."""
+        """``NAME`` or ``NAME:key=value:key=value``, as ``--losses`` takes it; a family's NAME is two words
+        (``pml:ArcFaceLoss:margin=20``)."""
         name, *pairs = [part.strip() for part in spec.strip().split(":")]
+        if name in losses.registry.FAMILIES and pairs and "=" not in pairs[0]:  # pml:ArcFaceLoss:margin=20
+            name = f"{name}:{pairs.pop(0)}"
         settings: dict[str, str] = {}
         for pair in pairs:
             key, sep, value = pair.partition("=")
@@ -99,8 +102,7 @@ class Variant:
 
 def _typed(loss: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """A loss's complete, typed hyperparameters with ``settings`` over its defaults."""
-    if loss not in losses.names():
-        raise ConfigError(f"loss: must be one of {', '.join(losses.names())}, got {loss!r}")
+    check_loss(loss)
     try:
         return dataclasses.asdict(losses.make_params(loss, dict(settings)))
     except losses.HparamError as err:
@@ -217,6 +219,13 @@ def make_experiment(
     configs = []
     for seed in seeds:
         for (loss, params), label in zip(typed, labels, strict=True):
-            config = template.replace(loss=loss, loss_params=params, experiment=name, variant=label, seed=seed)
+            config = template.replace(
+                loss=loss,
+                loss_params=params,
+                loss_module=losses.source(loss),
+                experiment=name,
+                variant=label,
+                seed=seed,
+            )
             configs.append(config.validate())
     return configs

@@ -26,6 +26,7 @@ from lab.settings.experiment import make_experiment, parse_seeds, parse_variants
 from lab.training.backends import make_backend
 from lab.training.backends.base import BACKENDS, RAY_ADDRESS_ENV, Backend
 from lab.training.loop import TrainingProgress
+from losses import pml
 
 HELP = "train every variant (a loss and its settings) with every seed and print a JSON line per run"
 
@@ -83,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser, config_cls: type[RunConfig] =
         help=(
             "comma-separated variants, each a loss NAME or NAME:key=value:key=value with its own "
             "hyperparameters; a loss may appear several times with different settings, e.g. "
-            f"softmax,lsoftmax:margin=2,lsoftmax:margin=4. Losses: {', '.join(losses.names())} (default: softmax)"
+            f"softmax,lsoftmax:margin=2,lsoftmax:margin=4. Losses: {', '.join(losses.names())} (default: softmax); "
+            f"your own with --loss-module; {_adapted_losses()}"
         ),
     )
     parser.add_argument(
@@ -101,6 +103,13 @@ def add_arguments(parser: argparse.ArgumentParser, config_cls: type[RunConfig] =
     )
     add_setting_flags(parser, config_cls)
     add_destination_arguments(parser)
+
+
+def _adapted_losses() -> str:
+    """pytorch-metric-learning's losses as ``--losses`` names them, or how to add them."""
+    if not pml.installed():
+        return pml.how_to_add()
+    return f"pytorch-metric-learning's as pml:CLASS:key=value ({', '.join(pml.CLASSES)})"
 
 
 def add_destination_arguments(parser: argparse.ArgumentParser) -> None:

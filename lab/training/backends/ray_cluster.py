@@ -46,6 +46,7 @@ from lab.settings.config import RunConfig
 from lab.training.backends.base import Backend, BackendError, RunOptions
 from lab.training.backends.channel import Channel
 from lab.training.loop import TrainingProgress, train_run
+from losses import plugins
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +93,22 @@ class _Reporter:
 
 @ray.remote(max_retries=1, retry_exceptions=False)
 def _train_task(
-    config_data: dict[str, Any], index: int, n_runs: int, channel: Any, owner: str, threads: int
+    config_data: dict[str, Any],
+    index: int,
+    n_runs: int,
+    channel: Any,
+    owner: str,
+    threads: int,
+    loss_modules: Sequence[str] = (),
 ) -> dict[str, bytes] | None:
     """Train run ``index`` on this worker and return its files; None when the sweep stopped before it began.
-    A dataset this worker cannot load raises, and the driver marks the run failed with the message."""
+    ``loss_modules`` are the plug-in loss modules the driver loaded (its user named them), loaded here first
+    so the worker has the same losses. A dataset or loss module this worker cannot load raises, and the
+    driver marks the run failed with the message."""
     if not _answer(channel.start.remote(index, socket.gethostname(), os.getpid())):
         return None
+    for source in loss_modules:
+        plugins.load(source)
     torch.set_num_threads(threads)
     config = RunConfig.from_dict(config_data)
     stop = threading.Event()
@@ -306,9 +317,10 @@ class RayBackend(Backend):
         placed = [self._placement(config, found["GPU"]) for config in configs]
         channel = Channel.remote()
         threads = max(1, int(self.cpus_per_run))
+        modules = plugins.loaded_sources()
         tasks = {
             _train_task.options(num_cpus=self.cpus_per_run, num_gpus=gpus).remote(
-                config.to_dict(), index, len(placed), channel, owner, threads
+                config.to_dict(), index, len(placed), channel, owner, threads, modules
             ): index
             for index, (config, gpus) in enumerate(placed)
         }
