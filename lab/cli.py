@@ -33,6 +33,7 @@ COMMANDS = {
     "summary": "summary",
     "preset": "preset",
     "interpret": "interpret",
+    "report": "report",
 }
 
 
