@@ -11,8 +11,10 @@ import ui
 from lab import figures, wording
 from lab.export import run_zip
 from lab.interpret_stats import against_random
+from lab.reports.html import RUNS_CAPTION
+from lab.reports.tables import runs_table
 from lab.runstore import RunRecord
-from ui import cams, health, layout, loaders, session, titles, variant_summary
+from ui import cams, downloads, health, layout, loaders, session, titles, variant_summary
 from ui.text import plain
 
 ui.run_inside_app()
@@ -98,6 +100,7 @@ st.dataframe(
         ),
     },
 )
+downloads.table_buttons(runs_table(rows, "runs", RUNS_CAPTION), key="runs-table")
 st.caption(
     "Accuracy and angles on the full test set; angles are between unit-normalised features and class mean "
     "directions. Grad-CAM interpretability (ROAD and five more metrics, each next to random maps, with 95% CIs): "
@@ -117,6 +120,7 @@ for column, (metric, percent) in layout.grid(charts if not seeded else [], per_r
     layout.chart(column, figures.metric_bars(values, metric, percent=percent), key=f"bars-{metric}")
 
 st.subheader("Export")
+downloads.report_button(records)
 st.caption(
     "A run as a zip (config, metrics, safetensors weights and features), or its features for the TensorFlow "
     "Embedding Projector (load the folder at projector.tensorflow.org; leave *Sphereize data* off)."

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lab.reports.tables import summary_table
 from lab.runstore import RunRecord, RunStore
 from lab.settings.experiment import loss_title, setting_symbol
 from lab.summary import METRICS, SEED_METRICS, RunResult, VariantSummary, run_result, summarize, sweeps
 from lab.summary_figures import summary_rows, sweep_figure, variant_figure
-from ui import layout, loaders
+from ui import downloads, layout, loaders
 from ui.text import plain
 
 
@@ -63,8 +64,11 @@ def by_variant(found: list[VariantSummary]) -> None:
         "are named under the table and never averaged in. The paired difference subtracts the baseline seed by seed: "
         "the same seed gives both variants the same subset, initial weights and batch order."
     )
+    downloads.table_buttons(summary_table(found), key="summary-table")
     for column, metric in layout.grid(METRICS, per_row=layout.per_row(3)):
-        layout.chart(column, variant_figure(found, metric), key=f"variant-{metric}")
+        fig = variant_figure(found, metric)
+        downloads.figure_buttons(column, fig, f"variants-{metric}", key=f"paper-variant-{metric}")
+        layout.chart(column, fig, key=f"variant-{metric}")
 
 
 def against_swept_settings(found: list[VariantSummary]) -> None:
@@ -77,4 +81,7 @@ def against_swept_settings(found: list[VariantSummary]) -> None:
             f"({', '.join(f'{value:g}' if isinstance(value, float) else str(value) for value in sweep.values())})."
         )
         for column, metric in layout.grid(METRICS, per_row=layout.per_row(3)):
-            layout.chart(column, sweep_figure(sweep, metric), key=f"sweep-{sweep.loss}-{metric}")
+            fig = sweep_figure(sweep, metric)
+            key = f"sweep-{sweep.loss}-{metric}"
+            downloads.figure_buttons(column, fig, f"sweep-{sweep.loss}-{sweep.setting}-{metric}", key=f"paper-{key}")
+            layout.chart(column, fig, key=key)

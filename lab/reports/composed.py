@@ -81,29 +81,37 @@ def column_title(record: RunRecord, width: int = 24) -> str:
     return f"{wrap_label(variant_label(config), width)}<br>{measured}<br>seed {config.seed}"
 
 
-def gradcam_columns(
-    store: RunStore,
-    records: Sequence[RunRecord],
-    n_images: int = 4,
-    method: str = "GradCAM",
-    layer: str = "last",
-    title_width: int = 24,
-) -> tuple[np.ndarray, np.ndarray, list[Column]]:
-    """The first ``n_images`` stored test images of ``records[0]`` (the same images in every run of an
-    experiment), their labels, and each run's :class:`Column`."""
-    from lab import gradcam  # pytorch-grad-cam: only when maps are drawn
-
+def stored_rows(store: RunStore, records: Sequence[RunRecord], n_images: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n_images`` stored test images of ``records[0]`` (uint8 N x C x H x W) and their labels; every
+    run of ``records`` must have stored the same ones (the runs of an experiment do)."""
     first = store.load_features(records[0].run_id)
     if first.snapshot_images is None:
         raise ValueError(f"run {records[0].run_id} stores no test images (trained before runs kept them): retrain it")
     images = first.snapshot_images[:n_images].numpy()
-    labels = first.test_labels[first.snapshot_indices[:n_images]].numpy()
+    for record in records[1:]:
+        stored = store.load_features(record.run_id).snapshot_images
+        if stored is None or not np.array_equal(stored[:n_images].numpy(), images):
+            raise ValueError(f"run {record.run_id} stored other test images than {records[0].run_id}: no shared rows")
+    return images, first.test_labels[first.snapshot_indices[:n_images]].numpy()
+
+
+def gradcam_columns(
+    store: RunStore,
+    records: Sequence[RunRecord],
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    method: str = "GradCAM",
+    layer: str = "last",
+    title_width: int = 24,
+) -> list[Column]:
+    """Each run's :class:`Column`: its maps of ``images`` (uint8 N x C x H x W; ``labels`` None for images
+    without a true class, which are never framed as wrong) and its feature panel."""
+    from lab import gradcam  # pytorch-grad-cam: only when maps are drawn
+
     columns = []
     for record in records:
         config = require_config(record)
         stored = store.load_features(record.run_id)
-        if stored.snapshot_images is None or not np.array_equal(stored.snapshot_images[:n_images].numpy(), images):
-            raise ValueError(f"run {record.run_id} stored other test images than {records[0].run_id}: no shared rows")
         model, head = load_trained(store, record)
         normalized = datasets.normalize(torch.from_numpy(images), *datasets.info(config.dataset).train_statistics)
         with torch.inference_mode():
@@ -112,9 +120,9 @@ def gradcam_columns(
         result = gradcam.compute_cams(model, head, normalized, method, targets, faithfulness=False, layer=layer)
         maps = gradcam.normalize_each(result.maps)
         cells, wrong = [], []
-        for image, cam_map, predicted, label in zip(images, maps, result.predicted, labels, strict=True):
+        for i, (image, cam_map) in enumerate(zip(images, maps, strict=True)):
             cell = gradcam.overlay(image, cam_map, 1.0, alpha=0.5)
-            miss = int(predicted) != int(label)
+            miss = labels is not None and int(result.predicted[i]) != int(labels[i])
             cells.append(gradcam.framed(cell) if miss else cell)
             wrong.append(miss)
         features = stored.test_features.numpy()
@@ -123,7 +131,12 @@ def gradcam_columns(
         labels_kept = stored.test_labels.numpy()[keep]
         title = column_title(record, title_width)
         columns.append(Column(title, points[keep], labels_kept, axes, cells, wrong, features.shape[1]))
-    return images, labels, columns
+    return columns
+
+
+def title_width(n_columns: int, width_inches: float = PAGE_INCHES) -> int:
+    """Characters per line of a column title when ``n_columns`` losses share the width beside the images."""
+    return int(width_inches * CSS_DPI / (n_columns + 1) / (points_to_px(7.5) * 0.55))
 
 
 def _colorscale() -> list[list]:
@@ -139,7 +152,7 @@ def _colorscale() -> list[list]:
 
 def composed_figure(
     images: np.ndarray,
-    labels: np.ndarray,
+    row_titles: Sequence[str],
     columns: Sequence[Column],
     class_names: Sequence[str],
     method: str = "GradCAM",
@@ -213,10 +226,10 @@ def composed_figure(
             fig.update_yaxes(row=1, col=c, showticklabels=False, range=[-90, 90])
             fig.update_xaxes(row=1, col=c, showticklabels=False, range=[-180, 180])
     factor = whole_factor(images.shape[2], images.shape[3], CELL_MIN_PX)
-    for r, (image, label) in enumerate(zip(images, labels, strict=True), start=2):
+    for r, (image, row_title) in enumerate(zip(images, row_titles, strict=True), start=2):
         rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image
         fig.add_trace(go.Image(z=enlarge(rgb.transpose(1, 2, 0), factor), hoverinfo="skip"), row=r, col=1)
-        fig.update_yaxes(row=r, col=1, title=dict(text=str(class_names[int(label)]), font=dict(size=font), standoff=2))
+        fig.update_yaxes(row=r, col=1, title=dict(text=row_title, font=dict(size=font), standoff=2))
         for c, column in enumerate(columns, start=2):
             fig.add_trace(go.Image(z=enlarge(column.cells[r - 2], factor), hoverinfo="skip"), row=r, col=c)
     for r in range(2, n_rows + 1):
@@ -282,12 +295,13 @@ def experiment_figure(
     method: str = "GradCAM",
     layer: str = "last",
 ) -> go.Figure:
-    """The composed figure of ``records`` (one run per loss, one seed: the first seed every variant finished)."""
+    """The composed figure of ``records`` (one run per loss, one seed: the first seed every variant finished)
+    on the first ``n_images`` stored test images, each row titled with its true class."""
     chosen = one_seed(records)
-    characters = int(PAGE_INCHES * CSS_DPI / (len(chosen) + 1) / (points_to_px(7.5) * 0.55))
-    images, labels, columns = gradcam_columns(store, chosen, n_images, method, layer, characters)
+    images, labels = stored_rows(store, chosen, n_images)
     class_names = datasets.info(require_config(chosen[0]).dataset).class_names
-    return composed_figure(images, labels, columns, class_names, method)
+    columns = gradcam_columns(store, chosen, images, labels, method, layer, title_width(len(chosen)))
+    return composed_figure(images, [str(class_names[int(label)]) for label in labels], columns, class_names, method)
 
 
 def one_seed(records: Sequence[RunRecord]) -> list[RunRecord]:

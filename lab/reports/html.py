@@ -518,11 +518,13 @@ def build_report(
     images: int = DEFAULT_IMAGES,
     method: str = "GradCAM",
     owner: str | None = None,
+    records: Sequence[RunRecord] | None = None,
     progress: Progress | None = None,
 ) -> Report:
-    """The report of ``experiment`` in ``store`` (as ``owner`` sees it, in the app); ``images`` stored test
-    images per run have their Grad-CAM maps scored (0: no Grad-CAM metrics)."""
-    records = _experiment_records(store, experiment, owner)
+    """The report of ``experiment`` in ``store`` (as ``owner`` sees it, in the app; ``records``: its runs as
+    a page already listed them); ``images`` stored test images per run have their Grad-CAM maps scored (0:
+    no Grad-CAM metrics)."""
+    records = list(records) if records is not None else _experiment_records(store, experiment, owner)
     summaries = summarize([run_result(store, record) for record in records])
     checks = check_lessons(summaries)
     files: dict[str, bytes] = {}
@@ -604,6 +606,10 @@ def _page(
     return "\n".join(parts)
 
 
-def report_zip(store: RunStore, experiment: str, owner: str | None = None, images: int = DEFAULT_IMAGES) -> bytes:
-    """The report of ``experiment`` as a zip (the Compare page's download)."""
-    return build_report(store, experiment, images=images, owner=owner).zip_bytes()
+def report_zip(records: Sequence[RunRecord], images: int = DEFAULT_IMAGES) -> bytes:
+    """The report of the experiment whose runs are ``records`` as a zip (the Compare page's download)."""
+    if not records:
+        raise ValueError("no runs: nothing to report")
+    store = RunStore(records[0].run_dir.parent)
+    experiment = records[0].experiment or records[0].run_id
+    return build_report(store, experiment, images=images, records=records).zip_bytes()
