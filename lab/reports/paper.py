@@ -67,14 +67,13 @@ def paper_style(fig: go.Figure, width: str = "column", height_inches: float | No
     else:  # the app's charts stack lines of text (a variant per row): their height follows the type size
         height_px = (out.layout.height or 380) * font / APP_FONT_PX
     out.frames = ()
+    out.layout.updatemenus, out.layout.sliders = [], []  # update_layout would merge, leaving the Play button
     out.update_layout(
         width=round(width_px),
         height=round(max(height_px, 1.2 * CSS_DPI)),
         font=dict(family=FONT_FAMILY, size=font, color=INK),
         paper_bgcolor="white",
         plot_bgcolor="white",
-        updatemenus=(),
-        sliders=(),
         legend=dict(font=dict(size=font, color=INK), bgcolor="rgba(255,255,255,0)"),
     )
     margin = out.layout.margin
