@@ -247,3 +247,12 @@ def test_the_report_zip_of_the_compare_page_holds_the_page_its_figures_and_table
     assert {"paper/report.html", "paper/tables/summary.tex", "paper/figures/features-and-gradcam.pdf"} <= names
     assert "How interpretable" not in page, "no Grad-CAM metrics asked for"
     assert "&lt;img src=x" in page and "<img src=x" not in page
+
+
+def test_latex_writes_greek_arrows_and_minus_signs_as_pdflatex_knows_them():
+    assert (
+        latex_escape("Center loss λ=0.01 · ROAD ↑")
+        == "Center loss $\\lambda$=0.01 \\textperiodcentered{} ROAD $\\uparrow$"
+    )
+    latex = Table("t", ("variant", "ROAD"), (("a", Estimate(-0.5, -1.0, 0.25)),)).to_latex()
+    assert "a & $-$0.500 [$-$1.000, 0.250] \\\\" in latex

@@ -15,6 +15,7 @@ import dataclasses
 import io
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -134,12 +135,12 @@ def _csv_number(value: float | int | None) -> str:
 
 def _latex_cell(cell: Cell) -> str:
     if isinstance(cell, Estimate):
-        text = latex_escape(cell.text())
+        text = latex_escape(cell.text()).replace("-", "$-$")  # a minus sign, not a hyphen
         return text + (
             f"\\textsuperscript{{{latex_escape(cell.mark)}}}" if cell.mark and cell.value is not None else ""
         )
     if isinstance(cell, float):
-        return latex_escape(f"{cell:.3g}")
+        return latex_escape(f"{cell:.4g}").replace("-", "$-$")
     return latex_escape(_plain(cell))
 
 
@@ -163,7 +164,18 @@ _LATEX = {
     "–": "--",
     "−": "--",
     "±": r"\textpm{}",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "·": r"\textperiodcentered{}",
+    "×": r"$\times$",
+    "…": r"\ldots{}",
 }
+# Greek letters name hyperparameters (center loss's λ, AMC's α); pdflatex knows them only in math mode
+_GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon phi chi psi"
+_GREEK += " omega"
+for _name in _GREEK.split():
+    _unicode = "lamda" if _name == "lambda" else _name
+    _LATEX[unicodedata.lookup(f"GREEK SMALL LETTER {_unicode.upper()}")] = f"$\\{_name}$"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
 
 
