@@ -5,6 +5,7 @@ figures are read once per version of its files (``st.cache_data``)."""
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from lab.reports.tables import summary_table
@@ -67,8 +68,9 @@ def by_variant(found: list[VariantSummary]) -> None:
     downloads.table_buttons(summary_table(found), key="summary-table")
     for column, metric in layout.grid(METRICS, per_row=layout.per_row(3)):
         fig = variant_figure(found, metric)
-        downloads.figure_buttons(column, fig, f"variants-{metric}", key=f"paper-variant-{metric}")
+        unscaled = go.Figure(fig)  # the chart is enlarged in place in presentation mode; the paper's is not
         layout.chart(column, fig, key=f"variant-{metric}")
+        downloads.figure_buttons(column, unscaled, f"variants-{metric}", key=f"paper-variant-{metric}")
 
 
 def against_swept_settings(found: list[VariantSummary]) -> None:
@@ -82,6 +84,7 @@ def against_swept_settings(found: list[VariantSummary]) -> None:
         )
         for column, metric in layout.grid(METRICS, per_row=layout.per_row(3)):
             fig = sweep_figure(sweep, metric)
-            key = f"sweep-{sweep.loss}-{metric}"
-            downloads.figure_buttons(column, fig, f"sweep-{sweep.loss}-{sweep.setting}-{metric}", key=f"paper-{key}")
+            unscaled, key = go.Figure(fig), f"sweep-{sweep.loss}-{metric}"
             layout.chart(column, fig, key=key)
+            name = f"sweep-{sweep.loss}-{sweep.setting}-{metric}"
+            downloads.figure_buttons(column, unscaled, name, key=f"paper-{key}")
