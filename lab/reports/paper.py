@@ -85,6 +85,11 @@ def paper_style(fig: go.Figure, width: str = "column", height_inches: float | No
             b=min(margin.b if margin.b is not None else 10, 40),
         )
     )
+    titled = [a for a in out.select_xaxes() if a.visible is not False and a.title and a.title.text]
+    if titled and out.layout.margin.b < 3.4 * font:
+        # room for the tick labels and the title under them: the browser that exports a figure does not always
+        # finish growing an automatic margin before the page is captured, and the title was cut off
+        out.update_layout(margin_b=round(3.4 * font))
     if out.layout.title and out.layout.title.text:
         out.update_layout(title_font=dict(size=points_to_px(TITLE_POINTS), color=INK, family=FONT_FAMILY))
     for axis in (*out.select_xaxes(), *out.select_yaxes()):
