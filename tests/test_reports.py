@@ -17,6 +17,7 @@ from PIL import Image
 
 from lab.cli import main
 from lab.reports import html, paper
+from lab.reports.composed import Column, composed_figure
 from lab.reports.tables import Estimate, Table, csv_text, latex_escape, summary_table
 from lab.runstore import RunStore
 from lab.settings.config import RunConfig
@@ -256,3 +257,28 @@ def test_latex_writes_greek_arrows_and_minus_signs_as_pdflatex_knows_them():
     )
     latex = Table("t", ("variant", "ROAD"), (("a", Estimate(-0.5, -1.0, 0.25)),)).to_latex()
     assert "a & $-$0.500 [$-$1.000, 0.250] \\\\" in latex
+
+
+def test_the_composed_figure_has_a_column_per_loss_a_row_per_image_a_color_bar_and_literal_labels():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(3, 1, 8, 8), dtype=np.uint8)
+    cell = np.zeros((8, 8, 3), dtype=np.uint8)
+    columns = [
+        Column(
+            f"{name}<br>90.0% test acc.<br>seed 0",
+            rng.normal(size=(20, 2)),
+            np.arange(20) % 2,
+            ("", ""),
+            [cell] * 3,
+            [False] * 3,
+            2,
+        )
+        for name in ("Softmax", "AMC")
+    ]
+    fig = composed_figure(images, ["#1 · <b>zero</b>", "#2", "#3"], columns, ["zero", "one"])
+    titles = [annotation.text for annotation in fig.layout.annotations]
+    assert titles == ["test image", columns[0].title, columns[1].title]
+    assert sum(trace.type == "image" for trace in fig.data) == 3 * (1 + len(columns))
+    assert [trace.marker.showscale for trace in fig.data if trace.type == "scatter" and trace.marker.showscale]
+    assert fig.layout.yaxis4.title.text == "#1 · &lt;b&gt;zero&lt;/b&gt;"  # the first image row's label, as text
+    assert fig.layout.width == round(paper.PAGE_INCHES * paper.CSS_DPI)

@@ -13,6 +13,7 @@ Grad-CAM convention; a red frame marks an image that loss's model gets wrong.
 from __future__ import annotations
 
 import dataclasses
+import html
 from collections.abc import Sequence
 
 import numpy as np
@@ -78,7 +79,13 @@ def column_title(record: RunRecord, width: int = 24) -> str:
     config = require_config(record)
     accuracy = wording.test_accuracy(record)
     measured = f"{wording.percent_text(accuracy)} test acc." if accuracy is not None else "no test accuracy"
-    return f"{wrap_label(variant_label(config), width)}<br>{measured}<br>seed {config.seed}"
+    return f"{wrap_label(plotly_text(variant_label(config)), width)}<br>{measured}<br>seed {config.seed}"
+
+
+def plotly_text(text: str) -> str:
+    """``text`` shown literally by plotly, which reads tags such as ``<b>`` and links in its text (a label from
+    a run file or an upload's name is data, not markup)."""
+    return html.escape(str(text), quote=False)
 
 
 def stored_rows(store: RunStore, records: Sequence[RunRecord], n_images: int) -> tuple[np.ndarray, np.ndarray]:
@@ -229,7 +236,7 @@ def composed_figure(
     for r, (image, row_title) in enumerate(zip(images, row_titles, strict=True), start=2):
         rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image
         fig.add_trace(go.Image(z=enlarge(rgb.transpose(1, 2, 0), factor), hoverinfo="skip"), row=r, col=1)
-        fig.update_yaxes(row=r, col=1, title=dict(text=row_title, font=dict(size=font), standoff=2))
+        fig.update_yaxes(row=r, col=1, title=dict(text=plotly_text(row_title), font=dict(size=font), standoff=2))
         for c, column in enumerate(columns, start=2):
             fig.add_trace(go.Image(z=enlarge(column.cells[r - 2], factor), hoverinfo="skip"), row=r, col=c)
     for r in range(2, n_rows + 1):
