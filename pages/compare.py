@@ -12,8 +12,10 @@ from lab import figures
 from lab.analysis import wording
 from lab.interpret.verdicts import against_random
 from lab.reports.export import run_zip
+from lab.reports.html import RUNS_CAPTION
+from lab.reports.tables import runs_table
 from lab.runs.record import RunRecord
-from ui import cams, health, layout, loaders, session, titles, variant_summary
+from ui import cams, downloads, health, layout, loaders, session, titles, variant_summary
 from ui.text import plain
 
 ui.run_inside_app()
@@ -99,6 +101,7 @@ st.dataframe(
         ),
     },
 )
+downloads.table_buttons(runs_table(rows, "runs", RUNS_CAPTION), key="runs-table")
 st.caption(
     "Accuracy and angles on the full test set; angles are between unit-normalised features and class mean "
     "directions. Grad-CAM interpretability (ROAD and five more metrics, each next to random maps, with 95% CIs): "
@@ -118,6 +121,7 @@ for column, (metric, percent) in layout.grid(charts if not seeded else [], per_r
     layout.chart(column, figures.metric_bars(values, metric, percent=percent), key=f"bars-{metric}")
 
 st.subheader("Export")
+downloads.report_button(records)
 st.caption(
     "A run as a zip (config, metrics, safetensors weights and features), or its features for the TensorFlow "
     "Embedding Projector (load the folder at projector.tensorflow.org; leave *Sphereize data* off)."

@@ -7,7 +7,7 @@ import streamlit as st
 
 import ui
 from lab.interpret import gradcam, scoring
-from ui import cams, health, interpretability, layout, seeds, session, titles, uploads
+from ui import cams, downloads, health, interpretability, layout, seeds, session, titles, uploads
 
 ui.run_inside_app()
 
@@ -133,6 +133,7 @@ st.download_button(
     icon=":material/download:",
     on_click="ignore",
 )
+downloads.composed_buttons(runs, pixels, labels, row_titles, method, view.layer)
 
 st.header("How interpretable are these maps?")
 interpretability.section(loaded, method, view.layer, every_seed)

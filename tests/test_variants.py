@@ -348,8 +348,10 @@ def test_a_preset_falls_back_from_mnist_to_fashion_mnist_to_digits_with_a_note(t
     assert dataset == "digits" and "8x8 digits" in note
     fashion = tmp_path / "fashion"
     write_idx_dataset(fashion)
-    # a data root holding IDX files counts for MNIST first: the files say nothing of which set they are
-    assert fig2.choose_dataset(str(fashion)) == ("mnist", "")
+    # a data root holding IDX files counts for MNIST first: the files say nothing of which set they are, and the
+    # note says how to pick the other
+    dataset, note = fig2.choose_dataset(str(fashion))
+    assert dataset == "mnist" and "--dataset fashion-mnist" in note
     amc = presets.get("amc-gradcam")
     dataset, note = amc.choose_dataset(str(empty))
     assert dataset == "mnist" and "will try to download" in note, "no 8x8 stand-in for a 28x28 preset"

@@ -17,9 +17,10 @@ import streamlit as st
 
 from lab.interpret import scoring, verdicts
 from lab.interpret import statistics as stats
-from lab.interpret.scoring import MetricResult, SeedResult
+from lab.interpret.statistics import MetricResult, SeedResult
+from lab.reports.tables import interpret_table, versus_reference_table
 from lab.runs.record import RunRecord
-from ui import cams, layout, loaders, seeds, titles
+from ui import cams, downloads, layout, loaders, seeds, titles
 from ui.text import plain
 
 Result = MetricResult | SeedResult
@@ -267,11 +268,16 @@ def _one_seed(
     if reference is not None and not _same_images(usable, n_images):
         st.warning("These runs stored different test images, so their maps cannot be compared image by image.")
         reference = None
-    _verdicts(names, cached, reference, f"on these {n_images} images", "images")
+    _verdicts(names, cached, reference, f"on these {n_images} images", "images", method)
 
 
 def _verdicts(
-    names: list[str], results: list[Mapping[str, Result | None]], reference: int | None, where: str, over: str
+    names: list[str],
+    results: list[Mapping[str, Result | None]],
+    reference: int | None,
+    where: str,
+    over: str,
+    method: str = "GradCAM",
 ) -> None:
     """Each loss against softmax first (the answer), then each loss's metrics against the baseline maps."""
     st.markdown("**Against softmax**")
@@ -288,6 +294,12 @@ def _verdicts(
     st.markdown("**Each metric against the baseline maps**")
     metric_tables(names, results)
     st.caption(reading_guide(over))
+    paper_tables = [interpret_table(names, results, over, method)]
+    if reference is not None:
+        paper_tables.append(versus_reference_table(names, results, reference, over))
+    for table in paper_tables:
+        st.caption(f"For a paper, one row per loss: {table.caption}")
+        downloads.table_buttons(table, key=f"paper-{table.name}")
 
 
 def _score(
@@ -340,5 +352,5 @@ def _over_seeds(every_seed: list[tuple[RunRecord, loaders.RunArrays]], method: s
             return False
         cached = _score(usable, method, layer, n_images)
     names, results, reference = seed_results([(record, r) for (record, _), r in zip(usable, cached, strict=True)])
-    _verdicts(names, results, reference, f"over {n_seeds} training seeds", "seeds")
+    _verdicts(names, results, reference, f"over {n_seeds} training seeds", "seeds", method)
     return True

@@ -23,8 +23,8 @@ import numpy as np
 import streamlit as st
 
 import losses
-from lab.analysis.geometry import geometry
-from lab.analysis.geometry import projection as projections
+from lab.analysis import geometry
+from lab.analysis import projection as projections
 from lab.datasets.registry import load_dataset
 from lab.datasets.tensors import Dataset, default_data_dir
 from lab.datasets.uploads import MAX_UPLOADS, Orientation, load_upload, orient

@@ -5,14 +5,16 @@ figures are read once per version of its files (``st.cache_data``)."""
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from lab.analysis.seed_stats import METRICS, SEED_METRICS, RunResult, VariantSummary, run_result, summarize, sweeps
 from lab.figures.variants import summary_rows, sweep_figure, variant_figure
+from lab.reports.tables import summary_table
 from lab.runs.record import RunRecord
 from lab.runs.store import RunStore
 from lab.settings.experiment import loss_title, setting_symbol
-from ui import layout, loaders
+from ui import downloads, layout, loaders
 from ui.text import plain
 
 
@@ -64,8 +66,12 @@ def by_variant(found: list[VariantSummary]) -> None:
         "are named under the table and never averaged in. The paired difference subtracts the baseline seed by seed: "
         "the same seed gives both variants the same subset, initial weights and batch order."
     )
+    downloads.table_buttons(summary_table(found), key="summary-table")
     for column, metric in layout.grid(METRICS, per_row=layout.per_row(3)):
-        layout.chart(column, variant_figure(found, metric), key=f"variant-{metric}")
+        fig = variant_figure(found, metric)
+        unscaled = go.Figure(fig)  # the chart is enlarged in place in presentation mode; the paper's is not
+        layout.chart(column, fig, key=f"variant-{metric}")
+        downloads.figure_buttons(column, unscaled, f"variants-{metric}", key=f"paper-variant-{metric}")
 
 
 def against_swept_settings(found: list[VariantSummary]) -> None:
@@ -78,4 +84,8 @@ def against_swept_settings(found: list[VariantSummary]) -> None:
             f"({', '.join(f'{value:g}' if isinstance(value, float) else str(value) for value in sweep.values())})."
         )
         for column, metric in layout.grid(METRICS, per_row=layout.per_row(3)):
-            layout.chart(column, sweep_figure(sweep, metric), key=f"sweep-{sweep.loss}-{metric}")
+            fig = sweep_figure(sweep, metric)
+            unscaled, key = go.Figure(fig), f"sweep-{sweep.loss}-{metric}"
+            layout.chart(column, fig, key=key)
+            name = f"sweep-{sweep.loss}-{sweep.setting}-{metric}"
+            downloads.figure_buttons(column, unscaled, name, key=f"paper-{key}")

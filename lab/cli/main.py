@@ -35,6 +35,7 @@ COMMANDS = {
     "preset": "preset",
     "interpret": "interpret",
     "check-loss": "check_loss",
+    "report": "report",
 }
 
 

@@ -11,7 +11,7 @@ package folder counts), else scikit-learn's bundled 8x8 digits with a note that 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lab import datasets
@@ -64,14 +64,32 @@ class Preset:
         amount = f"{minutes:.0f} min" if minutes >= 1.5 else f"{self.seconds:.0f} s"
         return f"about {amount} on 2 CPU cores"
 
-    def choose_dataset(self, data_root: str | None = None) -> tuple[str, str]:
-        """The dataset to train on and a note when it is not the paper's: the first of ``datasets`` that
-        is bundled or has a copy here; with none, the first (downloaded, or its usual missing-files error)."""
+    def choose_dataset(self, data_root: str | None = None, dataset: str | None = None) -> tuple[str, str]:
+        """The dataset to train on and a note when it is not the paper's: ``dataset`` when asked for (one of
+        ``datasets``), else the first of ``datasets`` that is bundled or has a copy here; with none, the first
+        (downloaded, or its usual missing-files error)."""
         first = datasets.info(self.datasets[0])
+        if dataset is not None:
+            if dataset not in self.datasets:
+                raise PresetError(
+                    f"dataset: preset {self.name} trains on {', '.join(self.datasets)}, not {dataset!r}; "
+                    "pick one of those or leave --dataset out"
+                )
+            if dataset == first.name:
+                return dataset, ""
+            return dataset, f"the paper used {first.label}: training on {datasets.info(dataset).label} as asked"
         for name in self.datasets:
             entry = datasets.info(name)
-            if entry.offline or entry.local_copy(data_root) is not None:
+            found = None if entry.offline else entry.local_copy(data_root)
+            if entry.offline or found is not None:
                 if name == self.datasets[0]:
+                    # a folder that simply holds four IDX files is a copy of MNIST and of Fashion-MNIST alike
+                    alike = [o for o in self.datasets[1:] if datasets.info(o).local_copy(data_root) == found]
+                    if alike:
+                        return name, (
+                            f"the files in {found} do not say which dataset they are: training on {entry.label}; "
+                            f"add --dataset {alike[0]} if they are {datasets.info(alike[0]).label}"
+                        )
                     return name, ""
                 if entry.offline:
                     return (
@@ -84,20 +102,31 @@ class Preset:
                 )
         return first.name, f"{first.label} is not on this machine: LossLens will try to download it"
 
-    def configs(self, data_root: str | None = None, device: str = "auto") -> list[RunConfig]:
-        """The preset's runs on the chosen dataset, in a new experiment named after the preset."""
-        dataset, _ = self.choose_dataset(data_root)
+    def configs(
+        self,
+        data_root: str | None = None,
+        device: str = "auto",
+        *,
+        dataset: str | None = None,
+        seeds: Sequence[int] | None = None,
+        epochs: int | None = None,
+        train_limit: int | None = None,
+    ) -> list[RunConfig]:
+        """The preset's runs on the chosen dataset (:meth:`choose_dataset`), in a new experiment named after the
+        preset; ``seeds``, ``epochs`` and ``train_limit`` replace the preset's own where given."""
+        dataset, _ = self.choose_dataset(data_root, dataset)
         template = RunConfig(
             dataset=dataset,
             data_root=data_root,
             model=self.model,
             feat_dim=self.feat_dim,
-            epochs=self.epochs,
-            train_limit=self.train_limit,
+            epochs=self.epochs if epochs is None else epochs,
+            train_limit=self.train_limit if train_limit is None else train_limit,
             device=device,
         )
         template = template.replace(experiment=experiment_name(template, preset=self.name))
-        return make_experiment(template, [Variant.parse(spec) for spec in self.variants], self.hparams, self.seeds)
+        chosen = self.seeds if seeds is None else tuple(seeds)
+        return make_experiment(template, [Variant.parse(spec) for spec in self.variants], self.hparams, chosen)
 
     def to_json(self, data_root: str | None = None) -> dict[str, Any]:
         """The line ``python -m lab preset --list`` prints."""
