@@ -129,21 +129,13 @@ st.caption(
 for column, record in layout.grid(runs, per_row=5):
     with column:
         st.markdown(f"**{plain(run_label(record))}**")
-        st.download_button(
-            "Run (.zip)",
-            functools.partial(run_zip, session.run_store(), record.run_id),
-            f"{record.run_id}.zip",
-            mime="application/zip",
-            key=f"zip-{record.run_id}",
-            on_click="ignore",
-            icon=":material/download:",
-        )
-        st.download_button(
+        run_files = functools.partial(run_zip, session.run_store(), record.run_id)
+        downloads.download(st, "Run (.zip)", run_files, f"{record.run_id}.zip", key=f"zip-{record.run_id}")
+        downloads.download(
+            st,
             "Projector (.zip)",
             functools.partial(loaders.projector_zip, record),
             f"{record.run_id}-projector.zip",
-            mime="application/zip",
             key=f"proj-{record.run_id}",
-            on_click="ignore",
             icon=":material/scatter_plot:",
         )

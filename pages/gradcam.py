@@ -125,14 +125,7 @@ st.caption(
     "A red frame and caption mark a wrong prediction."
 )
 png = gradcam.grid_png(grid_cells, row_titles, ["image", *loss_names], grid_wrong, bar)
-st.download_button(
-    "Download the grid as PNG",
-    png,
-    file_name=f"gradcam-{method}.png",
-    mime="image/png",
-    icon=":material/download:",
-    on_click="ignore",
-)
+downloads.download(st, "Download the grid as PNG", png, f"gradcam-{method}.png")
 downloads.composed_buttons(runs, pixels, labels, row_titles, method, view.layer)
 
 st.header("How interpretable are these maps?")

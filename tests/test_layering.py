@@ -20,17 +20,24 @@ PROJECT = {"app", "pages", "ui", "lab", "losses", "models", "bench", "tests"}
 CHECKED = PROJECT | {"streamlit"}
 
 
-def declared_dependencies() -> dict[str, set[str]]:
-    """``{"lab": {"losses", "models"}, ...}`` from the table under "## Packages" in ARCHITECTURE.md."""
+def table_rows(heading: str, first_cell: str) -> dict[str, str]:
+    """``{name: last cell}`` of the rows under ``## heading`` in ARCHITECTURE.md whose first cell matches
+    ``first_cell`` (its group 1 is the name)."""
     text = (ROOT / "ARCHITECTURE.md").read_text()
-    table = text.split("## Packages", 1)[1].split("\n## ", 1)[0]
-    rules = {}
+    table = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    rows = {}
     for line in table.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        match = re.fullmatch(r"`(\w+)(?:/|\.py)`", cells[0]) if len(cells) == 3 else None
+        match = re.fullmatch(first_cell, cells[0]) if len(cells) == 3 else None
         if match:
-            rules[match.group(1)] = {word for word in re.findall(r"[\w.]+", cells[2]) if word in CHECKED}
-    return rules
+            rows[match.group(1)] = cells[2]
+    return rows
+
+
+def declared_dependencies() -> dict[str, set[str]]:
+    """``{"lab": {"losses", "models"}, ...}`` from the table under "## Packages" in ARCHITECTURE.md."""
+    rows = table_rows("Packages", r"`(\w+)(?:/|\.py)`")
+    return {name: {word for word in re.findall(r"[\w.]+", cell) if word in CHECKED} for name, cell in rows.items()}
 
 
 def files_of(unit: str) -> list[Path]:
@@ -54,15 +61,7 @@ LAB_SHARED = {"progress", "logs"}  # lab/'s own modules beside the subpackages, 
 
 def declared_lab_layers() -> dict[str, set[str]]:
     """``{"runs": {"datasets", "settings"}, ...}`` from the table under "## Inside lab/" in ARCHITECTURE.md."""
-    text = (ROOT / "ARCHITECTURE.md").read_text()
-    table = text.split("## Inside lab/", 1)[1].split("\n## ", 1)[0]
-    rules = {}
-    for line in table.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        match = re.fullmatch(r"`(\w+)/`", cells[0]) if len(cells) == 3 else None
-        if match:
-            rules[match.group(1)] = set(re.findall(r"lab\.(\w+)", cells[2]))
-    return rules
+    return {name: set(re.findall(r"lab\.(\w+)", cell)) for name, cell in table_rows("Inside lab/", r"`(\w+)/`").items()}
 
 
 LAB_RULES = declared_lab_layers()

@@ -15,29 +15,48 @@ from lab.reports import html, paper
 from lab.reports.tables import Table
 from lab.runs.record import RunRecord
 
-MIME = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}
+MIME = {
+    "svg": "image/svg+xml",
+    "pdf": "application/pdf",
+    "png": "image/png",
+    "csv": "text/csv",
+    "tex": "text/x-tex",
+    "zip": "application/zip",
+}
+
+
+def download(
+    where: Any,
+    label: str,
+    data: Any,
+    file_name: str,
+    key: str | None = None,
+    icon: str | None = ":material/download:",
+    **extra: Any,
+) -> None:
+    """A download button for ``file_name`` (its type from its extension); ``data`` may be a function, called
+    only when the button is clicked. Clicking does not rerun the page."""
+    mime = MIME[file_name.rsplit(".", 1)[-1]]
+    where.download_button(label, data, file_name, mime=mime, key=key, on_click="ignore", icon=icon, **extra)
+
+
+def _format_buttons(make: Any, name: str, key: str) -> None:
+    """SVG, PDF and 300-dpi PNG buttons, each file made by ``make(fmt)`` when clicked."""
+    for fmt in paper.FORMATS:
+        label = fmt.upper() + (f" ({paper.DPI} dpi)" if fmt == "png" else "")
+        download(st, label, functools.partial(make, fmt), f"{name}.{fmt}", key=f"{key}-{fmt}", icon=None)
 
 
 def table_buttons(table: Table, key: str) -> None:
     """CSV and LaTeX buttons for ``table``, side by side."""
     csv_column, latex_column, _ = st.columns([1, 1, 4])
-    csv_column.download_button(
-        "CSV",
-        table.to_csv(),
-        f"{table.name}.csv",
-        mime="text/csv",
-        key=f"{key}-csv",
-        on_click="ignore",
-        icon=":material/download:",
-    )
-    latex_column.download_button(
+    download(csv_column, "CSV", table.to_csv(), f"{table.name}.csv", key=f"{key}-csv")
+    download(
+        latex_column,
         "LaTeX",
         table.to_latex(),
         f"{table.name}.tex",
-        mime="text/x-tex",
         key=f"{key}-tex",
-        on_click="ignore",
-        icon=":material/download:",
         help="A tabular with booktabs rules (\\usepackage{booktabs})",
     )
 
@@ -51,35 +70,24 @@ def figure_buttons(where: Any, fig: go.Figure, name: str, key: str, width: str =
     """A small "For a paper" menu under a chart with SVG, PDF and 300-dpi PNG in the paper style."""
     with where.popover("For a paper", icon=":material/download:"):
         st.caption(f"In the figure style: {paper.WIDTHS[width]:g} in wide, {paper.FONT_POINTS:g} pt black type.")
-        for fmt in paper.FORMATS:
-            st.download_button(
-                fmt.upper() + (f" ({paper.DPI} dpi)" if fmt == "png" else ""),
-                functools.partial(_figure_file, fig, fmt, width),
-                f"{name}.{fmt}",
-                mime=MIME[fmt],
-                key=f"{key}-{fmt}",
-                on_click="ignore",
-            )
+        _format_buttons(functools.partial(_figure_file, fig, width=width), name, key)
 
 
 def file_buttons(files: dict[str, bytes], name: str, key: str) -> None:
     """A button per ready-made file (``{"svg": ..., "pdf": ...}``), side by side."""
     for column, (fmt, data) in zip(st.columns(len(files) + 3), files.items(), strict=False):
-        column.download_button(
-            fmt.upper(), data, f"{name}.{fmt}", mime=MIME[fmt], key=f"{key}-{fmt}", on_click="ignore"
-        )
+        download(column, fmt.upper(), data, f"{name}.{fmt}", key=f"{key}-{fmt}", icon=None)
 
 
 def report_button(records: Sequence[RunRecord], key: str = "report-zip") -> None:
     """The experiment's report (HTML, figures, tables and methods) as a zip, made on click."""
     experiment = records[0].experiment or records[0].run_id
-    st.download_button(
+    download(
+        st,
         "Report (.zip)",
         functools.partial(html.report_zip, list(records)),
         f"{html.safe_name(experiment) or 'report'}-report.zip",
-        mime="application/zip",
         key=key,
-        on_click="ignore",
         icon=":material/description:",
         help="A self-contained HTML report with the settings, the tables with their intervals and verdicts "
         "(also as CSV and LaTeX), the figures (also as SVG, PDF and PNG) and a methods paragraph, as "
@@ -113,12 +121,5 @@ def composed_buttons(
             f"One figure {paper.PAGE_INCHES:g} in wide: a column per loss titled with its test accuracy, its feature "
             "space on top and these images' maps below (overlay, each map on its own scale, whatever this page shows)."
         )
-        for fmt in paper.FORMATS:
-            st.download_button(
-                fmt.upper() + (f" ({paper.DPI} dpi)" if fmt == "png" else ""),
-                functools.partial(_composed_file, list(records), images, labels, list(row_titles), method, layer, fmt),
-                f"features-and-{method.lower()}.{fmt}",
-                mime=MIME[fmt],
-                key=f"composed-{fmt}",
-                on_click="ignore",
-            )
+        make = functools.partial(_composed_file, list(records), images, labels, list(row_titles), method, layer)
+        _format_buttons(make, f"features-and-{method.lower()}", "composed")

@@ -9,6 +9,7 @@ variant with no finished run is left out of the figures (the table says why).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,13 +50,7 @@ def wrap_label(text: str, width: int = LABEL_LINE) -> str:
     """``text`` broken at spaces into lines of at most ``width`` characters (a longer word keeps its own
     line), joined by plotly's ``<br>``: a variant's name beside its row takes little of a narrow chart's
     width."""
-    lines: list[str] = []
-    for word in text.split():
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
-        else:
-            lines.append(word)
-    return "<br>".join(lines)
+    return "<br>".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False))
 
 
 def _dot_offsets(n: int) -> list[float]:

@@ -208,28 +208,15 @@ def composed_figure(
                 col=c,
             )
         three_d_map = features_dim(column) == 3
+        frame = dict(row=1, col=c, ticks="", showgrid=False, zeroline=False, showline=True, mirror=True, linecolor=INK)
         fig.update_xaxes(
-            row=1,
-            col=c,
             showticklabels=three_d_map,
-            ticks="",
-            showgrid=False,
-            zeroline=False,
-            showline=True,
-            mirror=True,
-            linecolor=INK,
             title=dict(text=column.axes[0], font=dict(size=font), standoff=2) if column.axes[0] else None,
+            **frame,
         )
         fig.update_yaxes(
-            row=1,
-            col=c,
             showticklabels=False,
-            ticks="",
-            showgrid=False,
-            zeroline=False,
-            showline=True,
-            mirror=True,
-            linecolor=INK,
+            **frame,
             **({} if three_d_map else dict(scaleanchor=f"x{c if c > 1 else ''}", scaleratio=1)),
         )
         if three_d_map:

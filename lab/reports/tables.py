@@ -15,6 +15,7 @@ import dataclasses
 import io
 import math
 import re
+import textwrap
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -193,13 +194,7 @@ def latex_comment(text: str) -> str:
 
 
 def _wrap(text: str, width: int = 100) -> list[str]:
-    lines: list[str] = []
-    for word in text.split():
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
-        else:
-            lines.append(word)
-    return lines
+    return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
 
 
 def csv_text(text: str) -> str:
