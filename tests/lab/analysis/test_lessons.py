@@ -3,8 +3,6 @@ test over seeds with Holm's correction, and the verdict in words; and the shippe
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -13,8 +11,9 @@ from lab.analysis import geometry
 from lab.analysis.lessons import NOT_DISTINGUISHABLE, ONE_SEED, OPPOSITE, SHOWN, check_lessons
 from lab.analysis.seed_stats import METRICS, SEED_METRICS, RunResult, summarize, summarize_experiment
 from lab.runs.store import RunStore
+from tests.conftest import ROOT
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "example-runs"
+EXAMPLES = ROOT / "assets" / "example-runs"
 
 
 def _results(variant: str, loss: str, figures_by_seed: dict[int, dict[str, float]]) -> list[RunResult]:

@@ -20,7 +20,7 @@ from tests import apptest
 from tests.apptest import app_reads
 from ui import cams, interpretability, loaders, session
 
-APP = os.path.join(os.path.dirname(__file__), "..", "app.py")
+APP = apptest.APP
 EXPERIMENT = "cam-page-digits"
 LOSSES = ("softmax", "amc", "cosface")
 CREDENTIAL = "test-gradcam-credential-".ljust(43, "0")

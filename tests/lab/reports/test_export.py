@@ -9,7 +9,6 @@ import math
 import posixpath
 import shutil
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +26,9 @@ from lab.runs import contents
 from lab.runs.restore import load_trained
 from lab.runs.store import RunStore, RunStoreError
 from lab.settings.config import RunConfig
+from tests.conftest import ROOT
 
-OLD_RUNS = Path(__file__).resolve().parent / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
+OLD_RUNS = ROOT / "tests" / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
 OLD_RUN = "example-digits-2d-softmax"
 
 

@@ -15,7 +15,7 @@ from lab.training.device_data import DeviceData
 from lab.training.evaluation import evaluation_indices, snapshot_indices
 from lab.training.jobs import TrainingJob
 from lab.training.loop import train_experiment, train_run
-from tests.conftest import StopAfter
+from tests.conftest import ROOT, StopAfter
 
 QUICK = RunConfig(epochs=6, batch_size=64)
 
@@ -232,7 +232,6 @@ def test_a_new_job_manager_warms_up_the_imports_of_the_first_training(tmp_path):
     optimizer would import mid-Start, is absent before and present once the manager has warmed up."""
     import subprocess
     import sys
-    from pathlib import Path
 
     code = (
         "import sys\n"
@@ -243,8 +242,7 @@ def test_a_new_job_manager_warms_up_the_imports_of_the_first_training(tmp_path):
         "assert manager.warmed.wait(timeout=120)\n"
         "print(before, 'torch._dynamo' in sys.modules)\n"
     )
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=180)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=180)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.browser import chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
+from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, requires_chromium]
 
@@ -37,8 +37,7 @@ def server_without_fashion(tmp_path):
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(HIDE_SYSTEM_COPY)
-    root = Path(__file__).resolve().parents[1]
-    python_path = os.pathsep.join(p for p in (str(hook), str(root), os.environ.get("PYTHONPATH", "")) if p)
+    python_path = os.pathsep.join(p for p in (str(hook), str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     runs_dir = tmp_path / "runs"
     with streamlit_server(runs_dir, LOSSLENS_DATA_DIR=str(data_dir), PYTHONPATH=python_path) as url:
         yield url, runs_dir

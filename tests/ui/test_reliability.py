@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import streamlit as st
@@ -28,10 +27,10 @@ from lab.training.jobs import JobManager
 from lab.training.loop import train_experiment
 from tests import apptest
 from tests.apptest import app_reads, figures, shown
+from tests.conftest import ROOT
 from ui import session
 from ui.text import plain
 
-ROOT = Path(__file__).resolve().parents[1]
 OLD_RUNS = ROOT / "tests" / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
 CREDENTIAL = "reliability-browser".ljust(43, "0")  # what the browser's cookie would hold
 OWNER = session.owner_of(CREDENTIAL)
