@@ -1,4 +1,5 @@
-"""The trainer on real digits: it learns, is reproducible, reloads, stops and reports progress."""
+"""The trainer on real digits: it learns, is reproducible, reloads, stops, reports progress, and trains the same
+model in either memory layout."""
 
 from __future__ import annotations
 
@@ -11,11 +12,8 @@ from lab.datasets import load_dataset
 from lab.runs.restore import load_trained
 from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
-from lab.training.device_data import DeviceData
-from lab.training.evaluation import evaluation_indices, snapshot_indices
-from lab.training.jobs import TrainingJob
 from lab.training.loop import train_experiment, train_run
-from tests.conftest import ROOT, StopAfter
+from tests.conftest import StopAfter
 
 QUICK = RunConfig(epochs=6, batch_size=64)
 
@@ -89,65 +87,6 @@ def test_snapshots_start_before_training_with_each_epochs_directions_and_accurac
     assert accuracy[0] < 0.5 < accuracy[-1]  # untrained: about chance
 
 
-def test_each_epoch_measures_the_evaluation_subset_and_the_end_the_whole_test_set(tmp_path):
-    store = RunStore(tmp_path)
-    config = RunConfig(epochs=2, train_limit=512, snapshot_points=50, eval_images=200)
-    record = train_run(config, store)
-    digits = load_dataset("digits")
-    subset = evaluation_indices(len(digits.test), 200, 50)
-    assert len(subset) == 200 and set(snapshot_indices(len(digits.test), 50).tolist()) <= set(subset.tolist())
-    assert [m["eval_images"] for m in record.metrics] == [200, 200]
-    model, head = load_trained(store, record)
-    with torch.inference_mode():
-        predicted = head.logits(model(digits.test.normalized)).argmax(1)
-    whole = float((predicted == digits.test.labels).float().mean())
-    on_subset = float((predicted[subset] == digits.test.labels[subset]).float().mean())
-    assert record.metrics[-1]["test_acc"] == pytest.approx(on_subset, abs=1e-6)
-    assert record.status["test_acc"] == pytest.approx(whole, abs=1e-6)
-    assert on_subset != whole  # a different set of images: the final figure is the whole test set's
-    snapshots = store.load_snapshots(record.run_id)
-    assert snapshots.test_acc[1:].tolist() == pytest.approx([m["test_acc"] for m in record.metrics])
-    features = store.load_features(record.run_id)
-    assert features.test_features.shape[0] == len(digits.test)
-    assert torch.allclose(snapshots.features[-1], features.test_features[features.snapshot_indices], atol=1e-5)
-
-
-def test_evaluating_a_subset_leaves_training_and_the_final_accuracy_unchanged(tmp_path):
-    config = RunConfig(epochs=2, train_limit=512, snapshot_points=50)
-    subset = train_run(config.replace(eval_images=100), RunStore(tmp_path / "subset"))
-    whole = train_run(config.replace(eval_images=0), RunStore(tmp_path / "whole"))
-    assert [m["eval_images"] for m in whole.metrics] == [len(load_dataset("digits").test)] * 2
-    assert [m["train_loss"] for m in subset.metrics] == [m["train_loss"] for m in whole.metrics]
-    assert subset.status["test_acc"] == whole.status["test_acc"]
-
-
-def test_the_evaluation_subset_is_the_whole_test_set_when_it_would_hold_all_of_it():
-    assert evaluation_indices(360, 0, 50) is None
-    assert evaluation_indices(360, 2000, 50) is None
-    assert evaluation_indices(360, 100, 500) is None  # the snapshot subset alone covers the test set
-    assert len(evaluation_indices(10_000, 100, 500)) == 500  # never fewer than the snapshot subset
-    first, again = evaluation_indices(10_000, 2000, 500), evaluation_indices(10_000, 2000, 500)
-    assert torch.equal(first, again) and torch.equal(first, first.sort().values)
-
-
-def test_a_run_trains_the_same_on_shared_device_data_as_on_its_own(tmp_path):
-    config = RunConfig(epochs=1, train_limit=256)
-    alone = train_run(config, RunStore(tmp_path / "a"))
-    data = DeviceData(load_dataset("digits"), "cpu")
-    shared = train_run(config, RunStore(tmp_path / "b"), data=data)
-    again = train_run(config, RunStore(tmp_path / "c"), data=data)
-    strip = lambda metrics: [{k: v for k, v in m.items() if k not in ("seconds", "images_per_second")} for m in metrics]
-    assert strip(alone.metrics) == strip(shared.metrics) == strip(again.metrics)
-    assert data.train(256)[0] is data.train(256)[0]  # made once, then shared
-
-
-def test_device_data_of_another_dataset_is_refused(tmp_path):
-    data = DeviceData(load_dataset("digits"), "cpu")
-    with pytest.raises(ValueError, match="the shared data is digits on cpu; this run trains on mnist"):
-        train_run(RunConfig(dataset="mnist", epochs=1), RunStore(tmp_path), data=data)
-    assert not any(tmp_path.iterdir())  # refused before a run folder was made
-
-
 def test_same_config_gives_the_same_metrics(tmp_path):
     config = RunConfig(epochs=2)
     first = train_run(config, RunStore(tmp_path / "a"))
@@ -207,46 +146,6 @@ def test_a_failed_run_is_logged_with_its_traceback(tmp_path, monkeypatch, traine
     assert failure.exc_info and "broken head" in str(failure.exc_info[1])
 
 
-def test_training_job_runs_in_the_background_and_reports_progress(tmp_path):
-    configs = [RunConfig(epochs=2, experiment="bg"), RunConfig(epochs=2, experiment="bg", seed=1)]
-    job = TrainingJob(configs, RunStore(tmp_path))
-    assert job.start() is job
-    job.join(timeout=120)
-    assert not job.running and job.error is None
-    snapshot = job.snapshot()
-    assert [r.state for r in job.records] == ["finished", "finished"]
-    assert sorted(snapshot.latest) == [0, 1] and all(p.status == "finished" for p in snapshot.latest.values())
-    assert [len(h) for h in snapshot.history.values()] == [2, 2]
-    preview = snapshot.previews[1]
-    assert preview.epoch == 2 and preview.snapshot.shape == (len(preview.snapshot_labels), 2)
-
-
-def test_training_job_reports_a_bad_dataset_instead_of_crashing(tmp_path):
-    job = TrainingJob([RunConfig(dataset="mnist", data_root=str(tmp_path))], RunStore(tmp_path / "runs"))
-    job.start().join(timeout=30)
-    assert job.error and "mnist" in job.error and "were not found" in job.error
-
-
-def test_a_new_job_manager_warms_up_the_imports_of_the_first_training(tmp_path):
-    """In a fresh process (this one has imported everything already): torch._dynamo, which the first
-    optimizer would import mid-Start, is absent before and present once the manager has warmed up."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys\n"
-        "from lab.training.jobs import JobManager\n"
-        "from lab.runs.store import RunStore\n"
-        "before = 'torch._dynamo' in sys.modules\n"
-        f"manager = JobManager(RunStore({str(tmp_path)!r}), max_running=1)\n"
-        "assert manager.warmed.wait(timeout=120)\n"
-        "print(before, 'torch._dynamo' in sys.modules)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=180)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False", "True"]
-
-
 def test_the_trainer_clips_gradients_to_the_norm_the_loss_asks_for(tmp_path, monkeypatch):
     clipped_to = []
     clip = torch.nn.utils.clip_grad_norm_
@@ -264,3 +163,15 @@ def test_the_trainer_clips_gradients_to_the_norm_the_loss_asks_for(tmp_path, mon
     train_run(RunConfig(loss="cosface", loss_params={"grad_clip": 0.0}, **small), store)
     train_run(RunConfig(loss="softmax", **small), store)
     assert clipped_to == [], "grad_clip 0 and losses without it train unclipped"
+
+
+def test_both_memory_layouts_train_the_same_model_to_the_same_accuracy(tmp_path):
+    store = RunStore(tmp_path)
+    fast = train_run(RunConfig(epochs=3), store)
+    plain = train_run(RunConfig(epochs=3, channels_last=False), store)
+    assert fast.config.channels_last and not plain.config.channels_last
+    assert fast.state == plain.state == "finished"
+    assert fast.status["test_acc"] == pytest.approx(plain.status["test_acc"], abs=0.03)
+    assert fast.metrics[0]["train_loss"] == pytest.approx(plain.metrics[0]["train_loss"], rel=1e-3)
+    weights = store.load_weights(fast.run_id)
+    assert all(t.is_contiguous() for t in weights.values())  # saved in the ordinary layout
