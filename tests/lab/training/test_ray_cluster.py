@@ -29,7 +29,7 @@ from lab.training.backends import make_backend  # noqa: E402
 from lab.training.backends.base import BackendError  # noqa: E402
 from lab.training.backends.ray_cluster import RayBackend  # noqa: E402
 from tests.conftest import ROOT, run_cli  # noqa: E402
-from tests.test_bounded_core import silent_server  # noqa: E402, F401 (a fixture)
+from tests.lab.runs.test_tensor_files import silent_server  # noqa: E402, F401 (a fixture)
 from ui import session, train_form  # noqa: E402
 
 CREDENTIAL = "ray-test-credential-".ljust(43, "0")

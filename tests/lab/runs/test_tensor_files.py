@@ -38,7 +38,7 @@ from lab.settings.experiment import make_experiment
 from lab.training import backends, jobs
 from lab.training.loop import train_experiment, train_run
 from tests.conftest import ROOT, run_cli
-from tests.test_security_core import fake_training  # noqa: F401 (a fixture)
+from tests.lab.runs.test_writer import fake_training  # noqa: F401 (a fixture)
 
 OWNER = "carolsecret0003"
 N, DIM, CLASSES, SUBSET, PENULTIMATE = 40, 2, 10, 10, 128  # a digits run of the default model, 2-D

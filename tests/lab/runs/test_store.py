@@ -24,7 +24,7 @@ from lab.runs.store import RunStore, RunStoreError
 from lab.runs.tensor_files import RunFeatures, RunSnapshots
 from lab.settings.config import RunConfig
 
-OLD_RUNS = Path(__file__).resolve().parent / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
+OLD_RUNS = Path(__file__).resolve().parents[2] / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
 OLD_RUN = "example-digits-2d-softmax"
 
 

@@ -29,7 +29,7 @@ from lab.settings.config import RunConfig
 from lab.training import jobs
 from lab.training.loop import train_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 OWNER = "alicesecret0001"
 TINY = {"epochs": 1, "train_limit": 64, "snapshot_points": 10}
 
