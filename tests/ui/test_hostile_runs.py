@@ -1,7 +1,7 @@
 """Every page stays up when the runs folder holds hostile run files: a FIFO (reading it would block), a
 symbolic link to /dev/zero (reading it would never end) and a 100,000-deep JSON file (parsing it would
 overflow the stack). The good run of the same experiment still shows. (The broken runs' owner cannot be read, so
-no browser is shown them; ``lab list`` names each one's problem: tests/test_security_core.py.)"""
+no browser is shown them; ``lab list`` names each one's problem: tests/lab/runs/test_io.py.)"""
 
 from __future__ import annotations
 

@@ -1,14 +1,22 @@
-"""``python -m lab`` as a user runs it: real training on digits, JSON lines out, one-line errors."""
+"""``python -m lab`` as a user runs it: real training on digits, JSON lines out, one-line errors (a runs folder
+that is a file, a full disk, an unreadable folder), and output piped into ``head`` that ends quietly."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from lab.cli.main import main
-from tests.conftest import run_cli
+from lab.runs.store import RunStore
+from lab.settings.config import RunConfig
+from tests.conftest import ROOT, run_cli
+from tests.lab.runs.planting import full_disk
 
 
 def test_train_prints_one_json_line_per_run_and_learns(tmp_path):
@@ -161,3 +169,67 @@ def test_help_lists_every_declared_setting_with_its_range_and_default(capsys):
         assert f"{flag} " in text, flag
     assert "--epochs N passes over the training images (an integer from 1 to 200; default: 12)" in text
     assert "(a number from 0 to 0.1; default: 0.0005)" in text
+
+
+def test_a_listing_piped_into_head_ends_quietly(tmp_path):
+    store = RunStore(tmp_path)
+    for _ in range(400):  # more lines than a pipe holds, so the listing still writes when head has gone
+        store.create(RunConfig(experiment="many")).set_status("finished", message="done")
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "lab", "list", "--runs-dir", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    first = listing.stdout.readline()
+    listing.stdout.close()  # what head does after one line
+    assert listing.wait(120) == 0 and json.loads(first)["status"] == "finished"
+    assert listing.stderr.read() == b""
+
+
+def _one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+def test_a_runs_folder_that_is_a_file_is_one_error_line(tmp_path, capsys):
+    not_a_folder = tmp_path / "runs"
+    not_a_folder.write_text("")
+    assert main(["list", "--runs-dir", str(not_a_folder)]) == 2
+    assert f"{not_a_folder} is not a folder" in _one_error_line(capsys)
+    args = ["train", "--epochs", "1", "--train-limit", "64", "--runs-dir", str(not_a_folder)]
+    assert main(args) == 2
+    assert f"cannot create a run: {not_a_folder} is not a folder" in _one_error_line(capsys)
+
+
+def test_a_full_disk_at_the_start_of_training_is_one_error_line(tmp_path, monkeypatch, capsys):
+    full_disk(monkeypatch)
+    assert main(["train", "--epochs", "1", "--train-limit", "64", "--runs-dir", str(tmp_path)]) == 2
+    assert f"disk full at {tmp_path}" in _one_error_line(capsys)
+
+
+def test_an_unreadable_data_folder_or_runs_folder_is_one_error_line(tmp_path, monkeypatch, capsys):
+    import lab.training.loop
+
+    def unreadable(name, data_root=None):
+        raise PermissionError(errno.EACCES, "Permission denied", "/srv/data/mnist")
+
+    monkeypatch.setattr(lab.training.loop, "load_dataset", unreadable)
+    assert main(["train", "--epochs", "1", "--runs-dir", str(tmp_path)]) == 2
+    assert "no permission to use /srv/data/mnist" in _one_error_line(capsys)
+
+    def unlistable(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "scandir", unlistable)
+    assert main(["list", "--runs-dir", str(tmp_path)]) == 2
+    assert f"cannot list the runs folder: no permission to use {tmp_path}" in _one_error_line(capsys)
+
+
+def test_one_training_image_is_refused_with_the_bound(tmp_path, capsys):
+    assert main(["train", "--train-limit", "1", "--runs-dir", str(tmp_path)]) == 2
+    assert "train_limit: must be an integer from 0 to 1000000: 0 or at least 2, got 1" in _one_error_line(capsys)
+    assert RunConfig(train_limit=2).validate() and RunConfig(train_limit=0).validate()

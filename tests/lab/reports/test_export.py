@@ -1,13 +1,19 @@
-"""Exports of a real tiny run: the run zip restores the model; the projector bundle is in the exact format."""
+"""Exports of a real tiny run: the run zip restores the model and never holds the owner; the projector bundle
+is in the exact format; the export command streams the run files, refuses files that disagree with their
+config, and names the file when its folder is full."""
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import json
+import logging
 import math
+import os
 import posixpath
 import shutil
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -26,10 +32,8 @@ from lab.runs import contents
 from lab.runs.restore import load_trained
 from lab.runs.store import RunStore, RunStoreError
 from lab.settings.config import RunConfig
-from tests.conftest import ROOT
-
-OLD_RUNS = ROOT / "tests" / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
-OLD_RUN = "example-digits-2d-softmax"
+from lab.training.loop import train_run
+from tests.lab.runs.planting import OLD_RUN, OLD_RUNS, OWNER, TINY, plant, rewrite, snapshots
 
 
 def _unzip(data: bytes) -> dict[str, bytes]:
@@ -263,3 +267,55 @@ def test_the_export_command_refuses_with_one_line(digits_run, tmp_path, capsys, 
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("error: ") and message in captured.err, captured.err
     assert len(captured.err.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_an_export_streams_the_run_files_instead_of_holding_them(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    run_id = plant(store, epochs=200, snapshot_points=2000, feat_dim=16)
+    rewrite(store, run_id, contents.SNAPSHOTS, snapshots(rows=201, subset=2000, dim=16))
+    size = (store.run_dir(run_id) / contents.SNAPSHOTS).stat().st_size
+    out = tmp_path / "run.zip"
+    tracemalloc.start()
+    assert main(["export", run_id, "--runs-dir", str(store.root), "--zip", str(out)]) == 0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert size > 24 * 2**20 and peak < 8 * 2**20, f"exporting a {size / 2**20:.0f} MB file held {peak / 2**20:.0f} MB"
+    assert out.read_bytes() == export.run_zip(store, run_id)
+
+
+def test_an_export_of_a_run_whose_files_disagree_with_its_config_is_refused(tmp_path, capsys):
+    store = RunStore(tmp_path)
+    run_id = plant(store)
+    rewrite(store, run_id, contents.SNAPSHOTS, snapshots(rows=500))
+    assert main(["export", run_id, "--runs-dir", str(tmp_path), "--zip", str(tmp_path / "run.zip")]) == 2
+    assert "features holds 500 epochs" in capsys.readouterr().err and not (tmp_path / "run.zip").exists()
+
+
+def test_an_export_into_a_full_folder_names_the_file(tmp_path, monkeypatch, capsys):
+    store = RunStore(tmp_path / "runs")
+    run_id = plant(store)
+    out = tmp_path / "out.zip"
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert main(["export", run_id, "--runs-dir", str(store.root), "--zip", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: disk full at {out}: free some space or choose a folder on another disk\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"], "no partial file is left"
+
+
+# ---------------------------------------------------------------- the owner stays on this server
+
+
+def test_an_export_and_the_logs_never_hold_the_owner(tmp_path, caplog):
+    store = RunStore(tmp_path)
+    with caplog.at_level(logging.DEBUG):
+        record = train_run(RunConfig(**TINY), store, owner=OWNER)
+    assert record.state == "finished" and record.owner == OWNER
+    assert not [r for r in caplog.records if OWNER in r.getMessage()]
+    with zipfile.ZipFile(io.BytesIO(export.run_zip(store, record.run_id))) as archive:
+        archived = b"".join(archive.read(name) for name in archive.namelist())
+        status = json.loads(archive.read(f"{record.run_id}/{contents.STATUS}"))
+    assert OWNER.encode() not in archived
+    assert status["owner"] == "" and not {"pid", "host", "traceback"} & set(status)

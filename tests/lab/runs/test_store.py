@@ -1,65 +1,25 @@
-"""The run store: atomic files, safe ids, interrupted and corrupt runs reported per run, run files
-checked as they are read, and run folders written by earlier versions still readable."""
+"""The run store: runs written and read back, safe ids, interrupted, corrupt and untrusted runs reported per run,
+listing that reads only config and status, ownership that a broken file cannot give away, partial writes
+cleaned up, and deletes that are all or nothing."""
 
 from __future__ import annotations
 
-import dataclasses
+import errno
 import json
 import os
-import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import save_file
 
-import losses
-import models
-from lab.runs import contents, tensor_files
+from lab.runs import contents
+from lab.runs import io as run_io
+from lab.runs import store as runstore
 from lab.runs.io import write_json_atomic
-from lab.runs.restore import load_trained
 from lab.runs.store import RunStore, RunStoreError
-from lab.runs.tensor_files import RunFeatures, RunSnapshots
 from lab.settings.config import RunConfig
-
-OLD_RUNS = Path(__file__).resolve().parents[2] / "fixtures" / "runs"  # written by LossLens before epoch 0 and images
-OLD_RUN = "example-digits-2d-softmax"
-
-
-PENULTIMATE = 128  # the width of the default model's penultimate layer on 8x8 digits
-
-
-def tiny_features(n: int = 4, dim: int = 2, n_classes: int = 10) -> RunFeatures:
-    """Features of a run of the default config (digits, 2-D), of ``n`` test images."""
-    return RunFeatures(
-        test_features=torch.randn(n, dim),
-        test_labels=torch.arange(n) % n_classes,
-        test_logits=torch.randn(n, n_classes),
-        snapshot_indices=torch.tensor([0, 2]),
-        penultimate=torch.randn(2, PENULTIMATE),
-        class_directions=torch.randn(n_classes, dim),
-        snapshot_images=torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8),
-    )
-
-
-def tiny_snapshots(epochs: int = 3, dim: int = 2, n_classes: int = 10) -> RunSnapshots:
-    return RunSnapshots(
-        indices=torch.tensor([0, 2]),
-        features=torch.randn(epochs + 1, 2, dim),
-        epochs=torch.arange(epochs + 1),
-        class_directions=torch.randn(epochs + 1, n_classes, dim),
-        test_acc=torch.rand(epochs + 1),
-    )
-
-
-def make_run(store: RunStore, **config) -> str:
-    writer = store.create(RunConfig(**config))
-    writer.write_metrics([{"epoch": 1, "test_acc": 0.5}])
-    writer.save_features(tiny_features())
-    writer.set_status("finished", message="done", test_acc=0.5)
-    return writer.run_id
+from tests.conftest import run_cli
+from tests.lab.runs.planting import OWNER, edit_status, make_run, plant
 
 
 def test_a_written_run_reads_back(tmp_path):
@@ -129,16 +89,6 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
         store.load_weights(run_id)
 
 
-def test_safetensors_files_load_without_unpickling(tmp_path):
-    store = RunStore(tmp_path)
-    run_id = make_run(store)
-    model, head = models.build("small", 1, 8, 2), losses.build("softmax", 2, 10)
-    saved = tensor_files.weights_to_tensors(model, head)
-    save_file(saved, str(tmp_path / run_id / "weights.safetensors"))
-    loaded = store.load_weights(run_id)
-    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
-
-
 def test_folders_that_are_not_runs_are_ignored(tmp_path):
     (tmp_path / "notes").mkdir()
     (tmp_path / "stray.txt").write_text("hi")
@@ -174,119 +124,6 @@ def test_experiments_come_newest_first_by_start_time_not_by_name(tmp_path):
         "example-digits-2d",
         "no-start-time",
     ]
-
-
-# ---------------------------------------------------------------- run files
-
-
-def test_features_and_snapshots_round_trip_through_the_store(tmp_path):
-    store = RunStore(tmp_path)
-    writer = store.create(RunConfig())
-    features, snapshots = tiny_features(), tiny_snapshots()
-    writer.save_features(features)
-    writer.save_snapshots(snapshots)
-    loaded, history = store.load_features(writer.run_id), store.load_snapshots(writer.run_id)
-    for field in dataclasses.fields(RunFeatures):
-        assert torch.equal(getattr(loaded, field.name), getattr(features, field.name)), field.name
-    for field in dataclasses.fields(RunSnapshots):
-        assert torch.equal(getattr(history, field.name), getattr(snapshots, field.name)), field.name
-    history.check_subset(loaded, writer.run_id)
-    assert history.epochs.tolist() == [0, 1, 2, 3] and history.last_epoch == 3
-    assert torch.equal(history.features[history.row(2)], snapshots.features[2])
-
-
-def test_optional_tensors_may_be_absent():
-    features = dataclasses.replace(tiny_features(), class_directions=None, snapshot_images=None)
-    tensors = features.to_tensors()
-    assert "class_directions" not in tensors and "snapshot_images" not in tensors
-    again = RunFeatures.from_tensors(tensors)
-    assert again.class_directions is None and again.snapshot_images is None
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"test_logits": torch.randn(5, 3)}, "test_logits has shape (5, 3): dimension 0 should be 4"),
-        ({"test_labels": torch.tensor([0, 1, 2, 17])}, "test_labels must be classes 0..9"),
-        ({"test_labels": torch.zeros(4)}, "test_labels should hold integers"),
-        ({"snapshot_indices": torch.tensor([0, 9])}, "snapshot_indices must lie in 0..3"),
-        ({"snapshot_indices": torch.tensor([1, 1])}, "snapshot_indices repeats an index"),
-        ({"penultimate": torch.randn(3, 8)}, "penultimate has shape (3, 8): dimension 0 should be 2"),
-        ({"class_directions": torch.randn(10, 5)}, "class_directions has shape (10, 5): dimension 1 should be 2"),
-        ({"snapshot_images": torch.zeros(2, 1, 8, 8)}, "snapshot_images should be uint8"),
-        ({"snapshot_images": torch.zeros(2, 8, 8, dtype=torch.uint8)}, "snapshot_images should have 4 dimensions"),
-    ],
-    ids=lambda value: value if isinstance(value, str) else None,
-)
-def test_features_that_do_not_fit_together_are_refused_naming_the_run_and_file(tmp_path, change, message):
-    store = RunStore(tmp_path)
-    writer = store.create(RunConfig())
-    bad = dataclasses.replace(tiny_features(), **change)
-    with pytest.raises(RunStoreError, match=f"run {writer.run_id}: features.safetensors: {re.escape(message)}"):
-        writer.save_features(bad)  # the writer checks before writing
-    tensors = {f.name: getattr(bad, f.name) for f in dataclasses.fields(bad)}
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(writer.run_dir / contents.FEATURES))
-    with pytest.raises(RunStoreError, match=f"run {writer.run_id}: features.safetensors: {re.escape(message)}"):
-        store.load_features(writer.run_id)  # and so does the reader, for files written some other way
-
-
-def test_a_features_file_without_a_required_tensor_names_it(tmp_path):
-    store = RunStore(tmp_path)
-    writer = store.create(RunConfig())
-    tensors = tiny_features().to_tensors()
-    del tensors["penultimate"]
-    save_file(tensors, str(writer.run_dir / contents.FEATURES))
-    with pytest.raises(RunStoreError, match="features.safetensors: has no 'penultimate' tensor"):
-        store.load_features(writer.run_id)
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"features": torch.randn(4, 3, 2)}, "features has shape (4, 3, 2): dimension 1 should be 2"),
-        ({"epochs": torch.tensor([0, 1, 1, 2])}, "epochs must increase"),
-        ({"epochs": torch.arange(3)}, "epochs has shape (3,): dimension 0 should be 4"),
-        ({"class_directions": torch.randn(4, 10, 5)}, "class_directions has shape (4, 10, 5): dimension 2 should be 2"),
-        ({"test_acc": torch.rand(2)}, "test_acc has shape (2,): dimension 0 should be 4"),
-    ],
-    ids=lambda value: value if isinstance(value, str) else None,
-)
-def test_snapshots_that_do_not_fit_together_are_refused(tmp_path, change, message):
-    store = RunStore(tmp_path)
-    writer = store.create(RunConfig())
-    with pytest.raises(RunStoreError, match=f"run {writer.run_id}: snapshots.safetensors: {re.escape(message)}"):
-        writer.save_snapshots(dataclasses.replace(tiny_snapshots(), **change))
-
-
-def test_snapshots_of_another_subset_than_the_features_are_refused():
-    snapshots = dataclasses.replace(tiny_snapshots(), indices=torch.tensor([1, 2]))
-    with pytest.raises(RunStoreError, match="run r: snapshots.safetensors: indices are not the snapshot_indices"):
-        snapshots.check_subset(tiny_features(), "r")
-
-
-def test_snapshots_written_before_epoch_zero_start_at_epoch_one():
-    old = RunSnapshots.from_tensors({"indices": torch.tensor([0, 2]), "features": torch.randn(3, 2, 2)})
-    assert old.epochs.tolist() == [1, 2, 3] and old.class_directions is None and old.test_acc is None
-    assert old.row(1) == 0
-    with pytest.raises(KeyError, match="epoch 0 is not among the stored epochs"):
-        old.row(0)
-
-
-def test_a_run_folder_written_by_an_earlier_version_still_loads(tmp_path):
-    shutil.copytree(OLD_RUNS, tmp_path, dirs_exist_ok=True)
-    store = RunStore(tmp_path)
-    record = store.load(OLD_RUN)
-    assert record.error is None and record.state == "finished" and record.config.loss == "softmax"
-    features = store.load_features(OLD_RUN)
-    assert features.snapshot_images is None and features.class_directions.shape == (10, 2)
-    assert features.test_features.shape == (360, 2) and len(features.snapshot_indices) == 360
-    snapshots = store.load_snapshots(OLD_RUN)
-    snapshots.check_subset(features, OLD_RUN)
-    assert snapshots.epochs.tolist() == list(range(1, 13)) and snapshots.class_directions is None
-    model, head = load_trained(store, record)
-    with torch.inference_mode():
-        logits = head.logits(model(torch.zeros(2, 1, 8, 8)))
-    assert logits.shape == (2, 10)
 
 
 # ---------------------------------------------------------------- partial writes
@@ -330,3 +167,199 @@ def test_a_live_writers_partial_writes_are_kept(tmp_path):
     old = _leftover(writer.run_dir, 3600)
     assert store.load(writer.run_id).state == "running"
     assert old.exists()
+
+
+# ---------------------------------------------------------------- listing reads config and status only
+
+
+def test_listing_runs_reads_no_metrics_and_the_runs_that_need_them_read_them(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = plant(store)
+    metrics = tmp_path / run_id / contents.METRICS
+    os.mkfifo(metrics)  # whoever opens it for its contents gets a per-run error, not a hang
+    (record,) = store.list()
+    assert record.error is None and record.summary()["epochs_done"] == 2, "the status says how far it went"
+    assert record.metrics == [] and "metrics.jsonl is not a plain file" in record.error, "read when used"
+    listed = run_cli("list", "--runs-dir", str(tmp_path), timeout=120)
+    assert listed.returncode == 0 and json.loads(listed.stdout)["message"] == "done", listed.stderr
+
+
+def test_an_unchanged_config_and_status_are_not_parsed_again(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    ids = [plant(store) for _ in range(3)]
+    store.list()
+    parsed = []
+    real = contents.parse_json
+    monkeypatch.setattr(contents, "parse_json", lambda data: parsed.append(data) or real(data))
+    assert [r.state for r in store.list()] == ["finished"] * 3 and parsed == []
+    status = tmp_path / ids[1] / contents.STATUS
+    run_io.write_json_atomic(status, {**json.loads(status.read_text()), "message": "edited"})
+    assert [r.message for r in store.list()] == ["done", "edited", "done"] and len(parsed) == 1
+
+
+# ---------------------------------------------------------------- the trash, and a delete that leaves files
+
+
+def test_the_trash_is_emptied_when_the_runs_folder_is_first_opened(tmp_path):
+    leftover = tmp_path / ".trash-killed"
+    (leftover / "old-run").mkdir(parents=True)
+    (leftover / "old-run" / contents.FEATURES).write_bytes(b"x" * 1000)
+    os.utime(leftover, (time.time() - 3600, time.time() - 3600))
+    RunStore(tmp_path)
+    assert not leftover.exists()
+
+
+def test_a_delete_whose_files_cannot_be_removed_says_so(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    writer = store.create(RunConfig(experiment="exp"), owner=OWNER)
+    writer.set_status("finished", message="done")
+    unlink = os.unlink
+
+    def refuse_status(path, *args, **kwargs):
+        if os.fspath(path) == contents.STATUS:
+            raise PermissionError(errno.EPERM, "Operation not permitted", path)
+        unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refuse_status)
+    with pytest.raises(
+        RunStoreError, match=r"could not all be removed \(.*status.json: Operation not permitted\).*\.trash-"
+    ):
+        store.delete_experiment("exp", OWNER)
+    monkeypatch.undo()
+    assert store.list() == []
+    assert RunStore(tmp_path).empty_trash(older_than=0) == [] and list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- run folders as untrusted input
+
+
+def test_a_future_start_time_does_not_make_an_experiment_the_newest(tmp_path):
+    store = RunStore(tmp_path)
+    make_run(store, experiment="honest")
+    planted = make_run(store, owner="", experiment="planted")
+    edit_status(store, planted, started=time.time() + 365 * 86400)
+    assert list(store.experiments(owner=OWNER)) == ["honest", "planted"]
+
+
+def test_a_run_with_an_unusable_config_stays_in_its_experiment(tmp_path):
+    store = RunStore(tmp_path)
+    make_run(store)
+    broken = make_run(store)
+    path = tmp_path / broken / contents.CONFIG
+    path.write_text(json.dumps({**json.loads(path.read_text()), "epochs": "many"}))
+    groups = store.experiments(owner=OWNER)
+    assert list(groups) == ["exp"] and len(groups["exp"]) == 2
+    assert next(r for r in groups["exp"] if r.run_id == broken).config is None
+
+
+def test_a_symlinked_run_folder_is_reported_not_followed(tmp_path):
+    runs, outside = tmp_path / "runs", tmp_path / "outside"
+    store = RunStore(runs)
+    run_id = make_run(RunStore(outside))
+    runs.mkdir()
+    (runs / "linked").symlink_to(outside / run_id)
+    assert store.run_ids() == ["linked"]
+    record = store.load("linked")
+    assert record.config is None and "symbolic link" in record.error and record.owner is None
+    with pytest.raises(RunStoreError, match="symbolic link"):
+        store.read_files("linked")
+
+
+# ---------------------------------------------------------------- ownership
+
+
+def test_a_run_without_a_readable_status_has_no_owner_and_is_never_shared(tmp_path):
+    store = RunStore(tmp_path)
+    missing, garbled = make_run(store), make_run(store)
+    (tmp_path / missing / contents.STATUS).unlink()
+    (tmp_path / garbled / contents.STATUS).write_text("{not json")
+    for run_id in (missing, garbled):
+        record = store.load(run_id)
+        assert record.owner is None and record.error
+    assert store.experiments(owner=OWNER) == {} and store.experiments(owner="bobsecret0002") == {}
+    assert [r.run_id for r in store.experiments()["exp"]] == sorted([missing, garbled])  # the CLI lists them
+    assert store.delete_experiment("exp", OWNER) == 0 and len(store.list()) == 2
+
+
+def test_a_run_another_machine_is_training_is_running_elsewhere_not_interrupted(tmp_path):
+    store = RunStore(tmp_path)
+    writer = store.create(RunConfig(experiment="exp"), owner=OWNER)
+    edit_status(store, writer.run_id, host="another-machine", pid=1)
+    record = store.load(writer.run_id)
+    assert record.state == runstore.ELSEWHERE and record.message.startswith("running elsewhere or interrupted")
+    with pytest.raises(RunStoreError, match="still training"):
+        store.delete_experiment("exp", OWNER)
+
+
+# ---------------------------------------------------------------- run ids and deleting
+
+
+@pytest.mark.parametrize("bad_id", ["x\n", "run-1\n", "a\x00b"])
+def test_a_run_id_must_match_in_full(tmp_path, bad_id):
+    with pytest.raises(RunStoreError, match="not a valid run name"):
+        RunStore(tmp_path).run_dir(bad_id)
+
+
+def test_a_folder_named_with_a_trailing_newline_is_not_a_run(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = make_run(store)
+    os.rename(tmp_path / run_id, tmp_path / "x\n")
+    assert store.run_ids() == [] and store.list() == []
+
+
+def test_deleting_an_experiment_never_follows_a_symlinked_run_folder(tmp_path):
+    runs, outside = tmp_path / "runs", tmp_path / "outside"
+    store = RunStore(runs)
+    mine = [make_run(store), make_run(store)]
+    target = make_run(RunStore(outside))  # the same owner and experiment, outside the runs folder
+    (runs / "zz-linked").symlink_to(outside / target)
+    assert store.delete_experiment("exp", OWNER) == 2
+    assert not any((runs / run_id).exists() for run_id in mine)
+    assert (outside / target / contents.CONFIG).is_file() and (outside / target / contents.METRICS).is_file()
+    assert [p.name for p in runs.iterdir()] == ["zz-linked"], "no trash folder is left behind"
+
+
+def test_a_delete_that_cannot_move_every_run_deletes_nothing(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    first, second = make_run(store), make_run(store)
+    rename = os.rename
+
+    def refuse_second(source, destination):
+        if Path(source).name == second:
+            raise PermissionError(errno.EACCES, "Permission denied", str(source))
+        rename(source, destination)
+
+    monkeypatch.setattr(os, "rename", refuse_second)
+    with pytest.raises(RunStoreError, match=f"could not delete run {second} .*nothing was deleted"):
+        store.delete_experiment("exp", OWNER)
+    monkeypatch.undo()
+    assert sorted(r.run_id for r in store.list()) == sorted([first, second])
+    assert all(r.error is None for r in store.list())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first, second])
+
+
+def test_a_trash_folder_left_by_a_killed_delete_is_removed_by_the_next_delete(tmp_path):
+    store = RunStore(tmp_path)
+    make_run(store, experiment="keep")
+    leftover = tmp_path / ".trash-abc"
+    (leftover / "old-run").mkdir(parents=True)
+    os.utime(leftover, (time.time() - 3600, time.time() - 3600))
+    assert store.delete_experiment("nothing-here", OWNER) == 0
+    assert not leftover.exists()
+
+
+# ---------------------------------------------------------------- a runs folder that cannot be written
+
+
+def test_a_store_says_why_it_cannot_be_written(tmp_path, monkeypatch):
+    assert RunStore(tmp_path / "new").write_problem() is None and (tmp_path / "new").is_dir()
+    (tmp_path / "file").write_text("")
+    assert RunStore(tmp_path / "file").write_problem().startswith(f"{tmp_path / 'file'} is not a folder")
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path))
+
+    monkeypatch.setattr(runstore.tempfile, "TemporaryFile", read_only)
+    assert RunStore(tmp_path).write_problem() == (
+        f"{tmp_path} is on a read-only file system: choose a folder you can write to"
+    )

@@ -1,5 +1,5 @@
 """Experiments as variants x seeds: each variant labelled by its paper's name and its own settings, malformed
-variants and seeds refused, and every variant run with every seed."""
+variants and seeds refused (repeats found in one look at each seed), and every variant run with every seed."""
 
 from __future__ import annotations
 
@@ -87,3 +87,22 @@ def test_seeds_parse_from_a_comma_separated_list():
 def test_a_run_made_before_variants_is_labelled_by_its_loss():
     assert variant_label(RunConfig(loss="lsoftmax")) == "L-Softmax"
     assert variant_label(RunConfig(loss="lsoftmax", variant="L-Softmax m=4")) == "L-Softmax m=4"
+
+
+class CountedSeed(int):
+    """A seed that counts how often it is compared with another."""
+
+    comparisons = 0
+
+    def __eq__(self, other: object) -> bool:
+        CountedSeed.comparisons += 1
+        return int(self) == other
+
+    __hash__ = int.__hash__
+
+
+def test_checking_seeds_for_repeats_takes_a_look_at_each_seed_not_each_pair():
+    seeds = [CountedSeed(n) for n in range(2000)]
+    CountedSeed.comparisons = 0
+    assert len(make_experiment(RunConfig(), ["softmax"], seeds=seeds)) == 2000
+    assert CountedSeed.comparisons < 10 * len(seeds), CountedSeed.comparisons

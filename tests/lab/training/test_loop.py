@@ -1,9 +1,10 @@
-"""The trainer on real digits: it learns, is reproducible, reloads, stops, reports progress, and trains the same
-model in either memory layout."""
+"""The trainer on real digits: it learns, is reproducible, reloads, stops (in epoch 1 with its snapshot file),
+reports progress, trains on as few as two images, and trains the same model in either memory layout."""
 
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
 from lab.training.loop import train_experiment, train_run
 from tests.conftest import StopAfter
+from tests.lab.runs.planting import TINY
 
 QUICK = RunConfig(epochs=6, batch_size=64)
 
@@ -175,3 +177,19 @@ def test_both_memory_layouts_train_the_same_model_to_the_same_accuracy(tmp_path)
     assert fast.metrics[0]["train_loss"] == pytest.approx(plain.metrics[0]["train_loss"], rel=1e-3)
     weights = store.load_weights(fast.run_id)
     assert all(t.is_contiguous() for t in weights.values())  # saved in the ordinary layout
+
+
+def test_a_run_stopped_in_epoch_one_has_its_snapshot_file(tmp_path):
+    stop = threading.Event()
+    stop.set()
+    record = train_run(RunConfig(**TINY), RunStore(tmp_path), stop=stop)
+    assert record.state == "stopped" and record.message == "stopped by the user in epoch 1"
+    store = RunStore(tmp_path)
+    snapshots = store.load_snapshots(record.run_id)
+    assert snapshots.epochs.tolist() == [0]
+    snapshots.check_subset(store.load_features(record.run_id), record.run_id)
+
+
+def test_two_training_images_train(tmp_path):
+    record = train_run(RunConfig(epochs=1, train_limit=2, snapshot_points=10), RunStore(tmp_path))
+    assert record.state == "finished", record.status

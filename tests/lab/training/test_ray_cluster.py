@@ -29,7 +29,6 @@ from lab.training.backends import make_backend  # noqa: E402
 from lab.training.backends.base import BackendError  # noqa: E402
 from lab.training.backends.ray_cluster import RayBackend  # noqa: E402
 from tests.conftest import ROOT, run_cli  # noqa: E402
-from tests.lab.runs.test_tensor_files import silent_server  # noqa: E402, F401 (a fixture)
 from ui import session, train_form  # noqa: E402
 
 CREDENTIAL = "ray-test-credential-".ljust(43, "0")
@@ -104,7 +103,7 @@ def test_the_train_page_says_when_the_ray_cluster_cannot_be_reached(app_on):
     assert not ray.is_initialized()
 
 
-def test_the_train_form_is_not_held_up_by_an_address_that_is_not_a_ray_cluster(app_on, silent_server):  # noqa: F811
+def test_the_train_form_is_not_held_up_by_an_address_that_is_not_a_ray_cluster(app_on, silent_server):
     app = app_on(silent_server)  # fails after the AppTest's timeout if the page waits for Ray
     run_on = app.radio(key=train_form.RUN_ON)
     assert run_on.disabled and app.button(key="start"), "the form is drawn, training on this machine"
