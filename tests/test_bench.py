@@ -10,6 +10,8 @@ import pytest
 
 from bench import app_latency, interpret, lockstep, loss_overhead, memory, playground, quality, throughput
 
+pytestmark = pytest.mark.bench
+
 
 @pytest.mark.parametrize(
     "bench_module",

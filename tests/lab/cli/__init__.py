@@ -1,0 +1,1 @@
+"""Tests of lab.cli: ``python -m lab`` as a user runs it."""

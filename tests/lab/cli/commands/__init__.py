@@ -1,0 +1,1 @@
+"""Tests of lab.cli.commands, one module per command."""

@@ -1,0 +1,1 @@
+"""The pages and ui/ through Streamlit's AppTest."""
