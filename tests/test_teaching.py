@@ -260,8 +260,8 @@ def test_titles_use_the_papers_names(runs_dir):
 
 def test_pca_is_not_offered_for_2d_features(runs_dir):
     app = open_page("pages/feature_space.py")
-    app.segmented_control(key="projection_source").set_value("features").run()
-    assert list(app.segmented_control(key="projection_method_umap_only").options) == ["UMAP"]
+    app.segmented_control(key="projection_source_2d").set_value("features").run()
+    assert list(app.segmented_control(key="projection_method_2d_umap_only").options) == ["UMAP"]
     assert not any("PC1" in f["layout"]["title"]["text"] for f in figures(app))
     assert "only a rotation" in captions(app)
 
