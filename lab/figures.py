@@ -310,10 +310,11 @@ def _point_traces(
             hovertext=_hover(class_names, labels[mask], indices[mask]),
             hoverinfo="text",
         )
+        # dictionaries, checked once by the figure they go into (a trace object would be checked again there)
         if three_d:
-            traces.append(go.Scatter3d(x=points[mask, 0], y=points[mask, 1], z=points[mask, 2], **common))
+            traces.append(dict(type="scatter3d", x=points[mask, 0], y=points[mask, 1], z=points[mask, 2], **common))
         else:
-            traces.append(go.Scatter(x=points[mask, 0], y=points[mask, 1], **common))
+            traces.append(dict(type="scatter", x=points[mask, 0], y=points[mask, 1], **common))
     return traces
 
 
@@ -327,7 +328,8 @@ def _ray_traces(
         if view == "map":
             lon, lat = longitude_latitude(direction[None])[0]
             traces.append(
-                go.Scatter(
+                dict(
+                    type="scatter",
                     x=[lon],
                     y=[lat],
                     mode="markers",
@@ -348,9 +350,9 @@ def _ray_traces(
             hoverinfo="text",
         )
         if dim == 2:
-            traces.append(go.Scatter(x=[0, tip[0]], y=[0, tip[1]], **style))
+            traces.append(dict(type="scatter", x=[0, tip[0]], y=[0, tip[1]], **style))
         else:
-            traces.append(go.Scatter3d(x=[0, tip[0]], y=[0, tip[1]], z=[0, tip[2]], **style))
+            traces.append(dict(type="scatter3d", x=[0, tip[0]], y=[0, tip[1]], z=[0, tip[2]], **style))
     return traces
 
 
@@ -465,13 +467,23 @@ def feature_figure(
         return traces
 
     static = _static_traces(view, dim, shaded)
-    fig = go.Figure(static + dynamic(first))
+    data = static + dynamic(first)
+    animation = []
     if len(frames) > 1:
-        moving = list(range(len(static), len(fig.data)))
-        fig.frames = [
-            go.Frame(name=str(f.epoch), data=dynamic(f), traces=moving, layout=dict(title=dict(text=f.title)))
+        moving = list(range(len(static), len(data)))
+        # plain dictionaries, checked once by the figure: a go.Frame checks its traces again, and so does the
+        # figure it is given to, which made the frames most of a 3-D panel's build
+        animation = [
+            dict(
+                name=str(f.epoch),
+                data=[trace if isinstance(trace, dict) else trace.to_plotly_json() for trace in dynamic(f)],
+                traces=moving,
+                layout=dict(title=dict(text=f.title)),
+            )
             for f in frames
         ]
+    fig = go.Figure(data=data, frames=animation)
+    if animation:
         _add_play_pause(fig)
     if dim == 2 or view == "map":
         if view == "map":
