@@ -364,7 +364,9 @@ def umap_points(folder: Path, quick: bool) -> tuple[Path, str]:
     return path, f"{n} points of {source} penultimate activations"
 
 
-def app_sections(report: Report, sections: list[str], quick: bool, checkout: str | None) -> None:
+def app_sections(
+    report: Report, sections: list[str], quick: bool, checkout: str | None, runs_per_arm: int | None = None
+) -> None:
     """The app's own latencies (``APP_SECTIONS``), each measured by ``bench.browser`` in a fresh process
     at this checkout (the figures under their names, with their targets) and, with ``checkout``, in one at
     that revision's temporary worktree (``before/...``), the two alternating; medians of the runs."""
@@ -387,7 +389,7 @@ def app_sections(report: Report, sections: list[str], quick: bool, checkout: str
         rows = []
         for section in chosen:
             function, runs = APP_SECTIONS[section]
-            runs = 1 if quick else runs
+            runs = runs_per_arm or (1 if quick else runs)
             arguments: tuple = ()
             if section == "umap":
                 points, described = umap_points(folder, quick)
@@ -494,6 +496,9 @@ def main(argv: list[str] | None = None) -> Report:
         help="also measure the app sections (pages, gradcam_method, first_heading, umap) at git revision REV, "
         "in a temporary worktree, alternating with this checkout (figures before/...)",
     )
+    parse.add_argument(
+        "--runs", type=int, help="runs per arm of each app section (default: 3, UMAP 1; --quick: 1); medians"
+    )
     args, sections = parse_sections(parse, argv, SECTIONS)
     device = resolve(args.device)
     epochs = 1 if args.quick else None
@@ -512,7 +517,7 @@ def main(argv: list[str] | None = None) -> Report:
     try:
         if {"train", "gradcam", "analysis"} & set(sections):
             trained_sections(report, args.quick, epochs, sections)
-        app_sections(report, sections, args.quick, args.checkout)
+        app_sections(report, sections, args.quick, args.checkout, args.runs)
     finally:
         if previous_runs_dir is None:
             os.environ.pop("LOSSLENS_RUNS_DIR", None)
