@@ -476,7 +476,7 @@ def feature_figure(
         animation = [
             dict(
                 name=str(f.epoch),
-                data=[trace if isinstance(trace, dict) else trace.to_plotly_json() for trace in dynamic(f)],
+                data=[_moved(trace) for trace in dynamic(f)],
                 traces=moving,
                 layout=dict(title=dict(text=f.title)),
             )
@@ -513,6 +513,17 @@ def feature_figure(
     elif len(frames) > 1:
         fig.update_layout(margin_b=30)
     return fig
+
+
+def _moved(trace: dict | go.BaseTraceType) -> dict:
+    """A trace as an animation frame carries it: a point trace without its images' indices and hover texts,
+    which every frame shares (plotly merges a frame into the trace it updates, so they stay; they were over
+    half of a 3-D panel's bytes)."""
+    if not isinstance(trace, dict):
+        return trace.to_plotly_json()
+    if "customdata" not in trace:
+        return trace
+    return {key: value for key, value in trace.items() if key not in ("customdata", "hovertext")}
 
 
 def _add_play_pause(fig: go.Figure) -> None:
