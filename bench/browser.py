@@ -53,17 +53,83 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+SERVER_PROBE = """\
+import cProfile, json, os, sys, threading, time
+from streamlit.runtime.scriptrunner import script_runner
+from streamlit.runtime.scriptrunner_utils import script_run_context
+
+out = open(os.environ["LOSSLENS_BENCH_PROBE"], "a", buffering=1)
+root = os.getcwd() + os.sep
+local = threading.local()
+enqueue, execute = script_run_context.ScriptRunContext.enqueue, script_runner.exec_func_with_error_handling
+
+
+def where():
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith(root) and "site-packages" not in name:
+            return f"{name[len(root):]}:{frame.f_lineno}"
+        frame = frame.f_back
+    return ""
+
+
+def probed_enqueue(self, msg):
+    started = time.perf_counter()
+    enqueue(self, msg)
+    kind = msg.WhichOneof("type")
+    if kind == "delta":
+        kind = msg.delta.WhichOneof("type")
+        if kind == "new_element":
+            kind = msg.delta.new_element.WhichOneof("type")
+    reference = msg.metadata.cacheable and msg.hash in self.cached_message_hashes
+    out.write(json.dumps({
+        "t": time.time(), "kind": kind, "bytes": msg.ByteSize(), "sent_as_reference": bool(reference),
+        "python_s": started - getattr(local, "last", started), "enqueue_s": time.perf_counter() - started,
+        "where": where(),
+    }) + "\\n")
+    local.last = time.perf_counter()
+
+
+def probed_execute(function, ctx):
+    local.last = started = time.perf_counter()
+    profile = cProfile.Profile() if os.environ.get("LOSSLENS_BENCH_CPROFILE") else None
+    if profile:
+        profile.enable()
+    try:
+        return execute(function, ctx)
+    finally:
+        if profile:
+            profile.disable()
+            profile.dump_stats(os.path.join(os.environ["LOSSLENS_BENCH_CPROFILE"], f"run-{time.time():.3f}.pstats"))
+        out.write(json.dumps({"t": time.time(), "kind": "script_run", "seconds": time.perf_counter() - started,
+                              "page": ctx.page_script_hash}) + "\\n")
+
+
+script_run_context.ScriptRunContext.enqueue = probed_enqueue
+script_runner.exec_func_with_error_handling = probed_execute
+from streamlit.web.cli import main
+sys.argv = ["streamlit", *sys.argv[1:]]
+main(prog_name="streamlit")
+"""
+
+
 @contextlib.contextmanager
-def streamlit_server(runs_dir: Path, root: Path = ROOT, **env: str) -> Iterator[str]:
+def streamlit_server(runs_dir: Path, root: Path = ROOT, probe: Path | None = None, **env: str) -> Iterator[str]:
     """A real ``streamlit run app.py`` of the checkout at ``root`` (its own ``.streamlit`` settings) on a
-    free loopback port; yields its base URL once its health check answers."""
+    free loopback port; yields its base URL once its health check answers. With ``probe``, the server
+    appends a JSON line to that file for every message a script run sends (its element, size, whether the
+    browser had it cached, the Python seconds before it, where in the app) and one at each run's end
+    (:data:`SERVER_PROBE`), and with ``$LOSSLENS_BENCH_CPROFILE`` (a folder) dumps each run's cProfile."""
     port = free_port()
+    runs_dir.parent.mkdir(parents=True, exist_ok=True)
     log = open(runs_dir.parent / f"streamlit-{port}.log", "w")  # noqa: SIM115 (closed below)
+    if probe is not None:
+        env = {**env, "LOSSLENS_BENCH_PROBE": str(probe)}
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "streamlit",
+            *(["-c", SERVER_PROBE] if probe is not None else ["-m", "streamlit"]),
             "run",
             "app.py",
             "--server.port",
@@ -120,24 +186,159 @@ def wait_until_idle(page, timeout: float = 120_000) -> None:
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
 
 
-def first_heading_seconds(root: str | Path = ROOT) -> dict[str, float] | None:
-    """Seconds from a real ``streamlit run app.py`` at ``root`` accepting connections (its health check
-    answers) to the first heading in headless Chromium (``first_heading``), and to the first script run's
-    end (``first_page_settled``); None without Chromium."""
+VIEWPORT = {"width": 1400, "height": 1000}
+SETTLE_SCRIPT = Path(__file__).with_name("settle.js")
+NAVIGATION = "[data-testid='stTopNavLink'], [data-testid='stSidebarNavLink']"
+PAGE_TITLES = {  # the navigation's name of each page
+    "train": "Train",
+    "feature_space": "Feature space",
+    "angles": "Angles",
+    "gradcam": "Grad-CAM",
+    "compare": "Compare",
+    "learn": "Learn",
+}
+DIAGNOSTICS = {  # what each step of the journey also reports: its last name part, unit and meaning
+    "first_chart": ("s", "to the first chart drawn"),
+    "received_kB": ("kB", "websocket bytes received"),
+    "script_runs": ("", "script runs"),
+    "charts": ("", "charts on the page"),
+    "charts_drawn": ("", "chart draws (plotly_afterplot)"),
+    "webgl_contexts": ("", "WebGL contexts on the page"),
+    "plotly_frames": ("", "animation frames held by its charts"),
+}
+SWITCH_FROM, SWITCH_TO = "example-fashion-3d", "example-digits-2d"  # the examples a new user switches between
+
+
+class Tab:
+    """A new browser (its own context: nothing cached, a new Streamlit session) on one tab, with
+    ``settle.js`` in every page it opens, counting the bytes its websocket receives. ``around``, when set,
+    is a context manager factory ``around(tab, name)`` entered around each measured step; the dictionary it
+    yields is merged into the step's result after the page has settled (the profile adds its readings)."""
+
+    def __init__(self, browser, around=None) -> None:
+        self.context = browser.new_context(viewport=VIEWPORT)
+        self.context.add_init_script(path=str(SETTLE_SCRIPT))
+        self.page = self.context.new_page()
+        self.received: list[int] = []
+        self.page.on("websocket", lambda socket: socket.on("framereceived", self._received))
+        self.around = around
+
+    def _received(self, payload: bytes | str) -> None:
+        self.received.append(len(payload))
+
+    def measure(self, name: str, act, feedback: str | None = None, navigation: bool = False) -> dict:
+        """Run ``act`` (a click, or with ``navigation`` the page load) and time it in the page: seconds from
+        the input (or the navigation's start) to the page settled (``settle.js``: every script run over, nothing
+        stale, heading, charts and images drawn, the frame painted), to the first heading, the first chart
+        drawn and ``feedback`` appearing in the sidebar; the kilobytes the websocket received until then, the
+        script runs and charts drawn, the WebGL contexts on the page and the animation frames its charts hold."""
+        if not navigation:
+            self.page.evaluate("feedback => window.__losslens.watch(true, feedback)", feedback)
+        first = len(self.received)
+        with self.around(self, name) if self.around else contextlib.nullcontext({}) as extra:
+            act()
+            self.page.wait_for_function("() => window.__losslens.watching.done", timeout=300_000, polling=100)
+        watch = self.page.evaluate("() => window.__losslens.watching")
+        since = lambda key: None if watch[key] is None else (watch[key] - watch["start"]) / 1000  # noqa: E731
+        return {
+            "settled": since("settled"),
+            "heading": since("heading"),
+            "first_chart": since("firstChart"),
+            "feedback": since("feedback"),
+            "greyed": since("greyed"),
+            "mixed": watch["mixedMs"] / 1000,
+            "received_kB": sum(self.received[first:]) / 1000,
+            "script_runs": watch["runs"],
+            "charts": watch["charts"],
+            "charts_drawn": watch["plotsDrawn"],
+            "webgl_contexts": watch["liveWebglCanvases"],
+            "plotly_frames": sum(watch["plotlyFrames"]),
+            **extra,
+        }
+
+    def open(self, name: str, url: str) -> dict:
+        return self.measure(name, lambda: self.page.goto(url), navigation=True)
+
+    def visit(self, name: str, page: str) -> dict | None:
+        """Click ``page``'s link in the navigation; None where this checkout has no such page."""
+        link = self.page.locator(NAVIGATION).filter(has_text=PAGE_TITLES[page]).first
+        if link.count() == 0:
+            return None
+        return self.measure(name, link.click)
+
+    def choose_experiment(self, name: str, experiment: str, feedback: str) -> dict | None:
+        """Choose ``experiment`` in the sidebar's Experiment box (the option naming its dataset); None where
+        it is not offered. Timed from the click on the option."""
+        self.page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
+        options = self.page.get_by_role("option")
+        options.first.wait_for(timeout=30_000)
+        dataset = experiment.removeprefix("example-").split("-")[0]
+        option = options.filter(has_text=dataset).first
+        if option.count() == 0:
+            self.page.keyboard.press("Escape")
+            return None
+        return self.measure(name, option.click, feedback=feedback)
+
+
+def browser_journey(
+    root: str | Path = ROOT, quick: bool = False, around=None, probe: Path | None = None, steps: dict | None = None
+) -> dict[str, float]:
+    """What a user of the app at ``root`` waits for in headless Chromium, in seconds from the input, each
+    server a fresh ``streamlit run app.py`` with its own runs folder (seeded with the examples) and an empty
+    projection cache, as on a new machine:
+
+    * ``first_heading``, ``first_page_settled``: a new browser opens the app (the Fashion-MNIST 3-D example's
+      Feature space) on a server that has just started accepting connections;
+    * ``<page>/first``: a new browser on a second fresh server opens Train, then clicks each page in turn
+      (the server has not drawn it yet); ``<page>/warm``: each page again, all of them cached;
+    * ``switch_example``: on the warm Feature space, choosing the digits example in the sidebar, to the page
+      settled; ``switch_example/feedback``: to the first sign of it (the sidebar's description names
+      digits); ``/greyed``: to the old run's elements fading; ``/mixed``: how long charts of the two examples
+      share the page; then ``switch_back`` to the Fashion-MNIST example (cached).
+
+    Each step also reports ``<step>/<what>`` for what :data:`DIAGNOSTICS` names. With ``quick``, one
+    server: the first page, Train, Feature space warm and the switch. ``steps`` (a dictionary), when given,
+    receives every step's whole reading (with whatever ``around`` adds); ``probe`` is passed to
+    :func:`streamlit_server`. Empty without Chromium."""
     if not Path(CHROMIUM).exists():
-        return None
-    with (
-        tempfile.TemporaryDirectory(prefix="losslens-bench-") as runs,
-        chromium() as browser,
-        streamlit_server(Path(runs) / "runs", Path(root)) as url,
-    ):
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        started = time.perf_counter()
-        page.goto(url)
-        page.wait_for_selector("h1, h2, h3", timeout=300_000)
-        heading = time.perf_counter() - started
-        wait_until_idle(page, timeout=300_000)
-        return {"first_heading": heading, "first_page_settled": time.perf_counter() - started}
+        return {}
+    figures: dict[str, float] = {}
+    steps = {} if steps is None else steps
+
+    def record(name: str, step: dict | None, times: tuple[str, ...] = ()) -> None:
+        if step is not None:
+            steps[name] = step
+            figures[name] = step["settled"]
+            figures.update({f"{name}/{key}": step[key] for key in (*times, *DIAGNOSTICS) if step[key] is not None})
+
+    with tempfile.TemporaryDirectory(prefix="losslens-bench-") as folder, chromium() as browser:
+        env = {"LOSSLENS_CACHE_DIR": str(Path(folder) / "cache")}
+        with streamlit_server(Path(folder) / "first" / "runs", Path(root), probe, **env) as url:
+            tab = Tab(browser, around)
+            first = tab.open("first_page_settled", url)
+            figures["first_heading"] = first["heading"]
+            record("first_page_settled", first)
+            if quick:
+                record("train/first", tab.visit("train/first", "train"))
+                record("feature_space/warm", tab.visit("feature_space/warm", "feature_space"))
+                _switch(tab, record)
+                return figures
+        with streamlit_server(Path(folder) / "pages" / "runs", Path(root), probe, **env) as url:
+            tab = Tab(browser, around)
+            tab.open("train/opened", f"{url}/train")
+            for page in ("feature_space", "angles", "gradcam", "compare", "learn"):
+                record(f"{page}/first", tab.visit(f"{page}/first", page))
+            for page in ("train", "angles", "gradcam", "compare", "learn", "feature_space"):
+                record(f"{page}/warm", tab.visit(f"{page}/warm", page))
+            _switch(tab, record)
+    return figures
+
+
+def _switch(tab: Tab, record) -> None:
+    """From the Fashion-MNIST example to the digits one in the sidebar, and back."""
+    times = ("feedback", "greyed", "mixed")
+    record("switch_example", tab.choose_experiment("switch_example", SWITCH_TO, "digits · model"), times)
+    record("switch_back", tab.choose_experiment("switch_back", SWITCH_FROM, "fashion-mnist · model"), times)
 
 
 def app_test(root: str | Path, runs_dir: str | Path, **query: str):
@@ -209,7 +410,7 @@ def umap_seconds(root: str | Path, points: str) -> dict[str, float]:
     import numpy as np
 
     # the measured code, not a helper, wherever the checkout being measured keeps it
-    places = ("lab.analysis.projection", "lab.projection", "lab.analysis")
+    places = ("lab.analysis.projection", "lab.analysis.projection", "lab.analysis")
     measured = importlib.import_module(
         next(name for name in places if (Path(root) / (name.replace(".", "/") + ".py")).exists())
     )

@@ -227,11 +227,14 @@ else:
 with panels_col:
     st.subheader("Projections" if feat_dim in (2, 3) else f"{feat_dim}-D features, projected")
     source_col, method_col = st.columns(2)
+    # One choice per kind of head, so each experiment opens on its own kind's default: a 3-D example's
+    # "the features" carried over to a 2-D one would ask for five UMAPs where the page offers PCA.
+    kind = {2: "2d", 3: "3d"}.get(feat_dim, "wide")
     source = source_col.segmented_control(
         "Of",
         ["features", "penultimate"],
         default="penultimate" if feat_dim == 2 else "features",
-        key="projection_source",
+        key=f"projection_source_{kind}",
         format_func={"features": "the features", "penultimate": "the penultimate activations"}.get,
     )
     rotation_only = feat_dim == 2 and source == "features"
@@ -240,7 +243,7 @@ with panels_col:
         "Method",
         methods,
         default="UMAP" if rotation_only or feat_dim > 3 else "PCA",
-        key=f"projection_method_{'umap_only' if rotation_only else 'any'}",
+        key=f"projection_method_{kind}_{'umap_only' if rotation_only else 'any'}",
         help="The first UMAP since the app started compiles UMAP's code (about 10 s, with a progress bar); "
         "later ones take seconds. Projections are kept, in memory and in a cache folder that outlasts a restart.",
     )

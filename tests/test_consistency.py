@@ -510,7 +510,7 @@ def seed_metric_text(metric: str, value: float, like: str) -> str:
 
 def check_projections(page: Page, exp: Experiment, seed: int) -> None:
     """PCA's share of variance per panel, from the stored penultimate activations (2-D) or features (3-D)."""
-    source = page.app.segmented_control(key="projection_source").value
+    (source,) = [c.value for c in page.app.segmented_control if str(c.key).startswith("projection_source_")]
     for shown, title in page.take(r"<b>(?P<name>.+)<br>PC1 (?P<pc1>\d+%) · PC2 (?P<pc2>\d+%) of variance</b>"):
         run = exp.run(html.unescape(title["name"].replace("<br>", " ")), seed)
         indices = run.features.snapshot_indices.numpy()

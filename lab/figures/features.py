@@ -15,15 +15,7 @@ import plotly.graph_objects as go
 
 from lab.analysis.geometry import unit_rows
 from lab.analysis.playground import sphere_points
-from lab.figures.style import (
-    BAND_COLOR,
-    REGION_ALPHA,
-    class_colors,
-    discrete_scale,
-    on_white,
-    rgba_text,
-    styled,
-)
+from lab.figures.style import BAND_COLOR, REGION_ALPHA, class_colors, discrete_scale, on_white, rgba_text, styled
 
 JITTER = 0.06
 UNIT_REACH = 1.18  # class-direction rays end a little outside the unit circle or sphere
@@ -206,10 +198,11 @@ def _point_traces(
             hovertext=_hover(class_names, labels[mask], indices[mask]),
             hoverinfo="text",
         )
+        # dictionaries, checked once by the figure they go into (a trace object would be checked again there)
         if three_d:
-            traces.append(go.Scatter3d(x=points[mask, 0], y=points[mask, 1], z=points[mask, 2], **common))
+            traces.append(dict(type="scatter3d", x=points[mask, 0], y=points[mask, 1], z=points[mask, 2], **common))
         else:
-            traces.append(go.Scatter(x=points[mask, 0], y=points[mask, 1], **common))
+            traces.append(dict(type="scatter", x=points[mask, 0], y=points[mask, 1], **common))
     return traces
 
 
@@ -223,7 +216,8 @@ def _ray_traces(
         if view == "map":
             lon, lat = longitude_latitude(direction[None])[0]
             traces.append(
-                go.Scatter(
+                dict(
+                    type="scatter",
                     x=[lon],
                     y=[lat],
                     mode="markers",
@@ -244,9 +238,9 @@ def _ray_traces(
             hoverinfo="text",
         )
         if dim == 2:
-            traces.append(go.Scatter(x=[0, tip[0]], y=[0, tip[1]], **style))
+            traces.append(dict(type="scatter", x=[0, tip[0]], y=[0, tip[1]], **style))
         else:
-            traces.append(go.Scatter3d(x=[0, tip[0]], y=[0, tip[1]], z=[0, tip[2]], **style))
+            traces.append(dict(type="scatter3d", x=[0, tip[0]], y=[0, tip[1]], z=[0, tip[2]], **style))
     return traces
 
 
@@ -361,13 +355,23 @@ def feature_figure(
         return traces
 
     static = _static_traces(view, dim, shaded)
-    fig = go.Figure(static + dynamic(first))
+    data = static + dynamic(first)
+    animation = []
     if len(frames) > 1:
-        moving = list(range(len(static), len(fig.data)))
-        fig.frames = [
-            go.Frame(name=str(f.epoch), data=dynamic(f), traces=moving, layout=dict(title=dict(text=f.title)))
+        moving = list(range(len(static), len(data)))
+        # plain dictionaries, checked once by the figure: a go.Frame checks its traces again, and so does the
+        # figure it is given to, which made the frames most of a 3-D panel's build
+        animation = [
+            dict(
+                name=str(f.epoch),
+                data=[_moved(trace) for trace in dynamic(f)],
+                traces=moving,
+                layout=dict(title=dict(text=f.title)),
+            )
             for f in frames
         ]
+    fig = go.Figure(data=data, frames=animation)
+    if animation:
         _add_play_pause(fig)
     if dim == 2 or view == "map":
         if view == "map":
@@ -397,6 +401,17 @@ def feature_figure(
     elif len(frames) > 1:
         fig.update_layout(margin_b=30)
     return fig
+
+
+def _moved(trace: dict | go.BaseTraceType) -> dict:
+    """A trace as an animation frame carries it: a point trace without its images' indices and hover texts,
+    which every frame shares (plotly merges a frame into the trace it updates, so they stay; they were over
+    half of a 3-D panel's bytes)."""
+    if not isinstance(trace, dict):
+        return trace.to_plotly_json()
+    if "customdata" not in trace:
+        return trace
+    return {key: value for key, value in trace.items() if key not in ("customdata", "hovertext")}
 
 
 def _add_play_pause(fig: go.Figure) -> None:

@@ -77,3 +77,20 @@ def test_a_shared_page_link_opens_inside_the_app_after_a_restart(tmp_path, url_p
         assert page.get_by_text("Page not found").count() == 0
         assert urlparse(page.url).path.strip("/") == ("" if url_path == DEFAULT_PAGE else url_path)
         screenshot(page, f"first-request-{url_path}")
+
+
+def test_a_switch_of_experiment_never_shows_both_experiments_charts(tmp_path):
+    """A new user's switch from the Fashion-MNIST example to the digits one never shows charts of both: the
+    3-D example's projection choice once carried over and asked for five UMAPs while the new panels stood
+    above the old example's faded projections."""
+    from bench.browser import Tab
+
+    cache = str(tmp_path / "cache")
+    with streamlit_server(tmp_path / "runs", LOSSLENS_CACHE_DIR=cache) as url, chromium() as browser:
+        tab = Tab(browser)
+        opened = tab.open("fashion", url)  # a new browser opens on the Fashion-MNIST 3-D example
+        assert opened["charts"] == 10 and opened["webgl_contexts"] == 5  # five spheres, five projections
+        switch = tab.choose_experiment("to digits", "example-digits-2d", "digits · model")
+        assert switch is not None and switch["charts"] == 10 and switch["webgl_contexts"] == 0
+        assert switch["mixed"] == 0, f"old and new charts shared the page for {switch['mixed']:.2f} s"
+        screenshot(tab.page, "switched-to-digits")

@@ -200,7 +200,7 @@ def test_the_app_started_with_the_module_shows_the_loss_on_every_page(my_loss, t
         (pills,) = [group for group in train.get("button_group") if group.key == "losses"]
         assert title in [option.content for option in pills.proto.options]
         assert any(f"set by {plugins.ENV} when the server is started" in c.value for c in train.caption)
-        for page in ("pages/feature_space.py", "pages/angles.py", "pages/compare.py", "pages/gradcam.py"):
+        for page in ("pages/features.py", "pages/angles.py", "pages/compare.py", "pages/gradcam.py"):
             app = open_page(page, experiment=experiment)
             text = " ".join(str(element.value) for kind in ("markdown", "caption") for element in app.get(kind))
             assert title in text or title in str(app.get("plotly_chart")), page

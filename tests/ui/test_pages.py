@@ -86,13 +86,25 @@ def test_feature_space_projection_and_image_inspector(runs_dir):
     projections = [f for f in figures(app) if "PC1" in f["layout"]["title"]["text"]]
     assert len(projections) == len(LOSSES)
     assert sum(len(values(t, "x")) for t in projections[0]["data"]) == 200
-    app.segmented_control(key="projection_method_any").set_value("UMAP").run()
+    app.segmented_control(key="projection_method_2d_any").set_value("UMAP").run()
     assert not app.exception, [e.value for e in app.exception]
     umaps = [f for f in figures(app) if "UMAP (euclidean)" in f["layout"]["title"]["text"]]
     assert len(umaps) == len(LOSSES) and not app.get("progress")  # the bar is gone once all are drawn
     app.number_input(key="inspect_index").set_value(5).run()
     images = app.get("image")
     assert len(images) == 1 + len(LOSSES) + 1  # the image, one map per loss, the colour bar
+
+
+def test_a_switch_to_a_2d_experiment_opens_its_projections_on_its_own_default(runs_dir):
+    """The 3-D experiment's projection of its features does not carry over to a 2-D one, where it would ask
+    for a UMAP of every run instead of the PCA of the penultimate activations the page opens on."""
+    app = open_page("pages/features.py", experiment=THREE_D)
+    assert [f for f in figures(app) if "PC1" in f["layout"]["title"]["text"]]
+    app.sidebar.selectbox(key=session.EXPERIMENT_CHOICE).set_value(TWO_D).run()
+    assert not app.exception, [e.value for e in app.exception]
+    projections = [f for f in figures(app) if "PC1" in f["layout"]["title"]["text"]]
+    assert len(projections) == len(LOSSES)
+    assert not [f for f in figures(app) if "UMAP" in f["layout"]["title"]["text"]]
 
 
 def test_three_d_features_are_drawn_on_a_sphere(runs_dir):

@@ -16,7 +16,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from lab.analysis import wording
-from lab.figures import PROJECTOR_INK, TOL_MUTED
+from lab.figures.style import PROJECTOR_INK, TOL_MUTED
 from lab.runs.restore import load_trained
 from lab.runs.store import RunStore
 from lab.runs.tensor_files import RunFeatures, RunSnapshots
@@ -261,8 +261,8 @@ def test_titles_use_the_papers_names(runs_dir):
 
 def test_pca_is_not_offered_for_2d_features(runs_dir):
     app = open_page("pages/features.py")
-    app.segmented_control(key="projection_source").set_value("features").run()
-    assert list(app.segmented_control(key="projection_method_umap_only").options) == ["UMAP"]
+    app.segmented_control(key="projection_source_2d").set_value("features").run()
+    assert list(app.segmented_control(key="projection_method_2d_umap_only").options) == ["UMAP"]
     assert not any("PC1" in f["layout"]["title"]["text"] for f in figures(app))
     assert "only a rotation" in captions(app)
 
