@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 
 from lab.figures import FONT, loss_colors
 from lab.settings.experiment import loss_title, setting_symbol
+from lab.shown_text import plotly_text
 from lab.summary import METRIC_TITLES, PERCENT_METRICS, SEED_METRICS, Interval, Sweep, VariantSummary
 
 DOT_SPREAD = 0.18  # seeds' dots fan out this far either side of their variant (category width 1)
@@ -46,15 +47,15 @@ def _value_text(value: float, metric: str) -> str:
 
 def wrap_label(text: str, width: int = LABEL_LINE) -> str:
     """``text`` broken at spaces into lines of at most ``width`` characters (a longer word keeps its own
-    line), joined by plotly's ``<br>``: a variant's name beside its row takes little of a narrow chart's
-    width."""
+    line), each drawn as it reads (:func:`lab.shown_text.plotly_text`), joined by plotly's ``<br>``: a
+    variant's name beside its row takes little of a narrow chart's width."""
     lines: list[str] = []
     for word in text.split():
         if lines and len(lines[-1]) + 1 + len(word) <= width:
             lines[-1] += " " + word
         else:
             lines.append(word)
-    return "<br>".join(lines)
+    return "<br>".join(map(plotly_text, lines))
 
 
 def _dot_offsets(n: int) -> list[float]:
@@ -137,7 +138,7 @@ def variant_figure(summaries: Sequence[VariantSummary], metric: str, height: int
     colors = loss_colors(len(summaries))
     shown = [(i, summary) for i, summary in enumerate(summaries) if metric in summary.stats]
     for y, (i, summary) in enumerate(shown):
-        _add_variant(fig, float(y), summary, metric, colors[i], summary.variant)
+        _add_variant(fig, float(y), summary, metric, colors[i], plotly_text(summary.variant))
     fig.update_yaxes(
         tickvals=list(range(len(shown))),
         ticktext=[wrap_label(summary.variant) for _, summary in shown],
@@ -177,6 +178,7 @@ def sweep_figure(sweep: Sweep, metric: str, height: int = 340) -> go.Figure:
     xs: list[Any] = values if axis != "category" else [str(v) for v in values]
     (color,) = loss_colors(1)
     for x, summary in zip(xs, shown, strict=True):
+        name = plotly_text(summary.variant)
         seeds = sorted(summary.values[metric])
         fig.add_trace(
             go.Scatter(
@@ -186,8 +188,7 @@ def sweep_figure(sweep: Sweep, metric: str, height: int = 340) -> go.Figure:
                 name=f"{symbol}={x}: seeds",
                 marker=dict(color=color, size=7, opacity=0.45),
                 hovertext=[
-                    f"{summary.variant}<br>seed {seed}: {_value_text(summary.values[metric][seed], metric)}"
-                    for seed in seeds
+                    f"{name}<br>seed {seed}: {_value_text(summary.values[metric][seed], metric)}" for seed in seeds
                 ],
                 hoverinfo="text",
             )
@@ -210,7 +211,9 @@ def sweep_figure(sweep: Sweep, metric: str, height: int = 340) -> go.Figure:
                 thickness=2,
                 width=6,
             ),
-            hovertext=[_mean_hover(summary.variant, s, metric) for summary, s in zip(shown, means, strict=True)],
+            hovertext=[
+                _mean_hover(plotly_text(summary.variant), s, metric) for summary, s in zip(shown, means, strict=True)
+            ],
             hoverinfo="text",
         )
     )

@@ -23,6 +23,7 @@ from lab import jobs
 from lab.arraycache import ArrayCache
 from lab.runstore import RunRecord, RunStore
 from lab.settings.config import RunConfig
+from lab.shown_text import plotly_text
 from lab.trainer import train_experiment
 from tests import apptest
 from tests.apptest import app_reads, shown
@@ -166,9 +167,11 @@ def test_file_derived_text_is_shown_literally(runs_dir):
     assert not [text for text in texts if renders_markup(text)]
 
 
-def test_a_stored_variant_with_markup_is_not_a_title():
-    config = RunConfig(loss="amc", variant="<a href='http://x'>re-login</a>")
-    assert titles.loss_label(RunRecord("r", Path("r"), config, {}, [])) == "AMC-Loss"  # plotly draws <a href>
+def test_a_stored_variant_with_markup_is_its_own_text_in_a_figure():
+    config = RunConfig(loss="amc", variant="<a href='http://x'>re-login</a> & co")
+    label = titles.loss_label(RunRecord("r", Path("r"), config, {}, []))
+    assert label == config.variant, "the run's own label, not another name"
+    assert plotly_text(label) == "&lt;a href='http://x'&gt;re-login&lt;/a&gt; &amp; co"  # plotly draws <a href>
 
 
 def test_plain_escapes_every_markdown_feature():

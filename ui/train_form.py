@@ -533,7 +533,8 @@ def feasibility_warnings(settings: TrainSettings, n_classes: int) -> list[str]:
     for (loss, hparams), label in zip(entries, variant_labels(entries), strict=True):
         try:
             found += [
-                f"**{label}**: {w}" for w in losses.warnings_for(loss, settings.config.feat_dim, n_classes, hparams)
+                f"**{plain(label)}**: {w}"
+                for w in losses.warnings_for(loss, settings.config.feat_dim, n_classes, hparams)
             ]
         except losses.HparamError:
             continue

@@ -52,7 +52,7 @@ def uploaded_images(source: ImageSource) -> tuple[list[np.ndarray], list[str]]:
                 CHOICES[choice or FROM_IMAGE],
             )
         except UploadError as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(plain(err), icon=":material/error:")
             continue
         images.append(pixels)
         names.append(upload.name)
