@@ -6,7 +6,7 @@ below, so adding a loss means adding a module, its table in ``losses/about.toml`
 shows about it) and one import line.
 """
 
-from losses.base import Expected, HparamError, HparamSpec, LossHead
+from losses.base import Expected, HparamError, HparamSpec, LossHead, read_number
 from losses.registry import LossInfo, available, build, get, info, make_params, names, register, warnings_for
 
 from losses import softmax  # noqa: E402,F401  (registers itself)
@@ -31,6 +31,7 @@ __all__ = [
     "info",
     "make_params",
     "names",
+    "read_number",
     "register",
     "warnings_for",
 ]
