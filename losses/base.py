@@ -24,6 +24,7 @@ the UI, the CLI and the validator all read the same names, defaults, ranges and 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -89,6 +90,11 @@ class HparamSpec:
 
 def hparam_specs(params_cls: type) -> list[HparamSpec]:
     """The declared hyperparameters of a loss's Params dataclass, in declaration order."""
+    return list(_declared_specs(params_cls))
+
+
+@functools.cache  # read for every variant each time the Train form is drawn; a class's fields never change
+def _declared_specs(params_cls: type) -> tuple[HparamSpec, ...]:
     specs = []
     for field in dataclasses.fields(params_cls):
         meta = field.metadata
@@ -104,7 +110,7 @@ def hparam_specs(params_cls: type) -> list[HparamSpec]:
                 choices=meta.get("choices"),
             )
         )
-    return specs
+    return tuple(specs)
 
 
 # digits 0-9 (re.ASCII: no other script's digits), one optional point, an optional exponent; no "_" or "inf"

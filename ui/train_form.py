@@ -26,6 +26,7 @@ import streamlit as st
 
 import losses
 from lab.backends import Backend, BackendError, cluster_resources, make_backend, ray_address
+from lab.jobs import MAX_RUNS_PER_JOB
 from lab.settings import presets
 from lab.settings.config import GROUPS, RunConfig, Setting, settings
 from lab.settings.errors import ConfigError
@@ -37,6 +38,7 @@ DEFAULT_LOSSES = ("softmax", "lsoftmax", "amc", "opl", "lmd")
 START_REQUESTED = "start_requested"
 MORE = "more"  # the preset that opens a free number entry
 MAX_SEEDS = 10  # seeds per variant from the form: each seed trains every variant again
+MAX_VARIANTS = MAX_RUNS_PER_JOB  # each variant trains at least once, and one training holds at most this many runs
 # session keys of the form's own state (the widgets are keyed by their setting's name)
 EXTRA_VARIANTS = "extra_variants"  # variants added with "Add a variant": [(loss, hyperparameters), ...]
 SEEDS = "n_seeds"
@@ -381,8 +383,10 @@ def preset_picker(config_cls: type[RunConfig] = RunConfig) -> None:
 # --- variants, seeds and where to train --------------------------------------------------------------
 
 
-def _add_variant(loss: str) -> None:
+def _add_variant(loss: str, pills: int) -> None:
     # a callback reading the inputs' session values: a value typed just before the click is already there
+    if pills + len(st.session_state.get(EXTRA_VARIANTS, [])) >= MAX_VARIANTS:
+        return  # the button is disabled at the cap; a click sent before it was is refused here
     values = {
         spec.name: hparam_widget(loss, spec, prefix="variant").read(st.session_state[f"variant.{loss}.{spec.name}"])
         for spec in losses.info(loss).hparams
@@ -426,8 +430,26 @@ def _variants_editor(pills: Sequence[str], hparams: dict[str, dict[str, Any]]) -
         )
         for spec in losses.info(loss).hparams:
             draw(hparam_widget(loss, spec, prefix="variant"))
-        st.button("Add this variant", key="add_variant", on_click=_add_variant, args=(loss,), icon=":material/add:")
+        full = len(pills) + len(extra) >= MAX_VARIANTS
+        st.button(
+            "Add this variant",
+            key="add_variant",
+            on_click=_add_variant,
+            args=(loss, len(pills)),
+            icon=":material/add:",
+            disabled=full,
+        )
+        if full:
+            st.caption(f":orange[{variants_cap_text()}]")
     return extra
+
+
+def variants_cap_text() -> str:
+    """Why no variant can be added now, and what to do."""
+    return (
+        f"{MAX_VARIANTS} variants are the most one training holds (each trains once per seed, and a training "
+        f"holds at most {MAX_RUNS_PER_JOB} runs): remove a variant or a loss to add another."
+    )
 
 
 @st.cache_data(ttl=CLUSTER_SECONDS, show_spinner="Asking the Ray cluster what it has...")
@@ -533,7 +555,7 @@ def experiment_configs(settings: TrainSettings) -> list[RunConfig]:
     template = settings.config.replace(data_root=loaders.checked_data_root(settings.config.data_root), experiment="")
     template.validate()  # first: a seed typed as text would otherwise reach the seeds' arithmetic
     variants, hparams = factor_variants(settings.entries())
-    configs = make_experiment(template, variants, hparams, settings.seed_list())
+    configs = make_experiment(template, variants, hparams, settings.seed_list(), max_runs=MAX_RUNS_PER_JOB)
     if settings.preset in presets.names():
         preset = presets.get(settings.preset)
         if _comparable(configs) == _comparable(preset.configs(template.data_root, template.device)):
