@@ -59,6 +59,7 @@ from lab import runfiles
 from lab.runfiles import RunFeatures, RunSnapshots, RunStoreError
 from lab.settings.config import STORED_FIELDS, RunConfig
 from lab.settings.errors import ConfigError
+from lab.shown_text import count_text
 
 logger = logging.getLogger(__name__)
 
@@ -926,7 +927,7 @@ class RunStore:
         left = _remove_tree(trash)
         if left:
             raise RunStoreError(
-                f"the {len(moved)} runs of {experiment} are gone from the list, but their files could not all be "
+                f"{experiment} ({count_text(len(moved), 'run')}) is gone from the list, but its files could not all be "
                 f"removed ({left[0]}): they stay in {trash} until LossLens next starts, or until you remove them"
             )
         logger.info("deleted experiment %s: %d runs", experiment, len(moved))

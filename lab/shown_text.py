@@ -1,4 +1,5 @@
-"""Text from files (a run's variant label, messages, names) made ready to be shown as the characters it holds:
+"""Text made ready to be shown: a count with its noun (one rule for singular and plural), and text from files
+(a run's variant label, messages, names) shown as the characters it holds:
 one line of visible characters, and for a plotly figure those characters written so plotly draws them. Plotly
 reads a subset of HTML in titles, legends, ticks and hover labels (``<a href>`` makes a link, ``<b>``, ``<br>``,
 ``<span style>``) and decodes character references, so ``<``, ``>`` and ``&`` go in as references. (Streamlit's
@@ -27,3 +28,9 @@ def one_line(text: object, limit: int = MAX_CHARACTERS) -> str:
 def plotly_text(text: object, limit: int = MAX_CHARACTERS) -> str:
     """``text`` for a plotly title, legend, tick or hover label: :func:`one_line`, drawn as it reads."""
     return html.escape(one_line(text, limit), quote=False)
+
+
+def count_text(n: int, noun: str, plural: str = "") -> str:
+    """``1 run``, ``2 runs``, ``1,000 runs``: a count and its noun, the singular for exactly one (``plural``
+    where the noun's plural is not the singular and an s: ``losses``)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

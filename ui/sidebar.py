@@ -9,6 +9,7 @@ import streamlit as st
 
 from lab import wording
 from lab.runstore import ACTIVE_STATES, RunRecord, RunStoreError
+from lab.shown_text import count_text
 from ui import seeds, session, titles
 from ui.text import plain
 
@@ -76,7 +77,7 @@ def _delete(experiment: str) -> None:
         st.toast(f"Nothing was deleted: {plain(err)}", icon=":material/error:")
         return
     session.forget_experiment()
-    st.toast(f"Deleted {deleted} runs.", icon=":material/delete:")
+    st.toast(f"Deleted {count_text(deleted, 'run')}.", icon=":material/delete:")
 
 
 def _share(experiment: str) -> None:

@@ -6,6 +6,7 @@ import time
 
 from lab.runstore import RunRecord
 from lab.settings.experiment import variant_label
+from lab.shown_text import count_text
 from ui.session import started_at
 
 
@@ -38,5 +39,4 @@ def experiment_label(experiment: str, records: list[RunRecord]) -> str:
 
 
 def _count(n: int, noun: str) -> str:
-    plural = "losses" if noun == "loss" else f"{noun}s"
-    return f"{n} {noun if n == 1 else plural}"
+    return count_text(n, noun, "losses" if noun == "loss" else "")

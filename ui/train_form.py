@@ -31,6 +31,7 @@ from lab.settings import presets
 from lab.settings.config import GROUPS, RunConfig, Setting, settings
 from lab.settings.errors import ConfigError
 from lab.settings.experiment import experiment_name, factor_variants, loss_title, make_experiment
+from lab.shown_text import count_text
 from ui import loaders
 from ui.text import plain
 
@@ -569,10 +570,7 @@ def runs_text(configs: Sequence[RunConfig]) -> str:
     variants = len(dict.fromkeys(c.variant for c in configs))
     seeds = len({c.seed for c in configs})
 
-    def counted(n: int, noun: str) -> str:
-        return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-    return f"{counted(variants, 'variant')} x {counted(seeds, 'seed')} = {counted(len(configs), 'run')}"
+    return f"{count_text(variants, 'variant')} x {count_text(seeds, 'seed')} = {count_text(len(configs), 'run')}"
 
 
 def feasibility_warnings(settings: TrainSettings, n_classes: int) -> list[str]:
