@@ -152,7 +152,7 @@ def in_browser_seconds(epochs: int | None) -> float | None:
         page.goto(f"{url}/train")
         browser.wait_until_idle(page)
         if epochs is not None:
-            field = page.get_by_role("spinbutton", name="Epochs")
+            field = page.get_by_role("textbox", name="Epochs")
             field.fill(str(epochs))
             field.press("Enter")
             browser.wait_until_idle(page)

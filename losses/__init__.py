@@ -9,7 +9,7 @@ package) is a plug-in: :mod:`losses.plugins` imports it and registers it through
 (:mod:`losses.pml`), registered when first named.
 """
 
-from losses.base import Expected, HparamError, HparamSpec, LossHead, hparam, normalize
+from losses.base import Expected, HparamError, HparamSpec, LossHead, hparam, normalize, read_number
 from losses.registry import (
     LossInfo,
     available,
@@ -47,6 +47,7 @@ __all__ = [
     "make_params",
     "names",
     "normalize",
+    "read_number",
     "register",
     "source",
     "warnings_for",

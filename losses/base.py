@@ -24,8 +24,11 @@ the UI, the CLI and the validator all read the same names, defaults, ranges and 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -87,6 +90,11 @@ class HparamSpec:
 
 def hparam_specs(params_cls: type) -> list[HparamSpec]:
     """The declared hyperparameters of a loss's Params dataclass, in declaration order."""
+    return list(_declared_specs(params_cls))
+
+
+@functools.cache  # read for every variant each time the Train form is drawn; a class's fields never change
+def _declared_specs(params_cls: type) -> tuple[HparamSpec, ...]:
     specs = []
     for field in dataclasses.fields(params_cls):
         meta = field.metadata
@@ -102,7 +110,43 @@ def hparam_specs(params_cls: type) -> list[HparamSpec]:
                 choices=meta.get("choices"),
             )
         )
-    return specs
+    return tuple(specs)
+
+
+# digits 0-9 (re.ASCII: no other script's digits), one optional point, an optional exponent; no "_" or "inf"
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+LARGEST_INTEGER = 10**18  # beyond any count a setting takes, and int64's range
+
+
+def read_number(text: str, kind: type = float) -> int | float:
+    """A number as a person types it (a form's text input, a command-line value): ``12``, ``-0.5``, ``1e-3``;
+    an integer setting (``kind`` int) also takes ``1e3`` and ``12.0``. Python's own parsing reads more than a
+    person means (``0_1`` is 1, Arabic-Indic and full-width digits are digits, ``1e309`` is infinity), so
+    anything else raises ValueError with a sentence saying what was typed and what to type instead."""
+    typed = text.strip()
+    example = "12" if kind is int else "0.1"
+    if not typed:
+        raise ValueError(f"nothing was typed: type a number such as {example}")
+    if any(char.isdigit() and not char.isascii() for char in typed):
+        raise ValueError(f"{typed!r} has digits other than 0-9: type it with the digits 0-9, e.g. {example}")
+    if not _NUMBER_TEXT.fullmatch(typed):
+        raise ValueError(
+            f"{typed!r} is not a number: type the digits 0-9 with at most one point and an exponent, "
+            f"e.g. {example}" + ("" if kind is int else " or 1e-3")
+        )
+    exact = Decimal(typed)
+    if kind is int:
+        if exact != exact.to_integral_value():
+            raise ValueError(f"{typed!r} is not a whole number: type an integer such as {example}")
+        if abs(exact) > LARGEST_INTEGER:
+            raise ValueError(f"{typed!r} is too large: type an integer such as {example}")
+        return int(exact)
+    value = float(exact)
+    if not math.isfinite(value):
+        raise ValueError(f"{typed!r} is too large to compute with: type a number such as {example}")
+    if value == 0 and exact != 0:
+        raise ValueError(f"{typed!r} is too small to compute with (it would be 0): type a number such as {example}")
+    return value
 
 
 def _coerce(spec: HparamSpec, value: Any, loss_name: str) -> float | int | str | bool:
@@ -122,9 +166,9 @@ def _coerce(spec: HparamSpec, value: Any, loss_name: str) -> float | int | str |
         raise HparamError(f"{where}: must be {spec.range_text()}, got {value!r}")
     if isinstance(value, str):
         try:
-            value = float(value.strip())
-        except ValueError:
-            raise HparamError(f"{where}: must be {spec.range_text()}, got {value!r}") from None
+            value = read_number(value, spec.kind)
+        except ValueError as err:
+            raise HparamError(f"{where}: {err} (allowed: {spec.range_text()})") from None
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         raise HparamError(f"{where}: must be {spec.range_text()}, got {value!r}")
     if spec.kind is int:

@@ -3,7 +3,6 @@ epoch by epoch from before training, with the decision regions, and the picked i
 
 from __future__ import annotations
 
-import html
 import textwrap
 
 import numpy as np
@@ -14,6 +13,7 @@ import ui
 from lab import datasets, figures
 from lab.analysis import wording
 from lab.runs.record import RunRecord
+from lab.shown_text import plotly_text
 from ui import health, layout, lessons, loaders, regions, seeds, titles
 from ui.text import plain
 
@@ -49,7 +49,7 @@ def panel_title(record, detail: str, width: int = TITLE_WIDTH) -> str:
     """The loss, wrapped to fit a panel beside the Play buttons, over ``detail``, all in bold: Streamlit draws
     a figure's title in bold, and an animation frame's title (which it never sees) must look the same."""
     lines = textwrap.wrap(titles.loss_label(record), width) or [""]
-    return "<b>" + "<br>".join([*(html.escape(line) for line in lines), detail]) + "</b>"
+    return "<b>" + "<br>".join([*map(plotly_text, lines), detail]) + "</b>"
 
 
 def frame_title(record, arrays: loaders.RunArrays, row: int, width: int) -> str:
@@ -193,7 +193,9 @@ if feat_dim in (2, 3):
             if view != "raw":
                 note = same_ray_note(record, arrays, row, shape)
                 if note:
-                    column.caption(f":material/call_merge: {note}", help="Class directions within 2° count as one.")
+                    column.caption(
+                        f":material/call_merge: {plain(note)}", help="Class directions within 2° count as one."
+                    )
             if arrays.snapshot_directions is None:
                 notes.setdefault(OLD_RUN_NOTE, []).append(label)
             if found is not None:

@@ -8,6 +8,7 @@ import streamlit as st
 import ui
 from lab.interpret import gradcam, scoring
 from ui import cams, downloads, health, interpretability, layout, seeds, session, titles, uploads
+from ui.text import plain
 
 ui.run_inside_app()
 
@@ -90,7 +91,7 @@ loss_names = [titles.loss_label(record) for record in runs]
 header = st.columns(len(loaded) + 1)
 header[0].markdown("**image**")
 for column, name in zip(header[1:], loss_names, strict=True):
-    column.markdown(f"**{name}**")
+    column.markdown(f"**{plain(name)}**")
 grid_cells, grid_wrong, largest = [], [], 0.0
 for row, title in enumerate(row_titles):
     maps, vmin, vmax = cams.scaled([result.maps[row] for result in results], view)

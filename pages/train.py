@@ -7,8 +7,9 @@ import streamlit as st
 
 import ui
 from lab import datasets
-from lab.datasets import DatasetError
+from lab.datasets.tensors import DatasetError
 from lab.settings.errors import ConfigError
+from lab.shown_text import count_text
 from lab.training.jobs import JobLimitError
 from ui import loaders, session, train_form, train_live
 from ui.text import plain
@@ -29,7 +30,10 @@ job = manager.get(job_id, owner) if job_id else None
 if job is not None:
     train_live.show(manager, job_id, owner)
 elif manager.queue_length():
-    st.caption(f"{manager.queue_length()} trainings are waiting for a free slot on this machine.")
+    waiting = manager.queue_length()
+    st.caption(
+        f"{count_text(waiting, 'training')} {'is' if waiting == 1 else 'are'} waiting for a free slot on this machine."
+    )
 # the sidebar's experiment, when another browser or the command line trains it (a shared link's viewer follows
 # it here): its progress from its run files, without Stop; the form below stays this browser's own
 if train_live.follows(session.selected_experiment(), job.experiment if job is not None else None):

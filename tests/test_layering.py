@@ -56,7 +56,7 @@ def imports_of(path: Path) -> list[tuple[str, list[str]]]:
 
 
 RULES = declared_dependencies()
-LAB_SHARED = {"progress", "logs"}  # lab/'s own modules beside the subpackages, for every subpackage
+LAB_SHARED = {"progress", "logs", "shown_text"}  # lab/'s own modules beside the subpackages, for every subpackage
 
 
 def declared_lab_layers() -> dict[str, set[str]]:

@@ -12,6 +12,7 @@ import streamlit as st
 
 from lab.interpret import gradcam
 from ui import cams, layout, session, titles
+from ui.text import plain
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -74,8 +75,9 @@ def image_panel(loaded: list, selected: list[int], per_row: int | None = None) -
         probabilities = _softmax(arrays.logits[index])
         predicted = int(probabilities.argmax())
         cell = gradcam.overlay(pixels[0], cam_map, vmax, alpha=view.opacity, vmin=vmin)
-        caption = f"{titles.loss_label(record)}: {source.class_names[predicted]} ({probabilities[predicted]:.0%}, " + (
-            "right)" if predicted == label else "wrong)"
+        caption = (
+            f"{plain(titles.loss_label(record))}: {source.class_names[predicted]} ({probabilities[predicted]:.0%}, "
+            + ("right)" if predicted == label else "wrong)")
         )
         column.image(
             layout.crisp(cell if predicted == label else gradcam.framed(cell)),

@@ -183,10 +183,10 @@ def _comparisons(names: list[str], results: list[Mapping[str, Result | None]], r
         if i == reference:
             continue
         rows, sentences = comparison_rows(name, per_metric, results[reference])
-        with st.expander(headline(name, rows, where), expanded=False):
+        with st.expander(plain(headline(name, rows, where)), expanded=False):
             show_table(rows)
             for text in sentences:
-                st.markdown(f"- {text}")
+                st.markdown(f"- {plain(text)}")
 
 
 def _same_images(loaded: list[tuple[RunRecord, loaders.RunArrays]], n_images: int) -> bool:

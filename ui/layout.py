@@ -11,9 +11,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from lab.datasets.images import enlarge, whole_factor
-from lab.figures import class_colors, scaled
+from lab.figures.style import class_colors, scaled
 from lab.progress import Progress
 from ui import session
+from ui.text import plain
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -182,7 +183,7 @@ def each_with_progress(
 
         def report(fraction: float, text: str, i: int = i, item: Item = item) -> None:
             nonlocal bar
-            share, said = min(1.0, (i + fraction) / len(items)), f"{label(item)}: {text}"
+            share, said = min(1.0, (i + fraction) / len(items)), plain(f"{label(item)}: {text}")
             if bar is None:
                 bar = st.progress(share, text=said)
             else:

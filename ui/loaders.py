@@ -27,7 +27,6 @@ from lab.analysis import geometry
 from lab.analysis import projection as projections
 from lab.datasets.registry import load_dataset
 from lab.datasets.tensors import Dataset, default_data_dir
-from lab.datasets.uploads import MAX_UPLOADS, Orientation, load_upload, orient
 from lab.progress import Progress
 from lab.reports.export import projector_bundle
 from lab.runs.arraycache import ArrayCache
@@ -255,18 +254,6 @@ def projection(record: RunRecord, source: str, method: str, progress: Progress |
     if method == "PCA":
         return coords, f"PC1 {ratio[0]:.0%} · PC2 {ratio[1]:.0%} of variance"
     return coords, f"UMAP ({metric})"
-
-
-@st.cache_data(max_entries=2 * MAX_UPLOADS, show_spinner=False)
-def decoded_upload(
-    data: bytes, name: str, channels: int, image_size: int, dataset: str | None, invert: bool | None
-) -> tuple[np.ndarray, Orientation]:
-    """An uploaded image as the model's uint8 input, turned to the ``dataset``'s polarity (or as ``invert``
-    says, see :func:`lab.datasets.uploads.orient`), and what was done; decoded once per content and settings: every
-    rerun of the Grad-CAM page would otherwise decode each upload again. Refusals raise
-    :class:`lab.datasets.uploads.UploadError` (not cached; they are cheap, made before decoding)."""
-    pixels, orientation = orient(load_upload(data, name, channels=channels, image_size=image_size), dataset, invert)
-    return pixels.numpy(), orientation
 
 
 def projector_zip(record: RunRecord) -> bytes:

@@ -13,6 +13,7 @@ import streamlit as st
 import losses
 from lab import figures
 from lab.analysis import playground
+from lab.runs.contents import RunStoreError
 from lab.runs.record import RunRecord
 from lab.settings.experiment import loss_title
 from ui import layout, loaders, session, titles, train_form
@@ -31,12 +32,16 @@ def _field(
 
 
 def _trained_directions() -> dict[str, tuple[RunRecord, np.ndarray, float]]:
-    """The selected experiment's 2-D runs with class vectors: label -> (record, directions, feature scale)."""
+    """The selected experiment's 2-D runs with class vectors: label -> (record, directions, feature scale).
+    A run whose files cannot be read is left out (the other pages name its problem)."""
     found = {}
     for record in session.selected_runs():
         if record.config.feat_dim != 2:
             continue
-        arrays = loaders.run_arrays(record)
+        try:
+            arrays = loaders.run_arrays(record)
+        except (RunStoreError, KeyError, ValueError, TypeError):
+            continue
         if arrays.directions is not None:
             scale = float(np.percentile(np.linalg.norm(arrays.features, axis=1), 95)) * 1.1
             found[titles.loss_label(record)] = (record, arrays.directions, scale)

@@ -8,8 +8,9 @@ from collections import Counter
 import streamlit as st
 
 from lab.analysis import wording
+from lab.runs.contents import RunStoreError
 from lab.runs.record import ACTIVE_STATES, RunRecord
-from lab.runs.store import RunStoreError
+from lab.shown_text import count_text
 from ui import seeds, session, titles
 from ui.text import plain
 
@@ -77,7 +78,7 @@ def _delete(experiment: str) -> None:
         st.toast(f"Nothing was deleted: {plain(err)}", icon=":material/error:")
         return
     session.forget_experiment()
-    st.toast(f"Deleted {deleted} runs.", icon=":material/delete:")
+    st.toast(f"Deleted {count_text(deleted, 'run')}.", icon=":material/delete:")
 
 
 def _share(experiment: str) -> None:

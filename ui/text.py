@@ -4,9 +4,8 @@ Streamlit's Markdown: shown literally, never as a link, an image, a colour, an i
 from __future__ import annotations
 
 import re
-import unicodedata
 
-MAX_CHARACTERS = 600  # an error message quoting a whole file stays one readable paragraph
+from lab.shown_text import MAX_CHARACTERS, one_line
 
 _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation mark: CommonMark escapes them all
 # GitHub-flavoured Markdown turns bare URLs and e-mail addresses into links after escapes are resolved,
@@ -15,18 +14,10 @@ _AUTOLINK_START = re.compile(r"(https?)(\\:)|(www)(\\\.)|(\\@)", re.IGNORECASE)
 _ZERO_WIDTH_SPACE = "\u200b"
 
 
-def _visible(char: str) -> bool:
-    # control and format characters (bidirectional overrides among them) can make text read differently
-    return unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co")
-
-
 def plain(text: object, limit: int = MAX_CHARACTERS) -> str:
     """``text`` as Markdown that displays exactly its characters: one line (white space collapsed),
     control and format characters dropped, at most ``limit`` characters (then an ellipsis)."""
-    value = " ".join("".join(c if _visible(c) or c.isspace() else "" for c in str(text)).split())
-    if len(value) > limit:
-        value = value[: limit - 1] + "…"
-    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", value)
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", one_line(text, limit))
     return _AUTOLINK_START.sub(_split_autolink, escaped)
 
 

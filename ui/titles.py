@@ -5,17 +5,16 @@ from __future__ import annotations
 import time
 
 from lab.runs.record import RunRecord
-from lab.settings.experiment import loss_title, variant_label
+from lab.settings.experiment import variant_label
+from lab.shown_text import count_text
 from ui.session import started_at
 
 
 def loss_label(record: RunRecord) -> str:
-    """The run's variant as its paper names the loss, with the settings that set it apart ("L-Softmax m=4").
-    A stored variant holding markup characters (plotly titles draw ``<a href>``) gives way to the loss's title."""
-    if record.config is None:
-        return record.run_id
-    label = variant_label(record.config)
-    return loss_title(record.config.loss) if any(c in label for c in "<>&") else label
+    """The run's variant as its paper names the loss, with the settings that set it apart ("L-Softmax m=4"),
+    as its run file holds it: text, which each place that shows it escapes (:func:`ui.text.plain` for Markdown,
+    :func:`lab.shown_text.plotly_text` for a figure)."""
+    return record.run_id if record.config is None else variant_label(record.config)
 
 
 def experiment_label(experiment: str, records: list[RunRecord]) -> str:
@@ -40,5 +39,4 @@ def experiment_label(experiment: str, records: list[RunRecord]) -> str:
 
 
 def _count(n: int, noun: str) -> str:
-    plural = "losses" if noun == "loss" else f"{noun}s"
-    return f"{n} {noun if n == 1 else plural}"
+    return count_text(n, noun, "losses" if noun == "loss" else "")

@@ -2,14 +2,16 @@
 and the losses' hyperparameter declarations (``losses.base.hparam``): a new declared field shows up
 here, in its group, with no edit to this file.
 
-Number fields take any number and say their range in their help; a value out of range is named in an
-error under the form as soon as it is typed (a bounded ``st.number_input`` would silently put the old
-value back). Losses are picked as pills, by the papers' names; "Add a variant" adds a loss again with
-other hyperparameters, and each variant is trained with every seed. Every input's value lives in the
-session under the input's key (:class:`Widget`), so a preset (:mod:`lab.settings.presets`) fills the form with a
-paper's experiment by writing those values: the browser shows them and Start trains them. The form can
-start from an earlier experiment's settings (:meth:`TrainSettings.of`), so a refresh during a training
-keeps what was submitted. Every experiment it starts is made by :func:`lab.settings.experiment.make_experiment`.
+Number fields are text inputs read by :func:`losses.read_number` and say their range in their help; a value
+out of range, or text that is not a number as a person writes one (``1e309``, ``0_1``, other scripts'
+digits), is named in an error under the form as soon as it is typed. (A browser's number input reads
+``1e3`` as 1 in an integer field and silently puts the old value back for one it cannot hold.) Losses are
+picked as pills, by the papers' names; "Add a variant" adds a loss again with other hyperparameters, and
+each variant is trained with every seed. Every input's value lives in the session under the input's key
+(:class:`Widget`), so a preset (:mod:`lab.settings.presets`) fills the form with a paper's experiment by
+writing those values: the browser shows them and Start trains them. The form can start from an earlier
+experiment's settings (:meth:`TrainSettings.of`), so a refresh during a training keeps what was submitted.
+Every experiment it starts is made by :func:`lab.settings.experiment.make_experiment`.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from lab.settings import presets
 from lab.settings.config import GROUPS, RunConfig, Setting, settings
 from lab.settings.errors import ConfigError
 from lab.settings.experiment import experiment_name, factor_variants, loss_title, make_experiment
+from lab.shown_text import count_text
 from lab.training.backends import make_backend
 from lab.training.backends.base import Backend, BackendError, ray_address
 from lab.training.backends.probe import cluster_resources
+from lab.training.jobs import MAX_RUNS_PER_JOB
 from losses import plugins
 from ui import loaders
 from ui.text import plain
@@ -38,6 +42,7 @@ DEFAULT_LOSSES = ("softmax", "lsoftmax", "amc", "opl", "lmd")
 START_REQUESTED = "start_requested"
 MORE = "more"  # the preset that opens a free number entry
 MAX_SEEDS = 10  # seeds per variant from the form: each seed trains every variant again
+MAX_VARIANTS = MAX_RUNS_PER_JOB  # each variant trains at least once, and one training holds at most this many runs
 # session keys of the form's own state (the widgets are keyed by their setting's name)
 EXTRA_VARIANTS = "extra_variants"  # variants added with "Add a variant": [(loss, hyperparameters), ...]
 SEEDS = "n_seeds"
@@ -60,7 +65,7 @@ class TrainSettings:
     hparams: dict[str, dict[str, Any]]
     start: bool = False
     extra: tuple[tuple[str, dict[str, Any]], ...] = ()
-    seeds: int = 1
+    seeds: int | str = 1  # str: what was typed, when it is not a number
     backend: str = "local"
     preset: str = ""
 
@@ -86,9 +91,16 @@ class TrainSettings:
         ]
 
     def seed_list(self) -> list[int]:
-        if not 1 <= self.seeds <= MAX_SEEDS:
-            raise ConfigError(f"seeds: must be an integer from 1 to {MAX_SEEDS}, got {self.seeds}")
-        return list(range(self.config.seed, self.config.seed + self.seeds))
+        allowed = f"an integer from 1 to {MAX_SEEDS}"
+        seeds = self.seeds
+        if isinstance(seeds, str):  # what was typed, when it is not a number
+            try:
+                seeds = losses.read_number(seeds, int)
+            except ValueError as err:
+                raise ConfigError(f"seeds: {err} (allowed: {allowed})") from None
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise ConfigError(f"seeds: must be {allowed}, got {seeds}")
+        return list(range(self.config.seed, self.config.seed + seeds))
 
 
 DEFAULT_SETTINGS = TrainSettings(RunConfig(), DEFAULT_LOSSES, {})
@@ -96,9 +108,9 @@ DEFAULT_SETTINGS = TrainSettings(RunConfig(), DEFAULT_LOSSES, {})
 
 @dataclasses.dataclass(frozen=True)
 class Widget:
-    """One input: the Streamlit function that draws it (``selectbox``, ``number_input``, ``checkbox``,
-    ``text_input``, ``pills``, or ``presets``: a segmented control with a free number entry), its key, label,
-    keyword arguments and the value it starts at.
+    """One input: the Streamlit function that draws it (``selectbox``, ``checkbox``, ``text_input``, ``pills``,
+    or ``presets``: a segmented control with a free number entry), its key, label, keyword arguments, the value
+    it starts at and, for a number typed as text, its kind (int or float).
 
     The value lives in the session under the key, never in the widget's arguments: a keyed widget keeps
     its identity whatever its arguments, so the browser keeps showing (and sends back) its own value until
@@ -110,15 +122,35 @@ class Widget:
     label: str
     kwargs: dict[str, Any]
     value: Any = None
+    number: type | None = None
 
     def state(self) -> dict[str, Any]:
         """The session values that make this input show ``value``, by key."""
         if self.call != "presets":
-            return {self.key: self.value}
+            return {self.key: number_text(self.value) if self.number else self.value}
         named = self.kwargs["options"][:-1]
         if self.value in named:
-            return {f"{self.key}_preset": self.value, self.key: max(named) + 1}
-        return {f"{self.key}_preset": MORE, self.key: self.value}
+            return {f"{self.key}_preset": self.value, self.key: number_text(max(named) + 1)}
+        return {f"{self.key}_preset": MORE, self.key: number_text(self.value)}
+
+    def read(self, shown: Any) -> Any:
+        """The input's value from what it shows: a number input's text as its number, or as typed when it is
+        not one (validation then says what was typed and what to type)."""
+        if self.number is None or not isinstance(shown, str):
+            return shown
+        try:
+            return losses.read_number(shown, self.number)
+        except ValueError:
+            return shown
+
+
+def number_text(value: Any) -> str:
+    """A number as a number input shows it: ``12``, ``0.05``, ``1e-05``; the shortest text that reads back as
+    the same number."""
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    return str(value)
 
 
 def _input(
@@ -130,21 +162,16 @@ def _input(
     *,
     choices: Sequence[Any] | None,
     format_func: Callable[[Any], str] = str,
-    step: float | None = None,
 ) -> Widget:
     if choices:
         kwargs = {"options": list(choices), "format_func": format_func, "help": help}
         return Widget("selectbox", key, label, kwargs, default if default in choices else kwargs["options"][0])
     if kind is bool:
         return Widget("checkbox", key, label, {"help": help}, bool(default))
-    # numbers get no min/max: the browser would put the previous value back without a word; the range is
-    # in the help and an out-of-range value is named under the form (Train page). The step's type makes
-    # the input an integer or a decimal one, as it has no value argument.
-    if kind is int:
-        return Widget("number_input", key, label, {"step": int(step or 1), "help": help}, int(default))
-    if kind is float:
-        kwargs = {"step": float(step or 0.01), "format": "%g", "help": help}
-        return Widget("number_input", key, label, kwargs, float(default))
+    # numbers are typed as text and read here (Widget.read): the range is in the help and a value out of it,
+    # or text that is not a number, is named under the form (Train page)
+    if kind in (int, float):
+        return Widget("text_input", key, label, {"help": help}, kind(default), number=kind)
     return Widget("text_input", key, label, {"help": help}, default or "")
 
 
@@ -170,9 +197,9 @@ def setting_widget(declared: Setting, value: Any = None) -> Widget:
                 "options": [*declared.presets, MORE],
                 "format_func": lambda option: declared.presets.get(option, option),
                 "help": help,
-                "step": int(declared.step or 1),
             },
             value,
+            number=declared.kind,
         )
     return _input(
         declared.name,
@@ -182,7 +209,6 @@ def setting_widget(declared: Setting, value: Any = None) -> Widget:
         help,
         choices=choices,
         format_func=declared.label_of,
-        step=declared.step,
     )
 
 
@@ -219,7 +245,7 @@ def seeds_widget(seeds: int) -> Widget:
         "variant's mean with a 95% confidence interval and every seed as a dot; an interval needs 2 seeds, and 3 "
         f"or more make it useful (allowed: an integer from 1 to {MAX_SEEDS})."
     )
-    return Widget("number_input", SEEDS, "Seeds per variant", {"step": 1, "help": help}, int(seeds))
+    return Widget("text_input", SEEDS, "Seeds per variant", {"help": help}, int(seeds), number=int)
 
 
 def form_widgets(chosen: TrainSettings, config_cls: type[RunConfig] = RunConfig) -> list[Widget]:
@@ -241,7 +267,7 @@ def draw(widget: Widget, where: Any = st) -> Any:
     for key, value in widget.state().items():
         st.session_state.setdefault(key, value)
     if widget.call != "presets":
-        return getattr(where, widget.call)(widget.label, key=widget.key, **widget.kwargs)
+        return widget.read(getattr(where, widget.call)(widget.label, key=widget.key, **widget.kwargs))
     kwargs = widget.kwargs
     choice = where.segmented_control(
         widget.label,
@@ -253,8 +279,8 @@ def draw(widget: Widget, where: Any = st) -> Any:
     )
     if choice != MORE:
         return choice
-    return where.number_input(
-        widget.label, step=kwargs["step"], key=widget.key, label_visibility="collapsed", help=kwargs["help"]
+    return widget.read(
+        where.text_input(widget.label, key=widget.key, label_visibility="collapsed", help=kwargs["help"])
     )
 
 
@@ -371,9 +397,14 @@ def preset_picker(config_cls: type[RunConfig] = RunConfig) -> None:
 # --- variants, seeds and where to train --------------------------------------------------------------
 
 
-def _add_variant(loss: str) -> None:
+def _add_variant(loss: str, pills: int) -> None:
     # a callback reading the inputs' session values: a value typed just before the click is already there
-    values = {spec.name: st.session_state[f"variant.{loss}.{spec.name}"] for spec in losses.info(loss).hparams}
+    if pills + len(st.session_state.get(EXTRA_VARIANTS, [])) >= MAX_VARIANTS:
+        return  # the button is disabled at the cap; a click sent before it was is refused here
+    values = {
+        spec.name: hparam_widget(loss, spec, prefix="variant").read(st.session_state[f"variant.{loss}.{spec.name}"])
+        for spec in losses.info(loss).hparams
+    }
     st.session_state[EXTRA_VARIANTS] = [*st.session_state.get(EXTRA_VARIANTS, []), (loss, values)]
 
 
@@ -413,8 +444,26 @@ def _variants_editor(pills: Sequence[str], hparams: dict[str, dict[str, Any]]) -
         )
         for spec in losses.info(loss).hparams:
             draw(hparam_widget(loss, spec, prefix="variant"))
-        st.button("Add this variant", key="add_variant", on_click=_add_variant, args=(loss,), icon=":material/add:")
+        full = len(pills) + len(extra) >= MAX_VARIANTS
+        st.button(
+            "Add this variant",
+            key="add_variant",
+            on_click=_add_variant,
+            args=(loss, len(pills)),
+            icon=":material/add:",
+            disabled=full,
+        )
+        if full:
+            st.caption(f":orange[{variants_cap_text()}]")
     return extra
+
+
+def variants_cap_text() -> str:
+    """Why no variant can be added now, and what to do."""
+    return (
+        f"{MAX_VARIANTS} variants are the most one training holds (each trains once per seed, and a training "
+        f"holds at most {MAX_RUNS_PER_JOB} runs): remove a variant or a loss to add another."
+    )
 
 
 @st.cache_data(ttl=CLUSTER_SECONDS, show_spinner="Asking the Ray cluster what it has...")
@@ -502,7 +551,7 @@ def settings_form(
         hparams,
         start,
         extra=tuple(extra),
-        seeds=int(seeds),
+        seeds=seeds,
         backend=backend,
         preset=st.session_state.get(LOADED_PRESET) or initial.preset,
     )
@@ -519,8 +568,9 @@ def experiment_configs(settings: TrainSettings) -> list[RunConfig]:
     names it. Raises :class:`ConfigError` naming the first bad setting."""
     # a new experiment every time: settings taken from an earlier one (TrainSettings.of) carry its name
     template = settings.config.replace(data_root=loaders.checked_data_root(settings.config.data_root), experiment="")
+    template.validate()  # first: a seed typed as text would otherwise reach the seeds' arithmetic
     variants, hparams = factor_variants(settings.entries())
-    configs = make_experiment(template, variants, hparams, settings.seed_list())
+    configs = make_experiment(template, variants, hparams, settings.seed_list(), max_runs=MAX_RUNS_PER_JOB)
     if settings.preset in presets.names():
         preset = presets.get(settings.preset)
         if _comparable(configs) == _comparable(preset.configs(template.data_root, template.device)):
@@ -534,10 +584,7 @@ def runs_text(configs: Sequence[RunConfig]) -> str:
     variants = len(dict.fromkeys(c.variant for c in configs))
     seeds = len({c.seed for c in configs})
 
-    def counted(n: int, noun: str) -> str:
-        return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-    return f"{counted(variants, 'variant')} x {counted(seeds, 'seed')} = {counted(len(configs), 'run')}"
+    return f"{count_text(variants, 'variant')} x {count_text(seeds, 'seed')} = {count_text(len(configs), 'run')}"
 
 
 def feasibility_warnings(settings: TrainSettings, n_classes: int) -> list[str]:
@@ -547,7 +594,8 @@ def feasibility_warnings(settings: TrainSettings, n_classes: int) -> list[str]:
     for (loss, hparams), label in zip(entries, variant_labels(entries), strict=True):
         try:
             found += [
-                f"**{label}**: {w}" for w in losses.warnings_for(loss, settings.config.feat_dim, n_classes, hparams)
+                f"**{plain(label)}**: {w}"
+                for w in losses.warnings_for(loss, settings.config.feat_dim, n_classes, hparams)
             ]
         except losses.HparamError:
             continue

@@ -51,7 +51,7 @@ def by_variant(found: list[VariantSummary]) -> None:
             },
             "accuracy vs baseline": st.column_config.TextColumn(
                 "vs baseline",
-                help=f"Paired difference in test accuracy to {found[0].variant} over the seeds both finished "
+                help=f"Paired difference in test accuracy to {plain(found[0].variant)} over the seeds both finished "
                 "(percentage points), with its 95% CI",
             ),
         },

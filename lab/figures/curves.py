@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from lab.figures.style import (
-    BAR_COLOR,
-    loss_colors,
-    styled,
-)
+from lab.figures.style import BAR_COLOR, loss_colors, styled
+from lab.shown_text import plotly_text
 
 
 def training_curves(
     histories: dict[str, list[dict]], key: str, title: str, height: int = 280, percent: bool = False
 ) -> go.Figure:
-    """One line per loss of a per-epoch metric (e.g. train_loss, test_acc)."""
+    """One line per loss of a per-epoch metric (e.g. train_loss, test_acc); the losses' names are text."""
     fig = go.Figure()
     for color, (name, history) in zip(loss_colors(len(histories)), histories.items(), strict=True):
         if history:
@@ -22,7 +19,7 @@ def training_curves(
                 go.Scatter(
                     x=[m["epoch"] for m in history],
                     y=[m[key] for m in history],
-                    name=name,
+                    name=plotly_text(name),
                     mode="lines+markers",
                     line=dict(color=color, width=2),
                     marker=dict(size=5),
@@ -47,9 +44,9 @@ def metric_bars(values: dict[str, float], title: str, height: int | None = None,
     """One horizontal bar per loss (names can be long) for a single metric of the Compare page. Every bar
     starts at zero, so the bars' lengths compare as their numbers do (an axis zoomed to the values' spread
     drew 86.4% as half of 87.0%); percentages on a 0-100% axis. Each bar carries its value, inside the bar
-    when it fits, else just past its end."""
-    names = list(values)
-    numbers = [values[n] for n in names]
+    when it fits, else just past its end. The losses' names are text."""
+    numbers = list(values.values())
+    names = [plotly_text(name) for name in values]
     fig = go.Figure(
         go.Bar(
             y=names,

@@ -19,6 +19,7 @@ from lab.analysis.seed_stats import METRIC_TITLES, PERCENT_METRICS, SEED_METRICS
 from lab.analysis.statistics import Interval
 from lab.figures.style import FONT, loss_colors
 from lab.settings.experiment import loss_title, setting_symbol
+from lab.shown_text import plotly_text
 
 DOT_SPREAD = 0.18  # seeds' dots fan out this far either side of their variant (category width 1)
 MEAN_OFFSET = 0.3  # the mean and its bar sit this far below the dots' center, so neither hides the other
@@ -48,9 +49,9 @@ def _value_text(value: float, metric: str) -> str:
 
 def wrap_label(text: str, width: int = LABEL_LINE) -> str:
     """``text`` broken at spaces into lines of at most ``width`` characters (a longer word keeps its own
-    line), joined by plotly's ``<br>``: a variant's name beside its row takes little of a narrow chart's
-    width."""
-    return "<br>".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False))
+    line), each drawn as it reads (:func:`lab.shown_text.plotly_text`), joined by plotly's ``<br>``: a
+    variant's name beside its row takes little of a narrow chart's width."""
+    return "<br>".join(map(plotly_text, textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)))
 
 
 def _dot_offsets(n: int) -> list[float]:
@@ -133,7 +134,7 @@ def variant_figure(summaries: Sequence[VariantSummary], metric: str, height: int
     colors = loss_colors(len(summaries))
     shown = [(i, summary) for i, summary in enumerate(summaries) if metric in summary.stats]
     for y, (i, summary) in enumerate(shown):
-        _add_variant(fig, float(y), summary, metric, colors[i], summary.variant)
+        _add_variant(fig, float(y), summary, metric, colors[i], plotly_text(summary.variant))
     fig.update_yaxes(
         tickvals=list(range(len(shown))),
         ticktext=[wrap_label(summary.variant) for _, summary in shown],
@@ -173,6 +174,7 @@ def sweep_figure(sweep: Sweep, metric: str, height: int = 340) -> go.Figure:
     xs: list[Any] = values if axis != "category" else [str(v) for v in values]
     (color,) = loss_colors(1)
     for x, summary in zip(xs, shown, strict=True):
+        name = plotly_text(summary.variant)
         seeds = sorted(summary.values[metric])
         fig.add_trace(
             go.Scatter(
@@ -182,8 +184,7 @@ def sweep_figure(sweep: Sweep, metric: str, height: int = 340) -> go.Figure:
                 name=f"{symbol}={x}: seeds",
                 marker=dict(color=color, size=7, opacity=0.45),
                 hovertext=[
-                    f"{summary.variant}<br>seed {seed}: {_value_text(summary.values[metric][seed], metric)}"
-                    for seed in seeds
+                    f"{name}<br>seed {seed}: {_value_text(summary.values[metric][seed], metric)}" for seed in seeds
                 ],
                 hoverinfo="text",
             )
@@ -206,7 +207,9 @@ def sweep_figure(sweep: Sweep, metric: str, height: int = 340) -> go.Figure:
                 thickness=2,
                 width=6,
             ),
-            hovertext=[_mean_hover(summary.variant, s, metric) for summary, s in zip(shown, means, strict=True)],
+            hovertext=[
+                _mean_hover(plotly_text(summary.variant), s, metric) for summary, s in zip(shown, means, strict=True)
+            ],
             hoverinfo="text",
         )
     )

@@ -54,6 +54,7 @@ from lab.runs.tensor_files import RunFeatures, RunSnapshots
 from lab.runs.io import STALE_TEMPORARY_SECONDS, RunWriteError, describe_os_error, failed_writes, failed_writes_lock, open_run_file, parsed_files, pid_alive, pread_exactly, problem_text, read_run_file, read_tensor, remove_partial_writes, remove_tree, run_key, shortened, write_atomic, write_failure
 from lab.runs.record import ACTIVE_STATES, ELSEWHERE, RunRecord, config_of, newest_first, start_time, status_of
 from lab.runs.writer import RunWriter
+from lab.shown_text import count_text
 from lab.settings.config import RunConfig
 
 logger = logging.getLogger(__name__)
@@ -412,7 +413,7 @@ class RunStore:
         left = remove_tree(trash)
         if left:
             raise RunStoreError(
-                f"the {len(moved)} runs of {experiment} are gone from the list, but their files could not all be "
+                f"{experiment} ({count_text(len(moved), 'run')}) is gone from the list, but its files could not all be "
                 f"removed ({left[0]}): they stay in {trash} until LossLens next starts, or until you remove them"
             )
         logger.info("deleted experiment %s: %d runs", experiment, len(moved))

@@ -64,7 +64,6 @@ class Setting:
     optional: bool = False
     path: bool = False
     presets: Mapping[Any, str] | None = None
-    step: float | None = None
     zero_or_at_least: float | None = None
 
     def allowed(self) -> tuple[Any, ...] | None:
@@ -117,8 +116,24 @@ class Setting:
         bounds = self.bounds_text()
         return f"{noun} {bounds}{gap}" if bounds else noun
 
+    def read(self, text: str) -> Any:
+        """A value typed as text (a command-line flag): a number setting's number as a person writes it
+        (:func:`losses.read_number`), else the text, which :meth:`check` then names with what to type."""
+        if self.kind not in (int, float) or self.allowed() is not None:
+            return text
+        try:
+            return losses.read_number(text, self.kind)
+        except ValueError:
+            return text
+
     def check(self, value: Any) -> None:
-        """Raise :class:`ConfigError` naming this setting and its allowed values if ``value`` is not one."""
+        """Raise :class:`ConfigError` naming this setting and its allowed values if ``value`` is not one; text
+        where a number belongs (a form's input the form could not read) says what was typed and what to type."""
+        if isinstance(value, str) and self.kind in (int, float) and self.allowed() is None:
+            try:
+                losses.read_number(value, self.kind)
+            except ValueError as err:
+                raise ConfigError(f"{self.name}: {err} (allowed: {self.range_text()})") from None
         if not self._valid(value):
             raise ConfigError(f"{self.name}: must be {self.range_text()}, got {value!r}")
 
@@ -173,7 +188,6 @@ def setting(
     form: bool | Callable[[Mapping[str, Any]], bool] = True,
     path: bool = False,
     presets: Mapping[Any, str] | None = None,
-    step: float | None = None,
     zero_or_at_least: float | None = None,
 ) -> Any:
     """Declare one run setting (a :class:`RunConfig` field); see :class:`Setting` for the arguments.
@@ -203,7 +217,6 @@ def setting(
         "optional": value is None,
         "path": path,
         "presets": presets,
-        "step": step,
         "zero_or_at_least": zero_or_at_least,
     }
     if default_factory is not None:
@@ -330,7 +343,6 @@ class RunConfig:
         high=1_000_000,
         zero_or_at_least=2,
         unit="images",
-        step=1000,
     )
     epochs: int = setting(12, "passes over the training images", group="training", low=1, high=200)
     batch_size: int = setting(64, "images per optimizer step", group="training", low=2, high=4096, unit="images")
@@ -351,7 +363,7 @@ class RunConfig:
         high=10.0,
         low_inclusive=False,
     )
-    weight_decay: float = setting(5e-4, "weight decay of the optimizer", low=0.0, high=0.1, step=1e-4)
+    weight_decay: float = setting(5e-4, "weight decay of the optimizer", low=0.0, high=0.1)
     seed: int = setting(0, "seeds the subset, the weights and the batch order", group="training", low=0, high=2**31 - 1)
     device: str = setting(
         "auto",
@@ -367,7 +379,6 @@ class RunConfig:
         low=10,
         high=2000,
         unit="test images per epoch",
-        step=100,
     )
     eval_images: int = setting(
         2000,
@@ -378,7 +389,6 @@ class RunConfig:
         low=0,
         high=1_000_000,
         unit="test images",
-        step=500,
     )
     experiment: str = setting(
         "",

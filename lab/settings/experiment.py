@@ -143,9 +143,9 @@ def parse_seeds(text: str) -> list[int]:
         if not part.strip():
             continue
         try:
-            seeds.append(int(part))
-        except ValueError:
-            raise ConfigError(f"seeds: {part.strip()!r} is not an integer; write them as 0,1,2") from None
+            seeds.append(losses.read_number(part, int))
+        except ValueError as err:
+            raise ConfigError(f"seeds: {err}; write them as 0,1,2") from None
     return seeds
 
 

@@ -23,7 +23,7 @@ def test_train_two_losses_then_feature_space_and_gradcam(tmp_path):
 
         # keep two of the five default losses, one epoch
         choose_losses(page, ["Softmax cross-entropy", "L-Softmax"])
-        epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)  # not its help button
+        epochs = page.get_by_role("textbox", name="Epochs", exact=True)  # not its help button
         epochs.fill("1")
         epochs.press("Enter")
         wait_until_idle(page)

@@ -63,7 +63,7 @@ def test_a_copied_link_is_read_only_and_a_refresh_keeps_stop_and_the_form(tmp_pa
         cookie = owner_cookie(alice, alice_jar)
         assert cookie["sameSite"] == "Strict" and len(cookie["value"]) == 43
         choose_losses(alice, CHOSEN)
-        epochs = alice.get_by_role("spinbutton", name="Epochs")
+        epochs = alice.get_by_role("textbox", name="Epochs")
         epochs.fill("30")
         epochs.press("Enter")
         wait_until_idle(alice)
@@ -90,7 +90,7 @@ def test_a_copied_link_is_read_only_and_a_refresh_keeps_stop_and_the_form(tmp_pa
         assert bob.get_by_role("button", name="Stop").count() == 0
         assert sidebar.get_by_text("Delete this experiment").count() == 0
         assert bob.get_by_role("button", name="Start training").is_enabled(), "Bob's own form is his"
-        assert bob.get_by_role("spinbutton", name="Epochs").input_value() == "12", "not Alice's 30"
+        assert bob.get_by_role("textbox", name="Epochs").input_value() == "12", "not Alice's 30"
         screenshot(bob, "security-bob-read-only-train")
         bob.get_by_role("link", name="Feature space").click()
         wait_until_idle(bob)
@@ -108,7 +108,7 @@ def test_a_copied_link_is_read_only_and_a_refresh_keeps_stop_and_the_form(tmp_pa
         alice.reload()  # Alice's refresh: the cookie keeps her the owner; the form keeps her settings
         wait_until_idle(alice)
         alice.get_by_role("button", name="Stop").wait_for(timeout=60_000)
-        assert alice.get_by_role("spinbutton", name="Epochs").input_value() == "30"
+        assert alice.get_by_role("textbox", name="Epochs").input_value() == "30"
         assert active_pills(alice) == set(CHOSEN)
         assert alice.get_by_role("button", name="Start training").is_disabled()
         screenshot(alice, "security-alice-refreshed")

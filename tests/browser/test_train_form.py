@@ -135,7 +135,7 @@ def test_a_preset_fills_every_input_and_start_trains_what_they_show(tmp_path):
         # a form the user has changed, then filled with another preset
         choose_losses(page, ["Softmax cross-entropy", "CosFace (AM-Softmax)"])
         for label, value in (("Epochs", "2"), ("Learning rate (peak)", "0.05"), ("Seeds per variant", "2")):
-            field = page.get_by_role("spinbutton", name=label, exact=True)
+            field = page.get_by_role("textbox", name=label, exact=True)
             field.fill(value)
             field.press("Enter")
             wait_until_idle(page)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -14,18 +13,9 @@ from PIL import Image
 from lab.datasets import idx, load_dataset
 from lab.datasets.uploads import MAX_UPLOADS
 from tests.browser import chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
+from tests.browser.uploading import encoded_image, upload_files
 
 pytestmark = [pytest.mark.browser, requires_chromium]
-
-
-def _upload(page, address: str, files: list[dict]) -> None:
-    """Open the Grad-CAM page at ``address``, pick "upload" as the images and hand the uploader ``files``."""
-    page.goto(address)
-    wait_until_idle(page)
-    page.locator("[data-testid='stSelectbox']").filter(has_text="Images").first.click()
-    page.get_by_role("option", name="upload").click()
-    wait_until_idle(page)
-    page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(files)
 
 
 def _png(shade: int) -> bytes:
@@ -40,7 +30,7 @@ def test_uploads_beyond_the_limit_are_named_as_ignored(tmp_path):
     ]
     with streamlit_server(tmp_path / "runs") as url, chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
-        _upload(page, f"{url}/gradcam?exp=example-digits-2d", files)
+        upload_files(page, f"{url}/gradcam?exp=example-digits-2d", files)
         message = f"Only the first {MAX_UPLOADS} of your {MAX_UPLOADS + 1} images are explained"
         page.get_by_text(message).wait_for(timeout=120_000)
         wait_until_idle(page)
@@ -54,12 +44,12 @@ def test_a_trouser_is_explained_the_same_in_either_polarity_and_the_page_says_wh
     fashion = load_dataset("fashion-mnist")
     trouser = fashion.test.images[int(torch.nonzero(fashion.test.labels == 1)[0])].numpy()[0]
     files = [
-        {"name": name, "mimeType": "image/png", "buffer": _encoded(pixels)}
+        {"name": name, "mimeType": "image/png", "buffer": encoded_image(pixels)}
         for name, pixels in (("light-on-dark.png", trouser), ("dark-on-light.png", 255 - trouser))
     ]
     with streamlit_server(tmp_path / "runs") as url, chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1400})
-        _upload(page, f"{url}/gradcam?exp=example-fashion-3d", files)
+        upload_files(page, f"{url}/gradcam?exp=example-fashion-3d", files)
         page.get_by_text("inverted: the image was dark-on-light; the dataset is light-on-dark").wait_for(
             timeout=120_000
         )
@@ -71,9 +61,3 @@ def test_a_trouser_is_explained_the_same_in_either_polarity_and_the_page_says_wh
         assert predicted[:5] == predicted[5:]  # the same pixels reach every model
         assert sum("Trouser" in text for text in predicted[:5]) >= 4
         screenshot(page, "gradcam-uploads-polarity")
-
-
-def _encoded(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()

@@ -244,7 +244,7 @@ def test_with_several_seeds_the_verdict_comes_from_the_seeds_and_one_seed_comes_
         ]
         over_seeds = metric_tables(app)[0]
         assert all(re.fullmatch(r"< 0\.001|[01]\.\d{3}", apptest.shown(p)) for p in over_seeds["adjusted p"])
-        labels = [e.label for e in app.expander]
+        labels = [apptest.shown(e.label) for e in app.expander]  # Markdown with the loss label escaped
         assert len(labels) == 2 and labels[0].startswith("AMC-Loss: ")
         assert "over 2 training seeds" in labels[0] and "on these 20 images" in labels[1]
         outcomes = [apptest.shown(o) for o in app.expander[0].table[0].value["outcome"]]

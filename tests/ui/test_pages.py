@@ -191,7 +191,7 @@ CURVES = ("training loss", "accuracy on ")  # the live view's curves (the previe
 def test_train_page_trains_two_losses_and_lists_the_new_experiment(runs_dir):
     app = open_page("pages/train.py")
     app.button_group(key="losses").set_value(["softmax", "amc"])
-    app.number_input(key="epochs").set_value(1)
+    app.text_input(key="epochs").set_value("1")
     app.button(key="start").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert set(app.query_params) == {"exp"}, "neither the credential nor the job is in the address bar"

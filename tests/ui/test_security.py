@@ -23,6 +23,7 @@ from lab.runs.arraycache import ArrayCache
 from lab.runs.record import RunRecord
 from lab.runs.store import RunStore
 from lab.settings.config import RunConfig
+from lab.shown_text import plotly_text
 from lab.training import jobs
 from lab.training.loop import train_experiment
 from tests import apptest
@@ -167,9 +168,11 @@ def test_file_derived_text_is_shown_literally(runs_dir):
     assert not [text for text in texts if renders_markup(text)]
 
 
-def test_a_stored_variant_with_markup_is_not_a_title():
-    config = RunConfig(loss="amc", variant="<a href='http://x'>re-login</a>")
-    assert titles.loss_label(RunRecord("r", Path("r"), config, {}, [])) == "AMC-Loss"  # plotly draws <a href>
+def test_a_stored_variant_with_markup_is_its_own_text_in_a_figure():
+    config = RunConfig(loss="amc", variant="<a href='http://x'>re-login</a> & co")
+    label = titles.loss_label(RunRecord("r", Path("r"), config, {}, []))
+    assert label == config.variant, "the run's own label, not another name"
+    assert plotly_text(label) == "&lt;a href='http://x'&gt;re-login&lt;/a&gt; &amp; co"  # plotly draws <a href>
 
 
 def test_plain_escapes_every_markdown_feature():
@@ -304,10 +307,10 @@ def test_losses_are_pills_by_the_papers_names_and_picking_one_adds_only_it(runs_
 
 def test_an_out_of_range_number_is_named_at_once_and_kept(runs_dir):
     app = open_page("pages/train.py", credential=BOB)
-    app.number_input(key="epochs").set_value(1000).run()
-    assert app.number_input(key="epochs").value == 1000, "not silently put back"
+    app.text_input(key="epochs").set_value("1000").run()
+    assert app.text_input(key="epochs").value == "1000", "not silently put back"
     assert any("epochs: must be an integer from 1 to 200" in shown(e.value) for e in app.error)
-    assert "allowed: an integer from 1 to 200" in app.number_input(key="epochs").help
+    assert "allowed: an integer from 1 to 200" in app.text_input(key="epochs").help
 
 
 def test_a_training_experiment_says_how_far_and_shows_its_finished_runs(runs_dir):
@@ -322,10 +325,10 @@ def test_two_browsers_one_training(runs_dir, monkeypatch):
     refresh keeps Stop and her form; a second Start or a bogus ?job= cannot start a second training."""
     alice = open_page("pages/train.py")
     alice.selectbox(key="model").set_value("lenetpp")
-    alice.number_input(key="epochs").set_value(40)
-    alice.number_input(key="lr").set_value(0.05)
+    alice.text_input(key="epochs").set_value("40")
+    alice.text_input(key="lr").set_value("0.05")
     alice.button_group(key="losses").set_value(["cosface", "softmax"]).run()
-    alice.number_input(key="hparam.cosface.margin").set_value(0.3)
+    alice.text_input(key="hparam.cosface.margin").set_value("0.3")
     alice.button(key="start").click().run()
     assert not alice.error, [e.value for e in alice.error]
     manager = session.job_manager()
@@ -351,9 +354,9 @@ def test_two_browsers_one_training(runs_dir, monkeypatch):
         assert "job" not in refreshed.query_params
         assert has_button(refreshed, f"stop-{job_id}")
         assert refreshed.selectbox(key="model").value == "lenetpp"
-        assert refreshed.number_input(key="epochs").value == 40 and refreshed.number_input(key="lr").value == 0.05
+        assert refreshed.text_input(key="epochs").value == "40" and refreshed.text_input(key="lr").value == "0.05"
         assert set(refreshed.button_group(key="losses").value) == {"cosface", "softmax"}
-        assert refreshed.number_input(key="hparam.cosface.margin").value == 0.3
+        assert refreshed.text_input(key="hparam.cosface.margin").value == "0.3"
         assert refreshed.button(key="start").disabled
         assert manager.jobs_of(owner) == [job_id]
 

@@ -68,12 +68,12 @@ def test_the_train_page_adds_a_variant_and_trains_every_variant_with_every_seed(
     app = open_page("pages/train.py")
     app.button_group(key="losses").set_value(["softmax", "lsoftmax"]).run()
     app.selectbox(key=train_form.VARIANT_LOSS).set_value("lsoftmax").run()
-    app.number_input(key="variant.lsoftmax.margin").set_value(4)
+    app.text_input(key="variant.lsoftmax.margin").set_value("4")
     app.button(key="add_variant").click().run()
     assert plain("L-Softmax m=4") in added_variants(app), "the added variant is listed, labelled"
-    app.number_input(key=train_form.SEEDS).set_value(2)
-    app.number_input(key="epochs").set_value(1)
-    app.number_input(key="train_limit").set_value(300).run()
+    app.text_input(key=train_form.SEEDS).set_value("2")
+    app.text_input(key="epochs").set_value("1")
+    app.text_input(key="train_limit").set_value("300").run()
     assert not app.error, [e.value for e in app.error]
     assert "3 variants x 2 seeds = 6 runs" in captions(app)
     app.button(key="start").click().run()
@@ -97,7 +97,7 @@ def test_the_train_page_adds_a_variant_and_trains_every_variant_with_every_seed(
     # a refresh (a new session) starts the form from the settings that started the job
     again = open_page("pages/train.py", experiment=job.experiment)
     assert again.button_group(key="losses").value == ["softmax", "lsoftmax"]
-    assert again.number_input(key=train_form.SEEDS).value == 2
+    assert again.text_input(key=train_form.SEEDS).value == "2"
     assert plain("L-Softmax m=4") in added_variants(again)
     again.button(key="remove_variant_0").click().run()
     assert plain("L-Softmax m=4") not in added_variants(again)
@@ -113,15 +113,15 @@ def test_a_preset_states_its_measured_time_and_fills_the_form(runs_dir):
     app.button(key="fill_preset").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert app.button_group(key="losses").value == ["lsoftmax"]
-    assert app.number_input(key="epochs").value == preset.epochs
-    assert app.number_input(key="train_limit").value == preset.train_limit
+    assert app.text_input(key="epochs").value == str(preset.epochs)
+    assert app.text_input(key="train_limit").value == str(preset.train_limit)
     assert all(plain(f"L-Softmax m={m}") in added_variants(app) for m in (2, 3, 4))
     assert "4 variants x 1 seed = 4 runs" in captions(app)
 
 
 def _form_inputs(app: AppTest) -> dict[str, Any]:
     """The Train form's keyed inputs by key (the preset picker above it left out)."""
-    kinds = (app.selectbox, app.number_input, app.checkbox, app.text_input, app.button_group)
+    kinds = (app.selectbox, app.checkbox, app.text_input, app.button_group)
     return {w.key: w for kind in kinds for w in kind if w.key and w.key != train_form.PRESET_CHOICE}
 
 
@@ -130,7 +130,7 @@ def test_filling_a_preset_sends_every_input_it_changes_to_the_browser_and_start_
     the next click, its own value unless the server marks the value as set (``set_value``): every input the
     fill changes must be marked so, or Start trains the form the user saw before."""
     app = open_page("pages/train.py")
-    app.number_input(key="epochs").set_value(2).run()
+    app.text_input(key="epochs").set_value("2").run()
     before = {key: w.value for key, w in _form_inputs(app).items()}
     preset = presets.get("amc-gradcam")
     app.selectbox(key=train_form.PRESET_CHOICE).set_value(preset.name).run()

@@ -70,7 +70,7 @@ def add_setting_flags(
                 declared.flag,
                 dest=declared.name,
                 default=declared.default,
-                type=declared.kind if declared.kind in (int, float) else str,
+                type=declared.read,
                 metavar=_metavar(declared),
                 help=_setting_help(declared),
             )

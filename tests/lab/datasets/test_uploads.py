@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from lab.datasets import idx, load_dataset, uploads
+from lab.datasets import idx, uploads
+from lab.datasets.registry import load_dataset
 from lab.datasets.uploads import UploadError, check_upload, load_upload
 
 
@@ -150,24 +151,32 @@ def test_limits_text_names_the_limits():
     assert "5.0 MB" in text and "1024 x 1024 pixels" in text and "GIF" in text and "12 images" in text
 
 
-def test_an_upload_is_decoded_once_per_content_and_settings(monkeypatch):
-    from ui import loaders
+def test_an_upload_is_decoded_once_and_its_file_let_go(monkeypatch, tmp_path):
+    """The Grad-CAM page reads each upload once (its reruns and a polarity change reuse what it read) and
+    drops the file from the server's upload store; more files than it explains are dropped unread."""
+    from tests.apptest import app_reads, open_page
+    from ui import uploads as page_uploads
 
-    decoded = []
-    real = loaders.load_upload
-
-    def counting(data, name, **settings):
-        decoded.append(name)
-        return real(data, name, **settings)
-
-    monkeypatch.setattr(loaders, "load_upload", counting)
-    loaders.decoded_upload.clear()
-    data = _encode(Image.new("L", (20, 20), 200), "PNG")
-    first, _ = loaders.decoded_upload(data, "a.png", 1, 28, uploads.LIGHT_ON_DARK, None)
-    for _ in range(3):  # the page's reruns
-        assert np.array_equal(loaders.decoded_upload(data, "a.png", 1, 28, uploads.LIGHT_ON_DARK, None)[0], first)
-    inverted, orientation = loaders.decoded_upload(data, "a.png", 1, 28, uploads.LIGHT_ON_DARK, True)
-    assert decoded == ["a.png", "a.png"] and orientation.inverted and np.array_equal(inverted, 255 - first)
+    decoded, let_go = [], []
+    real = page_uploads.load_upload
+    monkeypatch.setattr(
+        page_uploads, "load_upload", lambda data, name, **shape: decoded.append(name) or real(data, name, **shape)
+    )
+    monkeypatch.setattr(page_uploads, "_let_go", let_go.append)
+    files = [
+        (f"d{i}.png", _encode(Image.new("L", (20, 20), 10 * i), "PNG"), "image/png")
+        for i in range(uploads.MAX_UPLOADS + 1)
+    ]
+    with app_reads(tmp_path):
+        app = open_page("pages/gradcam.py", experiment="example-digits-2d")
+        app.selectbox(key="cam_images").set_value("upload").run()
+        app.file_uploader[0].set_value(files).run()
+        app.run()
+        app.button_group(key="cam_polarity").set_value(page_uploads.INVERT).run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert decoded == [name for name, _, _ in files[: uploads.MAX_UPLOADS]], "each explained upload read once"
+    assert len(set(let_go)) == uploads.MAX_UPLOADS + 1, "every file let go, the ignored one unread"
+    assert len(app.session_state[page_uploads.KEPT]) == uploads.MAX_UPLOADS
 
 
 # ---------------------------------------------------------------- polarity

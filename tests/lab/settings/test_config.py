@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import losses
-from lab.cli import main as cli
+from lab.cli.main import main as cli
 from lab.settings.config import RunConfig, setting, settings
 from lab.settings.errors import ConfigError
 from lab.settings.experiment import make_experiment
@@ -95,7 +95,7 @@ def test_make_experiment_stores_every_hyperparameter_typed():
     [
         ([], {}, "losses: choose at least one loss"),
         (["amc", "softmax", "amc"], {}, "losses: amc named more than once"),
-        (["amc"], {"amc": {"margin": "wide"}}, "amc.margin: must be a number"),
+        (["amc"], {"amc": {"margin": "wide"}}, "amc.margin: 'wide' is not a number"),
         (["nope"], {}, "loss: must be one of"),
     ],
 )
@@ -140,7 +140,7 @@ def test_a_new_declared_setting_reaches_validation_the_cli_and_the_form(capsys):
     noise = next(s for s in settings(WithLabelNoise) if s.name == "label_noise")
     widget = train_form.setting_widget(noise)
     assert (widget.call, widget.key, widget.label, widget.value) == (
-        "number_input",
+        "text_input",
         "label_noise",
         "Label noise",
         0.0,
@@ -167,8 +167,8 @@ def _form_with_label_noise() -> None:
 def test_the_form_draws_a_new_declared_setting_and_returns_its_value():
     app = AppTest.from_function(_form_with_label_noise, default_timeout=60).run()
     assert not app.exception, [e.value for e in app.exception]
-    app.number_input(key="label_noise").set_value(0.3).run()
-    app.number_input(key="epochs").set_value(4).run()
+    app.text_input(key="label_noise").set_value("0.3").run()
+    app.text_input(key="epochs").set_value("4").run()
     assert app.text[-1].value == "label_noise=0.3 epochs=4"
 
 

@@ -80,7 +80,7 @@ def test_an_experiment_refuses_ambiguous_variants_and_seeds(variants, seeds, mes
 
 def test_seeds_parse_from_a_comma_separated_list():
     assert parse_seeds("0, 1,2") == [0, 1, 2]
-    with pytest.raises(ConfigError, match="'x' is not an integer"):
+    with pytest.raises(ConfigError, match="seeds: 'x' is not a number: .*; write them as 0,1,2"):
         parse_seeds("0,x")
 
 

@@ -251,9 +251,9 @@ def test_the_train_page_trains_on_the_ray_cluster_and_shows_every_run(cluster, a
     assert any("The Ray cluster has 2 CPUs and 0 GPUs." in c.value for c in app.caption)
     run_on.set_value("ray")
     app.button_group(key="losses").set_value(["softmax", "lsoftmax"])
-    app.number_input(key=train_form.SEEDS).set_value(2)
-    app.number_input(key="epochs").set_value(1)
-    app.number_input(key="train_limit").set_value(300).run()
+    app.text_input(key=train_form.SEEDS).set_value("2")
+    app.text_input(key="epochs").set_value("1")
+    app.text_input(key="train_limit").set_value("300").run()
     app.button(key="start").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     owner = session.owner_of(CREDENTIAL)
