@@ -6,7 +6,7 @@
     python -m bench.app_latency --sections browser --checkout HEAD~1   # before and after, alternating
 
 * ``train/start_to_done``: from 'Start' to all five default losses trained on digits with the
-  default settings. 'Start' submits the Train form's configs (``ui.train_form.DEFAULT_LOSSES``, each
+  default settings. 'Start' submits the Train form's configs (``lab.settings.form.DEFAULT_LOSSES``, each
   loss's default hyperparameters, ``RunConfig`` defaults) to a :class:`lab.training.jobs.JobManager`, exactly
   as the Train page does; the clock stops when the job is done (runs written). The process is in the
   state a user's click meets: the app's ``JobManager`` has warmed up (it does on creation, at app
@@ -96,7 +96,7 @@ ROOT = browser.ROOT
 
 def default_configs(experiment: str, epochs: int | None) -> list[RunConfig]:
     """What the Train form submits with its defaults: every default loss with its default hyperparameters."""
-    from ui.train_form import DEFAULT_LOSSES
+    from lab.settings.form import DEFAULT_LOSSES
 
     template = RunConfig(experiment=experiment)
     return make_experiment(template.replace(epochs=epochs) if epochs else template, DEFAULT_LOSSES)
@@ -139,7 +139,7 @@ def in_browser_seconds(epochs: int | None) -> float | None:
     """Seconds from clicking Start on the Train page (defaults, or ``epochs``) to the page saying the
     default losses' runs are done, with the app served by ``streamlit run`` and driven by headless Chromium on
     this machine; None when Chromium is not installed."""
-    from ui.train_form import DEFAULT_LOSSES
+    from lab.settings.form import DEFAULT_LOSSES
 
     if not Path(browser.CHROMIUM).exists():
         return None

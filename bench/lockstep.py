@@ -33,7 +33,7 @@ from lab.settings.experiment import make_experiment
 from lab.training.loop import train_experiment
 from lab.training.optimizer import warm_up
 
-DEFAULT_LOSSES = ("softmax", "lsoftmax", "amc", "opl", "lmd")  # the Train form's (ui.train_form.DEFAULT_LOSSES)
+DEFAULT_LOSSES = ("softmax", "lsoftmax", "amc", "opl", "lmd")  # the Train form's (lab.settings.form.DEFAULT_LOSSES)
 
 
 def experiment_seconds(configs: list[RunConfig], lockstep: bool) -> tuple[float, list[RunRecord], list[dict]]:

@@ -8,10 +8,11 @@ import streamlit as st
 import ui
 from lab import datasets
 from lab.datasets.tensors import DatasetError
+from lab.settings import form
 from lab.settings.errors import ConfigError
 from lab.shown_text import count_text
 from lab.training.jobs import JobLimitError
-from ui import loaders, session, train_form, train_live
+from ui import loaders, run_on, session, train_form, train_live
 from ui.text import plain
 
 ui.run_inside_app()
@@ -60,7 +61,7 @@ except ConfigError as err:
     configs = []
     st.error(f"{plain(err)}. Change this setting to start.", icon=":material/error:")
 if configs:
-    st.caption(train_form.runs_text(configs))
+    st.caption(form.runs_text(configs))
     for warning in train_form.feasibility_warnings(settings, datasets.info(settings.config.dataset).n_classes):
         st.warning(warning, icon=":material/warning:")
 train_form.limits_note(manager.max_running)
@@ -71,7 +72,7 @@ if settings.start and configs and not problem and not manager.active_job(owner):
         if settings.backend == "local":  # on a Ray cluster each worker loads its own copy
             with st.spinner(f"Loading {configs[0].dataset}..."):
                 loaders.dataset_for(configs[0].dataset, configs[0].data_root)
-        manager.submit(configs, owner, backend=train_form.backend_of(settings))
+        manager.submit(configs, owner, backend=run_on.backend_of(settings))
     except (DatasetError, JobLimitError) as err:
         st.error(plain(err), icon=":material/error:")
     except OSError as err:

@@ -16,7 +16,7 @@ from lab.analysis import playground
 from lab.runs.contents import RunStoreError
 from lab.runs.record import RunRecord
 from lab.settings.experiment import loss_title
-from ui import layout, loaders, session, titles, train_form
+from ui import form_widgets, layout, loaders, session, titles
 from ui.text import plain
 
 EVEN, RUN = "even", "run"
@@ -55,8 +55,8 @@ def _settings(name: str) -> dict[str, Any] | None:
         return {}
     with st.expander(f"Settings of {loss_title(name)}"):
         values = {
-            spec.name: train_form.draw(
-                dataclasses.replace(train_form.hparam_widget(name, spec), key=f"playground.{name}.{spec.name}")
+            spec.name: form_widgets.draw(
+                dataclasses.replace(form_widgets.hparam_widget(name, spec), key=f"playground.{name}.{spec.name}")
             )
             for spec in specs
         }

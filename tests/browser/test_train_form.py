@@ -12,11 +12,11 @@ import pytest
 
 import losses
 from lab.runs.store import RunStore
-from lab.settings import presets
+from lab.settings import form, presets
 from lab.settings.config import RunConfig, settings
 from lab.settings.experiment import loss_title, make_experiment
 from tests.browser import choose_losses, chromium, requires_chromium, screenshot, streamlit_server, wait_until_idle
-from ui import train_form
+from ui import form_widgets, train_form, variants_editor
 
 pytestmark = [pytest.mark.browser, requires_chromium]
 
@@ -50,7 +50,7 @@ def _text(kind: type, value) -> str:
     return "" if value is None else str(value)
 
 
-def expected_form(chosen: train_form.TrainSettings) -> dict[str, list[str]]:
+def expected_form(chosen: form.TrainSettings) -> dict[str, list[str]]:
     """What the form's inputs must show once filled with ``chosen``, derived from the settings' and the
     losses' declarations as the form draws them."""
     config = chosen.config
@@ -61,9 +61,9 @@ def expected_form(chosen: train_form.TrainSettings) -> dict[str, list[str]]:
             continue
         value = getattr(config, declared.name)
         if declared.presets:
-            segment = declared.presets.get(value, train_form.MORE)
+            segment = declared.presets.get(value, form_widgets.MORE)
             expected[f"{declared.label} (segment)"] = [segment]
-            if segment == train_form.MORE:
+            if segment == form_widgets.MORE:
                 expected[declared.label] = [str(value)]
         elif declared.form_choices():
             expected[declared.label] = [declared.label_of(value)]
@@ -76,7 +76,7 @@ def expected_form(chosen: train_form.TrainSettings) -> dict[str, list[str]]:
             expected.setdefault(spec.name, []).append(text)
     expected["Losses"] = [loss_title(loss) for loss in chosen.losses]
     expected["Seeds per variant"] = [str(chosen.seeds)]
-    expected["variants"] = train_form.variant_labels(chosen.entries())[len(chosen.losses) :]
+    expected["variants"] = variants_editor.variant_labels(chosen.entries())[len(chosen.losses) :]
     return expected
 
 

@@ -8,11 +8,12 @@ import functools
 import pytest
 
 from lab.runs.store import RunStore
+from lab.settings import form
 from lab.settings.config import RunConfig
 from lab.settings.experiment import make_experiment
 from tests import apptest
 from tests.apptest import app_reads, shown
-from ui import session, train_form
+from ui import session
 
 EXPERIMENT = "alice-training"
 ALICE = "alice-live-view".ljust(43, "a")
@@ -51,7 +52,7 @@ def test_a_shared_link_follows_the_training_read_only_with_each_run_named_by_var
     ]
     assert not [button for button in app.button if str(button.key).startswith("stop")], "no Stop for a viewer"
     assert any("Only the browser that started it can stop it" in caption.value for caption in app.caption)
-    assert app.button_group(key="losses").value == list(train_form.DEFAULT_LOSSES), "the form stays Bob's own"
+    assert app.button_group(key="losses").value == list(form.DEFAULT_LOSSES), "the form stays Bob's own"
     assert not app.button(key="start").disabled
     assert len(app.get("plotly_chart")) == 2, "the training loss and the accuracy, per epoch"
 

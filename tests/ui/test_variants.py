@@ -17,13 +17,13 @@ from streamlit.testing.v1 import AppTest
 
 from lab.analysis.seed_stats import METRICS
 from lab.runs.store import RunStore
-from lab.settings import presets
+from lab.settings import form, presets
 from lab.settings.config import RunConfig
 from lab.settings.experiment import make_experiment
 from lab.training.loop import train_experiment
 from tests import apptest
 from tests.apptest import app_reads, figures, values
-from ui import seeds, session, train_form
+from ui import form_widgets, seeds, session, train_form, variants_editor
 from ui.text import plain
 
 EXPERIMENT = "test-variants-x-seeds"
@@ -67,11 +67,11 @@ def added_variants(app: AppTest) -> str:
 def test_the_train_page_adds_a_variant_and_trains_every_variant_with_every_seed(runs_dir):
     app = open_page("pages/train.py")
     app.button_group(key="losses").set_value(["softmax", "lsoftmax"]).run()
-    app.selectbox(key=train_form.VARIANT_LOSS).set_value("lsoftmax").run()
+    app.selectbox(key=variants_editor.VARIANT_LOSS).set_value("lsoftmax").run()
     app.text_input(key="variant.lsoftmax.margin").set_value("4")
     app.button(key="add_variant").click().run()
     assert plain("L-Softmax m=4") in added_variants(app), "the added variant is listed, labelled"
-    app.text_input(key=train_form.SEEDS).set_value("2")
+    app.text_input(key=form_widgets.SEEDS).set_value("2")
     app.text_input(key="epochs").set_value("1")
     app.text_input(key="train_limit").set_value("300").run()
     assert not app.error, [e.value for e in app.error]
@@ -97,7 +97,7 @@ def test_the_train_page_adds_a_variant_and_trains_every_variant_with_every_seed(
     # a refresh (a new session) starts the form from the settings that started the job
     again = open_page("pages/train.py", experiment=job.experiment)
     assert again.button_group(key="losses").value == ["softmax", "lsoftmax"]
-    assert again.text_input(key=train_form.SEEDS).value == "2"
+    assert again.text_input(key=form_widgets.SEEDS).value == "2"
     assert plain("L-Softmax m=4") in added_variants(again)
     again.button(key="remove_variant_0").click().run()
     assert plain("L-Softmax m=4") not in added_variants(again)
@@ -137,7 +137,7 @@ def test_filling_a_preset_sends_every_input_it_changes_to_the_browser_and_start_
     app.button(key="fill_preset").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     changed = {key: w for key, w in _form_inputs(app).items() if key in before and w.value != before[key]}
-    assert {"dataset", "epochs", "train_limit", "feat_dim_preset", "losses", train_form.SEEDS} <= set(changed)
+    assert {"dataset", "epochs", "train_limit", "feat_dim_preset", "losses", form_widgets.SEEDS} <= set(changed)
     assert [key for key, w in changed.items() if not w.proto.set_value] == []
     app.button(key="start").click().run()
     owner = session.owner_of(CREDENTIAL)
@@ -159,7 +159,7 @@ def test_the_form_names_an_unchanged_preset_after_it_and_a_changed_one_not():
     assert "-center-lambda-" in configs[0].experiment
     assert [(c.variant, c.loss_params) for c in configs] == [(c.variant, c.loss_params) for c in expected]
     changed = train_form.experiment_configs(
-        train_form.TrainSettings(
+        form.TrainSettings(
             settings.config.replace(epochs=2),
             settings.losses,
             settings.hparams,

@@ -13,10 +13,11 @@ from streamlit.testing.v1 import AppTest
 
 import losses
 from lab.cli.main import main as cli
+from lab.settings import form
 from lab.settings.config import RunConfig, setting, settings
 from lab.settings.errors import ConfigError
 from lab.settings.experiment import make_experiment
-from ui import train_form
+from ui import form_widgets, train_form
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,14 +139,14 @@ def test_a_new_declared_setting_reaches_validation_the_cli_and_the_form(capsys):
     )
     # the form: an input in the advanced group, and its bounds in the limits text
     noise = next(s for s in settings(WithLabelNoise) if s.name == "label_noise")
-    widget = train_form.setting_widget(noise)
+    widget = form_widgets.setting_widget(noise)
     assert (widget.call, widget.key, widget.label, widget.value) == (
         "text_input",
         "label_noise",
         "Label noise",
         0.0,
     )
-    assert any("label noise: 0 to 0.5" in line for line in train_form.limits_lines(WithLabelNoise))
+    assert any("label noise: 0 to 0.5" in line for line in form.limits_lines(WithLabelNoise))
 
 
 def _form_with_label_noise() -> None:
@@ -154,7 +155,6 @@ def _form_with_label_noise() -> None:
     import streamlit as st
 
     from lab.settings.config import RunConfig, setting
-    from ui import train_form
 
     @dataclasses.dataclass(frozen=True)
     class WithLabelNoise(RunConfig):
@@ -176,14 +176,14 @@ def test_the_form_shows_every_declared_setting_and_limits_only_what_it_shows():
     shown = [s for s in settings() if s.form]
     assert {s.name for s in shown} >= {"dataset", "model", "feat_dim", "epochs", "lr", "weight_decay"}
     assert {"loss", "loss_params", "experiment"}.isdisjoint(s.name for s in shown)
-    limits = " ".join(train_form.limits_lines())
+    limits = " ".join(form.limits_lines())
     assert "epochs: 1 to 200" in limits and "weight decay: 0 to 0.1" in limits
     assert "learning rate (peak): above 0, at most 10" in limits
-    epochs = train_form.setting_widget(next(s for s in settings() if s.name == "epochs"))
+    epochs = form_widgets.setting_widget(next(s for s in settings() if s.name == "epochs"))
     # the range is stated in the help, not enforced by the browser (which would silently put the old value back)
     assert epochs.value == 12 and "min_value" not in epochs.kwargs
     assert "(allowed: an integer from 1 to 200)" in epochs.kwargs["help"]
-    device = train_form.setting_widget(next(s for s in settings() if s.name == "device"))
+    device = form_widgets.setting_widget(next(s for s in settings() if s.name == "device"))
     assert device.kwargs["options"][0] == "auto" and device.kwargs["options"][-1] == "cpu"
 
 

@@ -29,7 +29,8 @@ from lab.training.backends import make_backend  # noqa: E402
 from lab.training.backends.base import BackendError  # noqa: E402
 from lab.training.backends.ray_cluster import RayBackend  # noqa: E402
 from tests.conftest import ROOT, run_cli  # noqa: E402
-from ui import session, train_form  # noqa: E402
+from ui import form_widgets, session  # noqa: E402
+from ui.run_on import RUN_ON  # noqa: E402
 
 CREDENTIAL = "ray-test-credential-".ljust(43, "0")
 
@@ -97,16 +98,16 @@ def app_on(tmp_path, monkeypatch):
 
 def test_the_train_page_says_when_the_ray_cluster_cannot_be_reached(app_on):
     app = app_on("127.0.0.1:9")
-    run_on = app.radio(key=train_form.RUN_ON)
-    assert run_on.disabled and run_on.options == ["this machine", "Ray cluster at 127.0.0.1:9"]
+    choice = app.radio(key=RUN_ON)
+    assert choice.disabled and choice.options == ["this machine", "Ray cluster at 127.0.0.1:9"]
     assert any("is not reachable" in c.value and "Training runs on this machine" in c.value for c in app.caption)
     assert not ray.is_initialized()
 
 
 def test_the_train_form_is_not_held_up_by_an_address_that_is_not_a_ray_cluster(app_on, silent_server):
     app = app_on(silent_server)  # fails after the AppTest's timeout if the page waits for Ray
-    run_on = app.radio(key=train_form.RUN_ON)
-    assert run_on.disabled and app.button(key="start"), "the form is drawn, training on this machine"
+    choice = app.radio(key=RUN_ON)
+    assert choice.disabled and app.button(key="start"), "the form is drawn, training on this machine"
     said = " ".join(c.value for c in app.caption)
     assert "still asking the Ray cluster" in said or "is not a Ray cluster" in said, said
     assert not ray.is_initialized()
@@ -246,12 +247,12 @@ def test_the_cli_runs_on_a_cluster_named_by_the_environment_and_prints_variants_
 
 def test_the_train_page_trains_on_the_ray_cluster_and_shows_every_run(cluster, app_on):
     app = app_on(cluster)
-    run_on = app.radio(key=train_form.RUN_ON)
-    assert not run_on.disabled and run_on.options[1] == f"Ray cluster at {cluster}"
+    choice = app.radio(key=RUN_ON)
+    assert not choice.disabled and choice.options[1] == f"Ray cluster at {cluster}"
     assert any("The Ray cluster has 2 CPUs and 0 GPUs." in c.value for c in app.caption)
-    run_on.set_value("ray")
+    choice.set_value("ray")
     app.button_group(key="losses").set_value(["softmax", "lsoftmax"])
-    app.text_input(key=train_form.SEEDS).set_value("2")
+    app.text_input(key=form_widgets.SEEDS).set_value("2")
     app.text_input(key="epochs").set_value("1")
     app.text_input(key="train_limit").set_value("300").run()
     app.button(key="start").click().run()
