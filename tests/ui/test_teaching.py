@@ -109,7 +109,8 @@ def rays(traces: list[dict]) -> list[np.ndarray]:
 
 
 def captions(app: AppTest) -> str:
-    return " ".join(c.value for c in app.caption)
+    """The page's captions as shown (the notes that quote a run's label are escaped Markdown)."""
+    return " ".join(shown(c.value) for c in app.caption)
 
 
 # ---------------------------------------------------------------- 1. the epoch slider moves everything

@@ -240,7 +240,7 @@ def test_feature_space_shows_one_seed_at_a_time_titled_by_variant(runs_dir):
     assert len(circles) == 3 and not np.array_equal(first, values(circles[0]["data"][1], "x")), "seed 1's runs"
     gradcam = open_page("pages/gradcam.py", state={seeds.SEED: 1})
     assert gradcam.button_group(key=seeds.SEED_WIDGET).value == 1, "the seed chosen is kept across pages"
-    headers = [m.value for m in gradcam.markdown]
+    headers = [apptest.shown(m.value) for m in gradcam.markdown]
     assert all(f"**{label}**" in headers for label in LABELS), headers
     assert len(gradcam.get("image")) == 6 * (1 + len(LABELS)) + 1  # 6 images x (image + a map per variant), bar
 
@@ -273,7 +273,8 @@ def test_gradcam_scores_every_seed_and_shows_each_variant_over_its_seeds(runs_di
     assert not app.exception
     headings = [apptest.shown(m.value) for m in app.markdown if m.value.endswith("· 2 seeds")]
     assert headings == [f"**{label}** · 2 seeds" for label in LABELS], "both seeds of every variant are scored"
-    against_softmax = [e.label.split(":")[0] for e in app.expander if "over 2 training seeds" in e.label]
+    headlines = [apptest.shown(e.label) for e in app.expander]  # Markdown with the variant label escaped
+    against_softmax = [label.split(":")[0] for label in headlines if "over 2 training seeds" in label]
     assert sorted(against_softmax) == sorted(LABELS[1:]), "each variant, not each loss, against softmax"
     metric_tables = [t.value for t in app.table if "verdict" in t.value.columns]
     assert len(metric_tables) == 2 * len(LABELS), "over the seeds, then the chosen seed's tables"
