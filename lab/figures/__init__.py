@@ -10,15 +10,8 @@ over seeds, sweeps). The drawing API pages use is re-exported here.
 from __future__ import annotations
 
 from lab.figures.style import PROJECTOR_INK, TOL_MUTED, class_colors, scaled
-from lab.figures.features import (
-    FeatureFrame,
-    JITTER,
-    Shading,
-    feature_figure,
-    feature_scatter,
-    projection_scatter,
-    raw_reach,
-)
+from lab.figures.features import FeatureFrame, JITTER, Shading, feature_figure, raw_reach
+from lab.figures.projections import feature_scatter, projection_scatter
 from lab.figures.angles import angle_histogram, direction_spacing
 from lab.figures.curves import metric_bars, training_curves
 from lab.figures.loss_field import loss_field_figure

@@ -20,7 +20,7 @@ import logging
 import platform
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,22 +28,18 @@ from typing import Any
 import plotly.graph_objects as go
 
 import losses
-import models
-from lab import datasets
 from lab.analysis import wording
 from lab.analysis.geometry import summary as run_numbers
 from lab.analysis.lessons import LessonCheck, check_lessons
 from lab.analysis.seed_stats import METRICS, SEED_METRICS, VariantSummary, run_result, summarize, sweeps
-from lab.analysis.statistics import CONFIDENCE
 from lab.figures.variants import sweep_figure, variant_figure
-from lab.interpret import statistics as stats
-from lab.interpret.statistics import MetricResult
 from lab.reports import paper
-from lab.reports.tables import Estimate, Table, interpret_table, runs_table, summary_table, versus_reference_table
+from lab.reports.cam_scores import CamScores, ProgressText, score_maps
+from lab.reports.methods import methods
+from lab.reports.tables import Estimate, Table, runs_table, summary_table
 from lab.runs.contents import RunStoreError
 from lab.runs.record import RunRecord, require_config
 from lab.runs.store import RunStore
-from lab.settings.config import RunConfig
 from lab.settings.experiment import variant_label
 
 log = logging.getLogger(__name__)
@@ -53,7 +49,6 @@ COMPOSED_IMAGES = 4
 METHOD_SETTINGS = ("dataset", "model", "feat_dim", "epochs", "batch_size", "optimizer", "lr", "weight_decay")
 METHOD_SETTINGS += ("train_limit",)  # the settings the methods paragraph states once for every run
 PRIVATE_SETTINGS = ("data_root",)  # a local path says nothing about the method and may name a person's folder
-Progress = Callable[[str], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,78 +169,6 @@ RUNS_CAPTION = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class CamScores:
-    """The Grad-CAM metrics of an experiment: the tables and how they were computed."""
-
-    tables: list[Table]
-    over: str
-    images: int
-    method: str
-    failures: list[str]
-
-
-def score_maps(
-    store: RunStore,
-    records: Sequence[RunRecord],
-    images: int,
-    method: str = "GradCAM",
-    progress: Progress | None = None,
-) -> CamScores:
-    """Each finished run's Grad-CAM metrics on its first ``images`` stored test images; with several seeds,
-    each variant over its seeds (and against softmax seed by seed), else each run over the images."""
-    from lab.interpret import gradcam  # pytorch-grad-cam: only when maps are scored
-    from lab.runs.restore import load_trained
-
-    scored: list[tuple[RunConfig, dict[str, MetricResult | None]]] = []
-    failures = []
-    used = images
-    for record in records:
-        if record.state != "finished" or record.config is None:
-            continue
-        if progress:
-            progress(f"scoring the maps of {record.run_id}")
-        try:
-            stored = store.load_features(record.run_id).snapshot_images
-            if stored is None:
-                raise ValueError("it stores no test images (trained before runs kept them)")
-            model, head = load_trained(store, record)
-            info = datasets.info(record.config.dataset)
-            used = min(used, len(stored))
-            metrics = gradcam.interpretability(
-                model,
-                head,
-                stored[:images].numpy(),
-                info.train_statistics,
-                method=method,
-                foreground_known=info.foreground_known,
-            )
-        except (ValueError, RuntimeError) as err:
-            failures.append(f"{record.run_id}: {err}")
-            continue
-        scored.append((record.config, metrics))
-    several = len({config.seed for config, _ in scored}) > 1
-    if several:
-        by_variant: dict[str, dict[int, dict[str, MetricResult | None]]] = {}
-        kinds: dict[str, str] = {}
-        for config, metrics in scored:
-            by_variant.setdefault(variant_label(config), {})[config.seed] = metrics
-            kinds.setdefault(variant_label(config), config.loss)
-        names = list(by_variant)
-        results = [stats.over_seeds(by_variant[name]) for name in names]
-        reference = next((i for i, name in enumerate(names) if kinds[name] == stats.REFERENCE_LOSS), None)
-        over = "seeds"
-    else:
-        names = [variant_label(config) for config, _ in scored]
-        results = [metrics for _, metrics in scored]
-        reference = next((i for i, (c, _) in enumerate(scored) if c.loss == stats.REFERENCE_LOSS), None)
-        over = "images"
-    tables = [interpret_table(names, results, over, method)] if names else []
-    if reference is not None and len(names) > 1:
-        tables.append(versus_reference_table(names, results, reference, over))
-    return CamScores(tables, over, used, method, failures)
-
-
 # ---------------------------------------------------------------- figures
 
 
@@ -253,7 +176,7 @@ def _figure_files(fig: go.Figure, width: str = "column") -> dict[str, bytes]:
     return paper.paper_files(fig, width)
 
 
-def summary_figures(summaries: Sequence[VariantSummary], progress: Progress | None = None) -> list[Figure]:
+def summary_figures(summaries: Sequence[VariantSummary], progress: ProgressText | None = None) -> list[Figure]:
     """Each figure over seeds by variant, and each against a swept hyperparameter, in the paper style."""
     drawn = [s for s in summaries if s.n > 0]
     figures = []
@@ -294,92 +217,6 @@ def composed(store: RunStore, records: Sequence[RunRecord], method: str = "GradC
 
 
 # ---------------------------------------------------------------- the methods paragraph
-
-
-def _number_list(values: Sequence[Any]) -> str:
-    return ", ".join(str(value) for value in values)
-
-
-def methods(records: Sequence[RunRecord], summaries: Sequence[VariantSummary], cams: CamScores | None) -> str:
-    """A paragraph a paper can quote: data, model, schedule, seeds, and how the intervals and verdicts were
-    computed (plain text; the caller escapes it)."""
-    configs = [record.config for record in records if record.config is not None]
-    if not configs:
-        return "No run of this experiment has a readable configuration."
-    first = configs[0]
-    info = datasets.info(first.dataset)
-    model = next((m.summary for m in models.available() if m.name == first.model), first.model)
-    seeds = sorted({config.seed for config in configs})
-    subset = (
-        f"a fixed random subset of {first.train_limit:,} training images, drawn by each run's seed,"
-        if first.train_limit
-        else "the whole training split"
-    )
-    optimizer = (
-        "SGD with Nesterov momentum 0.9" if first.optimizer == "sgd" else "AdamW"
-    ) + f", weight decay {first.weight_decay:g}"
-    variants = "; ".join(
-        f"{s.variant} ({s.loss}: " + ", ".join(f"{key}={value}" for key, value in sorted(s.loss_params.items())) + ")"
-        for s in summaries
-    )
-    text = [
-        f"Each model was trained on {info.label} ({subset}) and evaluated on the whole test split. "
-        f"The network is LossLens's '{first.model}' CNN ({model}) with a {first.feat_dim}-dimensional feature layer, "
-        f"on which each loss acts. Training ran {first.epochs} epochs with batches of {first.batch_size} images, "
-        f"{optimizer}, and a one-cycle learning-rate schedule (PyTorch's OneCycleLR with its defaults) peaking at "
-        f"{first.lr:g}. The variants were {variants}. Each variant was trained once per seed ({_number_list(seeds)}); "
-        "a seed fixes the training subset, the initial weights and the batch order, so the runs of one seed share "
-        "them across variants."
-    ]
-    differing = sorted(
-        name
-        for name in (
-            "dataset",
-            "model",
-            "feat_dim",
-            "epochs",
-            "batch_size",
-            "optimizer",
-            "lr",
-            "weight_decay",
-            "train_limit",
-        )
-        if len({repr(getattr(config, name)) for config in configs}) > 1
-    )
-    if differing:
-        text.append(f"Not every run shares these settings: {', '.join(differing)} differ (see the runs' settings).")
-    level = f"{CONFIDENCE:.0%}"
-    text.append(
-        f"For each figure we report the mean over the finished seeds with a {level} confidence interval: Student's t "
-        "with n - 1 degrees of freedom, computed on the logit scale of the figure's range (accuracy in [0, 1], "
-        "angles in [0, 180] degrees; a figure bounded on one side on the log scale) by the delta method and mapped "
-        "back, so that an interval stays within the range. Differences to the baseline variant are paired by seed "
-        "and get the same interval on the difference's range. Runs that did not finish are not averaged in."
-    )
-    text.append(
-        "Each loss's expected effect against softmax (its lesson) is tested with a paired t-test over the seeds, "
-        "with p-values Holm-adjusted over the figures one loss promises to move; a verdict is drawn at the 5% level "
-        "of the adjusted p."
-    )
-    if cams is not None and cams.tables:
-        over = (
-            "each run's mean over the images is one value per seed; intervals are Student's t over the seeds and each "
-            "test is a paired t-test over the seeds (each run against its own baseline maps, and each loss against "
-            "softmax seed by seed)"
-            if cams.over == "seeds"
-            else "intervals are bootstrap percentile intervals over the images (2,000 resamples) and each test a "
-            "paired t-test over the images"
-        )
-        text.append(
-            f"{cams.method} maps of the predicted class were computed at the last convolution on the first "
-            f"{cams.images} stored test images of each run, normalized per map, and scored by deletion and insertion "
-            "AUC, ROAD, confidence drop, the map's mass on the object and the similarity to the maps of the same model "
-            f"with its top layers re-initialized (a sanity check); {over}. P-values are adjusted by "
-            f"{stats.CORRECTION}, and a "
-            "verdict (better, worse, not distinguishable) is drawn at the 5% level; a loss is called better than "
-            "softmax only on a metric where its own maps beat a random map."
-        )
-    return " ".join(text)
 
 
 # ---------------------------------------------------------------- HTML
@@ -514,7 +351,7 @@ def build_report(
     method: str = "GradCAM",
     owner: str | None = None,
     records: Sequence[RunRecord] | None = None,
-    progress: Progress | None = None,
+    progress: ProgressText | None = None,
 ) -> Report:
     """The report of ``experiment`` in ``store`` (as ``owner`` sees it, in the app; ``records``: its runs as
     a page already listed them); ``images`` stored test images per run have their Grad-CAM maps scored (0:
