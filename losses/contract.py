@@ -16,178 +16,41 @@ determinism, and learning a separable set.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import re
 import tempfile
 import traceback
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from losses import registry
-from losses.base import HparamError, HparamSpec, LossHead, hparam_specs
-
-FEAT_DIMS = (2, 3, 16)
-N_CLASSES = 4
-BATCH_KINDS = ("odd batch of 7", "batch of 1", "single class", "all labels distinct")
-# a hyperparameter whose name says it is a margin must never change the inference logits
-MARGIN_NAME = re.compile(r"(^|_)(m|margin)(_|$)|margin")
-
-NetworkMaker = Callable[[int], tuple[nn.Module, torch.Tensor]]  # feat_dim -> (network, a batch of its inputs)
-
-
-class Fault(AssertionError):
-    """A broken promise of the contract: ``what`` is wrong, ``fix`` what to change."""
-
-    def __init__(self, what: str, fix: str) -> None:
-        super().__init__(f"{what}. To fix: {fix}")
-        self.what = what
-        self.fix = fix
-
-
-@dataclasses.dataclass(frozen=True)
-class Context:
-    """What some checks need from the caller: the figures a loss's ``expect`` entries may name (None: not
-    checked) and the network that makes features from inputs (default: a small MLP on random inputs)."""
-
-    figures: Collection[str] | None = None
-    network: NetworkMaker | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Check:
-    """One promise of the contract: its id, what it checks in one line, and the function checking it."""
-
-    id: str
-    title: str
-    function: Callable[[str, Context], None]
-
-    def __call__(self, name: str, context: Context | None = None) -> None:
-        self.function(name, context or Context())
-
-
-@dataclasses.dataclass(frozen=True)
-class Result:
-    """A check's outcome on one loss: passed, or the fault's message."""
-
-    check: Check
-    loss: str
-    passed: bool
-    message: str = ""
-
+from losses.base import HparamError, hparam_specs
+from losses.contract_base import (
+    BATCH_KINDS,
+    BUFFER_FIX,
+    FEAT_DIMS,
+    LOGITS_FIX,
+    MARGIN_NAME,
+    N_CLASSES,
+    Check,
+    Context,
+    Fault,
+    Result,
+    another_value,
+    bad_values,
+    finite_step,
+    head_state,
+    labelled_batch,
+    make_head,
+    mlp,
+    plain_values,
+    same_tensor,
+)
 
 # ---------------------------------------------------------------- helpers
-
-
-def make_head(name: str, feat_dim: int, n_classes: int = N_CLASSES, seed: int = 0, **hparams: Any) -> LossHead:
-    """A fresh head of ``name`` built with the global seed ``seed``, planned for 100 steps."""
-    torch.manual_seed(seed)
-    head = registry.build(name, feat_dim, n_classes, **hparams)
-    head.plan(100)
-    return head
-
-
-def labelled_batch(kind: str, feat_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One of the awkward batches of :data:`BATCH_KINDS`: features of about length 3 and their labels."""
-    generator = torch.Generator().manual_seed(len(kind) + feat_dim)
-    labels = {
-        "odd batch of 7": torch.tensor([0, 1, 2, 3, 0, 1, 2]),
-        "batch of 1": torch.tensor([2]),
-        "single class": torch.full((6,), 1),
-        "all labels distinct": torch.arange(N_CLASSES),
-    }[kind]
-    return torch.randn(len(labels), feat_dim, generator=generator) * 3, labels
-
-
-def mlp(feat_dim: int) -> tuple[nn.Module, torch.Tensor]:
-    """A small network (linear, batch norm, ReLU, linear) and 16 random inputs: features for the gradient check."""
-    network = nn.Sequential(nn.Linear(8, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, feat_dim))
-    return network, torch.randn(16, 8, generator=torch.Generator().manual_seed(1))
-
-
-def _finite_step(head: LossHead, features: torch.Tensor, labels: torch.Tensor, where: str) -> None:
-    """One forward and backward; a :class:`Fault` naming the first non-finite value."""
-    fix = (
-        "guard divisions and logarithms in forward (divide by a clamped norm, e.g. losses.normalize for feature "
-        "lengths; clamp cosines to [-1, 1] before acos or sqrt)"
-    )
-    features = features.clone().requires_grad_()
-    total, terms = head(features, labels)
-    if not isinstance(total, torch.Tensor) or total.shape != ():
-        raise Fault(f"{where}: forward returned a loss of shape {getattr(total, 'shape', type(total))}", _RETURN_FIX)
-    if not isinstance(terms, dict) or not terms:
-        raise Fault(f"{where}: forward returned no named terms", _RETURN_FIX)
-    if not torch.isfinite(total):
-        raise Fault(f"{where}: the loss is {total.item()}", fix)
-    for term, value in terms.items():
-        if not isinstance(value, torch.Tensor) or value.shape != () or not torch.isfinite(value):
-            raise Fault(f"{where}: term {term!r} is {value!r}, not a finite scalar tensor", fix)
-    total.backward()
-    if features.grad is None:
-        raise Fault(f"{where}: no gradient reaches the features", "compute the loss from the features it is given")
-    if not torch.isfinite(features.grad).all():
-        raise Fault(f"{where}: the features' gradient is not finite", fix)
-    for parameter_name, parameter in head.named_parameters():
-        if parameter.grad is not None and not torch.isfinite(parameter.grad).all():
-            raise Fault(f"{where}: the gradient of {parameter_name} is not finite", fix)
-
-
-_RETURN_FIX = (
-    "forward(features, labels) returns (total, terms): the loss as a scalar tensor and a dict of named scalar "
-    'tensors to plot, e.g. (ce, {"ce": ce})'
-)
-_BUFFER_FIX = (
-    "keep state in buffers: self.register_buffer('steps', torch.zeros((), dtype=torch.long)) in __init__, "
-    "updated in place (self.steps += 1), so state_dict() saves it with the run"
-)
-_LOGITS_FIX = (
-    "logits(features) must be the loss's plain class scores, computed from the features and the weights alone: "
-    "no margin (it belongs in forward, where the labels are), no labels or state a training call left behind"
-)
-
-
-def _state(head: LossHead) -> dict[str, torch.Tensor]:
-    return {key: value.detach().clone() for key, value in head.state_dict().items()}
-
-
-def _plain_values(module: nn.Module) -> dict[str, Any]:
-    """Every plain attribute (not a parameter, buffer or submodule) of ``module`` and its submodules whose value
-    can be compared: numbers, text, tensors and lists, tuples and dicts of them."""
-    found = {}
-    for prefix, each in module.named_modules():
-        for key, value in vars(each).items():
-            if key.startswith("_") or key == "training":
-                continue
-            comparable = _comparable(value)
-            if comparable is not _UNCOMPARABLE:
-                found[f"{prefix}.{key}" if prefix else key] = comparable
-    return found
-
-
-_UNCOMPARABLE = object()
-
-
-def _comparable(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return ("tensor", tuple(value.shape), value.detach().cpu().double().flatten().tolist())
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        items = [_comparable(item) for item in value]
-        return _UNCOMPARABLE if any(item is _UNCOMPARABLE for item in items) else tuple(items)
-    if isinstance(value, dict):
-        items = {str(key): _comparable(item) for key, item in value.items()}
-        return _UNCOMPARABLE if any(item is _UNCOMPARABLE for item in items.values()) else items
-    return _UNCOMPARABLE
-
-
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
 
 
 # ---------------------------------------------------------------- the checks
@@ -258,24 +121,6 @@ def check_hparams(name: str, context: Context) -> None:
             raise Fault("feasibility_warnings returned something other than sentences", "return a list of str")
 
 
-def bad_values(spec: HparamSpec) -> list[object]:
-    """Values that must be refused for this hyperparameter."""
-    if spec.kind is str:
-        return ["not-a-choice", 3, None] if spec.choices else [3, None]
-    if spec.kind is bool:
-        return ["maybe", 2.5, None]
-    values: list[object] = [math.nan, math.inf, -math.inf, "abc", [1.0], None, True]
-    if spec.low is not None:
-        values.append(spec.low - 1.0)
-        if not spec.low_inclusive:
-            values.append(spec.low)
-    if spec.high is not None:
-        values.append(spec.high + 1.0)
-    if spec.kind is int:
-        values.append(1.5)
-    return values
-
-
 def check_finite(name: str, context: Context) -> None:
     for feat_dim in FEAT_DIMS:
         for kind in BATCH_KINDS:
@@ -283,9 +128,9 @@ def check_finite(name: str, context: Context) -> None:
             features, labels = labelled_batch(kind, feat_dim)
             head.train()
             for step in range(3):  # later steps meet stored state (centers, step counters)
-                _finite_step(head, features, labels, f"{feat_dim}-D, {kind}, training step {step + 1}")
+                finite_step(head, features, labels, f"{feat_dim}-D, {kind}, training step {step + 1}")
             head.eval()
-            _finite_step(head, features, labels, f"{feat_dim}-D, {kind}, eval mode")
+            finite_step(head, features, labels, f"{feat_dim}-D, {kind}, eval mode")
 
 
 def check_zero_feature(name: str, context: Context) -> None:
@@ -372,8 +217,8 @@ def check_logits(name: str, context: Context) -> None:
         if tuple(before.shape) != (9, 5):
             raise Fault(f"logits of 9 features and 5 classes have shape {tuple(before.shape)}", "return B x K logits")
         head.train()
-        if not _same(head.logits(features), before):
-            raise Fault("logits differ between training and eval mode", _LOGITS_FIX)
+        if not same_tensor(head.logits(features), before):
+            raise Fault("logits differ between training and eval mode", LOGITS_FIX)
         alone = torch.cat([head.logits(features[i : i + 1]) for i in range(len(features))])
         if not torch.allclose(alone, before, rtol=1e-5, atol=1e-6):
             raise Fault(
@@ -386,15 +231,15 @@ def check_logits(name: str, context: Context) -> None:
             after_a = head.logits(features)
             head(features, torch.arange(9) % 5)
             after_b = head.logits(features)
-        if not _same(after_a, after_b):
+        if not same_tensor(after_a, after_b):
             raise Fault(
-                "inference logits are margin-modified: they depend on the labels of the last training call", _LOGITS_FIX
+                "inference logits are margin-modified: they depend on the labels of the last training call", LOGITS_FIX
             )
-        if not _same(after_a, before):
+        if not same_tensor(after_a, before):
             raise Fault(
                 "inference logits changed after training forwards on the same weights (a margin or state leaking "
                 "into logits)",
-                _LOGITS_FIX,
+                LOGITS_FIX,
             )
 
 
@@ -404,7 +249,7 @@ def check_no_margin_at_inference(name: str, context: Context) -> None:
     for spec in specs:
         if spec.kind not in (int, float):
             continue
-        other = _another_value(spec)
+        other = another_value(spec)
         if other is None:
             continue
         base = make_head(name, 3, n_classes=5).eval()
@@ -414,22 +259,8 @@ def check_no_margin_at_inference(name: str, context: Context) -> None:
             raise Fault(
                 f"inference logits are margin-modified: they change when {spec.name} goes from {spec.default} to "
                 f"{other} with the same weights",
-                _LOGITS_FIX,
+                LOGITS_FIX,
             )
-
-
-def _another_value(spec: HparamSpec) -> float | int | None:
-    """An allowed value of a numeric hyperparameter other than its default: its lowest, else its highest."""
-    for candidate in (spec.low, spec.high, spec.default * 2 if spec.default else 1):
-        if candidate is None:
-            continue
-        value = spec.kind(candidate)
-        if value == spec.default:
-            continue
-        too_low = spec.low is not None and (value < spec.low if spec.low_inclusive else value <= spec.low)
-        if not too_low and (spec.high is None or value <= spec.high):
-            return value
-    return None
 
 
 def check_state_in_buffers(name: str, context: Context) -> None:
@@ -440,15 +271,15 @@ def check_state_in_buffers(name: str, context: Context) -> None:
     features, labels = labelled_batch("odd batch of 7", 3)
     head.train()
     head(features, labels)
-    after_one = _plain_values(head)
+    after_one = plain_values(head)
     head(features, labels)
-    after_two = _plain_values(head)
+    after_two = plain_values(head)
     changed = sorted(key for key in after_one.keys() | after_two.keys() if after_one.get(key) != after_two.get(key))
     if changed:
         raise Fault(
             f"state in a plain attribute: each training forward changes {', '.join(changed)}, which state_dict() "
             "does not save, so a reloaded run would lose it",
-            _BUFFER_FIX,
+            BUFFER_FIX,
         )
 
 
@@ -467,33 +298,33 @@ def check_state_round_trip(name: str, context: Context) -> None:
             try:
                 save_file(head.state_dict(), path)
             except Exception as err:
-                raise Fault(f"state_dict() cannot be saved with safetensors ({err})", _BUFFER_FIX) from None
+                raise Fault(f"state_dict() cannot be saved with safetensors ({err})", BUFFER_FIX) from None
             restored = make_head(name, feat_dim, seed=1)
             restored.load_state_dict(load_file(path))
         restored.train()
         for features, labels in batches[4:]:
             expected, expected_terms = head(features, labels)
             got, got_terms = restored(features, labels)
-            if not _same(got, expected) or got_terms.keys() != expected_terms.keys():
+            if not same_tensor(got, expected) or got_terms.keys() != expected_terms.keys():
                 raise Fault(
                     f"{feat_dim}-D: a head restored from state_dict() computes another loss than the one saved "
                     f"({got.item()} instead of {expected.item()})",
-                    _BUFFER_FIX,
+                    BUFFER_FIX,
                 )
-            if not all(_same(got_terms[key], expected_terms[key]) for key in expected_terms):
-                raise Fault(f"{feat_dim}-D: a restored head's terms differ from the saved one's", _BUFFER_FIX)
+            if not all(same_tensor(got_terms[key], expected_terms[key]) for key in expected_terms):
+                raise Fault(f"{feat_dim}-D: a restored head's terms differ from the saved one's", BUFFER_FIX)
         for key, value in head.state_dict().items():
-            if not _same(restored.state_dict()[key], value):
-                raise Fault(f"{feat_dim}-D: {key} is not the same after training both", _BUFFER_FIX)
+            if not same_tensor(restored.state_dict()[key], value):
+                raise Fault(f"{feat_dim}-D: {key} is not the same after training both", BUFFER_FIX)
 
 
 def check_eval_keeps_state(name: str, context: Context) -> None:
     head = make_head(name, 2)
     features, labels = labelled_batch("odd batch of 7", 2)
     head.eval()
-    before = _state(head)
+    before = head_state(head)
     head(features, labels)
-    changed = [key for key, value in head.state_dict().items() if not _same(before[key], value)]
+    changed = [key for key, value in head.state_dict().items() if not same_tensor(before[key], value)]
     if changed:
         raise Fault(
             f"an eval-mode forward changed {', '.join(changed)}",
@@ -522,7 +353,7 @@ def check_deterministic(name: str, context: Context) -> None:
             (grad,) = torch.autograd.grad(total, features)
             values += [total.detach(), grad]
         runs.append(values + [head.logits(features.detach())])
-    if not all(_same(a, b) for a, b in zip(*runs, strict=True)):
+    if not all(same_tensor(a, b) for a, b in zip(*runs, strict=True)):
         raise Fault(
             "two heads built with the same seed and fed the same batches compute different losses or gradients",
             "draw random numbers only from torch's global generator in __init__ (seeded by the run), never in "
