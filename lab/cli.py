@@ -33,6 +33,8 @@ COMMANDS = {
     "summary": "summary",
     "preset": "preset",
     "interpret": "interpret",
+    "end": "end",
+    "delete": "delete",
 }
 
 

@@ -7,8 +7,8 @@ from collections import Counter
 
 import streamlit as st
 
-from lab import wording
-from lab.runstore import ACTIVE_STATES, RunRecord, RunStoreError
+from lab import ending, wording
+from lab.runstore import ELSEWHERE, RunRecord, RunStoreError
 from ui import seeds, session, titles
 from ui.text import plain
 
@@ -79,6 +79,22 @@ def _delete(experiment: str) -> None:
     st.toast(f"Deleted {deleted} runs.", icon=":material/delete:")
 
 
+def _end_elsewhere(records: list[RunRecord]) -> None:
+    """End this browser's runs of ``records`` that another machine left training (:mod:`lab.ending`)."""
+    me = session.owner()
+    ended = 0
+    for record in records:
+        if record.state == ELSEWHERE and record.owner == me:
+            try:
+                ending.end_run(session.run_store(), record.run_id, "their owner, in the app")
+            except RunStoreError as err:
+                st.toast(f"Run {plain(record.run_id)} was not ended: {plain(err)}", icon=":material/error:")
+                continue
+            ended += 1
+    if ended:
+        st.toast(f"Ended {ended} {'run' if ended == 1 else 'runs'}.", icon=":material/stop:")
+
+
 def _share(experiment: str) -> None:
     with st.popover("Share a read-only link", icon=":material/share:", width="stretch"):
         st.caption(
@@ -98,11 +114,20 @@ def _manage(experiment: str, records: list[RunRecord]) -> None:
     if session.linked(records):
         st.caption("Opened from a link: another browser trained it, so you can look but not stop or delete it.")
     elif not session.owns(records):
-        st.caption("This experiment is shared (the example or the command line): it can be deleted on disk only.")
+        st.caption(
+            "This experiment is shared (the example or the command line): only the server's operator can delete "
+            "it (`python -m lab delete`)."
+        )
     elif problem:
         st.caption("The runs folder cannot be written, so nothing can be deleted.")
-    elif any(r.state in ACTIVE_STATES for r in records):
+    elif any(r.state == "running" for r in records):
         st.caption("Stop the training before deleting this experiment.")
+    elif any(r.state == ELSEWHERE for r in records):
+        st.caption(
+            "Another machine was training runs of this experiment, and this one cannot tell whether it still "
+            "is. If it no longer is, end them here; then the experiment can be deleted."
+        )
+        st.button("End these runs", key="end_elsewhere", on_click=_end_elsewhere, args=(records,))
     else:
         with st.popover("Delete this experiment", icon=":material/delete:", width="stretch"):
             st.markdown(f"Delete its {len(records)} runs from disk? This cannot be undone.")
