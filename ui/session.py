@@ -17,7 +17,9 @@ copied or shared link opens a read-only view), an exported run, the server's log
 (none of them holds the credential), guessing and forging (a credential's signature needs the server's
 secret), and scripts, including a page of another site on the same host (cookies do not tell ports
 apart): they cannot read the cookie, a value they plant is not honored, and one that shadows the
-browser's own (several credentials sent) makes the session a visitor rather than someone else. What it
+browser's own (several credentials sent) makes the session a visitor rather than someone else. Old
+``?u=`` links are ignored and removed from the address bar: their token was in every link its browser
+shared. What it
 does not protect against: anyone who can read the browser's cookies (the browser's user, its
 extensions, malware, a person at the unlocked machine), anyone who can read the traffic of a plain-HTTP
 server (serve it over HTTPS), and a page of another site on the same host that plants, before this
