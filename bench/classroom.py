@@ -158,10 +158,16 @@ def _install(path):
         name = event.name
         if name == "SCRIPT_STARTED":
             patch_jobs()
-            if session not in browsers:
+            if session not in browsers:  # the bench's cookie names the browser, whatever page it opens on
+                import streamlit as st
+
                 ctx = get_script_run_ctx()
                 query = urllib.parse.parse_qs(ctx.query_string if ctx is not None else "")
-                browsers[session] = (query.get("classroom") or [""])[0]
+                try:
+                    cookie = st.context.cookies.get("classroom")
+                except Exception:
+                    cookie = None
+                browsers[session] = cookie or (query.get("classroom") or [""])[0]
             page = (payload.get("pages") or {}).get(payload.get("page_script_hash"), {})
             run = {"kind": "run", "session": session, "browser": browsers[session],
                    "page": page.get("page_name", ""), "fragment": bool(payload.get("fragment_ids_this_run")),
@@ -263,12 +269,34 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def keep_nice(pid: int, niceness: int) -> int:
+    """Lower every thread of ``pid`` that runs above ``niceness`` back to it; returns how many it lowered.
+    Chromium run as root raises some of its own threads (its GPU process, display threads: nice -8), which
+    would otherwise take the CPU from the server the wrapper's ``nice`` is meant to leave it."""
+    lowered = 0
+    try:
+        threads = [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        return 0
+    for tid in threads:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
+                os.setpriority(os.PRIO_PROCESS, tid, niceness)
+                lowered += 1
+        except OSError:  # the thread has ended
+            continue
+    return lowered
+
+
 class Sampler:
     """Samples, every :data:`SAMPLE_SECONDS` on a thread: the server's resident memory and CPU seconds, the
-    CPU seconds of this process's other descendants (Playwright's driver and Chromium), and the machine's."""
+    CPU seconds of this process's other descendants (Playwright's driver and Chromium), and the machine's;
+    puts Chromium's threads back to ``niceness`` (:func:`keep_nice`) when it is above 0."""
 
-    def __init__(self, server: int) -> None:
+    def __init__(self, server: int, niceness: int = 0) -> None:
         self.server = server
+        self.niceness = niceness
+        self.lowered = 0  # Chromium threads put back to ``niceness``
         self.samples: list[dict[str, float]] = []
         self.others: dict[int, tuple[str, float]] = {}  # pid -> name, latest CPU seconds (kept once it exits)
         self._stop = threading.Event()
@@ -302,6 +330,8 @@ class Sampler:
             mine |= grown
         for pid in mine - {os.getpid(), self.server}:
             self.others[pid] = (self.others.get(pid, (process_name(pid), 0.0))[0], stats[pid][1])
+            if self.niceness > 0 and "chrom" in self.others[pid][0]:
+                self.lowered += keep_nice(pid, self.niceness)
         server = stats.get(self.server)
         sample = {
             "t": time.time(),
@@ -542,6 +572,8 @@ async def run_class(
         async def attend(session: Session, delay: float) -> None:
             await asyncio.sleep(delay)
             context = await chromium.new_context(viewport=VIEWPORT)
+            # names the browser to the server's timing hook, also in sessions a reload or a native link opens
+            await context.add_cookies([{"name": "classroom", "value": str(session.index), "url": url}])
             page = await context.new_page()
             student = Student(session, page, url, epochs, quick, timeout)
             try:
@@ -568,7 +600,9 @@ async def warm_up(url: str, timeout: float, chromium_path: str) -> None:
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=chromium_path, args=browser.CHROMIUM_ARGS)
         try:
-            page = await (await chromium.new_context(viewport=VIEWPORT)).new_page()
+            context = await chromium.new_context(viewport=VIEWPORT)
+            await context.add_cookies([{"name": "classroom", "value": "warmup", "url": url}])
+            page = await context.new_page()
             student = Student(session, page, url, 1, True, timeout)
             await page.goto(f"{url}/?classroom=warmup", timeout=timeout * 1000)
             await settled(page, timeout * 1000)
@@ -815,7 +849,7 @@ def report_class(
         "load/chromium_cpu_seconds",
         last["chromium_cpu"] - first["chromium_cpu"],
         "s",
-        note=f"same machine, at nice {browser_nice}",
+        note=f"same machine, at nice {browser_nice} ({sampler.lowered} threads that raised themselves put back)",
     )
     report.figure("load/playwright_cpu_seconds", last["driver_cpu"] - first["driver_cpu"], "s", note="its driver")
     report.figure(
@@ -852,8 +886,9 @@ def report_class(
     lost = [row for row in queue if row["lost"]]
     trainers = sum(s.trainer for s in sessions)
     report.figure("jobs/started", len(queue), "jobs", note=f"{trainers} trainer sessions")
-    report.figure("jobs/lost", len(lost) + max(0, trainers - len(queue)), "jobs", target="0",
-                  met=not lost and len(queue) == trainers)  # fmt: skip
+    report.figure("jobs/lost", len(lost), "jobs", target="0", met=not lost, note="queued, and not every run finished")
+    report.figure("jobs/never_asked", max(0, trainers - len(queue)), "jobs",
+                  note="trainer sessions whose browser timed out before Start")  # fmt: skip
 
     report.table(
         "Sessions (browser: what Chromium saw; server: its script runs; median / 95th percentile)",
@@ -1004,7 +1039,7 @@ def main(argv: list[str] | None = None) -> Report:
     sessions = [Session(index=i, trainer=i in spread) for i in range(n)]  # trainers spread through the class
     marks: dict[str, float] = {}
     try:
-        with server(runs_dir, events) as (url, pid), Sampler(pid) as sampler:
+        with server(runs_dir, events) as (url, pid), Sampler(pid, args.browser_nice) as sampler:
             log = next(work.glob("streamlit-*.log"))
             asyncio.run(warm_up(url, args.timeout, chromium_path))
             time.sleep(5 if quick else 15)
