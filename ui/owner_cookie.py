@@ -77,18 +77,19 @@ def set_cookie_header(credential: str, path: str, secure: bool) -> tuple[bytes, 
 
 
 def _rewritten(headers: list[tuple[bytes, bytes]], credential: str | None, conflict: bool) -> list[tuple[bytes, bytes]]:
-    """``headers`` with :data:`COOKIE` removed from the ``Cookie`` headers, then ``credential`` added."""
-    kept = []
+    """``headers`` with one ``Cookie`` header (Starlette reads only the first): the browser's other cookies,
+    then ``credential`` as :data:`COOKIE`, if any."""
+    kept, pairs = [], []
     for name, value in headers:
         if name.lower() == b"cookie":
-            pairs = [p.strip() for p in value.decode("latin-1").split(";")]
-            others = [p for p in pairs if p and p.partition("=")[0] != COOKIE]
-            if others:
-                kept.append((b"cookie", "; ".join(others).encode("latin-1")))
+            found = [p.strip() for p in value.decode("latin-1").split(";")]
+            pairs += [p for p in found if p and p.partition("=")[0].strip() != COOKIE]
         elif name.lower() != CONFLICT_HEADER.encode():
             kept.append((name, value))
     if credential is not None:
-        kept.append((b"cookie", f"{COOKIE}={credential}".encode("latin-1")))
+        pairs.append(f"{COOKIE}={credential}")
+    if pairs:
+        kept.append((b"cookie", "; ".join(pairs).encode("latin-1")))
     if conflict:
         kept.append((CONFLICT_HEADER.encode(), b"1"))
     return kept
