@@ -14,10 +14,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from lab import logs
-from ui import layout, sidebar
+if __name__ == "__main__":  # a session's script run (the server's import below stays light)
+    from lab import logs
+    from ui import layout, sidebar
 
-if __name__ == "__main__":  # a session's script run
     logs.configure()
     st.set_page_config(
         page_title="LossLens",
