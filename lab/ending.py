@@ -4,9 +4,9 @@ or unreadable (its owner is unknown, so no browser sees it). Used by ``python -m
 (the server's operator) and by the sidebar (the run's owner).
 
 Ending writes the run's status as ``interrupted`` (its files may have stopped anywhere, so the pages do not
-draw it; it can be deleted) with a message that says who ended it and what it was; a missing owner is taken from the other runs of its experiment when they all name the same one. A run a live
-process of this machine is training is refused: the browser that started it (or ``kill`` of that process)
-stops it.
+draw it; it can be deleted) with a message that says who ended it and what it was; a missing owner is
+taken from the other runs of its experiment when they all name the same one. A run a live process of this
+machine is training is refused: the browser that started it (or ``kill`` of that process) stops it.
 """
 
 from __future__ import annotations
