@@ -8,14 +8,25 @@ import subprocess
 
 import pytest
 
-from bench import app_latency, interpret, lockstep, loss_overhead, memory, playground, quality, throughput
+from bench import app_latency, classroom, interpret, lockstep, loss_overhead, memory, playground, quality, throughput
+from tests.browser import requires_chromium
 
 pytestmark = pytest.mark.bench
 
 
 @pytest.mark.parametrize(
     "bench_module",
-    [throughput, loss_overhead, app_latency, quality, memory, playground, interpret, lockstep],
+    [
+        throughput,
+        loss_overhead,
+        app_latency,
+        quality,
+        memory,
+        playground,
+        interpret,
+        lockstep,
+        pytest.param(classroom, marks=requires_chromium),  # a real server and browsers
+    ],
     ids=lambda module: module.__name__.rsplit(".", 1)[-1],
 )
 def test_benchmark_runs_in_quick_mode_and_prints_its_figures(bench_module, tmp_path, capsys):

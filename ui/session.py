@@ -4,26 +4,29 @@ Every ``st.session_state`` and ``st.query_params`` key the app keeps is named he
 is written only through this module's functions.
 
 Identity. A browser owns the experiments it trains and its training job: only it may stop or delete
-them. What proves it is a *credential*, a 256-bit random secret the server issues on the browser's
-first visit and keeps in a cookie (``losslens_owner``: the whole site's path, one year, ``SameSite=Strict``,
-``Secure`` over HTTPS), so it survives a refresh and a restart of the server and is shared by the
-browser's tabs. Streamlit can read the cookies a browser sends (``st.context.cookies``) but has no way
-to set one, so the first page view sets it with a one-line script (``st.html`` with JavaScript allowed,
-which runs in the page itself; scripts in plain ``st.html`` are dropped and ``components.html`` runs in an
-iframe). Run and job files record only the *owner id*, a hash of the credential, so neither the runs
-folder, an export, a log line nor a job id gives the credential away.
+them. What proves it is a *credential* the server issues and signs (:mod:`lab.runs.credentials`): the server
+itself sets it in an ``HttpOnly`` cookie (``losslens_owner``: one year, ``SameSite=Strict``, ``Secure`` over
+HTTPS) on the browser's first page load, before any session starts (:mod:`ui.owner_cookie`), so every tab
+of the browser, a refresh and a restart of the server find the same one, and no script can read it. A
+value the server did not sign is replaced by a new credential. Run and job files record only the *owner
+id*, a hash of the credential, so neither the runs folder, an export, a log line nor a job id gives the
+credential away.
 
 What this protects against: a link (the address bar holds only the experiment and view settings, so a
 copied or shared link opens a read-only view), an exported run, the server's log and the runs folder
-(none of them holds the credential), and guessing (2^256 values; only well-formed credentials are
-accepted). Old ``?u=`` links are ignored and removed from the address bar: their token was in every
-link its browser shared. What it does not protect against: anyone who can read the browser's cookies
-(the browser's user, its extensions, malware, a person at the unlocked machine), anyone who can read the
-traffic of a plain-HTTP server (serve it over HTTPS), and scripts in the page (the cookie is not
-``HttpOnly`` because a script sets it; the app shows every file-derived text as text, :mod:`ui.text`, and
-runs no other script). Clearing cookies, a private window or another browser is a new owner: the old
-experiments stay on disk (``python -m lab list``) and in the app for whoever still has the cookie.
-A browser that refuses cookies is a new owner on each refresh.
+(none of them holds the credential), guessing and forging (a credential's signature needs the server's
+secret), and scripts, including a page of another site on the same host (cookies do not tell ports
+apart): they cannot read the cookie, a value they plant is not honored, and one that shadows the
+browser's own (several credentials sent) makes the session a visitor rather than someone else. Old
+``?u=`` links are ignored and removed from the address bar: their token was in every link its browser
+shared. What it
+does not protect against: anyone who can read the browser's cookies (the browser's user, its
+extensions, malware, a person at the unlocked machine), anyone who can read the traffic of a plain-HTTP
+server (serve it over HTTPS), and a page of another site on the same host that plants, before this
+browser's first visit, a credential it got from this server: serve LossLens on a host name of its own.
+Clearing cookies, a private window or another browser is a new owner; the runs stay on disk, and the
+server's operator can end and delete them (``python -m lab end``, ``python -m lab delete``). A browser that
+refuses cookies is a new owner on each refresh.
 
 Selection. The experiment (``?exp=``) lives in the URL as well as the session: a page switch clears the
 URL's parameters (the session keeps them) and a refresh starts a new session (the URL keeps them).
@@ -35,25 +38,25 @@ A new browser opens on :data:`DEFAULT_EXAMPLE`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
 import os
-import re
-import secrets
 import shutil
 import tempfile
+import time
 import urllib.parse
 from pathlib import Path
 
 import streamlit as st
 
-from lab.runs import contents
+from lab.runs import contents, credentials
+from lab.runs.contents import RunStoreError
 from lab.runs.io import read_run_file
 from lab.runs.record import RunRecord
-from lab.runs.store import TRASH_PREFIX, RunStore, RunStoreError
+from lab.runs.store import TRASH_PREFIX, RunStore
 from lab.training.jobs import JobManager
+from ui.owner_cookie import CLAIM_PATH, CONFLICT_HEADER, COOKIE
 
 logger = logging.getLogger(__name__)
 
@@ -73,15 +76,13 @@ CAM_OPACITY = "cam_opacity"  # Grad-CAM overlay opacity, shared likewise
 CAM_LAYER = "cam_layer"  # Grad-CAM layer ("last" or "previous"), shared likewise
 SEEN_DONE = "seen-done-{job_id}"  # the live view has rerun the whole page once after this job ended
 FOLLOWED = "followed_experiment"  # another browser's experiment whose training the Train page showed
+CLAIM = "claim_cookie"  # this session started a training: make its credential the browser's cookie
 
 # st.query_params keys
 URL_EXPERIMENT = "exp"
 URL_PRESENTATION = "present"  # ?present=1: open in presentation mode
 RETIRED_URL_KEYS = ("u", "job")  # the owner token and job id old links carried: ignored and removed
 
-COOKIE = "losslens_owner"
-COOKIE_SECONDS = 365 * 24 * 3600
-CREDENTIAL_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
 DEFAULT_EXAMPLE = "example-fashion-3d"  # what a new browser opens on: 28x28 images give readable 7x7 CAMs
 EXAMPLE_RUNS = Path(__file__).resolve().parents[1] / "assets" / "example-runs"
@@ -189,17 +190,21 @@ def job_manager() -> JobManager:
 # ---------------------------------------------------------------- identity
 
 
+def _secret() -> bytes:
+    return credentials.server_secret(credentials.runs_root())
+
+
 def valid_credential(value: object) -> bool:
-    return isinstance(value, str) and CREDENTIAL_PATTERN.fullmatch(value) is not None
+    """Whether ``value`` is a credential this server (or one sharing its secret) issued."""
+    return credentials.verify(_secret(), value)
 
 
-def owner_of(credential: str) -> str:
-    """The owner id run files and jobs record for ``credential``: a hash, so they never hold the secret."""
-    return hashlib.sha256(f"losslens-owner:{credential}".encode()).hexdigest()[:32]
+owner_of = credentials.owner_of
 
 
 def _browser_cookie() -> str | None:
-    """The credential cookie the browser sent when it connected, if any."""
+    """The credential cookie the browser sent when it connected, if this server issued it (the server's
+    middleware passes on at most one, see :mod:`ui.owner_cookie`)."""
     try:
         value = st.context.cookies.get(COOKIE)
     except (AttributeError, RuntimeError):  # no browser connection (bare mode)
@@ -208,9 +213,11 @@ def _browser_cookie() -> str | None:
 
 
 def _credential() -> str:
+    """This session's credential: kept in the session (only the server writes it there), else the browser's
+    cookie, else a new one for this session alone (a browser that sent none the server could honor)."""
     credential = st.session_state.get(CREDENTIAL)
-    if not valid_credential(credential):
-        credential = _browser_cookie() or secrets.token_urlsafe(32)
+    if not isinstance(credential, str) or not credential:
+        credential = _browser_cookie() or credentials.issue(_secret())
         st.session_state[CREDENTIAL] = credential
     return credential
 
@@ -220,22 +227,46 @@ def owner() -> str:
     return owner_of(_credential())
 
 
+def _claim_cookie(credential: str) -> None:
+    """Ask this page to make ``credential`` its browser's cookie (:data:`ui.owner_cookie.CLAIM_PATH`), on
+    each page view of a session whose training is queued or running: a tab whose cookie another tab
+    replaced, or whose cookies were cleared, makes the browser the training's owner again (a refresh made
+    before that is a new owner; the operator can still end the training's runs, see the README)."""
+    base = str(st.get_option("server.baseUrlPath") or "").strip("/")
+    path = (f"/{base}" if base else "") + CLAIM_PATH
+    token = credentials.claim_token(_secret(), credential, time.time())
+    url = f"{path}?{urllib.parse.urlencode({'t': token})}"
+    st.html(
+        f'<script>fetch({json.dumps(url)}, {{method: "POST", credentials: "same-origin"}});</script>',
+        unsafe_allow_javascript=True,
+    )
+
+
+def credential_conflict() -> bool:
+    """Whether the browser sent several credentials this server issued, so that none counts for it."""
+    try:
+        return bool(st.context.headers.get(CONFLICT_HEADER))
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def keep_identity() -> None:
-    """Once per page view: drop the retired owner and job parameters from the address bar and, when the
-    browser does not hold this session's credential yet, store it in the browser's cookie."""
+    """Once per page view: drop the retired owner and job parameters from the address bar and say when the
+    browser's cookies make it a visitor here."""
     for key in RETIRED_URL_KEYS:
         if key in st.query_params:
             del st.query_params[key]
     credential = _credential()
-    if _browser_cookie() == credential:
-        return
-    base = "/" + str(st.get_option("server.baseUrlPath") or "").strip("/")
-    cookie = f"{COOKIE}={credential}; Path={base}; Max-Age={COOKIE_SECONDS}; SameSite=Strict"
-    st.html(
-        f"<script>document.cookie = {json.dumps(cookie)} + "
-        '(location.protocol === "https:" ? "; Secure" : "");</script>',
-        unsafe_allow_javascript=True,
-    )
+    started = st.session_state.pop(CLAIM, False)
+    if (started or job_manager().active_job(owner_of(credential))) and not credential_conflict():
+        _claim_cookie(credential)  # never over the browser's own when it sends several
+    if credential_conflict():
+        st.warning(
+            "This browser holds more than one LossLens owner cookie (a page of another site on this host "
+            "can add one), so this page cannot tell which experiments are yours and shows them read-only. "
+            "Clear this site's cookies and open LossLens again; its operator can end or delete your runs "
+            "with `python -m lab end` and `python -m lab delete`."
+        )
 
 
 # ---------------------------------------------------------------- experiments
@@ -408,6 +439,7 @@ def start_pending(experiment: str) -> None:
     st.query_params[URL_EXPERIMENT] = experiment
     st.session_state[EXPERIMENT] = experiment
     st.session_state[PENDING_EXPERIMENT] = experiment
+    st.session_state[CLAIM] = True
 
 
 def follow(experiment: str) -> None:

@@ -8,8 +8,9 @@ from collections import Counter
 import streamlit as st
 
 from lab.analysis import wording
+from lab.runs import ending
 from lab.runs.contents import RunStoreError
-from lab.runs.record import ACTIVE_STATES, RunRecord
+from lab.runs.record import ELSEWHERE, RunRecord
 from lab.shown_text import count_text
 from ui import seeds, session, titles
 from ui.text import plain
@@ -81,6 +82,22 @@ def _delete(experiment: str) -> None:
     st.toast(f"Deleted {count_text(deleted, 'run')}.", icon=":material/delete:")
 
 
+def _end_elsewhere(records: list[RunRecord]) -> None:
+    """End this browser's runs of ``records`` that another machine left training (:mod:`lab.runs.ending`)."""
+    me = session.owner()
+    ended = 0
+    for record in records:
+        if record.state == ELSEWHERE and record.owner == me:
+            try:
+                ending.end_run(session.run_store(), record.run_id, "their owner, in the app")
+            except RunStoreError as err:
+                st.toast(f"Run {plain(record.run_id)} was not ended: {plain(err)}", icon=":material/error:")
+                continue
+            ended += 1
+    if ended:
+        st.toast(f"Ended {ended} {'run' if ended == 1 else 'runs'}.", icon=":material/stop:")
+
+
 def _share(experiment: str) -> None:
     with st.popover("Share a read-only link", icon=":material/share:", width="stretch"):
         st.caption(
@@ -100,11 +117,20 @@ def _manage(experiment: str, records: list[RunRecord]) -> None:
     if session.linked(records):
         st.caption("Opened from a link: another browser trained it, so you can look but not stop or delete it.")
     elif not session.owns(records):
-        st.caption("This experiment is shared (the example or the command line): it can be deleted on disk only.")
+        st.caption(
+            "This experiment is shared (the example or the command line): only the server's operator can delete "
+            "it (`python -m lab delete`)."
+        )
     elif problem:
         st.caption("The runs folder cannot be written, so nothing can be deleted.")
-    elif any(r.state in ACTIVE_STATES for r in records):
+    elif any(r.state == "running" for r in records):
         st.caption("Stop the training before deleting this experiment.")
+    elif any(r.state == ELSEWHERE for r in records):
+        st.caption(
+            "Another machine was training runs of this experiment, and this one cannot tell whether it still "
+            "is. If it no longer is, end them here; then the experiment can be deleted."
+        )
+        st.button("End these runs", key="end_elsewhere", on_click=_end_elsewhere, args=(records,))
     else:
         with st.popover("Delete this experiment", icon=":material/delete:", width="stretch"):
             st.markdown(f"Delete its {len(records)} runs from disk? This cannot be undone.")

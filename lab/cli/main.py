@@ -36,6 +36,8 @@ COMMANDS = {
     "interpret": "interpret",
     "check-loss": "check_loss",
     "report": "report",
+    "end": "end",
+    "delete": "delete",
 }
 
 

@@ -37,7 +37,7 @@ def active_pills(page) -> set[str]:
 
 
 def owner_cookie(page, jar) -> dict:
-    """The credential cookie, once the first page view's script has set it (a moment after the page settles)."""
+    """The credential cookie, which the server sets with the first page it sends."""
     for _ in range(100):
         found = [c for c in jar.cookies() if c["name"] == "losslens_owner"]
         if found:
@@ -61,7 +61,7 @@ def test_a_copied_link_is_read_only_and_a_refresh_keeps_stop_and_the_form(tmp_pa
         alice.goto(f"{url}/train")
         wait_until_idle(alice)
         cookie = owner_cookie(alice, alice_jar)
-        assert cookie["sameSite"] == "Strict" and len(cookie["value"]) == 43
+        assert cookie["sameSite"] == "Strict" and cookie["httpOnly"] and len(cookie["value"]) == 87  # ID.MAC
         choose_losses(alice, CHOSEN)
         epochs = alice.get_by_role("textbox", name="Epochs")
         epochs.fill("30")

@@ -19,6 +19,7 @@ import torchvision
 from streamlit.runtime.context import ContextProxy
 from streamlit.testing.v1 import AppTest
 
+from lab.runs import credentials
 from lab.runs.arraycache import ArrayCache
 from lab.runs.record import RunRecord
 from lab.runs.store import RunStore
@@ -107,27 +108,36 @@ def has_button(app: AppTest, key_prefix: str) -> bool:
 # ---------------------------------------------------------------- identity
 
 
-def test_the_credential_lives_in_a_cookie_and_never_in_the_address_bar(runs_dir, monkeypatch):
+def test_the_credential_is_issued_by_the_server_and_never_in_the_address_bar(runs_dir, monkeypatch):
     first = open_page("pages/features.py", credential=None)
     credential = first.session_state[session.CREDENTIAL]
     assert session.valid_credential(credential)
-    scripts = [html.proto.body for html in first.get("html")]
-    assert len(scripts) == 1 and f"losslens_owner={credential};" in scripts[0] and "SameSite=Strict" in scripts[0]
+    assert not first.get("html"), "no script sets the cookie: the server does, HttpOnly (ui.owner_cookie)"
     assert credential not in json.dumps(dict(first.query_params))
-    # a refresh: a new session whose browser sends the cookie is the same owner and sets nothing
-    monkeypatch.setattr(ContextProxy, "cookies", property(lambda self: {session.COOKIE: ALICE}))
+    # a refresh: a new session whose browser sends the cookie the server issued is the same owner
+    fabricate(RunStore(runs_dir), "issued-exp", owner=session.owner_of(credential))
+    monkeypatch.setattr(ContextProxy, "cookies", property(lambda self: {session.COOKIE: credential}))
     refreshed = open_page("pages/features.py", credential=None)
-    assert refreshed.session_state[session.CREDENTIAL] == ALICE and not refreshed.get("html")
-    assert position(refreshed, ALICE_EXP) is not None
+    assert refreshed.session_state[session.CREDENTIAL] == credential
+    assert position(refreshed, "issued-exp") is not None
 
 
-@pytest.mark.parametrize("cookie", ["١" * 43, "short", "x" * 43 + "\n", "<script>".ljust(43, "x")])
-def test_a_malformed_cookie_is_a_new_owner(runs_dir, monkeypatch, cookie):
+def forged_credentials() -> list[str]:
+    """Values a page of another site could plant: well formed, but not signed with this server's secret."""
+    issued = credentials.issue(b"another server's secret, not this one".ljust(32))
+    ident, mac = issued.split(".")
+    return [ALICE, "F" * 43, issued, f"{ident}.{'A' * 43}", f"{'A' * 43}.{mac}"]
+
+
+@pytest.mark.parametrize(
+    "cookie", ["١" * 43, "short", "x" * 43 + "\n", "<script>".ljust(43, "x"), *forged_credentials()]
+)
+def test_a_cookie_this_server_did_not_issue_is_a_new_owner(runs_dir, monkeypatch, cookie):
     monkeypatch.setattr(ContextProxy, "cookies", property(lambda self: {session.COOKIE: cookie}))
     app = open_page("pages/features.py", credential=None)
-    assert app.session_state[session.CREDENTIAL] != cookie and session.valid_credential(
-        app.session_state[session.CREDENTIAL]
-    )
+    assert app.session_state[session.CREDENTIAL] != cookie
+    assert session.valid_credential(app.session_state[session.CREDENTIAL])
+    assert position(app, ALICE_EXP) is None, "a value planted as Alice's cookie does not make Alice"
 
 
 def test_an_old_owner_link_is_ignored_and_removed(runs_dir):
