@@ -272,6 +272,6 @@ with panels_col:
 
 with inspect_col:
     # Imported last: it brings in pytorch-grad-cam, a slow first import the charts above need not wait for.
-    from ui import inspect
+    from ui import inspector
 
-    inspect.image_panel(loaded, [], per_row=2)
+    inspector.image_panel(loaded, [], per_row=2)

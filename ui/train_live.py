@@ -90,7 +90,7 @@ def _progress_text(progress: TrainingProgress | None) -> str:
     if progress is None:
         return "waiting"
     if progress.status is not None:
-        return plain(f"{progress.status} {progress.message}".strip())
+        return plain(f"{progress.status}: {progress.message}" if progress.message else progress.status)
     return f"epoch {progress.epoch} of {progress.epochs}{_epoch_accuracy(progress.metrics)}"
 
 
