@@ -23,6 +23,7 @@ from torch.func import grad_and_value, vmap
 
 import losses
 from losses.base import CrossEntropyPlusHead, LossHead
+from losses.pml import PmlHead
 
 CIRCLE_POINTS = 720
 SPHERE_LONGITUDES = 96
@@ -113,10 +114,12 @@ def zero_lines(axis: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def has_own_value(name: str) -> bool:
-    """Whether one feature alone has a value of this loss. The heads that add a batch term to
-    cross-entropy (pairs of samples, class means of the batch, centers that move with it) do not:
-    alone, a feature sees only the cross-entropy part of them."""
-    return not issubclass(losses.get(name), CrossEntropyPlusHead)
+    """Whether the playground can draw this loss: one feature alone has a value of it, at class directions
+    the playground sets. The heads that add a batch term to cross-entropy (pairs of samples, class means of the
+    batch, centers that move with it) have none alone: a feature sees only their cross-entropy part; and
+    pytorch-metric-learning's losses keep their class weights inside the library's module."""
+    head = losses.get(name)
+    return not issubclass(head, (CrossEntropyPlusHead, PmlHead))
 
 
 def set_progress(head: LossHead, progress: float) -> None:

@@ -12,12 +12,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import losses
-from lab.cli.main import main as cli
+from lab.cli import main as cli
 from lab.settings import form
 from lab.settings.config import RunConfig, setting, settings
 from lab.settings.errors import ConfigError
 from lab.settings.experiment import make_experiment
-from ui import form_widgets, train_form
+from ui import form_widgets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +155,7 @@ def _form_with_label_noise() -> None:
     import streamlit as st
 
     from lab.settings.config import RunConfig, setting
+    from ui import train_form
 
     @dataclasses.dataclass(frozen=True)
     class WithLabelNoise(RunConfig):
