@@ -520,7 +520,7 @@ class Student:
                 if (await pill.get_attribute("aria-pressed") == "true") != (name == QUICK_LOSS):
                     await pill.click(timeout=self.timeout)
                     await settled(page, self.timeout)
-        epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
+        epochs = page.get_by_role("textbox", name="Epochs", exact=True)
         await epochs.fill(str(self.epochs), timeout=self.timeout)
         await epochs.press("Enter")
         await settled(page, self.timeout)

@@ -59,7 +59,7 @@ def start_training(page, url: str | None) -> None:
         page.goto(f"{url}/train")
         wait_until_idle(page)
     choose_losses(page, ["Softmax cross-entropy", "CosFace (AM-Softmax)"])
-    epochs = page.get_by_role("spinbutton", name="Epochs")
+    epochs = page.get_by_role("textbox", name="Epochs", exact=True)
     epochs.fill("30")
     epochs.press("Enter")
     wait_until_idle(page)

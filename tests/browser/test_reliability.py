@@ -58,7 +58,7 @@ def test_two_browsers_train_at_once_refresh_reattaches_and_divergence_is_shown(t
         alice.get_by_text("Done: 2 of 2 runs finished").wait_for(timeout=600_000)
         bob.get_by_text("Done: 0 of 1 runs finished").wait_for(timeout=600_000)
         wait_until_idle(bob)
-        assert bob.get_by_text("diverged the loss became").first.is_visible()
+        assert bob.get_by_text("diverged: the loss became").first.is_visible()
         # the sidebar follows after the full rerun the finished job asks for, which a busy server may start late
         sidebar = bob.locator("[data-testid='stSidebar']")
         sidebar.get_by_text("diverged").first.wait_for(timeout=60_000)
