@@ -92,7 +92,11 @@ def fill_with_preset(page, title: str) -> None:
     choice = picker.get_by_role("combobox", name="Preset")
     if not choice.is_visible():
         picker.get_by_text("Start from a paper's experiment").click()
-    choice.fill(title)  # the menu lists the options that match what is typed
+    # the menu lists the options that match what is typed; the first two words name one preset
+    choice.click()
+    choice.fill(" ".join(title.split()[:2]))
+    page.get_by_role("option", name=title, exact=True).wait_for()
+    assert page.get_by_role("option").all_inner_texts() == [title]
     choice.press("ArrowDown")
     choice.press("Enter")
     wait_until_idle(page)
