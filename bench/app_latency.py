@@ -56,7 +56,7 @@
 
 The last four (``APP_SECTIONS``) are measured by :mod:`bench.browser` in a fresh Python process started in
 the checkout it measures, 3 times (UMAP once), and the figures are medians. ``--checkout REV`` measures them
-also for git revision REV (e.g. ``3e85ef3``, the app before the issue-14 speed work): a temporary ``git
+also for git revision REV (e.g. ``3e85ef3``, an earlier app): a temporary ``git
 worktree`` of REV, whose process imports REV's own ``app.py``, ``pages/``, ``ui/`` and ``lab/``; the runs of
 the two alternate (before, after, then after, before, ...), REV's figures are named ``before/...``, and a
 table sets the two side by side. The worktree is removed at the end. The AppTest sections run in full mode
@@ -256,7 +256,7 @@ TARGETS = {  # a figure's name (or, ending in "/", the start of it): (target, th
     "gradcam/method_change/HiResCAM": ("< 1 s", 1.0),
     "gradcam/method_change/GradCAM++": ("< 1 s", 1.0),
     "umap/import_and_first_10000": ("< 15 s", 15.0),
-    # the browser (issue 23's table, on a quiet 2-core machine)
+    # what users wait for in the browser, on a quiet 2-core machine
     "first_heading": ("<= 2 s", 2.0),
     "first_page_settled": ("<= 4 s", 4.0),
     "feature_space/first": ("<= 2 s", 2.0),
@@ -268,7 +268,7 @@ TARGETS = {  # a figure's name (or, ending in "/", the start of it): (target, th
     "switch_example": ("<= 3 s", 3.0),
     "switch_example/feedback": ("<= 0.5 s", 0.5),
 }
-ISSUE_TABLE = [  # the rows of issue 23's table: (what, the figures that answer it)
+WAITS_TABLE = [  # what a user waits for: (what, the figures that answer it)
     ("first heading after the server accepts connections", ["first_heading"]),
     ("first page settled (Fashion-MNIST 3-D example)", ["first_page_settled"]),
     ("Feature space, first visit", ["feature_space/first"]),
@@ -444,10 +444,10 @@ def report_arms(report: Report, measured: dict[str, dict[str, list[float]]], qui
 
 
 def browser_tables(report: Report, measured: dict[str, dict[str, list[float]]]) -> None:
-    """The browser journey as issue 23's table (medians, every run, target, per arm), and each step's
+    """The browser journey as a table of what users wait for (medians, every run, target, per arm), and each step's
     readings (medians): what it received, ran and drew."""
     rows = []
-    for what, names in ISSUE_TABLE:
+    for what, names in WAITS_TABLE:
         for arm, figures in measured.items():
             found = [name for name in names if figures.get(name)]
             if not found:
@@ -460,7 +460,7 @@ def browser_tables(report: Report, measured: dict[str, dict[str, list[float]]]) 
             )
             rows.append([what, arm, f"{values} s", runs, target, met])
     report.table(
-        "the issue's table in headless Chromium (seconds, medians; each run)",
+        "what users wait for, in headless Chromium (seconds, medians; each run)",
         ["what", "arm", "median", "runs", "target", "met"],
         rows,
     )
